@@ -1,0 +1,169 @@
+"""DeviceActor: one device's live state — latest values, twin, presence, rule state.
+
+A plain class (no Ray): methods take a message and return effects. The host activates it
+from a snapshot, calls it one message at a time, and persists `snapshot()` write-behind.
+"""
+from __future__ import annotations
+
+import json
+from typing import Any, Iterable
+
+from pulse.actors.messages import CommandAck, Effect, Heartbeat, Publish, ReportedState, Telemetry
+from pulse.actors.rules import Rule, RuleState, step
+
+MAX_DESIRED_BYTES = 8192  # documented limit of a desired-state document (docs/device-protocol.md)
+
+
+def merge_patch(target: dict[str, Any], patch: dict[str, Any]) -> dict[str, Any]:
+    """RFC 7386 JSON merge patch: null deletes a key, objects merge recursively."""
+    out = dict(target)
+    for key, value in patch.items():
+        if value is None:
+            out.pop(key, None)
+        elif isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = merge_patch(out[key], value)
+        else:
+            out[key] = value
+    return out
+
+
+def diff_keys(desired: dict[str, Any], reported: dict[str, Any]) -> dict[str, Any]:
+    """Desired keys whose reported value differs (recursively for nested objects)."""
+    delta: dict[str, Any] = {}
+    for key, want in desired.items():
+        have = reported.get(key)
+        if isinstance(want, dict) and isinstance(have, dict):
+            sub = diff_keys(want, have)
+            if sub:
+                delta[key] = sub
+        elif want != have:
+            delta[key] = want
+    return delta
+
+
+class DeviceActor:
+    __slots__ = ("tenant_id", "device_id", "latest", "twin", "rule_states", "presence", "dirty")
+
+    def __init__(self, tenant_id: str, device_id: str, snapshot: dict[str, Any] | None = None) -> None:
+        s = snapshot or {}
+        self.tenant_id = tenant_id
+        self.device_id = device_id
+        # metric -> [value, ts_ms]: lists, not tuples, so a JSON snapshot round-trips unchanged
+        self.latest: dict[str, list] = s.get("latest", {})
+        self.twin: dict[str, Any] = s.get("twin") or {
+            "desired": {}, "desired_version": 0, "desired_ts": None,
+            "reported": {}, "reported_version": 0, "reported_ts": None,
+        }
+        self.rule_states: dict[str, RuleState] = {k: RuleState.from_dict(v) for k, v in s.get("rules", {}).items()}
+        self.presence: dict[str, Any] = s.get("presence", {"last_seen_ms": None, "last_telemetry_ms": None,
+                                                          "last_heartbeat_ms": None, "connected": None})
+        self.dirty = False
+
+    # ---- persistence ---------------------------------------------------------------------
+    def snapshot(self) -> dict[str, Any]:
+        return {
+            "latest": self.latest,
+            "twin": self.twin,
+            "rules": {k: v.to_dict() for k, v in self.rule_states.items()},
+            "presence": self.presence,
+        }
+
+    # ---- messages ------------------------------------------------------------------------
+    def on_telemetry(self, msg: Telemetry, rules: Iterable[Rule]) -> list[Effect]:
+        self._seen(msg.ts_ms, "last_telemetry_ms")
+        for metric, value in msg.metrics.items():
+            cur = self.latest.get(metric)
+            if cur is None or msg.ts_ms >= cur[1]:
+                self.latest[metric] = [value, msg.ts_ms]
+        effects: list[Effect] = []
+        for rule in rules:
+            value = msg.metrics.get(rule.metric)
+            if value is None or not rule.applies_to(self.device_id):
+                continue
+            state = self.rule_states.setdefault(rule.rule_id, RuleState())
+            event = step(rule, state, self.device_id, value, msg.ts_ms)
+            if event is not None:
+                effects.append(event)
+        self.dirty = True
+        return effects
+
+    def on_heartbeat(self, msg: Heartbeat) -> list[Effect]:
+        self._seen(msg.ts_ms, "last_heartbeat_ms")
+        self.dirty = True
+        return []
+
+    def on_reported(self, msg: ReportedState) -> list[Effect]:
+        tw = self.twin
+        tw["reported"] = merge_patch(tw["reported"], msg.reported)
+        tw["reported_version"] = max(tw["reported_version"] + 1, msg.version or 0)
+        tw["reported_ts"] = msg.ts_ms
+        self._seen(msg.ts_ms, None)
+        self.dirty = True
+        return []
+
+    def on_command_ack(self, msg: CommandAck) -> list[Effect]:
+        self._seen(msg.ts_ms, None)
+        self.dirty = True
+        return []
+
+    def handle(self, msg: Any, rules: Iterable[Rule]) -> list[Effect]:
+        if isinstance(msg, Telemetry):
+            return self.on_telemetry(msg, rules)
+        if isinstance(msg, Heartbeat):
+            return self.on_heartbeat(msg)
+        if isinstance(msg, ReportedState):
+            return self.on_reported(msg)
+        if isinstance(msg, CommandAck):
+            return self.on_command_ack(msg)
+        raise TypeError(f"device actor cannot handle {type(msg).__name__}")
+
+    # ---- requests (from the API) ---------------------------------------------------------
+    def patch_desired(self, patch: dict[str, Any], now_ms: int) -> tuple[dict[str, Any], list[Effect]]:
+        desired = merge_patch(self.twin["desired"], patch)
+        if len(json.dumps(desired)) > MAX_DESIRED_BYTES:
+            raise ValueError(f"desired state larger than {MAX_DESIRED_BYTES} bytes")
+        tw = self.twin
+        tw["desired"] = desired
+        tw["desired_version"] += 1
+        tw["desired_ts"] = now_ms
+        self.dirty = True
+        body = {"desired": desired, "version": tw["desired_version"], "timestamp": now_ms}
+        topic = f"tenant/{self.tenant_id}/device/{self.device_id}/shadow/desired"
+        return self.twin_view(), [Publish(topic, json.dumps(body).encode(), qos=1, retain=True)]
+
+    def rules_changed(self, live_rule_ids: set[str]) -> list[Effect]:
+        """Forget state of deleted rules; an alert they left open is closed by the tenant actor."""
+        for rid in [r for r in self.rule_states if r not in live_rule_ids]:
+            del self.rule_states[rid]
+            self.dirty = True
+        return []
+
+    def latest_view(self) -> dict[str, Any]:
+        return {m: {"value": v[0], "ts_ms": v[1]} for m, v in sorted(self.latest.items())}
+
+    def twin_view(self) -> dict[str, Any]:
+        return {**self.twin, "delta": self.delta()}
+
+    def delta(self) -> dict[str, Any]:
+        return diff_keys(self.twin["desired"], self.twin["reported"])
+
+    def presence_view(self) -> dict[str, Any]:
+        return dict(self.presence)
+
+    def _seen(self, ts_ms: int, field: str | None) -> None:
+        p = self.presence
+        if p["last_seen_ms"] is None or ts_ms > p["last_seen_ms"]:
+            p["last_seen_ms"] = ts_ms
+        if field and (p[field] is None or ts_ms > p[field]):
+            p[field] = ts_ms
+
+
+
+def presence_status(last_seen_ms: int | None, now_ms: int, stale_after_s: int, offline_after_s: int) -> str:
+    """ONLINE while heard from recently, STALE after a silence, OFFLINE after a long one."""
+    if last_seen_ms is None:
+        return "OFFLINE"
+    age_s = (now_ms - last_seen_ms) / 1000
+    if age_s <= stale_after_s:
+        return "ONLINE"
+    return "STALE" if age_s <= offline_after_s else "OFFLINE"

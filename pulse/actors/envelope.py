@@ -1,0 +1,162 @@
+"""Device message parsing and validation at the edge (MQTT bridge and HTTP ingest share it).
+
+Returns `DeviceMessage`s or `Rejection`s with a reason code; never raises on bad input.
+Pure Python, no I/O: the bridge calls it once per message on the hot path.
+"""
+from __future__ import annotations
+
+import json
+import math
+import re
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from typing import Any
+
+from pulse.actors.messages import CommandAck, DeviceMessage, Heartbeat, Rejection, ReportedState, Telemetry
+
+ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,127}$")
+METRIC_KEY_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.:/-]{0,127}$")
+UPLINK_SUFFIXES = {"telemetry", "heartbeat", "shadow/reported", "commands/ack", "ota/status"}
+
+
+@dataclass(frozen=True, slots=True)
+class Limits:
+    max_payload_bytes: int = 16384
+    max_metrics: int = 50
+    max_future_skew_ms: int = 300_000
+    max_batch: int = 100
+
+
+class Reject(Exception):
+    def __init__(self, reason: str, detail: str | None = None) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.detail = detail
+
+
+def parse_topic(topic: str) -> tuple[str, str, str]:
+    """`tenant/{t}/device/{d}/{suffix}` -> (t, d, suffix)."""
+    parts = topic.split("/")
+    if len(parts) < 5 or parts[0] != "tenant" or parts[2] != "device":
+        raise Reject("BAD_TOPIC_FORMAT")
+    tenant_id, device_id, suffix = parts[1], parts[3], "/".join(parts[4:])
+    if not ID_RE.match(tenant_id) or not ID_RE.match(device_id):
+        raise Reject("BAD_TOPIC_FORMAT", "invalid tenant or device id")
+    if suffix not in UPLINK_SUFFIXES:
+        raise Reject("BAD_TOPIC_FORMAT", f"unknown message type {suffix!r}")
+    return tenant_id, device_id, suffix
+
+
+def parse_ts(value: Any, now_ms: int, limits: Limits) -> int:
+    """ISO-8601 (naive = UTC) or epoch seconds/milliseconds -> epoch ms."""
+    if value is None:
+        return now_ms
+    if isinstance(value, bool):
+        raise Reject("INVALID_TIMESTAMP", "ts must be ISO-8601 or epoch")
+    if isinstance(value, (int, float)):
+        ms = int(value * 1000) if value < 1e11 else int(value)
+    elif isinstance(value, str):
+        try:
+            dt = datetime.fromisoformat(value.replace("Z", "+00:00"))
+        except ValueError:
+            raise Reject("INVALID_TIMESTAMP", f"unparseable ts {value[:40]!r}") from None
+        if dt.tzinfo is None:
+            dt = dt.replace(tzinfo=timezone.utc)
+        ms = int(dt.timestamp() * 1000)
+    else:
+        raise Reject("INVALID_TIMESTAMP", "ts must be ISO-8601 or epoch")
+    if ms > now_ms + limits.max_future_skew_ms:
+        raise Reject("TIMESTAMP_IN_FUTURE", f"ts is more than {limits.max_future_skew_ms // 1000}s ahead")
+    if ms < 0:
+        raise Reject("INVALID_TIMESTAMP", "ts before 1970")
+    return ms
+
+
+def parse_metrics(raw: Any, limits: Limits) -> dict[str, float]:
+    if not isinstance(raw, dict) or not raw:
+        raise Reject("INVALID_METRICS", "metrics must be a non-empty object")
+    if len(raw) > limits.max_metrics:
+        raise Reject("TOO_MANY_METRICS", f"{len(raw)} metrics > {limits.max_metrics}")
+    out: dict[str, float] = {}
+    for key, value in raw.items():
+        if len(key) > 128:
+            raise Reject("METRIC_KEY_TOO_LONG", key[:40])
+        if not METRIC_KEY_RE.match(key):
+            raise Reject("METRIC_KEY_INVALID", key[:40])
+        if isinstance(value, bool):
+            out[key] = 1.0 if value else 0.0
+        elif isinstance(value, (int, float)) and math.isfinite(value):
+            out[key] = float(value)
+        else:
+            raise Reject("METRIC_VALUE_INVALID", f"{key} is not a finite number or bool")
+    return out
+
+
+def _telemetry(t: str, d: str, body: Any, now_ms: int, limits: Limits) -> Telemetry:
+    if not isinstance(body, dict):
+        raise Reject("INVALID_ENVELOPE", "envelope must be an object")
+    version = body.get("version", "1")
+    if str(version) != "1":
+        raise Reject("UNSUPPORTED_ENVELOPE_VERSION", f"version {str(version)[:20]!r}")
+    seq = body.get("seq")
+    if seq is not None and (isinstance(seq, bool) or not isinstance(seq, int)):
+        raise Reject("INVALID_ENVELOPE", "seq must be an integer")
+    site = body.get("site_id")
+    if site is not None and not isinstance(site, str):
+        raise Reject("INVALID_ENVELOPE", "site_id must be a string")
+    return Telemetry(t, d, parse_ts(body.get("ts"), now_ms, limits), parse_metrics(body.get("metrics"), limits), seq, site)
+
+
+def _one(t: str, d: str, suffix: str, body: Any, now_ms: int, limits: Limits) -> DeviceMessage:
+    if suffix == "telemetry":
+        return _telemetry(t, d, body, now_ms, limits)
+    body = body if isinstance(body, dict) else {}
+    ts = parse_ts(body.get("ts"), now_ms, limits)
+    if suffix == "heartbeat":
+        return Heartbeat(t, d, ts)
+    if suffix == "shadow/reported":
+        reported = body.get("reported")
+        if not isinstance(reported, dict):
+            raise Reject("INVALID_ENVELOPE", "reported must be an object")
+        version = body.get("version")
+        return ReportedState(t, d, ts, reported, version if isinstance(version, int) else None)
+    if suffix == "commands/ack":
+        cid = body.get("command_id")
+        if not isinstance(cid, str) or not cid:
+            raise Reject("INVALID_ENVELOPE", "command_id required")
+        details = body.get("details")
+        return CommandAck(t, d, ts, cid, str(body.get("status", "ok")), details if isinstance(details, dict) else None)
+    raise Reject("BAD_TOPIC_FORMAT", f"unsupported message type {suffix}")
+
+
+def decode(
+    topic: str, payload: bytes, now_ms: int, limits: Limits = Limits()
+) -> tuple[list[DeviceMessage], list[Rejection]]:
+    """One MQTT/HTTP message -> accepted messages (a telemetry batch may hold several) and rejections."""
+    tenant_id = device_id = None
+    try:
+        tenant_id, device_id, suffix = parse_topic(topic)
+        if len(payload) > limits.max_payload_bytes:
+            raise Reject("PAYLOAD_TOO_LARGE", f"{len(payload)} bytes > {limits.max_payload_bytes}")
+        try:
+            body = json.loads(payload) if payload.strip() else {}
+        except (ValueError, UnicodeDecodeError):
+            raise Reject("INVALID_JSON") from None
+        if suffix == "telemetry" and isinstance(body, list):
+            if len(body) > limits.max_batch:
+                raise Reject("BATCH_TOO_LARGE", f"{len(body)} envelopes > {limits.max_batch}")
+            ok, bad = [], []
+            for item in body:
+                try:
+                    ok.append(_telemetry(tenant_id, device_id, item, now_ms, limits))
+                except Reject as r:
+                    bad.append(_rejection(r, topic, tenant_id, device_id, json.dumps(item)[:4096], now_ms))
+            return ok, bad
+        return [_one(tenant_id, device_id, suffix, body, now_ms, limits)], []
+    except Reject as r:
+        return [], [_rejection(r, topic, tenant_id, device_id, payload, now_ms)]
+
+
+def _rejection(r: Reject, topic: str, t: str | None, d: str | None, payload: bytes | str, now_ms: int) -> Rejection:
+    text = payload.decode("utf-8", "replace") if isinstance(payload, bytes) else payload
+    return Rejection(r.reason, topic[:512], t, d, text[:4096], now_ms, r.detail)

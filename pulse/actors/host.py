@@ -1,0 +1,241 @@
+"""Shards that host many virtual actors: placement-agnostic activation, write-behind, passivation.
+
+`DeviceShard` and `TenantShard` are plain async classes. `LocalRuntime` uses them in-process;
+`RayRuntime` runs each as a named Ray actor. They never import Ray.
+"""
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections import defaultdict
+from dataclasses import dataclass, field
+from typing import Any, Callable, Generic, Hashable, TypeVar
+
+from pulse.actors.device import DeviceActor
+from pulse.actors.messages import AlertEvent, DeviceMessage, Publish, Rejection
+from pulse.actors.rules import Rule
+from pulse.actors.tenant import AlertOp, CreateAlert, RetriggerAlert, TenantActor
+from pulse.errors import Invalid, NotFound
+from pulse.storage import alerts as alert_store
+from pulse.storage import device_state
+from pulse.storage import rules as rule_store
+from pulse.storage.db import Database
+
+log = logging.getLogger(__name__)
+K = TypeVar("K", bound=Hashable)
+A = TypeVar("A")
+
+
+class ActorHost(Generic[K, A]):
+    """Activation table of one shard: key -> live actor, with last-use times for passivation."""
+
+    def __init__(self, db_url: str, snapshot_interval_s: float, passivate_after_s: float) -> None:
+        self.db = Database(db_url)
+        self.actors: dict[K, A] = {}
+        self.last_used: dict[K, float] = {}
+        self.snapshot_interval_s = snapshot_interval_s
+        self.passivate_after_s = passivate_after_s
+        self._activation = asyncio.Lock()
+        self._loop_task: asyncio.Task | None = None
+
+    async def start(self) -> bool:
+        if self._loop_task is None:
+            self._loop_task = asyncio.create_task(self._maintenance_loop())
+        return True
+
+    async def stop(self) -> None:
+        if self._loop_task:
+            self._loop_task.cancel()
+            self._loop_task = None
+        await self.persist()
+        await self.db.dispose()
+
+    async def ready(self) -> bool:
+        return True
+
+    def touch(self, key: K) -> None:
+        self.last_used[key] = time.monotonic()
+
+    async def persist(self) -> int:
+        """Write-behind: snapshot every dirty actor in one transaction. Overridden per kind."""
+        return 0
+
+    async def passivate_idle(self) -> int:
+        """Drop actors idle longer than `passivate_after_s` (after persisting them)."""
+        cutoff = time.monotonic() - self.passivate_after_s
+        idle = [k for k, t in self.last_used.items() if t < cutoff]
+        if not idle:
+            return 0
+        await self.persist()
+        for k in idle:
+            self.actors.pop(k, None)
+            self.last_used.pop(k, None)
+        return len(idle)
+
+    async def _maintenance_loop(self) -> None:
+        while True:
+            await asyncio.sleep(self.snapshot_interval_s)
+            try:
+                await self.persist()
+                await self.passivate_idle()
+            except Exception:  # keep the shard alive; the next tick retries the dirty set
+                log.exception("shard maintenance failed")
+
+
+@dataclass
+class BatchResult:
+    accepted: list[DeviceMessage] = field(default_factory=list)
+    rejections: list[Rejection] = field(default_factory=list)
+    alert_events: list[AlertEvent] = field(default_factory=list)
+    publishes: list[Publish] = field(default_factory=list)
+
+
+class DeviceShard(ActorHost[tuple[str, str], DeviceActor]):
+    def __init__(self, shard_id: int, db_url: str, snapshot_interval_s: float = 1.0,
+                 passivate_after_s: float = 600.0) -> None:
+        super().__init__(db_url, snapshot_interval_s, passivate_after_s)
+        self.shard_id = shard_id
+        self.status: dict[tuple[str, str], str] = {}
+        self.rules: dict[str, list[Rule]] = {}
+        self.messages_handled = 0
+
+    async def _activate(self, keys: set[tuple[str, str]]) -> None:
+        missing = [k for k in keys if k not in self.actors]
+        if not missing:
+            return
+        async with self._activation:
+            missing = [k for k in missing if k not in self.actors]
+            loaded = await device_state.load_many(self.db, missing)
+            for key, (status, snap) in loaded.items():
+                self.actors[key] = DeviceActor(key[0], key[1], snap)
+                self.status[key] = status
+            for tenant in {t for t, _ in loaded} - self.rules.keys():
+                self.rules[tenant] = await rule_store.load_active(self.db, tenant)
+
+    async def handle_batch(self, msgs: list[DeviceMessage]) -> BatchResult:
+        """Process a batch in arrival order; unknown or revoked devices' messages are rejected."""
+        await self._activate({(m.tenant_id, m.device_id) for m in msgs})
+        out = BatchResult()
+        now = time.monotonic()
+        for m in msgs:
+            key = (m.tenant_id, m.device_id)
+            actor = self.actors.get(key)
+            if actor is None or self.status.get(key) != "ACTIVE":
+                reason = "UNREGISTERED_DEVICE" if actor is None else "DEVICE_REVOKED"
+                out.rejections.append(Rejection(reason, f"tenant/{m.tenant_id}/device/{m.device_id}",
+                                                m.tenant_id, m.device_id, None, m.ts_ms))
+                continue
+            for effect in actor.handle(m, self.rules.get(m.tenant_id, ())):
+                (out.alert_events if isinstance(effect, AlertEvent) else out.publishes).append(effect)
+            out.accepted.append(m)
+            self.last_used[key] = now
+        self.messages_handled += len(msgs)
+        return out
+
+    async def call(self, tenant_id: str, device_id: str, method: str, *args: Any) -> Any:
+        """A request from the API to one device actor (latest, twin, patch_desired, ...)."""
+        key = (tenant_id, device_id)
+        await self._activate({key})
+        actor = self.actors.get(key)
+        if actor is None:
+            raise NotFound(f"device {device_id} not found")
+        self.touch(key)
+        try:
+            return getattr(actor, method)(*args)
+        except ValueError as e:
+            raise Invalid(str(e)) from None
+
+    async def device_changed(self, tenant_id: str, device_id: str, status: str | None) -> None:
+        """Registry change: new status, or None when the device was deleted."""
+        key = (tenant_id, device_id)
+        if status is None:
+            self.actors.pop(key, None)
+            self.status.pop(key, None)
+            self.last_used.pop(key, None)
+        elif key in self.actors:
+            self.status[key] = status
+
+    async def rules_changed(self, tenant_id: str) -> int:
+        """Reload the tenant's rules now; active actors drop state of deleted rules."""
+        if tenant_id not in self.rules and not any(t == tenant_id for t, _ in self.actors):
+            return 0
+        rules = await rule_store.load_active(self.db, tenant_id)
+        self.rules[tenant_id] = rules
+        live = {r.rule_id for r in rules}
+        for (t, _), actor in self.actors.items():
+            if t == tenant_id:
+                actor.rules_changed(live)
+        return len(rules)
+
+    async def persist(self) -> int:
+        dirty = {k: a.snapshot() for k, a in self.actors.items() if a.dirty}
+        if not dirty:
+            return 0
+        await device_state.save_many(self.db, dirty)
+        for k in dirty:
+            self.actors[k].dirty = False
+        return len(dirty)
+
+    async def stats(self) -> dict[str, Any]:
+        return {"shard_id": self.shard_id, "active_actors": len(self.actors), "messages": self.messages_handled}
+
+
+class TenantShard(ActorHost[str, TenantActor]):
+    def __init__(self, shard_id: int, db_url: str, snapshot_interval_s: float = 1.0,
+                 passivate_after_s: float = 3600.0) -> None:
+        super().__init__(db_url, snapshot_interval_s, passivate_after_s)
+        self.shard_id = shard_id
+        self.alerts_opened = 0
+
+    async def _actor(self, tenant_id: str) -> TenantActor:
+        actor = self.actors.get(tenant_id)
+        if actor is None:
+            async with self._activation:
+                actor = self.actors.get(tenant_id)
+                if actor is None:
+                    actor = TenantActor(tenant_id, await alert_store.load_open(self.db, tenant_id))
+                    self.actors[tenant_id] = actor
+        self.touch(tenant_id)
+        return actor
+
+    async def handle_events(self, events: list[AlertEvent]) -> int:
+        """Alert events from device shards, applied in order per tenant. Returns alerts opened."""
+        by_tenant: dict[str, list[AlertEvent]] = defaultdict(list)
+        for ev in events:
+            by_tenant[ev.tenant_id].append(ev)
+        opened = 0
+        for tenant_id, evs in by_tenant.items():
+            actor = await self._actor(tenant_id)
+            for ev in evs:
+                opened += await self._apply(actor, actor.on_alert_event(ev))
+        self.alerts_opened += opened
+        return opened
+
+    async def call(self, tenant_id: str, method: str, *args: Any) -> int:
+        """acknowledge / close / silence / rule_deleted on the tenant actor; applies the ops."""
+        actor = await self._actor(tenant_id)
+        fn: Callable[..., list[AlertOp]] = getattr(actor, method)
+        return await self._apply(actor, fn(*args))
+
+    async def _apply(self, actor: TenantActor, ops: list[AlertOp]) -> int:
+        """Alert writes are write-through: the API reads alerts straight from the store."""
+        created = 0
+        for op in ops:
+            async with self.db.begin() as conn:
+                if isinstance(op, CreateAlert):
+                    try:
+                        alert_id = await alert_store.create(conn, op)
+                    except Exception:
+                        actor.create_failed(op.event.fingerprint)
+                        raise
+                    actor.created(op.event.fingerprint, alert_id, op.event.rule_id)
+                    created += 1
+                elif isinstance(op, RetriggerAlert):
+                    await alert_store.retrigger(conn, op)
+                else:
+                    await alert_store.transition(conn, actor.tenant_id, op)
+        return created
+
+    async def stats(self) -> dict[str, Any]:
+        return {"shard_id": self.shard_id, "active_actors": len(self.actors), "alerts_opened": self.alerts_opened}

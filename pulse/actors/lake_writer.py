@@ -1,0 +1,192 @@
+"""LakeWriter: telemetry rows -> WAL (acknowledged, durable) -> buffer -> Parquet lake.
+
+A plain async class; the runtime wraps it as a Ray actor. Every public method is `async` and
+all blocking file IO runs in worker threads, so the actor's event loop keeps taking appends
+while a flush writes Parquet.
+
+Invariant that makes crashes safe: a row is in exactly the WAL segments that have not been
+dropped until the Parquet file holding it has been fsynced and renamed into place. A crash
+anywhere therefore loses nothing acknowledged; a crash between the Parquet rename and the
+segment drop replays those rows again, and reads de-duplicate them.
+"""
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from pulse.storage.lake import Wal, conform, write_parquet
+
+log = logging.getLogger(__name__)
+
+
+class LakeWriter:
+    def __init__(
+        self, lake_dir: str, wal_dir: str, flush_interval_s: float = 2.0, flush_rows: int = 200_000
+    ) -> None:
+        self.lake_dir = lake_dir
+        self.wal_dir = wal_dir
+        self.flush_interval_s = flush_interval_s
+        self.flush_rows = flush_rows
+        self._wal: Wal | None = None
+        self._buffer: list[pa.Table] = []  # appended, not yet handed to a flush
+        self._buffered_rows = 0
+        self._flushing: list[pa.Table] = []  # being written; still served by `pending`
+        self._sealed: list[Path] = []  # rotated segments whose rows are in `_flushing`
+        # Orders "record in WAL segment" with "rows in buffer": a rotation can never fall
+        # between the two, so a sealed segment holds exactly the rows a flush takes.
+        self._append_lock = asyncio.Lock()
+        self._flush_lock = asyncio.Lock()
+        self._wake = asyncio.Event()
+        self._loop_task: asyncio.Task[None] | None = None
+        self._running = False
+        self._stats: dict[str, Any] = {
+            "rows_appended": 0,
+            "rows_flushed": 0,
+            "rows_replayed": 0,
+            "files_written": 0,
+            "flush_errors": 0,
+            "last_flush_at": None,
+        }
+
+    async def start(self) -> None:
+        """Recover what a crash left in the WAL, then start the periodic flush."""
+        if self._running:
+            return
+        self._wal = await asyncio.to_thread(Wal, self.wal_dir)
+        replayed = await asyncio.to_thread(self._recover, self._wal)
+        self._stats["rows_replayed"] += replayed
+        self._running = True
+        self._loop_task = asyncio.create_task(self._flush_loop(), name="lake-writer-flush")
+
+    async def append(self, table: pa.Table) -> int:
+        """Make rows durable (WAL + fsync) and buffer them; returns the rows accepted.
+
+        Raises `pulse.errors.Invalid` for rows the lake cannot store (bad tenant id, nulls,
+        wrong types) before anything is written."""
+        wal = self._require_started()
+        table = conform(table)
+        if table.num_rows == 0:
+            return 0
+        async with self._append_lock:
+            await asyncio.to_thread(wal.append, table)
+            self._buffer.append(table)
+            self._buffered_rows += table.num_rows
+        self._stats["rows_appended"] += table.num_rows
+        if self._buffered_rows >= self.flush_rows:
+            self._wake.set()  # flush early, but never make the acknowledging caller wait for it
+        return table.num_rows
+
+    async def flush(self) -> int:
+        """Write buffered rows to Parquet and drop their WAL segments; returns rows written.
+
+        If the Parquet write fails, rows and segments are kept and retried by the next flush."""
+        wal = self._require_started()
+        async with self._flush_lock:
+            async with self._append_lock:
+                if not self._buffer and not self._flushing:
+                    return 0
+                if self._buffer:
+                    self._sealed.append(await asyncio.to_thread(wal.rotate))
+                    self._flushing.extend(self._buffer)
+                    self._buffer, self._buffered_rows = [], 0
+            # Appends go on meanwhile: they land in the new segment and the fresh buffer.
+            table = pa.concat_tables(self._flushing)
+            paths = await asyncio.to_thread(write_parquet, self.lake_dir, table)
+            self._flushing = []
+            await asyncio.to_thread(wal.drop, self._sealed)
+            self._sealed = []
+        self._stats["rows_flushed"] += table.num_rows
+        self._stats["files_written"] += len(paths)
+        self._stats["last_flush_at"] = time.time()
+        return table.num_rows
+
+    async def pending(self, tenant_id: str, device_id: str) -> pa.Table | None:
+        """Acknowledged rows of one device not yet readable from Parquet (read-your-writes).
+
+        Call it before querying the lake (see `LakeReader`)."""
+        tables = [*self._flushing, *self._buffer]
+        if not tables:
+            return None
+        # One zero-copy concat, then one vectorised filter over all chunks.
+        rows = _device_rows(pa.concat_tables(tables), tenant_id, device_id)
+        return rows if rows.num_rows else None
+
+    async def stats(self) -> dict[str, Any]:
+        return {
+            **self._stats,
+            "rows_buffered": self._buffered_rows + sum(t.num_rows for t in self._flushing),
+            "wal_bytes": self._wal.size_bytes if self._wal else 0,
+        }
+
+    async def stop(self) -> None:
+        """Stop the flush loop and flush what is left (it stays in the WAL if that fails)."""
+        if not self._running:
+            return
+        self._running = False
+        self._wake.set()
+        if self._loop_task is not None:
+            await self._loop_task  # let an in-progress flush finish rather than cancel its IO
+        try:
+            await self.flush()
+        finally:
+            assert self._wal is not None
+            self._wal.close()
+            self._wal = None
+
+    # -- internals --
+    def _require_started(self) -> Wal:
+        if self._wal is None:
+            raise RuntimeError("LakeWriter.start() has not been awaited (or stop() was)")
+        return self._wal
+
+    def _recover(self, wal: Wal) -> int:
+        """Replay segments a previous process left into the lake, then drop them."""
+        segments = [p for p in wal.segments() if p != wal.current]
+        if not segments:
+            return 0
+        rows, batch, batch_rows = 0, [], 0
+        for table in wal.replay(segments):
+            batch.append(table)
+            batch_rows += table.num_rows
+            if batch_rows >= self.flush_rows:  # bound memory when a big WAL was left behind
+                rows += self._write_replayed(batch)
+                batch, batch_rows = [], 0
+        rows += self._write_replayed(batch)
+        wal.drop(segments)
+        log.info("lake writer: replayed %d rows from %d WAL segments", rows, len(segments))
+        return rows
+
+    def _write_replayed(self, batch: list[pa.Table]) -> int:
+        if not batch:
+            return 0
+        table = pa.concat_tables(batch)
+        self._stats["files_written"] += len(write_parquet(self.lake_dir, table))
+        return table.num_rows
+
+    async def _flush_loop(self) -> None:
+        while self._running:
+            try:
+                await asyncio.wait_for(self._wake.wait(), self.flush_interval_s)
+            except TimeoutError:
+                pass
+            self._wake.clear()
+            if not self._running:
+                return
+            try:
+                await self.flush()
+            except Exception:
+                # Rows stay buffered and in the WAL; count, log and retry after a pause.
+                self._stats["flush_errors"] += 1
+                log.exception("lake writer: flush failed; retrying in %.1fs", self.flush_interval_s)
+                await asyncio.sleep(self.flush_interval_s)
+
+
+def _device_rows(table: pa.Table, tenant_id: str, device_id: str) -> pa.Table:
+    mask = pc.and_(pc.equal(table["tenant_id"], tenant_id), pc.equal(table["device_id"], device_id))
+    return table.filter(mask)

@@ -1,0 +1,98 @@
+"""Messages actors receive and effects they return.
+
+Plain slotted dataclasses: they cross the hot path by the thousand, so no validation here;
+validation happens once at the edge (`pulse.actors.envelope`).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+
+# ---- messages into device actors -------------------------------------------------------------
+@dataclass(slots=True)
+class Telemetry:
+    tenant_id: str
+    device_id: str
+    ts_ms: int
+    metrics: dict[str, float]
+    seq: int | None = None
+    site_id: str | None = None
+
+
+@dataclass(slots=True)
+class Heartbeat:
+    tenant_id: str
+    device_id: str
+    ts_ms: int
+
+
+@dataclass(slots=True)
+class ReportedState:
+    tenant_id: str
+    device_id: str
+    ts_ms: int
+    reported: dict[str, Any]
+    version: int | None = None
+
+
+@dataclass(slots=True)
+class CommandAck:
+    tenant_id: str
+    device_id: str
+    ts_ms: int
+    command_id: str
+    status: str
+    details: dict[str, Any] | None = None
+
+
+DeviceMessage = Telemetry | Heartbeat | ReportedState | CommandAck
+
+
+@dataclass(slots=True)
+class Rejection:
+    """A message the edge refused: it becomes a quarantine event, never a silent drop."""
+
+    reason: str
+    topic: str
+    tenant_id: str | None
+    device_id: str | None
+    payload: bytes | str | None
+    ts_ms: int
+    detail: str | None = None
+
+
+# ---- effects out of actors -------------------------------------------------------------------
+@dataclass(slots=True)
+class AlertEvent:
+    """A rule changed state for one device: `open` on a rising edge, `clear` on a falling one."""
+
+    kind: Literal["open", "clear"]
+    tenant_id: str
+    device_id: str
+    rule_id: str
+    rule_name: str
+    severity: int
+    metric: str
+    value: float | None
+    ts_ms: int
+    auto_resolve: bool = True
+    alert_type: str = "THRESHOLD"
+    details: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def fingerprint(self) -> str:
+        return f"RULE:{self.rule_id}:{self.device_id}"
+
+
+@dataclass(slots=True)
+class Publish:
+    """An MQTT message Pulse sends to a device."""
+
+    topic: str
+    payload: bytes
+    qos: int = 1
+    retain: bool = False
+
+
+Effect = AlertEvent | Publish

@@ -1,0 +1,240 @@
+"""The actor runtime: placement of virtual actors on shards, and one interface, two implementations.
+
+`LocalRuntime` hosts the shards in this process (tests, tiny setups); `RayRuntime` talks to
+named, detached Ray actors in namespace `pulse`. Nothing outside `pulse.actors` knows which.
+"""
+from __future__ import annotations
+
+import asyncio
+import zlib
+from collections import defaultdict
+from dataclasses import dataclass, field
+from typing import Any
+
+from pulse.actors import metrics
+from pulse.actors.host import BatchResult, DeviceShard, TenantShard
+from pulse.actors.lake_writer import LakeWriter
+from pulse.actors.messages import AlertEvent, DeviceMessage, Publish, Rejection, Telemetry
+from pulse.config.settings import Settings
+from pulse.storage.lake import telemetry_table
+
+NAMESPACE = "pulse"
+
+
+def partition_of(key: str, partitions: int) -> int:
+    """Stable across processes and restarts (unlike hash())."""
+    return zlib.crc32(key.encode()) % partitions
+
+
+@dataclass
+class Placement:
+    """partition -> shard. Owned by the runtime so partitions can move when shards are added."""
+
+    partitions: int
+    shards: int
+    table: list[int] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        if not self.table:
+            self.table = [p % self.shards for p in range(self.partitions)]
+
+    def device_shard(self, tenant_id: str, device_id: str) -> int:
+        return self.table[partition_of(f"{tenant_id}/{device_id}", self.partitions)]
+
+    def tenant_shard(self, tenant_id: str) -> int:
+        return partition_of(tenant_id, self.partitions) % self.shards
+
+
+@dataclass
+class IngestResult:
+    accepted: int = 0
+    rows: int = 0
+    rejections: list[Rejection] = field(default_factory=list)
+    publishes: list[Publish] = field(default_factory=list)
+    alerts_opened: int = 0
+
+
+class Runtime:
+    """Routing over shard references; subclasses say how a reference is called."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.devices = Placement(settings.partitions, settings.device_shards)
+        self.tenants = Placement(settings.partitions, settings.tenant_shards)
+        self.device_refs: list[Any] = []
+        self.tenant_refs: list[Any] = []
+        self.lake_ref: Any = None
+
+    async def _call(self, ref: Any, method: str, *args: Any) -> Any:
+        raise NotImplementedError
+
+    async def start(self) -> None:
+        raise NotImplementedError
+
+    async def stop(self) -> None:
+        raise NotImplementedError
+
+    # ---- hot path ----------------------------------------------------------------------------
+    async def ingest(self, msgs: list[DeviceMessage]) -> IngestResult:
+        """One call per device shard, one lake append, one call per tenant shard — per batch.
+
+        When this returns, accepted telemetry is in the lake's write-ahead log: the caller may
+        acknowledge the messages to the broker.
+        """
+        by_shard: dict[int, list[DeviceMessage]] = defaultdict(list)
+        for m in msgs:
+            by_shard[self.devices.device_shard(m.tenant_id, m.device_id)].append(m)
+        results: list[BatchResult] = await asyncio.gather(
+            *(self._call(self.device_refs[s], "handle_batch", batch) for s, batch in by_shard.items())
+        )
+        out = IngestResult()
+        events: list[AlertEvent] = []
+        telemetry: list[Telemetry] = []
+        for r in results:
+            out.accepted += len(r.accepted)
+            out.rejections.extend(r.rejections)
+            out.publishes.extend(r.publishes)
+            events.extend(r.alert_events)
+            telemetry.extend(m for m in r.accepted if isinstance(m, Telemetry))
+        if telemetry:
+            table = telemetry_table(telemetry)
+            out.rows = table.num_rows
+            await self._call(self.lake_ref, "append", table)
+        if events:
+            out.alerts_opened = await self._tenant_events(events)
+        return out
+
+    async def _tenant_events(self, events: list[AlertEvent]) -> int:
+        by_shard: dict[int, list[AlertEvent]] = defaultdict(list)
+        for ev in events:
+            by_shard[self.tenants.tenant_shard(ev.tenant_id)].append(ev)
+        opened = await asyncio.gather(
+            *(self._call(self.tenant_refs[s], "handle_events", evs) for s, evs in by_shard.items())
+        )
+        total = sum(opened)
+        if total:
+            metrics.counter(metrics.ALERTS_OPENED, "alerts opened").inc(total)
+        return total
+
+    # ---- requests ----------------------------------------------------------------------------
+    async def device_call(self, tenant_id: str, device_id: str, method: str, *args: Any) -> Any:
+        ref = self.device_refs[self.devices.device_shard(tenant_id, device_id)]
+        return await self._call(ref, "call", tenant_id, device_id, method, *args)
+
+    async def tenant_call(self, tenant_id: str, method: str, *args: Any) -> Any:
+        return await self._call(self.tenant_refs[self.tenants.tenant_shard(tenant_id)], "call", tenant_id, method, *args)
+
+    async def device_changed(self, tenant_id: str, device_id: str, status: str | None) -> None:
+        ref = self.device_refs[self.devices.device_shard(tenant_id, device_id)]
+        await self._call(ref, "device_changed", tenant_id, device_id, status)
+
+    async def rules_changed(self, tenant_id: str) -> None:
+        """Broadcast: every shard reloads the tenant's rules now (no restart needed)."""
+        await asyncio.gather(*(self._call(r, "rules_changed", tenant_id) for r in self.device_refs))
+
+    async def pending_telemetry(self, tenant_id: str, device_id: str) -> Any:
+        return await self._call(self.lake_ref, "pending", tenant_id, device_id)
+
+    async def flush(self) -> None:
+        """Persist every dirty actor and write buffered telemetry to Parquet."""
+        await asyncio.gather(*(self._call(r, "persist") for r in self.device_refs + self.tenant_refs))
+        await self._call(self.lake_ref, "flush")
+
+    async def stats(self) -> dict[str, Any]:
+        shards = await asyncio.gather(*(self._call(r, "stats") for r in self.device_refs))
+        tenants = await asyncio.gather(*(self._call(r, "stats") for r in self.tenant_refs))
+        lake = await self._call(self.lake_ref, "stats")
+        active = sum(s["active_actors"] for s in shards)
+        metrics.gauge(metrics.ACTIVE_DEVICE_ACTORS, "device actors in memory").set(active)
+        return {"device_shards": shards, "tenant_shards": tenants, "lake": lake, "active_device_actors": active}
+
+    async def ready(self) -> bool:
+        await asyncio.gather(*(self._call(r, "ready") for r in self.device_refs + self.tenant_refs))
+        await self._call(self.lake_ref, "stats")
+        return True
+
+
+def _shard_args(settings: Settings, i: int) -> tuple:
+    return (i, settings.db_url, settings.snapshot_interval_s, settings.passivate_after_s)
+
+
+def _lake_args(settings: Settings) -> tuple:
+    return (str(settings.lake_dir), str(settings.wal_dir), settings.lake_flush_interval_s, settings.lake_flush_rows)
+
+
+class LocalRuntime(Runtime):
+    """Everything in this process and event loop."""
+
+    async def _call(self, ref: Any, method: str, *args: Any) -> Any:
+        return await getattr(ref, method)(*args)
+
+    async def start(self) -> None:
+        self.settings.ensure_dirs()
+        s = self.settings
+        self.device_refs = [DeviceShard(*_shard_args(s, i)) for i in range(s.device_shards)]
+        self.tenant_refs = [TenantShard(*_shard_args(s, i)) for i in range(s.tenant_shards)]
+        self.lake_ref = LakeWriter(*_lake_args(s))
+        await self.lake_ref.start()
+        for r in self.device_refs + self.tenant_refs:
+            await r.start()
+
+    async def stop(self) -> None:
+        for r in self.device_refs + self.tenant_refs:
+            await r.stop()
+        await self.lake_ref.stop()
+
+
+def actor_names(settings: Settings) -> dict[str, list[str]]:
+    return {
+        "device": [f"device-shard-{i}" for i in range(settings.device_shards)],
+        "tenant": [f"tenant-shard-{i}" for i in range(settings.tenant_shards)],
+        "lake": ["lake-writer"],
+    }
+
+
+class RayRuntime(Runtime):
+    """Named detached Ray actors. `deploy()` creates them; any process in the cluster may `connect()`."""
+
+    async def _call(self, ref: Any, method: str, *args: Any) -> Any:
+        return await getattr(ref, method).remote(*args)
+
+    def _options(self, name: str) -> dict[str, Any]:
+        # num_cpus=0: shards are I/O-bound asyncio actors; reserving a CPU each would starve a 2-core node.
+        return {"name": name, "namespace": NAMESPACE, "lifetime": "detached", "get_if_exists": True,
+                "num_cpus": 0, "max_restarts": -1, "runtime_env": {"env_vars": self.settings.env()}}
+
+    def deploy(self) -> None:
+        import ray
+
+        s = self.settings
+        s.ensure_dirs()
+        names = actor_names(s)
+        self.device_refs = [ray.remote(DeviceShard).options(**self._options(n)).remote(*_shard_args(s, i))
+                            for i, n in enumerate(names["device"])]
+        self.tenant_refs = [ray.remote(TenantShard).options(**self._options(n)).remote(*_shard_args(s, i))
+                            for i, n in enumerate(names["tenant"])]
+        self.lake_ref = ray.remote(LakeWriter).options(**self._options("lake-writer")).remote(*_lake_args(s))
+
+    def connect(self) -> None:
+        import ray
+
+        names = actor_names(self.settings)
+        self.device_refs = [ray.get_actor(n, namespace=NAMESPACE) for n in names["device"]]
+        self.tenant_refs = [ray.get_actor(n, namespace=NAMESPACE) for n in names["tenant"]]
+        self.lake_ref = ray.get_actor("lake-writer", namespace=NAMESPACE)
+
+    async def start(self) -> None:
+        if not self.device_refs:
+            self.connect()
+        await self._call(self.lake_ref, "start")
+        await asyncio.gather(*(self._call(r, "start") for r in self.device_refs + self.tenant_refs))
+
+    async def stop(self) -> None:
+        """Persist and kill the actors (detached actors outlive drivers otherwise)."""
+        import ray
+
+        await asyncio.gather(*(self._call(r, "stop") for r in self.device_refs + self.tenant_refs),
+                             return_exceptions=True)
+        await asyncio.gather(self._call(self.lake_ref, "stop"), return_exceptions=True)
+        for r in self.device_refs + self.tenant_refs + [self.lake_ref]:
+            ray.kill(r, no_restart=True)

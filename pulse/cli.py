@@ -1,0 +1,114 @@
+"""The `pulse` command: up | token | openapi | simulate | migrate."""
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import signal
+import sys
+import threading
+
+
+def cmd_up(args: argparse.Namespace) -> int:
+    from pulse.config.settings import load_settings
+    from pulse.node import Node
+
+    settings = load_settings()
+    node = Node(settings)
+    stop = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: stop.set())
+    try:
+        info = node.start()
+        s = settings
+        print(f"""
+Pulse is up.
+  API        http://{s.http_host}:{s.http_port}   (OpenAPI: /docs, health: /healthz)
+  Dashboard  http://{s.dashboard_host}:{s.dashboard_port}
+  MQTT       {"embedded broker on " + s.mqtt_host + ":" + str(s.mqtt_port) if s.uses_embedded_broker else s.mqtt_url}
+  Data dir   {s.data_dir}
+  Tenant     {info['tenant']}   admin {info['email']} / {info['password']}
+  Admin token (Authorization: Bearer ...):
+{info['token']}
+
+Ctrl-C stops Pulse; data stays in the data dir.""", flush=True)
+        stop.wait()
+    finally:
+        print("stopping Pulse...", file=sys.stderr, flush=True)
+        node.stop()
+    return 0
+
+
+def cmd_token(args: argparse.Namespace) -> int:
+    from pulse.config.settings import load_settings
+    from pulse.serve.auth import ROLES, issue_token
+    from pulse.storage.bootstrap import ensure_principal
+
+    if args.role not in ROLES:
+        print(f"unknown role {args.role!r}; one of {', '.join(ROLES)}", file=sys.stderr)
+        return 2
+    operator = args.role.startswith("operator")
+    if not operator and not args.tenant:
+        print("--tenant is required for customer roles", file=sys.stderr)
+        return 2
+    settings = load_settings()
+    tenant = None if operator else args.tenant
+    sub = args.sub or (f"{args.role}@{tenant}.local" if tenant else f"{args.role}@pulse.local")
+    asyncio.run(ensure_principal(settings, tenant, args.role, sub))
+    print(issue_token(settings, sub, tenant, args.role))
+    return 0
+
+
+def cmd_openapi(args: argparse.Namespace) -> int:
+    from pulse.serve.app import create_app
+
+    print(json.dumps(create_app().openapi(), indent=None))
+    return 0
+
+
+def cmd_migrate(args: argparse.Namespace) -> int:
+    from pulse.config.settings import load_settings
+    from pulse.storage.db import run_migrations
+
+    settings = load_settings()
+    settings.ensure_dirs()
+    run_migrations(settings.db_url)
+    print("schema is current")
+    return 0
+
+
+def cmd_simulate(args: argparse.Namespace) -> int:
+    from pulse.config.settings import load_settings
+    from pulse.simulators.devices import simulate
+
+    report = asyncio.run(simulate(load_settings(), tenant=args.tenant, devices=args.devices, rate=args.rate,
+                                  seconds=args.seconds, api=args.api, prefix=args.prefix))
+    print(json.dumps(report, indent=2))
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="pulse", description="Pulse IoT fleet platform")
+    sub = parser.add_subparsers(dest="command", required=True)
+    sub.add_parser("up", help="start Pulse on this machine (Ray, broker, actors, API)").set_defaults(fn=cmd_up)
+    t = sub.add_parser("token", help="print a signed JWT (creates the tenant/user if missing)")
+    t.add_argument("--tenant")
+    t.add_argument("--role", default="customer_admin")
+    t.add_argument("--sub")
+    t.set_defaults(fn=cmd_token)
+    sub.add_parser("openapi", help="print the OpenAPI document (starts nothing)").set_defaults(fn=cmd_openapi)
+    sub.add_parser("migrate", help="bring the SQL schema up to date").set_defaults(fn=cmd_migrate)
+    s = sub.add_parser("simulate", help="register devices and publish telemetry over MQTT")
+    s.add_argument("--tenant", default="demo")
+    s.add_argument("--devices", type=int, default=10)
+    s.add_argument("--rate", type=float, default=1.0, help="messages per second per device")
+    s.add_argument("--seconds", type=float, default=30.0)
+    s.add_argument("--api", default=None, help="API base URL (default: from settings)")
+    s.add_argument("--prefix", default="sim", help="device id prefix")
+    s.set_defaults(fn=cmd_simulate)
+    args = parser.parse_args(argv)
+    return args.fn(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,160 @@
+"""Pulse configuration: PULSE_* environment variables, optionally a TOML file.
+
+This is the only module that reads the environment. Everything else receives a
+`Settings` object (or the piece of it it needs).
+"""
+from __future__ import annotations
+
+import os
+import secrets
+from functools import cached_property
+from pathlib import Path
+from typing import Any
+from urllib.parse import unquote, urlsplit
+
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict, TomlConfigSettingsSource
+
+
+SERVICE_MQTT_USER = "pulse-service"
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="PULSE_", extra="ignore", frozen=False)
+
+    # Paths and endpoints
+    data_dir: Path = Path(".pulse")
+    config_file: Path | None = None
+    http_host: str = "127.0.0.1"
+    http_port: int = 8000
+    mqtt_host: str = "127.0.0.1"
+    mqtt_port: int = 1883
+    # Set -> use that external broker (e.g. mqtt://pulse:secret@127.0.0.1:1883) instead of the embedded one.
+    mqtt_url: str | None = None
+    # Mosquitto only: how Pulse manages device credentials ("dynsec" = dynamic security plugin).
+    mqtt_auth_mode: str = "dynsec"
+    database_url: str | None = None
+    ray_address: str | None = None
+    dashboard_host: str = "127.0.0.1"
+    dashboard_port: int = 8265
+
+    # Auth
+    jwt_secret: str | None = None
+    jwt_ttl_seconds: int = 12 * 3600
+    oidc_jwks_url: str | None = None
+    oidc_audience: str | None = None
+
+    # Actor runtime
+    partitions: int = 1024
+    device_shards: int = 2
+    tenant_shards: int = 1
+    snapshot_interval_s: float = 1.0
+    passivate_after_s: float = 600.0
+
+    # Ingest
+    ingest_bridges: int = 1
+    ingest_batch_size: int = 500
+    ingest_batch_ms: int = 20
+    max_payload_bytes: int = 16384
+    max_metrics: int = 50
+    max_future_skew_s: int = 300
+    stale_after_s: int = 60
+    offline_after_s: int = 300
+
+    # Lake
+    lake_flush_interval_s: float = 2.0
+    lake_flush_rows: int = 200_000
+
+    # Serve: the library default (5 in flight) collapses under concurrency; see docs/operations.md.
+    serve_max_ongoing_requests: int = 64
+    serve_replicas: int = 1
+
+    # First start
+    bootstrap_tenant: str = "demo"
+    bootstrap_admin_email: str = "admin@demo.local"
+    bootstrap_admin_password: str | None = None
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
+        toml_path = os.environ.get("PULSE_CONFIG_FILE")
+        if toml_path:
+            sources.append(TomlConfigSettingsSource(settings_cls, toml_file=toml_path))
+        return tuple(sources)
+
+    @field_validator("data_dir")
+    @classmethod
+    def _absolute(cls, v: Path) -> Path:
+        return v.expanduser().resolve()
+
+    @property
+    def db_url(self) -> str:
+        return self.database_url or f"sqlite+aiosqlite:///{self.data_dir / 'pulse.db'}"
+
+    @property
+    def lake_dir(self) -> Path:
+        return self.data_dir / "lake"
+
+    @property
+    def wal_dir(self) -> Path:
+        return self.data_dir / "wal"
+
+    @property
+    def uses_embedded_broker(self) -> bool:
+        return not self.mqtt_url
+
+    def ensure_dirs(self) -> None:
+        for d in (self.data_dir, self.lake_dir, self.wal_dir):
+            d.mkdir(parents=True, exist_ok=True)
+
+    def resolved_jwt_secret(self) -> str:
+        """The configured secret, else one generated into the data dir on first use."""
+        if self.jwt_secret:
+            return self.jwt_secret
+        path = self.data_dir / "jwt_secret"
+        if not path.exists():
+            self.ensure_dirs()
+            tmp = path.with_suffix(".tmp")
+            tmp.write_text(secrets.token_urlsafe(48))
+            tmp.chmod(0o600)
+            try:
+                os.link(tmp, path)  # atomic: the first writer wins, others read its secret
+            except FileExistsError:
+                pass
+            tmp.unlink(missing_ok=True)
+        return path.read_text().strip()
+
+    def service_mqtt_password(self) -> str:
+        """Password of Pulse's own MQTT account on the embedded broker (generated once)."""
+        path = self.data_dir / "mqtt_service_password"
+        if not path.exists():
+            self.ensure_dirs()
+            path.write_text(secrets.token_urlsafe(24))
+            path.chmod(0o600)
+        return path.read_text().strip()
+
+    def service_mqtt(self) -> tuple[str, int, str, str]:
+        """(host, port, username, password) of Pulse's own MQTT account."""
+        if self.mqtt_url:
+            u = urlsplit(self.mqtt_url)
+            return u.hostname or "127.0.0.1", u.port or 1883, unquote(u.username or ""), unquote(u.password or "")
+        return self.mqtt_host, self.mqtt_port, SERVICE_MQTT_USER, self.service_mqtt_password()
+
+    def env(self) -> dict[str, str]:
+        """These settings as PULSE_* variables, for processes Pulse starts (Ray workers, subprocesses)."""
+        out: dict[str, str] = {}
+        for name, value in self.model_dump().items():
+            if value is not None:
+                out[f"PULSE_{name.upper()}"] = str(value)
+        return out
+
+
+def load_settings(**overrides: Any) -> Settings:
+    return Settings(**overrides)

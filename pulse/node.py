@@ -1,0 +1,109 @@
+"""One Pulse node: Ray, the embedded broker, actors, ingest bridges and the Serve API.
+
+`pulse up` runs `Node.start()`, prints the admin token and waits for Ctrl-C.
+"""
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from typing import Any
+
+import httpx
+
+from pulse.actors.ingest import IngestBridge
+from pulse.actors.runtime import NAMESPACE, RayRuntime
+from pulse.broker.embedded import EmbeddedBroker
+from pulse.config.settings import Settings
+from pulse.storage import bootstrap
+
+log = logging.getLogger(__name__)
+
+
+class Node:
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.runtime = RayRuntime(settings)
+        self.broker: Any = None
+        self.bridges: list[Any] = []
+        self.started_ray = False
+
+    def _options(self, name: str) -> dict[str, Any]:
+        return {"name": name, "namespace": NAMESPACE, "lifetime": "detached", "get_if_exists": True,
+                "num_cpus": 0, "runtime_env": {"env_vars": self.settings.env()}}
+
+    def start_ray(self) -> None:
+        import ray
+
+        s = self.settings
+        if ray.is_initialized():
+            return
+        if s.ray_address:
+            ray.init(address=s.ray_address, namespace=NAMESPACE, log_to_driver=False)
+        else:
+            ray.init(namespace=NAMESPACE, include_dashboard=True, dashboard_host=s.dashboard_host,
+                     dashboard_port=s.dashboard_port, log_to_driver=False)
+        self.started_ray = True
+
+    def start(self) -> dict[str, Any]:
+        """Everything up and /healthz green; returns what the operator needs to know."""
+        import ray
+        from ray import serve
+
+        from pulse.serve.deployment import application
+
+        s = self.settings
+        s.ensure_dirs()
+        info = asyncio.run(bootstrap.first_start(s))
+        self.start_ray()
+        if s.uses_embedded_broker:
+            self.broker = ray.remote(EmbeddedBroker).options(**self._options("mqtt-broker")).remote(s)
+            ray.get(self.broker.start.remote(), timeout=60)
+        self.runtime.deploy()
+        asyncio.run(self.runtime.start())
+        self.bridges = [ray.remote(IngestBridge).options(**self._options(f"ingest-bridge-{i}")).remote(s, i)
+                        for i in range(s.ingest_bridges)]
+        ray.get([b.start.remote() for b in self.bridges], timeout=60)
+        serve.start(http_options={"host": s.http_host, "port": s.http_port})
+        serve.run(application(s), name="pulse", route_prefix="/")
+        self.wait_healthy()
+        return info
+
+    def wait_healthy(self, timeout_s: float = 90.0) -> None:
+        url = f"http://{self.settings.http_host}:{self.settings.http_port}/healthz"
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            try:
+                if httpx.get(url, timeout=5).status_code == 200:
+                    return
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.5)
+        raise RuntimeError(f"{url} did not answer 200 within {timeout_s:.0f}s")
+
+    def stop(self) -> None:
+        import ray
+        from ray import serve
+
+        if not ray.is_initialized():
+            return
+        try:
+            serve.shutdown()
+        except Exception:  # noqa: BLE001 - keep stopping the rest
+            log.exception("serve shutdown")
+        for b in self.bridges:
+            _quietly(lambda: ray.get(b.stop.remote(), timeout=30))
+            _quietly(lambda: ray.kill(b, no_restart=True))
+        _quietly(lambda: asyncio.run(self.runtime.stop()))
+        if self.broker is not None:
+            _quietly(lambda: ray.get(self.broker.stop.remote(), timeout=30))
+            _quietly(lambda: ray.kill(self.broker, no_restart=True))
+        if self.started_ray:
+            ray.shutdown()
+
+
+def _quietly(fn) -> None:
+    try:
+        fn()
+    except Exception:  # noqa: BLE001 - shutdown goes on; the cause is logged
+        log.exception("while stopping")

@@ -1,0 +1,73 @@
+"""The FastAPI application, built by a factory so it runs under Ray Serve, uvicorn or a test client."""
+from __future__ import annotations
+
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from typing import Any, AsyncIterator, Awaitable, Callable
+
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse
+
+from pulse.actors.downlink import Downlink
+from pulse.actors.runtime import Runtime
+from pulse.broker.credentials import DeviceCredentials
+from pulse.config.settings import Settings
+from pulse.serve import errors
+from pulse.serve.auth import TokenDecoder
+from pulse.storage.db import Database
+from pulse.storage.lake import LakeReader
+
+
+@dataclass
+class Services:
+    settings: Settings
+    db: Database
+    runtime: Runtime
+    lake: LakeReader
+    downlink: Downlink
+    credentials: DeviceCredentials
+    decoder: TokenDecoder
+
+
+def services(request: Request) -> Services:
+    return request.app.state.services
+
+
+def _routers():
+    from pulse.serve.routes import alert_rules, alerts, auth, devices, quarantine, telemetry
+
+    return [auth.router, devices.router, telemetry.router, alert_rules.router, alerts.router, quarantine.router]
+
+
+def create_app(build: Callable[[], Awaitable[Services]] | None = None,
+               close: Callable[[Services], Awaitable[None]] | None = None) -> FastAPI:
+    """`build` makes the services at startup (in the process that serves); None = docs only."""
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        if build is not None:
+            app.state.services = await build()
+        try:
+            yield
+        finally:
+            if build is not None and close is not None:
+                await close(app.state.services)
+
+    app = FastAPI(title="Pulse", version="0.1.0", lifespan=lifespan,
+                  description="IoT fleet platform: customer and operator REST API.")
+    errors.install(app)
+    for router in _routers():
+        app.include_router(router)
+
+    @app.get("/healthz", tags=["health"])
+    async def healthz(request: Request) -> Any:
+        svc: Services | None = getattr(request.app.state, "services", None)
+        if svc is None:
+            return JSONResponse({"status": "starting"}, status_code=503)
+        try:
+            await svc.runtime.ready()
+        except Exception as e:  # an actor is missing or not started yet
+            return JSONResponse({"status": "unavailable", "detail": str(e)[:200]}, status_code=503)
+        return {"status": "ok"}
+
+    return app

@@ -1,0 +1,46 @@
+"""Ray Serve wiring: the ingress deployment builds the FastAPI app inside each replica."""
+from __future__ import annotations
+
+from ray import serve
+
+from pulse.actors.downlink import Downlink
+from pulse.actors.runtime import RayRuntime
+from pulse.broker.credentials import credentials_for
+from pulse.config.settings import Settings, load_settings
+from pulse.serve.app import Services, create_app
+from pulse.serve.auth import TokenDecoder
+from pulse.storage.db import Database
+from pulse.storage.lake import LakeReader
+
+
+async def build_services(settings: Settings) -> Services:
+    runtime = RayRuntime(settings)
+    runtime.connect()
+    return Services(settings=settings, db=Database(settings.db_url), runtime=runtime,
+                    lake=LakeReader(settings.lake_dir), downlink=Downlink(settings),
+                    credentials=credentials_for(settings), decoder=TokenDecoder(settings))
+
+
+async def close_services(svc: Services) -> None:
+    await svc.downlink.close()
+    await svc.credentials.close()
+    await svc.db.dispose()
+
+
+def build_app():
+    """Runs in the replica: settings come from the PULSE_* variables of its runtime_env."""
+    settings = load_settings()
+    return create_app(lambda: build_services(settings), close_services)
+
+
+@serve.deployment(name="PulseIngress", ray_actor_options={"num_cpus": 0})
+@serve.ingress(build_app)
+class PulseIngress:
+    """All routes live on the app built by `build_app`; this class only hosts it."""
+
+
+def application(settings: Settings):
+    return PulseIngress.options(
+        num_replicas=settings.serve_replicas,
+        max_ongoing_requests=settings.serve_max_ongoing_requests,
+    ).bind()

@@ -1,0 +1,55 @@
+"""Alerts: read from the store, lifecycle changes through the tenant actor."""
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from fastapi import APIRouter, Depends, Query
+
+from pulse.serve.app import Services, services
+from pulse.serve.auth import Principal, customer
+from pulse.serve.schemas.alerts import SilenceBody
+from pulse.serve.schemas.common import PageParams, page, page_params
+from pulse.storage import alerts as store
+
+router = APIRouter(prefix="/api/v1/customer/alerts", tags=["alerts"])
+
+
+@router.get("")
+async def list_alerts(status: str | None = Query(None, pattern="^(OPEN|ACKNOWLEDGED|CLOSED)$"),
+                      device_id: str | None = Query(None, max_length=128),
+                      pg: PageParams = Depends(page_params), p: Principal = Depends(customer("alerts.read")),
+                      svc: Services = Depends(services)) -> dict[str, Any]:
+    items, total = await store.list_alerts(svc.db, p.tenant_id, status=status, device_id=device_id,
+                                           limit=pg.limit, offset=pg.offset)
+    return page("alerts", items, total, pg)
+
+
+@router.get("/{alert_id}")
+async def get_alert(alert_id: int, p: Principal = Depends(customer("alerts.read")),
+                    svc: Services = Depends(services)) -> dict[str, Any]:
+    return await store.get(svc.db, p.tenant_id, alert_id)
+
+
+async def _act(svc: Services, p: Principal, alert_id: int, method: str, *args: Any) -> dict[str, Any]:
+    await store.get(svc.db, p.tenant_id, alert_id)  # 404 for another tenant's alert
+    await svc.runtime.tenant_call(p.tenant_id, method, alert_id, *args)
+    return await store.get(svc.db, p.tenant_id, alert_id)
+
+
+@router.patch("/{alert_id}/acknowledge")
+async def acknowledge(alert_id: int, p: Principal = Depends(customer("alerts.acknowledge")),
+                      svc: Services = Depends(services)) -> dict[str, Any]:
+    return await _act(svc, p, alert_id, "acknowledge", p.sub, int(time.time() * 1000))
+
+
+@router.patch("/{alert_id}/close")
+async def close(alert_id: int, p: Principal = Depends(customer("alerts.close")),
+                svc: Services = Depends(services)) -> dict[str, Any]:
+    return await _act(svc, p, alert_id, "close", p.sub, int(time.time() * 1000))
+
+
+@router.patch("/{alert_id}/silence")
+async def silence(alert_id: int, body: SilenceBody, p: Principal = Depends(customer("alerts.silence")),
+                  svc: Services = Depends(services)) -> dict[str, Any]:
+    return await _act(svc, p, alert_id, "silence", body.minutes, p.sub, int(time.time() * 1000))

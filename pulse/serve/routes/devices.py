@@ -1,0 +1,123 @@
+"""Device registry and device tokens (HTTP only: parse, authorize, call storage/actors, shape)."""
+from __future__ import annotations
+
+import time
+from collections import Counter
+from typing import Any
+
+from fastapi import APIRouter, Depends, Query, Response
+
+from pulse.actors.device import presence_status
+from pulse.serve.app import Services, services
+from pulse.serve.auth import Principal, customer
+from pulse.serve.schemas.common import PageParams, page, page_params
+from pulse.serve.schemas.devices import DecommissionBody, DeviceCreate, DevicePatch, ID_PATTERN
+from pulse.storage import devices as store
+from pulse.storage import tokens
+from pulse.errors import Invalid
+
+router = APIRouter(prefix="/api/v1/customer", tags=["devices"])
+DevicePath = ID_PATTERN
+
+
+def _presence(svc: Services, presence: dict[str, Any]) -> dict[str, Any]:
+    s = svc.settings
+    status = presence_status(presence.get("last_seen_ms"), int(time.time() * 1000), s.stale_after_s, s.offline_after_s)
+    return {**presence, "status": status}
+
+
+@router.post("/devices", status_code=201)
+async def create_device(body: DeviceCreate, p: Principal = Depends(customer("devices.create")),
+                        svc: Services = Depends(services)) -> dict[str, Any]:
+    device, token = await store.create(svc.db, p.tenant_id, body.model_dump(exclude_none=True))
+    await svc.credentials.set_device_secret(p.tenant_id, body.device_id, token["token"])
+    return {**device, "token": token["token"], "token_id": token["token_id"]}
+
+
+@router.get("/devices")
+async def list_devices(status: str | None = Query(None, pattern="^(ACTIVE|INACTIVE|SUSPENDED|REVOKED)$"),
+                       site_id: str | None = None, search: str | None = Query(None, max_length=200),
+                       sort: str = Query("device_id", pattern="^-?(device_id|name|site_id|status|created_at|updated_at)$"),
+                       pg: PageParams = Depends(page_params), p: Principal = Depends(customer("devices.read")),
+                       svc: Services = Depends(services)) -> dict[str, Any]:
+    items, total = await store.list_devices(svc.db, p.tenant_id, status=status, site_id=site_id, search=search,
+                                            sort=sort, limit=pg.limit, offset=pg.offset)
+    return page("devices", items, total, pg)
+
+
+@router.get("/devices/summary")
+async def summary(p: Principal = Depends(customer("devices.read")), svc: Services = Depends(services)) -> dict[str, Any]:
+    registry = await store.registry_counts(svc.db, p.tenant_id)
+    now, s = int(time.time() * 1000), svc.settings
+    presence = Counter(presence_status(ms, now, s.stale_after_s, s.offline_after_s)
+                       for ms in await store.last_seen(svc.db, p.tenant_id))
+    return {"total": sum(registry.values()), "by_status": registry,
+            "connectivity": {k: presence.get(k, 0) for k in ("ONLINE", "STALE", "OFFLINE")}}
+
+
+@router.get("/devices/{device_id}")
+async def get_device(device_id: str, p: Principal = Depends(customer("devices.read")),
+                     svc: Services = Depends(services)) -> dict[str, Any]:
+    device = await store.get(svc.db, p.tenant_id, device_id)
+    presence = await svc.runtime.device_call(p.tenant_id, device_id, "presence_view")
+    return {**device, "presence": _presence(svc, presence)}
+
+
+@router.patch("/devices/{device_id}")
+async def patch_device(device_id: str, body: DevicePatch, p: Principal = Depends(customer("devices.update")),
+                       svc: Services = Depends(services)) -> dict[str, Any]:
+    fields = body.model_dump(exclude_unset=True)
+    if not fields:
+        raise Invalid("nothing to update")
+    device = await store.update(svc.db, p.tenant_id, device_id, fields)
+    if "status" in fields:
+        await svc.runtime.device_changed(p.tenant_id, device_id, device["status"])
+    return device
+
+
+@router.patch("/devices/{device_id}/decommission")
+async def decommission(device_id: str, body: DecommissionBody | None = None,
+                       p: Principal = Depends(customer("devices.decommission")),
+                       svc: Services = Depends(services)) -> dict[str, Any]:
+    device = await store.decommission(svc.db, p.tenant_id, device_id)
+    await svc.runtime.device_changed(p.tenant_id, device_id, "REVOKED")
+    await svc.credentials.remove_device(p.tenant_id, device_id)
+    return device
+
+
+@router.delete("/devices/{device_id}", status_code=204)
+async def delete_device(device_id: str, p: Principal = Depends(customer("devices.delete")),
+                        svc: Services = Depends(services)) -> Response:
+    await store.delete(svc.db, p.tenant_id, device_id)
+    await svc.runtime.device_changed(p.tenant_id, device_id, None)
+    await svc.credentials.remove_device(p.tenant_id, device_id)
+    return Response(status_code=204)
+
+
+# ---- tokens --------------------------------------------------------------------------------------
+@router.get("/devices/{device_id}/tokens")
+async def list_tokens(device_id: str, p: Principal = Depends(customer("devices.read")),
+                      svc: Services = Depends(services)) -> dict[str, Any]:
+    await store.get(svc.db, p.tenant_id, device_id)
+    items = await tokens.list_tokens(svc.db, p.tenant_id, device_id)
+    return {"tokens": items, "total": len(items)}
+
+
+@router.post("/devices/{device_id}/tokens/rotate", status_code=201)
+async def rotate_token(device_id: str, p: Principal = Depends(customer("devices.tokens.rotate")),
+                       svc: Services = Depends(services)) -> dict[str, Any]:
+    """Revokes the device's active tokens and returns the new secret (shown only this once)."""
+    await store.get(svc.db, p.tenant_id, device_id)
+    token = await tokens.rotate(svc.db, p.tenant_id, device_id)
+    await svc.credentials.set_device_secret(p.tenant_id, device_id, token["token"])
+    return token
+
+
+@router.delete("/devices/{device_id}/tokens/{token_id}", status_code=204)
+async def revoke_token(device_id: str, token_id: str, p: Principal = Depends(customer("devices.tokens.revoke")),
+                       svc: Services = Depends(services)) -> Response:
+    await store.get(svc.db, p.tenant_id, device_id)
+    await tokens.revoke(svc.db, p.tenant_id, device_id, token_id)
+    if not await tokens.active_hashes(svc.db, p.tenant_id, device_id):
+        await svc.credentials.remove_device(p.tenant_id, device_id)
+    return Response(status_code=204)

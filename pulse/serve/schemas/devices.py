@@ -1,0 +1,42 @@
+"""HTTP bodies of the device registry."""
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,127}$"
+DEVICE_STATUSES = ("ACTIVE", "INACTIVE", "SUSPENDED")
+
+
+class DeviceFields(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    name: str | None = Field(None, max_length=200)
+    site_id: str | None = Field(None, pattern=ID_PATTERN)
+    template_id: int | None = None
+    parent_device_id: str | None = Field(None, pattern=ID_PATTERN)
+    model: str | None = Field(None, max_length=200)
+    manufacturer: str | None = Field(None, max_length=200)
+    serial_number: str | None = Field(None, max_length=200)
+    fw_version: str | None = Field(None, max_length=100)
+    notes: str | None = Field(None, max_length=4000)
+    metadata: dict[str, Any] | None = None
+
+
+class DeviceCreate(DeviceFields):
+    device_id: str = Field(pattern=ID_PATTERN)
+
+
+class DevicePatch(DeviceFields):
+    status: str | None = Field(None, pattern="^(ACTIVE|INACTIVE|SUSPENDED)$")
+
+
+class DecommissionBody(BaseModel):
+    reason: str | None = Field(None, max_length=500)
+
+
+class DesiredPatch(BaseModel):
+    """A JSON merge patch of the desired state: null removes a key."""
+
+    model_config = ConfigDict(extra="allow")

@@ -1,0 +1,123 @@
+"""Alerts and their transition history. Writes come only from the tenant host (one writer per tenant)."""
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from typing import Any
+
+import sqlalchemy as sa
+
+from pulse.actors.tenant import CreateAlert, OpenAlert, RetriggerAlert, TransitionAlert
+from pulse.actors.rules import SEVERITY_LABELS
+from pulse.errors import NotFound
+from pulse.storage.db import Database, count
+from pulse.storage.tables import alert_transitions, alerts
+
+ALERT_STATUSES = ("OPEN", "ACKNOWLEDGED", "CLOSED")
+
+
+def ms_to_dt(ms: int | None) -> datetime | None:
+    return None if ms is None else datetime.fromtimestamp(ms / 1000, tz=timezone.utc)
+
+
+def _summary(ev) -> str:
+    op = ev.details.get("operator", "")
+    return f"{ev.rule_name}: {ev.metric}={ev.value:g} {op} {ev.details.get('threshold', '')}".strip()
+
+
+async def load_open(db: Database, tenant_id: str) -> list[OpenAlert]:
+    async with db.connect() as conn:
+        rows = await conn.execute(
+            sa.select(alerts.c.alert_id, alerts.c.fingerprint, alerts.c.rule_id, alerts.c.status, alerts.c.silenced_until)
+            .where(alerts.c.tenant_id == tenant_id, alerts.c.status.in_(("OPEN", "ACKNOWLEDGED")))
+        )
+        return [
+            OpenAlert(r.alert_id, r.fingerprint, r.rule_id, r.status,
+                      int(_aware(r.silenced_until).timestamp() * 1000) if r.silenced_until else None)
+            for r in rows
+        ]
+
+
+async def create(conn, op: CreateAlert) -> int:
+    ev = op.event
+    at = ms_to_dt(ev.ts_ms)
+    res = await conn.execute(
+        alerts.insert().values(
+            tenant_id=ev.tenant_id, device_id=ev.device_id, rule_id=ev.rule_id, alert_type=ev.alert_type,
+            fingerprint=ev.fingerprint, status="OPEN", severity=ev.severity, summary=_summary(ev),
+            metric=ev.metric, trigger_value=ev.value, triggered_at=at, last_triggered_at=at,
+            trigger_count=1, details=ev.details, created_at=datetime.now(timezone.utc),
+        ).returning(alerts.c.alert_id)
+    )
+    alert_id = res.scalar_one()
+    await _record(conn, alert_id, ev.tenant_id, "OPENED", None, at, {"value": ev.value})
+    return alert_id
+
+
+async def retrigger(conn, op: RetriggerAlert) -> None:
+    ev = op.event
+    await conn.execute(
+        alerts.update().where(alerts.c.alert_id == op.alert_id).values(
+            trigger_count=alerts.c.trigger_count + 1, last_triggered_at=ms_to_dt(ev.ts_ms),
+            trigger_value=ev.value, severity=ev.severity, summary=_summary(ev),
+        )
+    )
+    await _record(conn, op.alert_id, ev.tenant_id, "RETRIGGERED", None, ms_to_dt(ev.ts_ms), {"value": ev.value})
+
+
+async def transition(conn, tenant_id: str, op: TransitionAlert) -> None:
+    at = ms_to_dt(op.at_ms)
+    values: dict[str, Any] = {"status": op.status}
+    if op.action == "ACKNOWLEDGED":
+        values.update(acknowledged_by=op.actor, acknowledged_at=at)
+    elif op.status == "CLOSED":
+        values.update(closed_by=op.actor, closed_at=at)
+    if op.silenced_until_ms is not None:
+        values["silenced_until"] = ms_to_dt(op.silenced_until_ms)
+    await conn.execute(alerts.update().where(alerts.c.alert_id == op.alert_id, alerts.c.tenant_id == tenant_id).values(**values))
+    await _record(conn, op.alert_id, tenant_id, op.action, op.actor, at, op.details or {})
+
+
+async def _record(conn, alert_id: int, tenant_id: str, action: str, actor: str | None, at, details) -> None:
+    await conn.execute(alert_transitions.insert().values(
+        alert_id=alert_id, tenant_id=tenant_id, action=action, actor=actor, at=at, details=details))
+
+
+def _aware(dt: datetime | None) -> datetime | None:
+    # SQLite returns naive datetimes; everything Pulse stores is UTC.
+    return dt.replace(tzinfo=timezone.utc) if dt is not None and dt.tzinfo is None else dt
+
+
+def _public(row) -> dict[str, Any]:
+    d = dict(row._mapping)
+    for k in ("triggered_at", "last_triggered_at", "acknowledged_at", "closed_at", "silenced_until", "created_at"):
+        d[k] = _aware(d[k])
+    d["severity_label"] = SEVERITY_LABELS.get(d["severity"], str(d["severity"]))
+    d["silenced"] = bool(d["silenced_until"] and d["silenced_until"] > datetime.now(timezone.utc))
+    return d
+
+
+async def list_alerts(db: Database, tenant_id: str, *, status: str | None, device_id: str | None,
+                      limit: int, offset: int) -> tuple[list[dict[str, Any]], int]:
+    q = sa.select(alerts).where(alerts.c.tenant_id == tenant_id)
+    if status:
+        q = q.where(alerts.c.status == status)
+    if device_id:
+        q = q.where(alerts.c.device_id == device_id)
+    async with db.connect() as conn:
+        total = await count(conn, q)
+        rows = await conn.execute(q.order_by(alerts.c.alert_id.desc()).limit(limit).offset(offset))
+        return [_public(r) for r in rows], total
+
+
+async def get(db: Database, tenant_id: str, alert_id: int) -> dict[str, Any]:
+    async with db.connect() as conn:
+        row = (await conn.execute(sa.select(alerts).where(alerts.c.tenant_id == tenant_id, alerts.c.alert_id == alert_id))).first()
+        if row is None:
+            raise NotFound(f"alert {alert_id} not found")
+        out = _public(row)
+        hist = await conn.execute(
+            sa.select(alert_transitions.c.action, alert_transitions.c.actor, alert_transitions.c.at, alert_transitions.c.details)
+            .where(alert_transitions.c.alert_id == alert_id).order_by(alert_transitions.c.id)
+        )
+        out["transitions"] = [{"action": h.action, "actor": h.actor, "at": _aware(h.at), "details": h.details} for h in hist]
+        return out

@@ -1,0 +1,116 @@
+"""The device registry of a tenant."""
+from __future__ import annotations
+
+from typing import Any
+
+import sqlalchemy as sa
+
+from pulse.errors import Conflict, NotFound
+from pulse.storage import tokens
+from pulse.storage.db import Database, count, utcnow
+from pulse.storage.tables import device_state, devices
+
+EDITABLE = ("name", "site_id", "template_id", "parent_device_id", "model", "manufacturer", "serial_number",
+            "fw_version", "notes", "metadata", "status")
+SORTABLE = {"device_id", "name", "site_id", "status", "created_at", "updated_at"}
+
+
+def _public(row) -> dict[str, Any]:
+    d = dict(row._mapping)
+    d.pop("state", None)
+    return d
+
+
+async def create(db: Database, tenant_id: str, fields: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Register a device and issue its first token (returned once)."""
+    now = utcnow()
+    values = {k: v for k, v in fields.items() if k in EDITABLE and v is not None}
+    values.setdefault("metadata", {})
+    async with db.begin() as conn:
+        try:
+            await conn.execute(devices.insert().values(tenant_id=tenant_id, device_id=fields["device_id"],
+                                                       created_at=now, updated_at=now, **values))
+        except sa.exc.IntegrityError:
+            raise Conflict(f"device {fields['device_id']} already exists") from None
+        token = await tokens.issue(conn, tenant_id, fields["device_id"], label="initial")
+    return await get(db, tenant_id, fields["device_id"]), token
+
+
+async def get(db: Database, tenant_id: str, device_id: str) -> dict[str, Any]:
+    async with db.connect() as conn:
+        row = (await conn.execute(sa.select(devices).where(
+            devices.c.tenant_id == tenant_id, devices.c.device_id == device_id))).first()
+    if row is None:
+        raise NotFound(f"device {device_id} not found")
+    return _public(row)
+
+
+async def list_devices(db: Database, tenant_id: str, *, status: str | None = None, site_id: str | None = None,
+                       search: str | None = None, sort: str = "device_id", limit: int = 50,
+                       offset: int = 0) -> tuple[list[dict[str, Any]], int]:
+    q = sa.select(devices).where(devices.c.tenant_id == tenant_id)
+    if status:
+        q = q.where(devices.c.status == status)
+    if site_id:
+        q = q.where(devices.c.site_id == site_id)
+    if search:
+        like = f"%{search.lower()}%"
+        q = q.where(sa.or_(sa.func.lower(devices.c.device_id).like(like), sa.func.lower(devices.c.name).like(like)))
+    desc = sort.startswith("-")
+    col = devices.c[sort.lstrip("-")]
+    # device_id breaks ties so pages are stable under equal sort keys
+    order = [col.desc() if desc else col.asc(), devices.c.device_id.asc()]
+    async with db.connect() as conn:
+        total = await count(conn, q)
+        rows = await conn.execute(q.order_by(*order).limit(limit).offset(offset))
+        return [_public(r) for r in rows], total
+
+
+async def update(db: Database, tenant_id: str, device_id: str, fields: dict[str, Any]) -> dict[str, Any]:
+    values = {k: v for k, v in fields.items() if k in EDITABLE}
+    async with db.begin() as conn:
+        res = await conn.execute(devices.update().where(
+            devices.c.tenant_id == tenant_id, devices.c.device_id == device_id).values(updated_at=utcnow(), **values))
+        if res.rowcount == 0:
+            raise NotFound(f"device {device_id} not found")
+    return await get(db, tenant_id, device_id)
+
+
+async def decommission(db: Database, tenant_id: str, device_id: str) -> dict[str, Any]:
+    """Status REVOKED: ingest refuses its messages (DEVICE_REVOKED); data and history stay."""
+    now = utcnow()
+    async with db.begin() as conn:
+        res = await conn.execute(devices.update().where(
+            devices.c.tenant_id == tenant_id, devices.c.device_id == device_id).values(
+            status="REVOKED", decommissioned_at=now, updated_at=now))
+        if res.rowcount == 0:
+            raise NotFound(f"device {device_id} not found")
+    return await get(db, tenant_id, device_id)
+
+
+async def delete(db: Database, tenant_id: str, device_id: str) -> None:
+    """Remove the device, its tokens and actor state. Lake telemetry is kept (retention handles it)."""
+    async with db.begin() as conn:
+        await conn.execute(device_state.delete().where(
+            device_state.c.tenant_id == tenant_id, device_state.c.device_id == device_id))
+        res = await conn.execute(devices.delete().where(
+            devices.c.tenant_id == tenant_id, devices.c.device_id == device_id))
+        if res.rowcount == 0:
+            raise NotFound(f"device {device_id} not found")
+
+
+async def registry_counts(db: Database, tenant_id: str) -> dict[str, int]:
+    async with db.connect() as conn:
+        rows = await conn.execute(sa.select(devices.c.status, sa.func.count()).where(
+            devices.c.tenant_id == tenant_id).group_by(devices.c.status))
+        return {status: n for status, n in rows}
+
+
+async def last_seen(db: Database, tenant_id: str) -> list[int | None]:
+    """Last-seen times (ms) of the tenant's devices from actor snapshots (at most one snapshot interval old)."""
+    async with db.connect() as conn:
+        rows = await conn.execute(sa.select(devices.c.device_id, device_state.c.state).select_from(
+            devices.outerjoin(device_state, sa.and_(device_state.c.tenant_id == devices.c.tenant_id,
+                                                    device_state.c.device_id == devices.c.device_id)))
+            .where(devices.c.tenant_id == tenant_id, devices.c.status == "ACTIVE"))
+        return [((r.state or {}).get("presence") or {}).get("last_seen_ms") for r in rows]

@@ -1,0 +1,194 @@
+"""The control-plane schema (SQLAlchemy Core). Alembic migrations are generated from it.
+
+Every tenant-scoped table carries `tenant_id`; device-scoped tables key on (tenant_id, device_id).
+Timestamps are timezone-aware UTC.
+"""
+from __future__ import annotations
+
+import sqlalchemy as sa
+
+metadata = sa.MetaData(
+    naming_convention={
+        "ix": "ix_%(column_0_label)s",
+        "uq": "uq_%(table_name)s_%(column_0_name)s",
+        "ck": "ck_%(table_name)s_%(constraint_name)s",
+        "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+        "pk": "pk_%(table_name)s",
+    }
+)
+
+TS = sa.DateTime(timezone=True)
+
+tenants = sa.Table(
+    "tenants",
+    metadata,
+    sa.Column("tenant_id", sa.String(64), primary_key=True),
+    sa.Column("name", sa.String(200), nullable=False),
+    sa.Column("status", sa.String(16), nullable=False, server_default="ACTIVE"),
+    sa.Column("account_tier", sa.String(32), nullable=False, server_default="growth"),
+    sa.Column("created_at", TS, nullable=False),
+)
+
+users = sa.Table(
+    "users",
+    metadata,
+    sa.Column("user_id", sa.String(64), primary_key=True),
+    sa.Column("tenant_id", sa.String(64), sa.ForeignKey("tenants.tenant_id", ondelete="CASCADE"), nullable=True),
+    sa.Column("email", sa.String(320), nullable=False, unique=True),
+    sa.Column("name", sa.String(200), nullable=True),
+    sa.Column("role", sa.String(32), nullable=False),
+    sa.Column("password_hash", sa.String(256), nullable=True),
+    sa.Column("created_at", TS, nullable=False),
+    sa.Index("ix_users_tenant", "tenant_id"),
+)
+
+devices = sa.Table(
+    "devices",
+    metadata,
+    sa.Column("tenant_id", sa.String(64), sa.ForeignKey("tenants.tenant_id", ondelete="CASCADE"), primary_key=True),
+    sa.Column("device_id", sa.String(128), primary_key=True),
+    sa.Column("name", sa.String(200), nullable=True),
+    sa.Column("site_id", sa.String(128), nullable=True),
+    # ACTIVE | INACTIVE | SUSPENDED | REVOKED (decommissioned)
+    sa.Column("status", sa.String(16), nullable=False, server_default="ACTIVE"),
+    sa.Column("template_id", sa.Integer, nullable=True),
+    sa.Column("parent_device_id", sa.String(128), nullable=True),
+    sa.Column("model", sa.String(200), nullable=True),
+    sa.Column("manufacturer", sa.String(200), nullable=True),
+    sa.Column("serial_number", sa.String(200), nullable=True),
+    sa.Column("fw_version", sa.String(100), nullable=True),
+    sa.Column("notes", sa.Text, nullable=True),
+    sa.Column("metadata", sa.JSON, nullable=False, default=dict),
+    sa.Column("created_at", TS, nullable=False),
+    sa.Column("updated_at", TS, nullable=False),
+    sa.Column("decommissioned_at", TS, nullable=True),
+    sa.Index("ix_devices_tenant_site", "tenant_id", "site_id"),
+)
+
+device_tokens = sa.Table(
+    "device_tokens",
+    metadata,
+    sa.Column("token_id", sa.String(32), primary_key=True),
+    sa.Column("tenant_id", sa.String(64), nullable=False),
+    sa.Column("device_id", sa.String(128), nullable=False),
+    # SHA-256 of a 256-bit random secret: high entropy makes a slow hash unnecessary,
+    # and broker auth must stay cheap (see docs/security.md).
+    sa.Column("token_hash", sa.String(64), nullable=False),
+    sa.Column("label", sa.String(200), nullable=True),
+    sa.Column("created_at", TS, nullable=False),
+    sa.Column("revoked_at", TS, nullable=True),
+    sa.ForeignKeyConstraint(
+        ["tenant_id", "device_id"], ["devices.tenant_id", "devices.device_id"], ondelete="CASCADE"
+    ),
+    sa.Index("ix_device_tokens_device", "tenant_id", "device_id"),
+)
+
+# Write-behind snapshots of device actors (twin, latest values, rule state, presence).
+device_state = sa.Table(
+    "device_state",
+    metadata,
+    sa.Column("tenant_id", sa.String(64), primary_key=True),
+    sa.Column("device_id", sa.String(128), primary_key=True),
+    sa.Column("state", sa.JSON, nullable=False),
+    sa.Column("updated_at", TS, nullable=False),
+)
+
+alert_rules = sa.Table(
+    "alert_rules",
+    metadata,
+    sa.Column("rule_id", sa.String(36), primary_key=True),
+    sa.Column("tenant_id", sa.String(64), sa.ForeignKey("tenants.tenant_id", ondelete="CASCADE"), nullable=False),
+    sa.Column("name", sa.String(200), nullable=False),
+    sa.Column("description", sa.Text, nullable=True),
+    sa.Column("rule_type", sa.String(32), nullable=False, server_default="threshold"),
+    sa.Column("metric", sa.String(128), nullable=True),
+    sa.Column("operator", sa.String(4), nullable=True),
+    sa.Column("threshold", sa.Float, nullable=True),
+    sa.Column("severity", sa.Integer, nullable=False, server_default="3"),
+    sa.Column("duration_seconds", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("device_ids", sa.JSON, nullable=True),
+    sa.Column("auto_resolve", sa.Boolean, nullable=False, server_default=sa.true()),
+    sa.Column("enabled", sa.Boolean, nullable=False, server_default=sa.true()),
+    sa.Column("config", sa.JSON, nullable=False, default=dict),
+    sa.Column("created_at", TS, nullable=False),
+    sa.Column("updated_at", TS, nullable=False),
+    sa.Index("ix_alert_rules_tenant", "tenant_id"),
+)
+
+alerts = sa.Table(
+    "alerts",
+    metadata,
+    sa.Column("alert_id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("tenant_id", sa.String(64), nullable=False),
+    sa.Column("device_id", sa.String(128), nullable=False),
+    sa.Column("rule_id", sa.String(36), nullable=True),
+    sa.Column("alert_type", sa.String(32), nullable=False),
+    sa.Column("fingerprint", sa.String(300), nullable=False),
+    sa.Column("status", sa.String(16), nullable=False),  # OPEN | ACKNOWLEDGED | CLOSED
+    sa.Column("severity", sa.Integer, nullable=False),
+    sa.Column("summary", sa.Text, nullable=False),
+    sa.Column("metric", sa.String(128), nullable=True),
+    sa.Column("trigger_value", sa.Float, nullable=True),
+    sa.Column("triggered_at", TS, nullable=False),
+    sa.Column("last_triggered_at", TS, nullable=False),
+    sa.Column("trigger_count", sa.Integer, nullable=False, server_default="1"),
+    sa.Column("details", sa.JSON, nullable=False, default=dict),
+    sa.Column("acknowledged_by", sa.String(320), nullable=True),
+    sa.Column("acknowledged_at", TS, nullable=True),
+    sa.Column("closed_by", sa.String(320), nullable=True),
+    sa.Column("closed_at", TS, nullable=True),
+    sa.Column("silenced_until", TS, nullable=True),
+    sa.Column("created_at", TS, nullable=False),
+    sa.Index("ix_alerts_tenant_status", "tenant_id", "status"),
+    sa.Index("ix_alerts_tenant_fingerprint", "tenant_id", "fingerprint"),
+)
+
+alert_transitions = sa.Table(
+    "alert_transitions",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("alert_id", sa.Integer, sa.ForeignKey("alerts.alert_id", ondelete="CASCADE"), nullable=False),
+    sa.Column("tenant_id", sa.String(64), nullable=False),
+    sa.Column("action", sa.String(32), nullable=False),  # OPENED | RETRIGGERED | ACKNOWLEDGED | SILENCED | CLOSED | AUTO_CLOSED
+    sa.Column("actor", sa.String(320), nullable=True),
+    sa.Column("at", TS, nullable=False),
+    sa.Column("details", sa.JSON, nullable=False, default=dict),
+    sa.Index("ix_alert_transitions_alert", "alert_id"),
+)
+
+quarantine_events = sa.Table(
+    "quarantine_events",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("ingested_at", TS, nullable=False),
+    sa.Column("tenant_id", sa.String(64), nullable=True),
+    sa.Column("device_id", sa.String(128), nullable=True),
+    sa.Column("topic", sa.String(512), nullable=False),
+    sa.Column("reason", sa.String(64), nullable=False),
+    sa.Column("detail", sa.Text, nullable=True),
+    sa.Column("payload", sa.Text, nullable=True),  # first 4 KiB, for diagnosis
+    sa.Index("ix_quarantine_tenant_time", "tenant_id", "ingested_at"),
+)
+
+quarantine_counters = sa.Table(
+    "quarantine_counters_minute",
+    metadata,
+    sa.Column("bucket_minute", TS, primary_key=True),
+    sa.Column("tenant_id", sa.String(64), primary_key=True),  # "" when the tenant is unknown
+    sa.Column("reason", sa.String(64), primary_key=True),
+    sa.Column("count", sa.Integer, nullable=False),
+)
+
+operator_audit_log = sa.Table(
+    "operator_audit_log",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("at", TS, nullable=False),
+    sa.Column("user_id", sa.String(320), nullable=False),
+    sa.Column("role", sa.String(32), nullable=False),
+    sa.Column("method", sa.String(8), nullable=False),
+    sa.Column("path", sa.String(512), nullable=False),
+    sa.Column("tenant_filter", sa.String(64), nullable=True),
+    sa.Column("ip", sa.String(64), nullable=True),
+    sa.Column("user_agent", sa.String(512), nullable=True),
+)

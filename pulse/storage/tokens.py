@@ -1,0 +1,129 @@
+"""Device tokens: the MQTT password / X-Provision-Token secrets of one device.
+
+A secret is 32 random bytes (urlsafe); only its SHA-256 is stored. Secrets are shown once,
+when issued. Verification compares hashes in constant time.
+"""
+from __future__ import annotations
+
+import hashlib
+import hmac
+import secrets
+import uuid
+from typing import Any
+
+import sqlalchemy as sa
+
+from pulse.errors import NotFound
+from pulse.storage.db import Database, utcnow
+from pulse.storage.tables import device_tokens
+
+
+def hash_secret(secret: str) -> str:
+    return hashlib.sha256(secret.encode()).hexdigest()
+
+
+def _public(row: sa.Row) -> dict[str, Any]:
+    return {
+        "token_id": row.token_id,
+        "device_id": row.device_id,
+        "label": row.label,
+        "created_at": row.created_at,
+        "revoked_at": row.revoked_at,
+        "active": row.revoked_at is None,
+    }
+
+
+async def issue(conn, tenant_id: str, device_id: str, label: str | None = None) -> dict[str, Any]:
+    """Create a token inside the caller's transaction; the only time the secret is returned."""
+    secret = secrets.token_urlsafe(32)
+    token_id = uuid.uuid4().hex[:16]
+    await conn.execute(
+        device_tokens.insert().values(
+            token_id=token_id,
+            tenant_id=tenant_id,
+            device_id=device_id,
+            token_hash=hash_secret(secret),
+            label=label,
+            created_at=utcnow(),
+        )
+    )
+    return {"token": secret, "token_id": token_id}
+
+
+async def list_tokens(db: Database, tenant_id: str, device_id: str) -> list[dict[str, Any]]:
+    async with db.connect() as conn:
+        rows = await conn.execute(
+            sa.select(device_tokens)
+            .where(device_tokens.c.tenant_id == tenant_id, device_tokens.c.device_id == device_id)
+            .order_by(device_tokens.c.created_at)
+        )
+        return [_public(r) for r in rows]
+
+
+async def rotate(db: Database, tenant_id: str, device_id: str) -> dict[str, Any]:
+    """Revoke every active token of the device and issue a new one, atomically."""
+    async with db.begin() as conn:
+        await conn.execute(
+            device_tokens.update()
+            .where(
+                device_tokens.c.tenant_id == tenant_id,
+                device_tokens.c.device_id == device_id,
+                device_tokens.c.revoked_at.is_(None),
+            )
+            .values(revoked_at=utcnow())
+        )
+        return await issue(conn, tenant_id, device_id, label="rotated")
+
+
+async def revoke(db: Database, tenant_id: str, device_id: str, token_id: str) -> None:
+    async with db.begin() as conn:
+        result = await conn.execute(
+            device_tokens.update()
+            .where(
+                device_tokens.c.tenant_id == tenant_id,
+                device_tokens.c.device_id == device_id,
+                device_tokens.c.token_id == token_id,
+                device_tokens.c.revoked_at.is_(None),
+            )
+            .values(revoked_at=utcnow())
+        )
+        if result.rowcount == 0:
+            raise NotFound(f"token {token_id} not found or already revoked")
+
+
+async def active_hashes(db: Database, tenant_id: str, device_id: str) -> list[str]:
+    async with db.connect() as conn:
+        rows = await conn.execute(
+            sa.select(device_tokens.c.token_hash).where(
+                device_tokens.c.tenant_id == tenant_id,
+                device_tokens.c.device_id == device_id,
+                device_tokens.c.revoked_at.is_(None),
+            )
+        )
+        return [r.token_hash for r in rows]
+
+
+async def verify(db: Database, tenant_id: str, device_id: str, secret: str) -> bool:
+    """True when `secret` is an active token of an ACTIVE device (the broker and HTTP ingest use this)."""
+    from pulse.storage.tables import devices
+
+    async with db.connect() as conn:
+        rows = await conn.execute(
+            sa.select(device_tokens.c.token_hash)
+            .join(
+                devices,
+                sa.and_(
+                    devices.c.tenant_id == device_tokens.c.tenant_id,
+                    devices.c.device_id == device_tokens.c.device_id,
+                ),
+            )
+            .where(
+                device_tokens.c.tenant_id == tenant_id,
+                device_tokens.c.device_id == device_id,
+                device_tokens.c.revoked_at.is_(None),
+                devices.c.status == "ACTIVE",
+            )
+        )
+        hashes = [r.token_hash for r in rows]
+    candidate = hash_secret(secret)
+    return any(hmac.compare_digest(candidate, h) for h in hashes)

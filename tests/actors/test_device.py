@@ -1,0 +1,119 @@
+"""DeviceActor: latest values, twin merge/delta/versions, rule open/close/duration/dedup."""
+import json
+
+import pytest
+
+from pulse.actors.device import DeviceActor, merge_patch, presence_status
+from pulse.actors.messages import AlertEvent, Heartbeat, Publish, ReportedState, Telemetry
+from pulse.actors.rules import Rule
+
+
+def tele(ts, **metrics):
+    return Telemetry("t1", "d1", ts, {k: float(v) for k, v in metrics.items()})
+
+
+def rule(**over):
+    base = dict(rule_id="r1", tenant_id="t1", name="hot", metric="temp", operator="GT", threshold=30.0)
+    base.update(over)
+    return Rule(**base)
+
+
+def test_latest_keeps_newest_value_per_metric_even_out_of_order():
+    a = DeviceActor("t1", "d1")
+    a.on_telemetry(tele(2000, temp=20, hum=40), [])
+    a.on_telemetry(tele(1000, temp=99), [])  # late reading must not overwrite
+    assert a.latest_view() == {"hum": {"value": 40.0, "ts_ms": 2000}, "temp": {"value": 20.0, "ts_ms": 2000}}
+    assert a.presence["last_telemetry_ms"] == 2000
+
+
+def test_snapshot_round_trips_through_json():
+    a = DeviceActor("t1", "d1")
+    a.on_telemetry(tele(1000, temp=31), [rule()])
+    a.patch_desired({"mode": "eco"}, 5)
+    b = DeviceActor("t1", "d1", json.loads(json.dumps(a.snapshot())))
+    assert b.latest_view() == a.latest_view()
+    assert b.twin_view() == a.twin_view()
+    assert b.rule_states["r1"].firing is True
+
+
+def test_rule_opens_once_and_clears_when_condition_stops():
+    a, r = DeviceActor("t1", "d1"), rule()
+    assert a.on_telemetry(tele(1000, temp=25), [r]) == []
+    (ev,) = a.on_telemetry(tele(2000, temp=31), [r])
+    assert isinstance(ev, AlertEvent) and ev.kind == "open" and ev.value == 31.0 and ev.ts_ms == 2000
+    assert a.on_telemetry(tele(3000, temp=35), [r]) == []  # still firing: no duplicate
+    (ev,) = a.on_telemetry(tele(4000, temp=29), [r])
+    assert ev.kind == "clear" and ev.fingerprint == "RULE:r1:d1"
+
+
+def test_duration_requires_the_condition_to_hold_continuously():
+    a, r = DeviceActor("t1", "d1"), rule(duration_seconds=10)
+    assert a.on_telemetry(tele(0, temp=31), [r]) == []
+    assert a.on_telemetry(tele(5000, temp=31), [r]) == []
+    assert a.on_telemetry(tele(6000, temp=20), [r]) == []  # broke the streak
+    assert a.on_telemetry(tele(7000, temp=31), [r]) == []
+    assert a.on_telemetry(tele(16000, temp=31), [r]) == []
+    (ev,) = a.on_telemetry(tele(17000, temp=32), [r])
+    assert ev.kind == "open"
+
+
+def test_rule_scoped_to_other_devices_is_ignored():
+    a = DeviceActor("t1", "d1")
+    assert a.on_telemetry(tele(1, temp=99), [rule(device_ids=frozenset({"d2"}))]) == []
+    assert a.on_telemetry(tele(1, temp=99), [rule(enabled=False)]) == []
+
+
+@pytest.mark.parametrize("op,value,fires", [
+    ("GT", 30, False), ("GTE", 30, True), ("LT", 29, True), ("LTE", 30, True), ("EQ", 30, True), ("NE", 30, False)])
+def test_operators(op, value, fires):
+    a = DeviceActor("t1", "d1")
+    events = a.on_telemetry(tele(1, temp=value), [rule(operator=op)])
+    assert bool(events) is fires
+
+
+def test_desired_patch_merges_bumps_version_and_publishes_retained():
+    a = DeviceActor("t1", "d1")
+    view, (pub,) = a.patch_desired({"cfg": {"rate": 5, "mode": "a"}}, 100)
+    assert view["desired_version"] == 1
+    view, (pub,) = a.patch_desired({"cfg": {"mode": None}, "led": True}, 200)
+    assert view["desired"] == {"cfg": {"rate": 5}, "led": True} and view["desired_version"] == 2
+    assert isinstance(pub, Publish) and pub.retain and pub.qos == 1
+    assert pub.topic == "tenant/t1/device/d1/shadow/desired"
+    assert json.loads(pub.payload) == {"desired": {"cfg": {"rate": 5}, "led": True}, "version": 2, "timestamp": 200}
+
+
+def test_delta_lists_desired_keys_the_device_has_not_reported():
+    a = DeviceActor("t1", "d1")
+    a.patch_desired({"cfg": {"rate": 5, "mode": "a"}, "led": True}, 1)
+    a.on_reported(ReportedState("t1", "d1", 2, {"cfg": {"rate": 5, "mode": "b"}, "fw": "1.0"}, 4))
+    assert a.delta() == {"cfg": {"mode": "a"}, "led": True}
+    assert a.twin["reported_version"] == 4
+    a.on_reported(ReportedState("t1", "d1", 3, {"cfg": {"mode": "a"}, "led": True}))
+    assert a.delta() == {} and a.twin["reported_version"] == 5
+
+
+def test_desired_state_size_is_limited():
+    with pytest.raises(ValueError):
+        DeviceActor("t1", "d1").patch_desired({"blob": "x" * 9000}, 1)
+
+
+def test_merge_patch_follows_rfc7386():
+    assert merge_patch({"a": 1, "b": {"c": 2}}, {"a": None, "b": {"d": 3}}) == {"b": {"c": 2, "d": 3}}
+    assert merge_patch({"a": {"b": 1}}, {"a": 5}) == {"a": 5}
+
+
+def test_heartbeat_and_presence_status():
+    a = DeviceActor("t1", "d1")
+    a.on_heartbeat(Heartbeat("t1", "d1", 10_000))
+    assert a.presence["last_heartbeat_ms"] == 10_000
+    assert presence_status(10_000, 20_000, 60, 300) == "ONLINE"
+    assert presence_status(10_000, 100_000, 60, 300) == "STALE"
+    assert presence_status(10_000, 400_000, 60, 300) == "OFFLINE"
+    assert presence_status(None, 1, 60, 300) == "OFFLINE"
+
+
+def test_deleted_rule_state_is_forgotten():
+    a = DeviceActor("t1", "d1")
+    a.on_telemetry(tele(1, temp=99), [rule()])
+    a.rules_changed(set())
+    assert a.rule_states == {}

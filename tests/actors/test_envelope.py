@@ -1,0 +1,87 @@
+"""Edge validation: every bad message becomes a rejection with a reason code."""
+import json
+import time
+
+import pytest
+
+from pulse.actors.envelope import Limits, decode
+from pulse.actors.messages import CommandAck, Heartbeat, ReportedState, Telemetry
+
+NOW = int(time.time() * 1000)
+TOPIC = "tenant/acme/device/d1/telemetry"
+
+
+def env(**over):
+    body = {"version": "1", "ts": "2026-01-01T00:00:00Z", "site_id": "s1", "seq": 7, "metrics": {"temp": 21.5}}
+    body.update(over)
+    return json.dumps(body).encode()
+
+
+def test_valid_envelope_becomes_telemetry_with_ms_timestamp():
+    ok, bad = decode(TOPIC, env(metrics={"temp": 21.5, "door": True}), NOW)
+    assert bad == []
+    (t,) = ok
+    assert isinstance(t, Telemetry)
+    assert (t.tenant_id, t.device_id, t.seq, t.site_id) == ("acme", "d1", 7, "s1")
+    assert t.ts_ms == 1767225600000
+    assert t.metrics == {"temp": 21.5, "door": 1.0}
+
+
+def test_naive_timestamp_is_utc_and_epoch_seconds_accepted():
+    (a,), _ = decode(TOPIC, env(ts="2026-01-01T00:00:00"), NOW)
+    (b,), _ = decode(TOPIC, env(ts=1767225600), NOW)
+    assert a.ts_ms == b.ts_ms == 1767225600000
+
+
+def test_missing_ts_uses_arrival_time():
+    (t,), _ = decode(TOPIC, json.dumps({"metrics": {"x": 1}}).encode(), NOW)
+    assert t.ts_ms == NOW
+
+
+@pytest.mark.parametrize("topic,payload,reason", [
+    ("tenant/acme/dev/d1/telemetry", env(), "BAD_TOPIC_FORMAT"),
+    ("tenant/acme/device/d1/bogus", env(), "BAD_TOPIC_FORMAT"),
+    ("tenant/../device/d1/telemetry", env(), "BAD_TOPIC_FORMAT"),
+    (TOPIC, b"{not json", "INVALID_JSON"),
+    (TOPIC, env(version="2"), "UNSUPPORTED_ENVELOPE_VERSION"),
+    (TOPIC, env(metrics={f"m{i}": i for i in range(51)}), "TOO_MANY_METRICS"),
+    (TOPIC, env(metrics={"temp": "hot"}), "METRIC_VALUE_INVALID"),
+    (TOPIC, env(metrics={"bad key!": 1}), "METRIC_KEY_INVALID"),
+    (TOPIC, env(metrics={"k" * 129: 1}), "METRIC_KEY_TOO_LONG"),
+    (TOPIC, env(metrics={}), "INVALID_METRICS"),
+    (TOPIC, env(ts="2999-01-01T00:00:00Z"), "TIMESTAMP_IN_FUTURE"),
+    (TOPIC, env(ts="yesterday"), "INVALID_TIMESTAMP"),
+    (TOPIC, env(seq="7"), "INVALID_ENVELOPE"),
+    (TOPIC, b"x" * 20000, "PAYLOAD_TOO_LARGE"),
+])
+def test_rejections_carry_reason_codes(topic, payload, reason):
+    ok, bad = decode(topic, payload, NOW)
+    assert ok == []
+    assert [r.reason for r in bad] == [reason]
+    assert bad[0].topic == topic
+
+
+def test_nan_and_infinity_are_rejected():
+    ok, bad = decode(TOPIC, b'{"metrics": {"x": NaN}}', NOW)
+    assert ok == [] and bad[0].reason == "METRIC_VALUE_INVALID"
+
+
+def test_batch_keeps_good_envelopes_and_rejects_bad_ones():
+    body = json.dumps([{"metrics": {"a": 1}}, {"metrics": {"a": "x"}}, {"metrics": {"a": 3}}]).encode()
+    ok, bad = decode(TOPIC, body, NOW)
+    assert [m.metrics["a"] for m in ok] == [1.0, 3.0]
+    assert [r.reason for r in bad] == ["METRIC_VALUE_INVALID"]
+
+
+def test_other_uplink_types():
+    (hb,), _ = decode("tenant/a/device/d/heartbeat", b"", NOW)
+    assert isinstance(hb, Heartbeat)
+    (rep,), _ = decode("tenant/a/device/d/shadow/reported", b'{"reported": {"fw": "1.2"}, "version": 3}', NOW)
+    assert isinstance(rep, ReportedState) and rep.reported == {"fw": "1.2"} and rep.version == 3
+    (ack,), _ = decode("tenant/a/device/d/commands/ack", b'{"command_id": "c1", "status": "succeeded"}', NOW)
+    assert isinstance(ack, CommandAck) and ack.status == "succeeded"
+
+
+def test_custom_limits_apply():
+    ok, bad = decode(TOPIC, env(metrics={"a": 1, "b": 2}), NOW, Limits(max_metrics=1))
+    assert bad[0].reason == "TOO_MANY_METRICS"

@@ -19,6 +19,7 @@ import tempfile
 import time
 from collections.abc import Callable
 from datetime import datetime, timedelta, timezone
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -29,7 +30,14 @@ import pyarrow.parquet as pq
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # runnable without installing
 
 from pulse.actors.messages import Telemetry  # noqa: E402
-from pulse.storage.lake import ROW_GROUP_ROWS, TELEMETRY_SCHEMA, LakeReader, Wal, telemetry_table, write_parquet  # noqa: E402
+from pulse.storage.lake import (  # noqa: E402
+    ROW_GROUP_ROWS,
+    TELEMETRY_SCHEMA,
+    LakeReader,
+    Wal,
+    telemetry_table,
+    write_parquet,
+)
 
 MSGS_PER_BATCH, METRICS = 500, 10
 WAL_BATCHES = 200  # 1M rows
@@ -52,7 +60,13 @@ def timed(fn: Callable[[], object], repeat: int) -> float:
 def envelope_batch(offset: int) -> list[Telemetry]:
     base = int(DAY.timestamp() * 1000)
     return [
-        Telemetry(TENANT, f"dev-{(offset + i) % DEVICES:05d}", base + (offset + i) * 10, {f"metric_{k}": float(i * k % 97) for k in range(METRICS)}, offset + i)
+        Telemetry(
+            TENANT,
+            f"dev-{(offset + i) % DEVICES:05d}",
+            base + (offset + i) * 10,
+            {f"metric_{k}": float(i * k % 97) for k in range(METRICS)},
+            offset + i,
+        )
         for i in range(MSGS_PER_BATCH)
     ]
 
@@ -60,12 +74,13 @@ def envelope_batch(offset: int) -> list[Telemetry]:
 def bench_ingest(tmp: Path) -> None:
     msgs = envelope_batch(0)
     conv_ms = timed(lambda: telemetry_table(msgs), 50)
-    print(f"telemetry_table: {MSGS_PER_BATCH / conv_ms * 1000:,.0f} msg/s ({MSGS_PER_BATCH * METRICS / conv_ms * 1000:,.0f} rows/s)")
+    msg_rate = MSGS_PER_BATCH / conv_ms * 1000
+    print(f"telemetry_table: {msg_rate:,.0f} msg/s ({msg_rate * METRICS:,.0f} rows/s)")
 
     batch = telemetry_table(msgs)
     rows = batch.num_rows * WAL_BATCHES
     wal_rate = {}
-    for compression in (None, "lz4"):
+    for compression in ("lz4", None):
         wal = Wal(tmp / f"wal-{compression}", compression=compression)
         t0 = time.perf_counter()
         for _ in range(WAL_BATCHES):
@@ -73,7 +88,8 @@ def bench_ingest(tmp: Path) -> None:
         wal_rate[compression] = rows / (time.perf_counter() - t0)
         size = wal.size_bytes
         wal.close()
-        print(f"Wal.append+fsync ({compression or 'uncompressed'}): {wal_rate[compression]:,.0f} rows/s, {size / rows:.0f} B/row")
+        label = compression or "uncompressed"
+        print(f"Wal.append+fsync ({label}): {wal_rate[compression]:,.0f} rows/s, {size / rows:.0f} B/row")
 
     for fsync in (False, True):
         out = tmp / f"pq-{fsync}"
@@ -88,7 +104,7 @@ def bench_ingest(tmp: Path) -> None:
                 os.close(fd)
         rate = rows / (time.perf_counter() - t0)
         label = "pq.write_table+fsync" if fsync else "pq.write_table (no fsync)"
-        print(f"{label}: {rate:,.0f} rows/s -> WAL/parquet ratio {wal_rate[None] / rate:.2f}x")
+        print(f"{label}: {rate:,.0f} rows/s -> WAL(lz4)/parquet ratio {wal_rate['lz4'] / rate:.2f}x")
 
 
 def day_slice(part: int, parts: int) -> pa.Table:
@@ -119,7 +135,8 @@ def write_unsorted(lake: Path, table: pa.Table) -> None:
     directory = lake / "telemetry" / f"tenant_id={TENANT}" / f"date={DAY.date().isoformat()}"
     directory.mkdir(parents=True, exist_ok=True)
     cols = ["device_id", "ts", "metric", "value", "seq"]
-    pq.write_table(table.select(cols), directory / f"part-{time.perf_counter_ns()}.parquet", row_group_size=ROW_GROUP_ROWS, compression="zstd")
+    path = directory / f"part-{time.perf_counter_ns()}.parquet"
+    pq.write_table(table.select(cols), path, row_group_size=ROW_GROUP_ROWS, compression="zstd")
 
 
 def polars_history(lake: Path) -> Callable[[], object]:
@@ -154,7 +171,7 @@ def bench_reads(tmp: Path) -> None:
         latency = {}
         for label, lake in lakes.items():
             reader = LakeReader(lake)
-            run = lambda: reader.history(TENANT, DEVICE, start=DAY, end=DAY + timedelta(days=1), limit=10_000)  # noqa: E731
+            run = partial(reader.history, TENANT, DEVICE, start=DAY, end=DAY + timedelta(days=1), limit=10_000)
             assert len(run()) == SAMPLES_PER_DAY * METRICS
             latency[label] = timed(run, 9)
         polars_ms = timed(polars_history(lakes["sorted"]), 9)

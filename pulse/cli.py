@@ -16,10 +16,11 @@ def cmd_up(args: argparse.Namespace) -> int:
     settings = load_settings()
     node = Node(settings)
     stop = threading.Event()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(sig, lambda *_: stop.set())
     try:
         info = node.start()
+        # after start: ray.init installs handlers of its own, ours must win
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(sig, lambda *_: stop.set())
         s = settings
         print(f"""
 Pulse is up.

@@ -12,6 +12,7 @@ tests/e2e/test_ingest_crash.py fails if it stops working.
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import logging
 import time
 from typing import Any
@@ -25,7 +26,7 @@ from pulse.actors import metrics
 from pulse.actors.downlink import Downlink
 from pulse.actors.envelope import Limits, decode
 from pulse.actors.messages import DeviceMessage, Rejection
-from pulse.actors.runtime import RayRuntime, Runtime
+from pulse.actors.runtime import IngestResult, RayRuntime, Runtime
 from pulse.config.settings import Settings
 from pulse.storage import quarantine
 from pulse.storage.db import Database
@@ -41,6 +42,30 @@ def _paho(client: aiomqtt.Client) -> paho.Client:
 
 def limits_from(settings: Settings) -> Limits:
     return Limits(settings.max_payload_bytes, settings.max_metrics, settings.max_future_skew_s * 1000)
+
+
+def _payload_bytes(payload: Any) -> bytes:
+    return bytes(payload) if isinstance(payload, (bytes, bytearray)) else str(payload or "").encode()
+
+
+async def accept(runtime: Runtime, db: Database, limits: Limits,
+                 items: list[tuple[str, bytes]]) -> tuple[IngestResult | None, list[Rejection]]:
+    """The ingest pipeline shared by MQTT and HTTP: decode, run through the actors, quarantine the rest.
+
+    Returns after accepted telemetry is in the WAL and rejections are recorded.
+    """
+    now_ms = int(time.time() * 1000)
+    msgs: list[DeviceMessage] = []
+    rejections: list[Rejection] = []
+    for topic, payload in items:
+        ok, bad = decode(topic, payload, now_ms, limits)
+        msgs.extend(ok)
+        rejections.extend(bad)
+    result = await runtime.ingest(msgs) if msgs else None
+    if result is not None:
+        rejections.extend(result.rejections)
+    await quarantine.record(db, rejections)
+    return result, rejections
 
 
 class IngestBridge:
@@ -85,7 +110,7 @@ class IngestBridge:
 
     def _client(self) -> aiomqtt.Client:
         host, port, user, password = self.settings.service_mqtt()
-        common: dict[str, Any] = dict(username=user, password=password, identifier=f"pulse-bridge-{self.bridge_id}",
+        common: dict[str, Any] = dict(username=user, password=password, identifier=self._client_id(password),
                                       max_queued_incoming_messages=0, timeout=10)
         if self.settings.uses_embedded_broker:  # amqtt speaks MQTT 3.1.1 only
             return aiomqtt.Client(host, port, clean_session=False, **common)
@@ -94,6 +119,11 @@ class IngestBridge:
         props.ReceiveMaximum = 65535  # a big in-flight window: acks are batched
         return aiomqtt.Client(host, port, protocol=aiomqtt.ProtocolVersion.V5, clean_start=False,
                               properties=props, **common)
+
+    def _client_id(self, password: str) -> str:
+        """Stable per bridge (the persistent session is keyed on it) and not guessable, so no
+        authenticated device can take over the bridge's session by connecting with its id."""
+        return f"pulse-bridge-{self.bridge_id}-{hashlib.sha256(password.encode()).hexdigest()[:12]}"
 
     def _filter(self) -> str:
         return TOPIC_FILTER if self.settings.uses_embedded_broker else f"$share/{SHARE_GROUP}/{TOPIC_FILTER}"
@@ -148,20 +178,10 @@ class IngestBridge:
     async def process(self, batch: list[aiomqtt.Message]) -> None:
         """Validate, route and persist one batch; returns once it is safe to acknowledge."""
         started = time.monotonic()
-        now_ms = int(time.time() * 1000)
-        msgs: list[DeviceMessage] = []
-        rejections: list[Rejection] = []
-        for m in batch:
-            payload = m.payload if isinstance(m.payload, (bytes, bytearray)) else str(m.payload or "").encode()
-            ok, bad = decode(m.topic.value, bytes(payload), now_ms, self.limits)
-            msgs.extend(ok)
-            rejections.extend(bad)
-        result = await self.runtime.ingest(msgs) if msgs else None
-        if result is not None:
-            rejections.extend(result.rejections)
-            if result.publishes:
-                await self.downlink.publish(result.publishes)
-        await quarantine.record(self.db, rejections)
+        items = [(m.topic.value, _payload_bytes(m.payload)) for m in batch]
+        result, rejections = await accept(self.runtime, self.db, self.limits, items)
+        if result is not None and result.publishes:
+            await self.downlink.publish(result.publishes)
         self._count(len(batch), result, rejections, started)
 
     def _count(self, received: int, result: Any, rejections: list[Rejection], started: float) -> None:

@@ -20,12 +20,13 @@ from amqtt.contexts import Action, BaseContext
 from amqtt.plugins.base import BaseAuthPlugin, BaseTopicPlugin
 from amqtt.session import Session
 
+from pulse.config.settings import SERVICE_MQTT_USER
 from pulse.storage import tokens
 from pulse.storage.db import Database
 
 log = logging.getLogger(__name__)
 
-SERVICE_USERNAME = "pulse-service"
+SERVICE_USERNAME = SERVICE_MQTT_USER  # "pulse-service"; defined with the settings (Settings.service_mqtt)
 
 # Characters that would let an id escape its topic level or act as an MQTT wildcard.
 _FORBIDDEN_ID_CHARS = frozenset("/+#\x00")

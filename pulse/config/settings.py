@@ -62,7 +62,8 @@ class Settings(BaseSettings):
     offline_after_s: int = 300
 
     # Lake
-    lake_flush_interval_s: float = 2.0
+    # Reads merge the writer's unflushed rows, so a long interval costs no freshness and keeps files few.
+    lake_flush_interval_s: float = 30.0
     lake_flush_rows: int = 200_000
 
     # Serve: the library default (5 in flight) collapses under concurrency; see docs/operations.md.

@@ -185,7 +185,9 @@ async def test_stop_flushes_what_is_buffered(dirs: tuple[Path, Path]) -> None:
         await w.append(batch("d1", 1))
 
 
-async def test_rows_the_lake_cannot_store_are_refused_before_the_wal(writer: LakeWriter, dirs: tuple[Path, Path]) -> None:
+async def test_rows_the_lake_cannot_store_are_refused_before_the_wal(
+    writer: LakeWriter, dirs: tuple[Path, Path]
+) -> None:
     _, wal = dirs
     with pytest.raises(Invalid):
         await writer.append(batch("d1", 1, tenant="../../etc"))

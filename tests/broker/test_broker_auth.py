@@ -16,7 +16,7 @@ from pulse.storage import tokens
 if TYPE_CHECKING:  # imported for real by pytest_plugins (importing it here would defeat assert rewriting)
     from tests.broker.fixtures import BrokerHandle
 
-pytest_plugins = ["tests.broker.fixtures"]
+pytest_plugins = ["tests.broker.fixtures"]  # also in tests/conftest.py; kept so this module stands alone
 
 pytestmark = [pytest.mark.broker]
 

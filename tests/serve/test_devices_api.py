@@ -105,7 +105,7 @@ async def test_expired_and_foreign_tokens_are_401(api):
     expired = issue_token(api.services.settings, "u", "acme", "customer_admin", ttl_s=-10)
     r = await api.client.get(BASE, headers={"Authorization": f"Bearer {expired}"})
     assert r.status_code == 401
-    forged = jwt.encode({"sub": "u", "tenant_id": "acme", "role": "customer_admin"}, "other-secret", algorithm="HS256")
+    forged = jwt.encode({"sub": "u", "tenant_id": "acme", "role": "customer_admin"}, "a-different-secret-of-a-proper-length-000", algorithm="HS256")
     assert (await api.client.get(BASE, headers={"Authorization": f"Bearer {forged}"})).status_code == 401
 
 

@@ -43,7 +43,10 @@ def test_telemetry_table_makes_one_row_per_metric_with_lake_schema() -> None:
     assert table.to_pylist() == [
         {"tenant_id": "acme", "device_id": "d1", "ts": DAY1, "metric": "temp", "value": 21.5, "seq": 7},
         {"tenant_id": "acme", "device_id": "d1", "ts": DAY1, "metric": "door", "value": 1.0, "seq": 7},
-        {"tenant_id": "acme", "device_id": "d2", "ts": DAY1 + timedelta(seconds=1), "metric": "hum", "value": 40.0, "seq": None},
+        {
+            "tenant_id": "acme", "device_id": "d2", "ts": DAY1 + timedelta(seconds=1),
+            "metric": "hum", "value": 40.0, "seq": None,
+        },
     ]
 
 

@@ -11,13 +11,12 @@ from pulse.actors.device import presence_status
 from pulse.serve.app import Services, services
 from pulse.serve.auth import Principal, customer
 from pulse.serve.schemas.common import PageParams, page, page_params
-from pulse.serve.schemas.devices import DecommissionBody, DeviceCreate, DevicePatch, ID_PATTERN
+from pulse.serve.schemas.devices import DecommissionBody, DeviceCreate, DevicePatch
 from pulse.storage import devices as store
 from pulse.storage import tokens
 from pulse.errors import Invalid
 
 router = APIRouter(prefix="/api/v1/customer", tags=["devices"])
-DevicePath = ID_PATTERN
 
 
 def _presence(svc: Services, presence: dict[str, Any]) -> dict[str, Any]:
@@ -118,6 +117,7 @@ async def revoke_token(device_id: str, token_id: str, p: Principal = Depends(cus
                        svc: Services = Depends(services)) -> Response:
     await store.get(svc.db, p.tenant_id, device_id)
     await tokens.revoke(svc.db, p.tenant_id, device_id, token_id)
-    if not await tokens.active_hashes(svc.db, p.tenant_id, device_id):
-        await svc.credentials.remove_device(p.tenant_id, device_id)
+    # A broker that holds one password per device (Mosquitto) cannot tell which token it has:
+    # revoking any token removes the device there until the next rotate (docs/mqtt-broker.md).
+    await svc.credentials.remove_device(p.tenant_id, device_id)
     return Response(status_code=204)

@@ -1,0 +1,127 @@
+"""Alert rules CRUD and the alert lifecycle, driven by telemetry through the actors."""
+import pytest
+
+from tests.serve.helpers import telemetry
+
+RULES = "/api/v1/customer/alert-rules"
+ALERTS = "/api/v1/customer/alerts"
+RULE = {"name": "Too hot", "metric": "temp", "operator": "GT", "threshold": 30, "severity": "major"}
+
+
+@pytest.fixture
+async def devices(api):
+    for d in ("d1", "d2"):
+        assert (await api.post("/api/v1/customer/devices", json={"device_id": d})).status_code == 201
+
+
+async def test_rule_crud_and_named_severity(api):
+    r = await api.post(RULES, json=RULE)
+    assert r.status_code == 201, r.text
+    rule = r.json()
+    assert rule["severity"] == 4 and rule["enabled"] and rule["auto_resolve"] and rule["duration_seconds"] == 0
+    assert (await api.get(f"{RULES}/{rule['rule_id']}")).json()["name"] == "Too hot"
+    r = await api.patch(f"{RULES}/{rule['rule_id']}", json={"threshold": 35, "severity": 5})
+    assert r.json()["threshold"] == 35 and r.json()["severity"] == 5
+    listing = (await api.get(RULES)).json()
+    assert listing["total"] == 1 and listing["rules"][0]["rule_id"] == rule["rule_id"]
+    assert (await api.delete(f"{RULES}/{rule['rule_id']}")).status_code == 204
+    assert (await api.get(f"{RULES}/{rule['rule_id']}")).status_code == 404
+
+
+@pytest.mark.parametrize("bad", [
+    {**RULE, "operator": ">"}, {**RULE, "severity": 9}, {**RULE, "severity": "apocalyptic"},
+    {**RULE, "threshold": "high"}, {**RULE, "duration_seconds": -1}, {k: v for k, v in RULE.items() if k != "metric"},
+    {**RULE, "device_ids": ["bad id"]}, {**RULE, "rule_type": "anomaly"}, {**RULE, "extra": 1},
+])
+async def test_bad_rule_definitions_are_422(api, bad):
+    r = await api.post(RULES, json=bad)
+    assert r.status_code == 422 and r.json()["detail"]
+
+
+async def test_patch_rejects_nulls_and_empty_bodies(api):
+    rid = (await api.post(RULES, json=RULE)).json()["rule_id"]
+    assert (await api.patch(f"{RULES}/{rid}", json={})).status_code == 422
+    assert (await api.patch(f"{RULES}/{rid}", json={"threshold": None})).status_code == 422
+
+
+async def test_threshold_opens_one_alert_retriggers_and_auto_closes(api, devices):
+    await api.post(RULES, json=RULE)
+    await telemetry(api, "d1", 0, temp=25)
+    await telemetry(api, "d1", 10, temp=31)
+    await telemetry(api, "d1", 20, temp=33)
+    alerts = (await api.get(ALERTS, params={"status": "OPEN"})).json()
+    assert alerts["total"] == 1
+    a = alerts["alerts"][0]
+    assert (a["device_id"], a["severity"], a["trigger_value"], a["metric"]) == ("d1", 4, 31.0, "temp")
+    await telemetry(api, "d1", 30, temp=29)
+    detail = (await api.get(f"{ALERTS}/{a['alert_id']}")).json()
+    assert detail["status"] == "CLOSED" and [t["action"] for t in detail["transitions"]] == ["OPENED", "AUTO_CLOSED"]
+
+
+async def test_rule_changes_reach_actors_without_restart(api, devices):
+    await telemetry(api, "d1", 0, temp=31)  # no rule yet
+    rid = (await api.post(RULES, json=RULE)).json()["rule_id"]
+    await telemetry(api, "d1", 10, temp=31)
+    assert (await api.get(ALERTS)).json()["total"] == 1
+    await api.patch(f"{RULES}/{rid}", json={"enabled": False})
+    await telemetry(api, "d2", 10, temp=99)
+    assert (await api.get(ALERTS)).json()["total"] == 1
+
+
+async def test_device_scoped_rule_and_duration(api, devices):
+    await api.post(RULES, json={**RULE, "device_ids": ["d2"], "duration_seconds": 60})
+    await telemetry(api, "d1", 0, temp=99)
+    await telemetry(api, "d2", 0, temp=99)
+    await telemetry(api, "d2", 30, temp=99)
+    assert (await api.get(ALERTS)).json()["total"] == 0
+    await telemetry(api, "d2", 61, temp=99)
+    (a,) = (await api.get(ALERTS)).json()["alerts"]
+    assert a["device_id"] == "d2"
+
+
+async def test_acknowledge_silence_close_record_who_and_when(api, devices):
+    await api.post(RULES, json={**RULE, "auto_resolve": False})
+    await telemetry(api, "d1", 0, temp=31)
+    aid = (await api.get(ALERTS)).json()["alerts"][0]["alert_id"]
+    r = await api.patch(f"{ALERTS}/{aid}/acknowledge")
+    assert r.status_code == 200 and r.json()["status"] == "ACKNOWLEDGED" and r.json()["acknowledged_by"] == "customer_admin@acme"
+    assert (await api.patch(f"{ALERTS}/{aid}/acknowledge")).status_code == 409
+    r = await api.patch(f"{ALERTS}/{aid}/silence", json={"minutes": 15})
+    assert r.json()["silenced"] is True and r.json()["silenced_until"]
+    assert (await api.patch(f"{ALERTS}/{aid}/silence", json={"minutes": 0})).status_code == 422
+    await telemetry(api, "d1", 10, temp=20)  # clears, but auto_resolve is off
+    assert (await api.get(f"{ALERTS}/{aid}")).json()["status"] == "ACKNOWLEDGED"
+    r = await api.patch(f"{ALERTS}/{aid}/close")
+    assert r.json()["status"] == "CLOSED" and r.json()["closed_by"] == "customer_admin@acme"
+    assert (await api.patch(f"{ALERTS}/{aid}/close")).status_code == 409
+    actions = [t["action"] for t in (await api.get(f"{ALERTS}/{aid}")).json()["transitions"]]
+    assert actions == ["OPENED", "ACKNOWLEDGED", "SILENCED", "CLOSED"]
+    assert (await api.get(ALERTS, params={"status": "CLOSED"})).json()["total"] == 1
+
+
+async def test_new_alert_after_clear_and_deleted_rule_closes_alerts(api, devices):
+    rid = (await api.post(RULES, json=RULE)).json()["rule_id"]
+    await telemetry(api, "d1", 0, temp=31)
+    await telemetry(api, "d1", 10, temp=20)
+    await telemetry(api, "d1", 20, temp=31)
+    assert (await api.get(ALERTS)).json()["total"] == 2
+    assert (await api.delete(f"{RULES}/{rid}")).status_code == 204
+    assert (await api.get(ALERTS, params={"status": "OPEN"})).json()["total"] == 0
+
+
+async def test_alerts_of_other_tenants_are_404_and_viewers_cannot_act(api, devices):
+    await api.post(RULES, json=RULE)
+    await telemetry(api, "d1", 0, temp=31)
+    aid = (await api.get(ALERTS)).json()["alerts"][0]["alert_id"]
+    for path in ("", "/acknowledge", "/close"):
+        method = "GET" if not path else "PATCH"
+        assert (await api.request(method, f"{ALERTS}/{aid}{path}", tenant="globex")).status_code == 404
+    assert (await api.get(ALERTS, tenant="globex")).json()["total"] == 0
+    assert (await api.patch(f"{ALERTS}/{aid}/acknowledge", role="customer_viewer")).status_code == 403
+    assert (await api.post(RULES, json=RULE, role="customer_viewer")).status_code == 403
+    assert (await api.get(RULES, role="customer_viewer")).status_code == 200
+    rid = (await api.get(RULES)).json()["rules"][0]["rule_id"]
+    assert (await api.get(f"{RULES}/{rid}", tenant="globex")).status_code == 404
+    assert (await api.patch(f"{RULES}/{rid}", tenant="globex", json={"threshold": 1})).status_code == 404
+    assert (await api.delete(f"{RULES}/{rid}", tenant="globex")).status_code == 404
+    assert (await api.get(ALERTS, params={"status": "BOGUS"})).status_code == 422

@@ -1,0 +1,56 @@
+"""Local login and the `pulse token` / `pulse openapi` commands."""
+import json
+import os
+import subprocess
+import sys
+
+import httpx
+
+from pulse.storage import tenants
+
+
+async def test_login_sets_session_cookie_and_returns_a_working_token(api):
+    await tenants.ensure_user(api.services.db, "acme", "ann@acme.test", "customer_viewer", "s3cret-pw")
+    r = await api.client.post("/api/v1/auth/login", json={"email": "ann@acme.test", "password": "s3cret-pw"})
+    assert r.status_code == 200
+    body = r.json()
+    assert body["tenant_id"] == "acme" and body["role"] == "customer_viewer"
+    assert "pulse_session" in r.cookies
+    assert (await api.client.get("/api/v1/customer/devices")).status_code == 200  # via the cookie
+    api.client.cookies.clear()
+    r = await api.client.get("/api/v1/customer/devices", headers={"Authorization": f"Bearer {body['access_token']}"})
+    assert r.status_code == 200
+
+
+async def test_login_refuses_wrong_password_and_unknown_user(api):
+    await tenants.ensure_user(api.services.db, "acme", "ann@acme.test", "customer_admin", "right")
+    for email, pw in (("ann@acme.test", "wrong"), ("nobody@acme.test", "right")):
+        r = await api.client.post("/api/v1/auth/login", json={"email": email, "password": pw})
+        assert r.status_code == 401 and r.json()["detail"] == "wrong email or password"
+    assert (await api.client.post("/api/v1/auth/login", json={"email": "x"})).status_code == 422
+
+
+def _pulse(args, env):
+    return subprocess.run([sys.executable, "-m", "pulse.cli", *args], capture_output=True, text=True,
+                          env={**os.environ, **env}, timeout=120)
+
+
+async def test_token_command_prints_only_a_jwt_and_creates_the_tenant(api, tmp_path):
+    s = api.services.settings
+    env = {"PULSE_DATA_DIR": str(s.data_dir), "PULSE_DATABASE_URL": s.db_url}
+    out = _pulse(["token", "--tenant", "brand-new", "--role", "customer_viewer", "--sub", "v@new"], env)
+    assert out.returncode == 0, out.stderr
+    token = out.stdout.strip()
+    assert out.stdout.count("\n") == 1 and token.count(".") == 2
+    assert await tenants.get_tenant(api.services.db, "brand-new") is not None
+    r = await api.client.get("/api/v1/customer/devices", headers={"Authorization": f"Bearer {token}"})
+    assert r.status_code == 200 and r.json()["total"] == 0
+    assert _pulse(["token", "--tenant", "x", "--role", "emperor"], env).returncode == 2
+
+
+def test_openapi_command_starts_nothing_and_lists_the_routes(tmp_path):
+    out = _pulse(["openapi"], {"PULSE_DATA_DIR": str(tmp_path / "none")})
+    assert out.returncode == 0, out.stderr
+    doc = json.loads(out.stdout)
+    assert "/api/v1/customer/devices/{device_id}/twin/desired" in doc["paths"]
+    assert not (tmp_path / "none").exists()

@@ -1,0 +1,101 @@
+"""Telemetry (actor latest + lake history) and twin routes."""
+import asyncio
+import json
+
+import pytest
+
+from tests.serve.helpers import T0, send, telemetry, ts
+
+BASE = "/api/v1/customer/devices"
+
+
+@pytest.fixture
+async def device(api):
+    assert (await api.post(BASE, json={"device_id": "d1"})).status_code == 201
+    return "d1"
+
+
+async def test_latest_comes_from_the_device_actor(api, device):
+    await telemetry(api, device, 0, temp=20.5, hum=40)
+    await telemetry(api, device, 10, temp=21.0)
+    r = (await api.get(f"{BASE}/d1/telemetry/latest")).json()
+    assert r["metrics"]["temp"]["value"] == 21.0 and r["metrics"]["hum"]["value"] == 40.0
+    assert r["metrics"]["temp"]["ts"].startswith(ts(10)[:19])
+
+
+async def test_history_sees_unflushed_and_flushed_rows_without_duplicates(api, device):
+    for i in range(5):
+        await telemetry(api, device, i * 60, seq=i, temp=20 + i, hum=50)
+    r = (await api.get(f"{BASE}/d1/telemetry/history", params={"metric": "temp"})).json()
+    assert [p["value"] for p in r["points"]] == [20, 21, 22, 23, 24]  # straight from the WAL buffer
+    await api.services.runtime.flush()
+    await telemetry(api, device, 0, seq=0, temp=20, hum=50)  # a redelivered duplicate
+    r = (await api.get(f"{BASE}/d1/telemetry/history", params={"metric": "temp"})).json()
+    assert [p["value"] for p in r["points"]] == [20, 21, 22, 23, 24]
+    r = (await api.get(f"{BASE}/d1/telemetry/history",
+                       params={"metric": "temp", "start": ts(60), "end": ts(180), "limit": 2})).json()
+    assert [p["value"] for p in r["points"]] == [21, 22]
+    all_rows = (await api.get(f"{BASE}/d1/telemetry/history")).json()
+    assert all_rows["count"] == 10
+
+
+async def test_history_validates_its_range(api, device):
+    r = await api.get(f"{BASE}/d1/telemetry/history", params={"start": ts(100), "end": ts(0)})
+    assert r.status_code == 422
+    assert (await api.get(f"{BASE}/d1/telemetry/history", params={"start": "tuesday"})).status_code == 422
+    assert (await api.get(f"{BASE}/d1/telemetry/history", params={"limit": 0})).status_code == 422
+
+
+async def test_recent_rows_and_metric_names(api, device):
+    await telemetry(api, device, 0, temp=1, hum=2)
+    await telemetry(api, device, 5, temp=3)
+    r = (await api.get(f"{BASE}/d1/telemetry", params={"limit": 2})).json()
+    assert r["count"] == 2 and r["rows"][0]["value"] == 3
+    names = (await api.get(f"{BASE}/d1/telemetry/metrics")).json()["metrics"]
+    assert sorted(names) == ["hum", "temp"]
+
+
+async def test_other_tenants_never_see_rows(api, device):
+    await api.post(BASE, json={"device_id": "d1"}, tenant="globex")
+    await telemetry(api, device, 0, temp=1)
+    await telemetry(api, "d1", 0, tenant="globex", temp=999)
+    r = (await api.get(f"{BASE}/d1/telemetry/history")).json()
+    assert [p["value"] for p in r["points"]] == [1]
+
+
+async def test_twin_desired_patch_is_versioned_published_retained_and_delta_tracks_reported(api, device, embedded_broker):
+    r = await api.patch(f"{BASE}/d1/twin/desired", json={"interval_s": 30, "led": {"color": "red"}})
+    assert r.status_code == 200 and r.json()["desired_version"] == 1
+    r = await api.patch(f"{BASE}/d1/twin/desired", json={"led": {"color": "blue"}})
+    assert r.json()["desired_version"] == 2 and r.json()["delta"] == {"interval_s": 30, "led": {"color": "blue"}}
+    await api.services.downlink.drain()
+    async with embedded_broker.client() as sub:  # a late subscriber gets the retained desired state
+        await sub.subscribe("tenant/acme/device/d1/shadow/desired", qos=1)
+        msg = await asyncio.wait_for(anext(sub.messages), 5)
+        assert json.loads(msg.payload)["version"] == 2 and msg.retain
+    await send(api, "acme", "d1", "shadow/reported", {"reported": {"interval_s": 30, "fw": "1.0"}})
+    delta = (await api.get(f"{BASE}/d1/twin/delta")).json()
+    assert delta["delta"] == {"led": {"color": "blue"}} and delta["reported_version"] == 1
+    twin = (await api.get(f"{BASE}/d1/twin")).json()
+    assert twin["reported"] == {"interval_s": 30, "fw": "1.0"} and twin["desired_version"] == 2
+
+
+async def test_twin_desired_rejects_empty_non_object_and_oversized_patches(api, device):
+    assert (await api.patch(f"{BASE}/d1/twin/desired", json={})).status_code == 422
+    assert (await api.patch(f"{BASE}/d1/twin/desired", json=[1, 2])).status_code == 422
+    r = await api.patch(f"{BASE}/d1/twin/desired", json={"blob": "x" * 10_000})
+    assert r.status_code == 422 and "larger than" in r.json()["detail"]
+    assert (await api.get(f"{BASE}/d1/twin")).json()["desired_version"] == 0
+
+
+async def test_state_survives_a_runtime_restart(api, device):
+    from pulse.actors.runtime import LocalRuntime
+
+    await telemetry(api, device, 0, temp=7)
+    await api.patch(f"{BASE}/d1/twin/desired", json={"a": 1})
+    await api.services.runtime.stop()  # persists snapshots, flushes the lake
+    api.services.runtime = LocalRuntime(api.services.settings)
+    await api.services.runtime.start()
+    assert (await api.get(f"{BASE}/d1/telemetry/latest")).json()["metrics"]["temp"]["value"] == 7
+    assert (await api.get(f"{BASE}/d1/twin")).json()["desired"] == {"a": 1}
+    assert (await api.get(f"{BASE}/d1/telemetry/history")).json()["count"] == 1

@@ -33,7 +33,11 @@ Pulse is up.
 {info['token']}
 
 Ctrl-C stops Pulse; data stays in the data dir.""", flush=True)
-        stop.wait()
+        while not stop.wait(5):
+            try:
+                node.supervise()
+            except Exception as e:  # a bridge restarting: try again next tick
+                print(f"supervise: {e}", file=sys.stderr, flush=True)
     finally:
         print("stopping Pulse...", file=sys.stderr, flush=True)
         node.stop()

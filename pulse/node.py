@@ -41,7 +41,7 @@ class Node:
         if s.ray_address:
             ray.init(address=s.ray_address, namespace=NAMESPACE, log_to_driver=False)
         else:
-            ray.init(namespace=NAMESPACE, include_dashboard=True, dashboard_host=s.dashboard_host,
+            ray.init(namespace=NAMESPACE, include_dashboard=s.dashboard_enabled, dashboard_host=s.dashboard_host,
                      dashboard_port=s.dashboard_port, log_to_driver=False)
         self.started_ray = True
 
@@ -61,13 +61,21 @@ class Node:
             ray.get(self.broker.start.remote(), timeout=60)
         self.runtime.deploy()
         asyncio.run(self.runtime.start())
-        self.bridges = [ray.remote(IngestBridge).options(**self._options(f"ingest-bridge-{i}")).remote(s, i)
-                        for i in range(s.ingest_bridges)]
-        ray.get([b.start.remote() for b in self.bridges], timeout=60)
+        # max_restarts: Ray brings a crashed bridge back; supervise() reconnects it to the broker,
+        # whose persistent session then redelivers every unacknowledged message.
+        self.bridges = [ray.remote(IngestBridge).options(max_restarts=-1, **self._options(f"ingest-bridge-{i}"))
+                        .remote(s, i) for i in range(s.ingest_bridges)]
+        self.supervise()
         serve.start(http_options={"host": s.http_host, "port": s.http_port})
         serve.run(application(s), name="pulse", route_prefix="/")
         self.wait_healthy()
         return info
+
+    def supervise(self) -> None:
+        """(Re)start every bridge; idempotent, called at start and periodically by `pulse up`."""
+        import ray
+
+        ray.get([b.start.remote() for b in self.bridges], timeout=60)
 
     def wait_healthy(self, timeout_s: float = 90.0) -> None:
         url = f"http://{self.settings.http_host}:{self.settings.http_port}/healthz"

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import os
 import logging
 import time
 from typing import Any
@@ -84,12 +85,15 @@ class IngestBridge:
 
     # ---- lifecycle ---------------------------------------------------------------------------
     async def start(self) -> bool:
+        """Connect and consume; a no-op while already running (the node calls it to supervise)."""
+        if self._tasks and not self._tasks[0].done():
+            return True
         if self.runtime is None:
             rt = RayRuntime(self.settings)
             rt.connect()
             self.runtime = rt
-        self.db = Database(self.settings.db_url)
-        self.downlink = Downlink(self.settings)
+        self.db = self.db or Database(self.settings.db_url)
+        self.downlink = self.downlink or Downlink(self.settings)
         self.arrived = asyncio.Event()
         self._connected = asyncio.Event()
         self._tasks = [asyncio.create_task(self._run())]
@@ -106,7 +110,7 @@ class IngestBridge:
             await self.db.dispose()
 
     async def stats(self) -> dict[str, Any]:
-        return {"bridge_id": self.bridge_id, **self.counts, "queued": len(self.pending)}
+        return {"bridge_id": self.bridge_id, "pid": os.getpid(), **self.counts, "queued": len(self.pending)}
 
     def _client(self) -> aiomqtt.Client:
         host, port, user, password = self.settings.service_mqtt()

@@ -37,6 +37,7 @@ class Settings(BaseSettings):
     ray_address: str | None = None
     dashboard_host: str = "127.0.0.1"
     dashboard_port: int = 8265
+    dashboard_enabled: bool = True
 
     # Auth
     jwt_secret: str | None = None

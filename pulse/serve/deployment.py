@@ -43,4 +43,6 @@ def application(settings: Settings):
     return PulseIngress.options(
         num_replicas=settings.serve_replicas,
         max_ongoing_requests=settings.serve_max_ongoing_requests,
+        # replicas build their settings from these, so they share the node's data dir and secrets
+        ray_actor_options={"num_cpus": 0, "runtime_env": {"env_vars": settings.env()}},
     ).bind()

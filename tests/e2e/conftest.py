@@ -1,0 +1,74 @@
+"""A whole Pulse node on Ray per broker kind: embedded amqtt (+ SQLite) and Mosquitto (+ PostgreSQL
+when PULSE_TEST_DATABASE_URL is set, as in CI). Started once per module and parameter (slow)."""
+from __future__ import annotations
+
+import asyncio
+import os
+import secrets
+import uuid
+from dataclasses import dataclass
+from typing import Iterator
+
+import httpx
+import pytest
+
+from pulse.config.settings import Settings
+from tests.broker.fixtures import _require_mosquitto, free_port
+from tests.conftest import PG_ADMIN_URL, _pg_admin
+
+
+@dataclass
+class Stack:
+    kind: str
+    settings: Settings
+    node: object
+    http: httpx.Client
+    token: str
+    mqtt_host: str
+    mqtt_port: int
+    mosquitto: object | None = None
+
+    def create_device(self, device_id: str) -> str:
+        r = self.http.post("/api/v1/customer/devices", json={"device_id": device_id})
+        assert r.status_code == 201, r.text
+        return r.json()["token"]
+
+
+@pytest.fixture(scope="session", params=["embedded", "mosquitto"])
+def stack(request, tmp_path_factory) -> Iterator[Stack]:
+    from pulse.broker.auth_plugin import SERVICE_USERNAME
+    from pulse.broker.mosquitto import MosquittoProcess, write_mosquitto_config
+    from pulse.node import Node
+
+    kind = request.param
+    tmp = tmp_path_factory.mktemp(f"node-{kind}")
+    env: dict = dict(data_dir=tmp / "data", http_port=free_port(), dashboard_enabled=False,
+                     lake_flush_interval_s=1.0, snapshot_interval_s=0.5, ingest_batch_ms=10)
+    mosquitto = None
+    pg_name = None
+    if kind == "mosquitto":
+        _require_mosquitto()
+        port, password = free_port(), secrets.token_urlsafe(16)
+        mosquitto = MosquittoProcess(write_mosquitto_config(tmp / "mosq", port, SERVICE_USERNAME, password), port)
+        mosquitto.start()
+        env.update(mqtt_port=port, mqtt_url=f"mqtt://{SERVICE_USERNAME}:{password}@127.0.0.1:{port}")
+        if PG_ADMIN_URL:
+            pg_name = f"pulse_e2e_{uuid.uuid4().hex[:10]}"
+            asyncio.run(_pg_admin(f'CREATE DATABASE "{pg_name}"'))
+            env["database_url"] = PG_ADMIN_URL.rsplit("/", 1)[0] + f"/{pg_name}"
+    else:
+        env["mqtt_port"] = free_port()
+    settings = Settings(**env)
+    node = Node(settings)
+    try:
+        info = node.start()
+        http = httpx.Client(base_url=f"http://127.0.0.1:{settings.http_port}", timeout=30,
+                            headers={"Authorization": f"Bearer {info['token']}"})
+        yield Stack(kind, settings, node, http, info["token"], "127.0.0.1", settings.mqtt_port, mosquitto)
+        http.close()
+    finally:
+        node.stop()
+        if mosquitto is not None:
+            mosquitto.stop()
+        if pg_name:
+            asyncio.run(_pg_admin(f'DROP DATABASE IF EXISTS "{pg_name}" WITH (FORCE)'))

@@ -28,9 +28,13 @@ async def _pg_admin(sql: str) -> None:
         await conn.close()
 
 
-@pytest.fixture
-async def db_url(tmp_path: Path) -> AsyncIterator[str]:
-    if not PG_ADMIN_URL:
+DB_KINDS = ["sqlite"] + (["postgresql"] if PG_ADMIN_URL else [])
+
+
+@pytest.fixture(params=DB_KINDS)
+async def db_url(request, tmp_path: Path) -> AsyncIterator[str]:
+    """Every store-backed test runs on SQLite, and on PostgreSQL too when one is configured."""
+    if request.param == "sqlite":
         yield f"sqlite+aiosqlite:///{tmp_path}/pulse.db"
         return
     name = f"pulse_test_{uuid.uuid4().hex[:12]}"

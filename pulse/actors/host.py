@@ -12,6 +12,7 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from typing import Any, Callable, Generic, Hashable, TypeVar
 
+from pulse.actors import metrics
 from pulse.actors.device import DeviceActor
 from pulse.actors.messages import AlertEvent, DeviceMessage, Publish, Rejection
 from pulse.actors.rules import Rule
@@ -61,6 +62,9 @@ class ActorHost(Generic[K, A]):
         """Write-behind: snapshot every dirty actor in one transaction. Overridden per kind."""
         return 0
 
+    def report(self) -> None:
+        """Publish gauges (Ray dashboard); overridden per kind."""
+
     async def passivate_idle(self) -> int:
         """Drop actors idle longer than `passivate_after_s` (after persisting them)."""
         cutoff = time.monotonic() - self.passivate_after_s
@@ -79,6 +83,7 @@ class ActorHost(Generic[K, A]):
             try:
                 await self.persist()
                 await self.passivate_idle()
+                self.report()
             except Exception:  # keep the shard alive; the next tick retries the dirty set
                 log.exception("shard maintenance failed")
 
@@ -176,6 +181,10 @@ class DeviceShard(ActorHost[tuple[str, str], DeviceActor]):
         for k in dirty:
             self.actors[k].dirty = False
         return len(dirty)
+
+    def report(self) -> None:
+        metrics.gauge(metrics.ACTIVE_DEVICE_ACTORS, "device actors in memory", ("shard",)).set(
+            len(self.actors), tags={"shard": str(self.shard_id)})
 
     async def stats(self) -> dict[str, Any]:
         return {"shard_id": self.shard_id, "active_actors": len(self.actors), "messages": self.messages_handled}

@@ -20,6 +20,7 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from pulse.actors import metrics
 from pulse.storage.lake import Wal, conform, write_parquet
 
 log = logging.getLogger(__name__)
@@ -102,6 +103,7 @@ class LakeWriter:
             await asyncio.to_thread(wal.drop, self._sealed)
             self._sealed = []
         self._stats["rows_flushed"] += table.num_rows
+        metrics.counter(metrics.ROWS_FLUSHED, "telemetry rows written to Parquet").inc(table.num_rows)
         self._stats["files_written"] += len(paths)
         self._stats["last_flush_at"] = time.time()
         return table.num_rows

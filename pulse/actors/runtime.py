@@ -145,7 +145,6 @@ class Runtime:
         tenants = await asyncio.gather(*(self._call(r, "stats") for r in self.tenant_refs))
         lake = await self._call(self.lake_ref, "stats")
         active = sum(s["active_actors"] for s in shards)
-        metrics.gauge(metrics.ACTIVE_DEVICE_ACTORS, "device actors in memory").set(active)
         return {"device_shards": shards, "tenant_shards": tenants, "lake": lake, "active_device_actors": active}
 
     async def ready(self) -> bool:

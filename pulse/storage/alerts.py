@@ -32,7 +32,7 @@ async def load_open(db: Database, tenant_id: str) -> list[OpenAlert]:
         )
         return [
             OpenAlert(r.alert_id, r.fingerprint, r.rule_id, r.status,
-                      int(_aware(r.silenced_until).timestamp() * 1000) if r.silenced_until else None)
+                      int(r.silenced_until.timestamp() * 1000) if r.silenced_until else None)
             for r in rows
         ]
 
@@ -82,15 +82,8 @@ async def _record(conn, alert_id: int, tenant_id: str, action: str, actor: str |
         alert_id=alert_id, tenant_id=tenant_id, action=action, actor=actor, at=at, details=details))
 
 
-def _aware(dt: datetime | None) -> datetime | None:
-    # SQLite returns naive datetimes; everything Pulse stores is UTC.
-    return dt.replace(tzinfo=timezone.utc) if dt is not None and dt.tzinfo is None else dt
-
-
 def _public(row) -> dict[str, Any]:
     d = dict(row._mapping)
-    for k in ("triggered_at", "last_triggered_at", "acknowledged_at", "closed_at", "silenced_until", "created_at"):
-        d[k] = _aware(d[k])
     d["severity_label"] = SEVERITY_LABELS.get(d["severity"], str(d["severity"]))
     d["silenced"] = bool(d["silenced_until"] and d["silenced_until"] > datetime.now(timezone.utc))
     return d
@@ -119,5 +112,5 @@ async def get(db: Database, tenant_id: str, alert_id: int) -> dict[str, Any]:
             sa.select(alert_transitions.c.action, alert_transitions.c.actor, alert_transitions.c.at, alert_transitions.c.details)
             .where(alert_transitions.c.alert_id == alert_id).order_by(alert_transitions.c.id)
         )
-        out["transitions"] = [{"action": h.action, "actor": h.actor, "at": _aware(h.at), "details": h.details} for h in hist]
+        out["transitions"] = [{"action": h.action, "actor": h.actor, "at": h.at, "details": h.details} for h in hist]
         return out

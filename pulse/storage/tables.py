@@ -5,6 +5,8 @@ Timestamps are timezone-aware UTC.
 """
 from __future__ import annotations
 
+from datetime import datetime, timezone
+
 import sqlalchemy as sa
 
 metadata = sa.MetaData(
@@ -17,7 +19,26 @@ metadata = sa.MetaData(
     }
 )
 
-TS = sa.DateTime(timezone=True)
+
+
+class UTCDateTime(sa.TypeDecorator):
+    """Timezone-aware UTC on the way in and out; SQLite stores naive values and would lose the zone."""
+
+    impl = sa.DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect) -> datetime | None:
+        if value is not None and value.tzinfo is None:
+            raise ValueError("naive datetime: Pulse stores timezone-aware UTC only")
+        return value.astimezone(timezone.utc) if value is not None else None
+
+    def process_result_value(self, value: datetime | None, dialect) -> datetime | None:
+        if value is not None and value.tzinfo is None:
+            return value.replace(tzinfo=timezone.utc)
+        return value
+
+
+TS = UTCDateTime()
 
 tenants = sa.Table(
     "tenants",

@@ -177,7 +177,8 @@ async def mosquitto_broker(tmp_path: Path, broker_db: Database) -> AsyncIterator
 
 
 @pytest.fixture(params=["embedded", "mosquitto"])
-def mqtt_broker(request: pytest.FixtureRequest) -> BrokerHandle:
+def mqtt_broker(request: pytest.FixtureRequest, broker_db: Database) -> BrokerHandle:
     # Sync on purpose: pytest-asyncio sets up the async fixture from here; from inside a running
-    # loop it could not.
+    # loop it could not. `broker_db` is named so a parametrized store (tests/conftest.py) is seen
+    # at collection time.
     return request.getfixturevalue(f"{request.param}_broker")

@@ -54,3 +54,8 @@ def test_openapi_command_starts_nothing_and_lists_the_routes(tmp_path):
     doc = json.loads(out.stdout)
     assert "/api/v1/customer/devices/{device_id}/twin/desired" in doc["paths"]
     assert not (tmp_path / "none").exists()
+
+
+async def test_healthz_is_green_once_the_actors_answer(api):
+    r = await api.client.get("/healthz")
+    assert r.status_code == 200 and r.json() == {"status": "ok"}

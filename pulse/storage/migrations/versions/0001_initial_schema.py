@@ -3,6 +3,8 @@
 Revision ID: 0001
 Revises: 
 Create Date: 2026-11-25 13:14:14.871601
+
+Hand-checked: boolean defaults use sa.true() so the same revision runs on SQLite and PostgreSQL.
 """
 from alembic import op
 import sqlalchemy as sa
@@ -104,8 +106,8 @@ def upgrade() -> None:
     sa.Column('severity', sa.Integer(), server_default='3', nullable=False),
     sa.Column('duration_seconds', sa.Integer(), server_default='0', nullable=False),
     sa.Column('device_ids', sa.JSON(), nullable=True),
-    sa.Column('auto_resolve', sa.Boolean(), server_default=sa.text('1'), nullable=False),
-    sa.Column('enabled', sa.Boolean(), server_default=sa.text('1'), nullable=False),
+    sa.Column('auto_resolve', sa.Boolean(), server_default=sa.true(), nullable=False),
+    sa.Column('enabled', sa.Boolean(), server_default=sa.true(), nullable=False),
     sa.Column('config', sa.JSON(), nullable=False),
     sa.Column('created_at', sa.DateTime(timezone=True), nullable=False),
     sa.Column('updated_at', sa.DateTime(timezone=True), nullable=False),

@@ -1,0 +1,38 @@
+# Pulse — the two commands of the README:
+#   make up     create .venv, install Pulse, start it on embedded defaults (Ctrl-C stops it)
+#   make test   create .venv, install Pulse with test extras, run the whole test suite
+PYTHON ?= python3
+VENV   := .venv
+STAMP  := $(VENV)/.installed
+
+.PHONY: up test test-fast bench install openapi routes clean
+
+$(STAMP): pyproject.toml
+	test -x $(VENV)/bin/python || $(PYTHON) -m venv $(VENV)
+	$(VENV)/bin/pip install -q --upgrade pip
+	$(VENV)/bin/pip install -q -e '.[test]'
+	touch $(STAMP)
+
+install: $(STAMP)
+
+up: $(STAMP)
+	$(VENV)/bin/pulse up
+
+test: $(STAMP)
+	$(VENV)/bin/python -m pytest -q
+
+# Everything but the Ray/broker end-to-end tests (about 20 s).
+test-fast: $(STAMP)
+	$(VENV)/bin/python -m pytest -q -m "not slow"
+
+bench: $(STAMP)
+	bash benchmarks/run_all.sh
+
+openapi: $(STAMP)
+	$(VENV)/bin/pulse openapi > openapi.json
+
+routes: openapi
+	python3 ../shared/tools/seed_routes.py --openapi openapi.json | tail -n 1
+
+clean:
+	rm -rf $(VENV) .pytest_cache openapi.json

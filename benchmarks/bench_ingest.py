@@ -1,0 +1,894 @@
+"""End-to-end MQTT ingest benchmark: Mosquitto -> IngestBridge -> DeviceShards -> LakeWriter WAL.
+
+    .venv/bin/python benchmarks/bench_ingest.py [--devices N] [--messages M] [--metrics K]
+    .venv/bin/python benchmarks/bench_ingest.py --sweep        # try ingest settings (e2e only)
+
+Everything runs on 127.0.0.1 inside this run: a Mosquitto subprocess (dynamic-security, the
+config Pulse ships), a temporary data dir with SQLite, a private local Ray cluster, the Pulse
+actors (`RayRuntime.deploy()`) and `IngestBridge` Ray actors created the way `pulse.node` does.
+The load comes from one `mosquitto_pub -l` process per device (each logs in as `{tenant}/{device}`
+with its own token, as the broker ACL requires), QoS 1, envelope v1 with K metrics and a `seq`.
+
+Phases (same publishers, same message format, all measured in this run):
+1. ceiling  - a bare aiomqtt subscriber subprocess on `$share/ceiling/tenant/+/device/+/#`, QoS 1,
+              that only counts: first publish -> last message received;
+2. naive    - one Ray actor call per message: an async Ray actor subscribes and awaits
+              `sink.handle.remote(topic, payload)` for every message (the sink only counts);
+3. pulse    - first publish -> the bridges' `stats()` report accepted + rejected == published
+              (polled every 20 ms). A bridge counts a batch after its telemetry is in the lake WAL;
+4. latency  - background load paced at half the measured pulse rate, plus a probe device that
+              publishes a unique value every ~50 ms and polls `latest_view` on its device actor
+              (through a `RayRuntime` connected in this driver) until the value is there:
+              publish -> visible in the device actor's latest values. That is after the device
+              shard has handled it but possibly before the lake WAL append of that batch returns.
+Figures are ratios against baselines measured in the same run; nothing is asserted on time.
+"""
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import os
+import resource
+import secrets
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import uuid
+from collections import Counter, defaultdict
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # runnable without installing
+
+TENANT = "bench"
+PROBE = "probe-0"
+SHARE_FILTER = "tenant/+/device/+/#"
+TARGETS = {"ceiling_pct": 70.0, "naive_x": 5.0, "p99_ms": 250.0}
+DEFAULTS = {"ingest_batch_size": 500, "ingest_batch_ms": 20, "ingest_bridges": 1, "device_shards": 2}
+# Tried by --sweep: (ingest_batch_size, ingest_batch_ms, ingest_bridges, device_shards)
+SWEEP = [
+    (500, 20, 1, 2),
+    (500, 5, 1, 2),
+    (500, 50, 1, 2),
+    (2000, 20, 1, 2),
+    (200, 20, 1, 2),
+    (500, 20, 2, 2),
+    (500, 20, 1, 1),
+    (500, 20, 1, 4),
+    (2000, 50, 2, 2),
+]
+
+
+def log(msg: str) -> None:
+    print(f"[{time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+# ---- where the CPU goes ------------------------------------------------------------------------
+COMPONENTS = ("IngestBridge", "DeviceShard", "TenantShard", "LakeWriter", "NaiveSubscriber", "Sink")
+
+
+def _label(p: Any) -> str | None:
+    """Component of one of our descendant processes; None for processes measured through rusage."""
+    cmd = " ".join(p.cmdline()[:2])
+    for c in COMPONENTS:
+        if f"ray::{c}" in cmd:
+            return c
+    if "mosquitto_pub" in cmd or "--role ceiling" in " ".join(p.cmdline()):
+        return None  # short-lived children: counted when reaped (RUSAGE_CHILDREN)
+    if "mosquitto" in cmd:
+        return "mosquitto broker"
+    return "ray system (raylet, gcs, idle workers)"
+
+
+class CpuMeter:
+    """CPU seconds per component over a phase: our descendant processes by name, plus the
+    children reaped meanwhile (the mosquitto_pub publishers, the ceiling subscriber)."""
+
+    def __init__(self) -> None:
+        self.t0 = time.monotonic()
+        self.before = self._snap()
+        self.children0 = self._children()
+
+    @staticmethod
+    def _children() -> float:
+        r = resource.getrusage(resource.RUSAGE_CHILDREN)
+        return r.ru_utime + r.ru_stime
+
+    @staticmethod
+    def _snap() -> dict[int, tuple[str, float]]:
+        import psutil
+
+        me = psutil.Process()
+        t = me.cpu_times()
+        out = {me.pid: ("driver (this script)", t.user + t.system)}
+        for p in me.children(recursive=True):
+            with contextlib.suppress(psutil.Error):
+                label = _label(p)
+                if label:
+                    t = p.cpu_times()
+                    out[p.pid] = (label, t.user + t.system)
+        return out
+
+    def stop(self, subtract_children: float = 0.0, children_label: str = "mosquitto_pub publishers") -> dict[str, Any]:
+        after = self._snap()
+        wall = time.monotonic() - self.t0
+        cpu: dict[str, float] = defaultdict(float)
+        for pid, (label, secs) in after.items():
+            cpu[label] += secs - self.before.get(pid, (label, 0.0))[1]
+        cpu[children_label] += self._children() - self.children0 - subtract_children
+        return {"wall": wall, "cpu": dict(cpu)}
+
+
+def cpu_line(m: dict[str, Any]) -> str:
+    parts = sorted(m["cpu"].items(), key=lambda kv: -kv[1])
+    total = sum(v for _, v in parts)
+    body = ", ".join(f"{k} {100 * v / m['wall']:.0f}%" for k, v in parts if v / m["wall"] >= 0.01)
+    return f"CPU over {m['wall']:.1f} s (100% = one core; {os.cpu_count()} cores): {body}; total {100 * total / m['wall']:.0f}%"
+
+
+def actor_pids() -> dict[str, list[int]]:
+    import psutil
+
+    out: dict[str, list[int]] = defaultdict(list)
+    for p in psutil.Process().children(recursive=True):
+        with contextlib.suppress(psutil.Error):
+            label = _label(p)
+            if label in COMPONENTS:
+                out[label].append(p.pid)
+    return out
+
+
+class Profiler:
+    """py-spy (optional, `pip install py-spy`) on the Pulse actors during the throughput phase."""
+
+    def __init__(self, out_dir: Path, rate: int = 100) -> None:
+        self.out_dir, self.rate = out_dir, rate
+        self.procs: list[tuple[str, Path, subprocess.Popen[bytes]]] = []
+        self.t0 = 0.0
+
+    def start(self) -> None:
+        spy = shutil.which("py-spy") or str(Path(sys.executable).with_name("py-spy"))
+        self.out_dir.mkdir(parents=True, exist_ok=True)
+        self.t0 = time.monotonic()
+        for label, pids in actor_pids().items():
+            for pid in pids:
+                out = self.out_dir / f"{label}-{pid}.txt"
+                self.procs.append((label, out, subprocess.Popen(
+                    [spy, "record", "--pid", str(pid), "--rate", str(self.rate), "--format", "raw", "--nonblocking",
+                     "--duration", "600", "--output", str(out)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)))
+
+    def stop(self) -> str:
+        wall = time.monotonic() - self.t0
+        for _, _, p in self.procs:
+            p.send_signal(signal.SIGINT)
+        lines = []
+        for label, out, p in self.procs:
+            try:
+                p.wait(30)
+            except subprocess.TimeoutExpired:
+                p.kill()
+                p.wait(5)
+            if out.exists():
+                lines.append(summarize_profile(label, out, wall * self.rate))
+        self.procs = []
+        return "\n".join(lines)
+
+
+def summarize_profile(label: str, path: Path, possible: float, top: int = 14) -> str:
+    """Inclusive and self share of samples per function, as % of the wall time of the phase."""
+    incl: Counter[str] = Counter()
+    self_: Counter[str] = Counter()
+    total = 0
+    for line in path.read_text(errors="replace").splitlines():
+        stack, _, n = line.rpartition(" ")
+        if not n.isdigit():
+            continue
+        frames = [f.split(" (")[0] + " (" + f.split(" (")[-1].split("/")[-1] if " (" in f else f
+                  for f in stack.split(";")]
+        frames = [f.rsplit(":", 1)[0] + ")" if f.endswith(")") and ":" in f else f for f in frames]
+        total += int(n)
+        self_[frames[-1]] += int(n)
+        for f in set(frames):
+            incl[f] += int(n)
+    out = [f"  {label} ({path.name}): busy {100 * total / possible:.0f}% of wall time; "
+           f"top functions, inclusive / self % of wall:"]
+    for f, n in incl.most_common(top * 3)[: top]:
+        out.append(f"    {100 * n / possible:5.1f} / {100 * self_[f] / possible:4.1f}  {f}")
+    out.append("    top self: " + ", ".join(f"{f} {100 * n / possible:.1f}" for f, n in self_.most_common(8)))
+    return "\n".join(out)
+
+
+# ---- message generation -----------------------------------------------------------------------
+def envelope(seq: int, metrics: int, ts_ms: int) -> str:
+    ts = datetime.fromtimestamp(ts_ms / 1000, tz=timezone.utc).isoformat(timespec="milliseconds")
+    body = {"version": "1", "ts": ts.replace("+00:00", "Z"), "seq": seq,
+            "metrics": {f"metric_{k:02d}": round((seq * 7 + k * 13) % 1000 / 10, 1) for k in range(metrics)}}
+    return json.dumps(body, separators=(",", ":"))
+
+
+def device_blob(first_seq: int, count: int, metrics: int) -> bytes:
+    base = int(time.time() * 1000) - count  # ts strictly increasing, never in the future
+    return "".join(envelope(first_seq + i, metrics, base + i) + "\n" for i in range(count)).encode()
+
+
+# ---- load generator: one `mosquitto_pub -l` per device -----------------------------------------
+class Publishers:
+    """N mosquitto_pub processes reading lines from their stdin; each is one device."""
+
+    def __init__(self, host: str, port: int, devices: list[tuple[str, str]], log_path: Path, inflight: int) -> None:
+        self.host, self.port, self.devices, self.log_path, self.inflight = host, port, devices, log_path, inflight
+        self.procs: list[subprocess.Popen[bytes]] = []
+        self.sent = 0
+        self._errs: list[Any] = []
+
+    def spawn(self, timeout: float = 30.0) -> None:
+        run = uuid.uuid4().hex[:6]
+        ids = []
+        for i, (device, secret) in enumerate(self.devices):
+            cid = f"pub-{run}-{i}"
+            ids.append(cid)
+            err = open(self.log_path.parent / f"pub-{run}-{i}.err", "wb")  # noqa: SIM115 - closed in stop()
+            self._errs.append(err)
+            self.procs.append(subprocess.Popen(
+                ["mosquitto_pub", "-h", self.host, "-p", str(self.port), "-i", cid, "-u", f"{TENANT}/{device}",
+                 "-P", secret, "-q", "1", "-M", str(self.inflight), "-t", f"tenant/{TENANT}/device/{device}/telemetry",
+                 "-l"],
+                stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=err))
+        self._wait_connected(ids, timeout)
+
+    def _wait_connected(self, ids: list[str], timeout: float) -> None:
+        """The broker logs every connection; wait until all publishers are in (so t0 is the first publish)."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            text = self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+            missing = [c for c in ids if f" as {c} " not in text]
+            if not missing:
+                return
+            dead = [p for p in self.procs if p.poll() is not None]
+            if dead:
+                raise RuntimeError(f"{len(dead)} mosquitto_pub exited at connect (rc {dead[0].returncode}); "
+                                   f"see {self.log_path.parent}")
+            time.sleep(0.05)
+        raise TimeoutError(f"{len(missing)} publishers not connected after {timeout}s")
+
+    def feed(self, blobs: list[bytes], lines_each: int) -> float:
+        """Write every device's lines at once (one thread per pipe), then close stdin. Returns t0 (epoch)."""
+        def write(p: subprocess.Popen[bytes], blob: bytes) -> None:
+            with contextlib.suppress(BrokenPipeError):
+                p.stdin.write(blob)
+                p.stdin.close()
+
+        threads = [threading.Thread(target=write, args=(p, b), daemon=True) for p, b in zip(self.procs, blobs)]
+        t0 = time.time()
+        for t in threads:
+            t.start()
+        self.sent += lines_each * len(blobs)
+        return t0
+
+    def paced(self, rate: float, seconds: float, metrics: int, first_seq: int, stop: threading.Event) -> threading.Thread:
+        """Write lines round-robin over the devices at `rate` msg/s for `seconds` (in a thread)."""
+        def run() -> None:
+            n = len(self.procs)
+            start, sent = time.monotonic(), 0
+            while not stop.is_set():
+                elapsed = time.monotonic() - start
+                if elapsed >= seconds:
+                    break
+                due = min(int(elapsed * rate), int(seconds * rate))
+                if due > sent:
+                    chunks: dict[int, list[str]] = {}
+                    now_ms = int(time.time() * 1000)
+                    for k in range(sent, due):
+                        chunks.setdefault(k % n, []).append(envelope(first_seq + k // n, metrics, now_ms) + "\n")
+                    for i, lines in chunks.items():
+                        self.procs[i].stdin.write("".join(lines).encode())
+                        self.procs[i].stdin.flush()
+                    sent = due
+                time.sleep(0.005)
+            self.sent += sent
+            for p in self.procs:
+                with contextlib.suppress(BrokenPipeError):
+                    p.stdin.close()
+
+        t = threading.Thread(target=run, daemon=True)
+        t.start()
+        return t
+
+    def wait(self, timeout: float) -> None:
+        deadline = time.monotonic() + timeout
+        for p in self.procs:
+            p.wait(max(0.1, deadline - time.monotonic()))
+        bad = [p.returncode for p in self.procs if p.returncode != 0]
+        if bad:
+            raise RuntimeError(f"{len(bad)} mosquitto_pub failed (rc {bad[0]})")
+
+    def stop(self) -> None:
+        for p in self.procs:
+            if p.poll() is None:
+                p.terminate()
+        for p in self.procs:
+            try:
+                p.wait(5)
+            except subprocess.TimeoutExpired:
+                p.kill()
+                p.wait(5)
+        for f in self._errs:
+            f.close()
+        self.procs, self._errs = [], []
+
+
+# ---- ceiling: a bare aiomqtt subscriber subprocess ---------------------------------------------
+async def ceiling_subscriber(args: argparse.Namespace) -> None:
+    import aiomqtt
+
+    result = {"count": 0, "t_first": None, "t_last": None}
+    async with aiomqtt.Client("127.0.0.1", args.port, username=args.user, password=args.password,
+                              identifier=f"ceiling-{uuid.uuid4().hex[:8]}", protocol=aiomqtt.ProtocolVersion.V5,
+                              clean_start=True, max_queued_incoming_messages=0, timeout=10) as client:
+        await client.subscribe(f"$share/ceiling/{SHARE_FILTER}", qos=1)
+        print("READY", flush=True)
+
+        async def count() -> None:
+            async for _ in client.messages:
+                now = time.time()
+                result["count"] += 1
+                result["t_first"] = result["t_first"] or now
+                result["t_last"] = now
+                if result["count"] >= args.expect:
+                    return
+
+        with contextlib.suppress(asyncio.TimeoutError):
+            await asyncio.wait_for(count(), args.timeout)
+    print(json.dumps(result), flush=True)
+
+
+class Ceiling:
+    def __init__(self, port: int, user: str, password: str, expect: int, timeout: float) -> None:
+        self.proc = subprocess.Popen(
+            [sys.executable, __file__, "--role", "ceiling", "--port", str(port), "--user", user,
+             "--password", password, "--expect", str(expect), "--timeout", str(timeout)],
+            stdout=subprocess.PIPE, text=True)
+        line = self.proc.stdout.readline().strip()
+        if line != "READY":
+            self.stop()
+            raise RuntimeError(f"ceiling subscriber did not start: {line!r}")
+
+    def result(self, timeout: float) -> dict[str, Any]:
+        out, _ = self.proc.communicate(timeout=timeout)
+        return json.loads(out.strip().splitlines()[-1])
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait(5)
+
+
+# ---- naive: one Ray actor call per message -----------------------------------------------------
+class Sink:
+    """The trivial per-message actor of the naive design (counts, nothing else)."""
+
+    def __init__(self) -> None:
+        self.n = 0
+
+    def handle(self, topic: str, payload: bytes) -> int:
+        self.n += 1
+        return self.n
+
+
+class NaiveSubscriber:
+    """An async Ray actor like the bridge, but awaiting one actor call per message."""
+
+    def __init__(self, port: int, user: str, password: str, sink: Any) -> None:
+        self.port, self.user, self.password, self.sink = port, user, password, sink
+        self.count, self.t_last = 0, None
+        self.task: asyncio.Task | None = None
+
+    async def start(self) -> bool:
+        ready = asyncio.Event()
+        self.task = asyncio.create_task(self._run(ready))
+        await asyncio.wait_for(ready.wait(), 30)
+        return True
+
+    async def _run(self, ready: asyncio.Event) -> None:
+        import aiomqtt
+
+        async with aiomqtt.Client("127.0.0.1", self.port, username=self.user, password=self.password,
+                                  identifier=f"naive-{uuid.uuid4().hex[:8]}", protocol=aiomqtt.ProtocolVersion.V5,
+                                  clean_start=True, max_queued_incoming_messages=0, timeout=10) as client:
+            await client.subscribe(f"$share/naive/{SHARE_FILTER}", qos=1)
+            ready.set()
+            async for m in client.messages:
+                await self.sink.handle.remote(m.topic.value, bytes(m.payload))
+                self.count += 1
+                self.t_last = time.time()
+
+    async def stats(self) -> dict[str, Any]:
+        return {"count": self.count, "t_last": self.t_last}
+
+    async def stop(self) -> None:
+        if self.task:
+            self.task.cancel()
+            await asyncio.gather(self.task, return_exceptions=True)
+
+
+# ---- the harness -------------------------------------------------------------------------------
+@dataclass
+class Env:
+    args: argparse.Namespace
+    tmp: Path
+    port: int
+    service_password: str
+    db_url: str
+    secrets: dict[str, str] = field(default_factory=dict)  # device -> token
+    mosquitto: Any = None
+    publishers: list[Publishers] = field(default_factory=list)
+    ceiling: Ceiling | None = None
+    ray_started: bool = False
+    actors: list[Any] = field(default_factory=list)  # Ray actors to kill at the end
+    runtime: Any = None
+    bridges: list[Any] = field(default_factory=list)
+    configs_run: int = 0
+
+    @property
+    def devices(self) -> list[str]:
+        return [d for d in self.secrets if d != PROBE]
+
+    @property
+    def mqtt_url(self) -> str:
+        from pulse.broker.auth_plugin import SERVICE_USERNAME
+
+        return f"mqtt://{SERVICE_USERNAME}:{self.service_password}@127.0.0.1:{self.port}"
+
+    def publishers_for(self, devices: list[str]) -> Publishers:
+        p = Publishers("127.0.0.1", self.port, [(d, self.secrets[d]) for d in devices],
+                       self.mosquitto.log_path, self.args.inflight)
+        self.publishers.append(p)
+        p.spawn()
+        return p
+
+    def settings(self, batch_size: int, batch_ms: int, bridges: int, shards: int) -> Any:
+        from pulse.config.settings import Settings
+
+        self.configs_run += 1
+        return Settings(data_dir=self.tmp / f"pulse-{self.configs_run}", mqtt_url=self.mqtt_url,
+                        database_url=self.db_url, ingest_batch_size=batch_size, ingest_batch_ms=batch_ms,
+                        ingest_bridges=bridges, device_shards=shards)
+
+
+async def provision(env: Env, n: int, rules: int) -> None:
+    import sqlalchemy as sa
+
+    from pulse.broker.credentials import DynsecCredentials
+    from pulse.storage import rules as rule_store
+    from pulse.storage import tokens
+    from pulse.storage.db import Database, utcnow
+    from pulse.storage.tables import devices, tenants
+
+    db = Database(env.db_url)
+    await db.migrate()
+    creds = DynsecCredentials.from_url(env.mqtt_url)
+    try:
+        names = [f"dev-{i:05d}" for i in range(n)] + [PROBE]
+        now = utcnow()
+        async with db.begin() as conn:
+            await conn.execute(tenants.insert().values(tenant_id=TENANT, name=TENANT, created_at=now))
+            await conn.execute(devices.insert(), [{"tenant_id": TENANT, "device_id": d, "metadata": {},
+                                                   "created_at": now, "updated_at": now} for d in names])
+            issued = {d: (await tokens.issue(conn, TENANT, d))["token"] for d in names}
+        for d, token in issued.items():
+            await creds.set_device_secret(TENANT, d, token)
+        env.secrets = issued
+        _ = sa  # keep the import local and explicit
+        for k in range(rules):  # evaluated per message, never firing (no alert storm in a throughput test)
+            await rule_store.create(db, TENANT, {"name": f"bench-rule-{k}", "metric": f"metric_{k:02d}",
+                                                 "operator": "GT", "threshold": 1e12, "severity": 3})
+    finally:
+        await creds.close()
+        await db.dispose()
+
+
+def blobs_for(env: Env, per_device: int, first_seq: int = 0) -> list[bytes]:
+    return [device_blob(first_seq, per_device, env.args.metrics) for _ in env.devices]
+
+
+async def run_ceiling(env: Env, per_device: int) -> dict[str, Any]:
+    from pulse.broker.auth_plugin import SERVICE_USERNAME
+
+    total = per_device * len(env.devices)
+    blobs = blobs_for(env, per_device)
+    pubs = env.publishers_for(env.devices)
+    env.ceiling = Ceiling(env.port, SERVICE_USERNAME, env.service_password, total, env.args.phase_timeout)
+    t0 = pubs.feed(blobs, per_device)
+    res = await asyncio.to_thread(env.ceiling.result, env.args.phase_timeout + 30)
+    env.ceiling = None
+    await asyncio.to_thread(pubs.wait, 30)
+    pubs.stop()
+    elapsed = (res["t_last"] or time.time()) - t0
+    return {"msgs": res["count"], "expected": total, "seconds": elapsed, "rate": res["count"] / elapsed}
+
+
+async def run_naive(env: Env, per_device: int) -> dict[str, Any]:
+    import ray
+
+    from pulse.broker.auth_plugin import SERVICE_USERNAME
+
+    total = per_device * len(env.devices)
+    blobs = blobs_for(env, per_device)
+    sink = ray.remote(Sink).options(num_cpus=0).remote()
+    sub = ray.remote(NaiveSubscriber).options(num_cpus=0).remote(env.port, SERVICE_USERNAME, env.service_password, sink)
+    env.actors += [sub, sink]
+    await sub.start.remote()
+    pubs = env.publishers_for(env.devices)
+    t0 = pubs.feed(blobs, per_device)
+    deadline = time.monotonic() + env.args.phase_timeout
+    stats = {"count": 0, "t_last": None}
+    while time.monotonic() < deadline:
+        stats = await sub.stats.remote()
+        if stats["count"] >= total:
+            break
+        await asyncio.sleep(0.1)
+    await sub.stop.remote()
+    await asyncio.to_thread(pubs.wait, 30)
+    pubs.stop()
+    for a in (sub, sink):
+        ray.kill(a, no_restart=True)
+    elapsed = (stats["t_last"] or time.time()) - t0
+    return {"msgs": stats["count"], "expected": total, "seconds": elapsed, "rate": stats["count"] / elapsed,
+            "complete": stats["count"] >= total}
+
+
+async def deploy_pulse(env: Env, cfg: tuple[int, int, int, int]) -> Any:
+    import ray
+
+    from pulse.actors.ingest import IngestBridge
+    from pulse.actors.runtime import NAMESPACE, RayRuntime
+
+    s = env.settings(*cfg)
+    rt = RayRuntime(s)
+    rt.deploy()
+    env.runtime = rt
+    await rt.start()
+    opts = {"namespace": NAMESPACE, "lifetime": "detached", "get_if_exists": True, "num_cpus": 0,
+            "runtime_env": {"env_vars": s.env()}}  # as pulse.node.Node._options
+    env.bridges = [ray.remote(IngestBridge).options(name=f"ingest-bridge-{i}", **opts).remote(s, i)
+                   for i in range(s.ingest_bridges)]
+    await asyncio.gather(*(b.start.remote() for b in env.bridges))
+    await rt.device_call(TENANT, PROBE, "latest_view")  # activate the probe's actor
+    return s
+
+
+async def teardown_pulse(env: Env, s: Any) -> None:
+    """Stop bridges and actors, wait until their names are free, and delete the bridges'
+    persistent sessions (Mosquitto would otherwise keep routing shared-subscription messages
+    to an offline member of the group, i.e. queue them for a bridge that is gone)."""
+    import aiomqtt
+    import ray
+    from paho.mqtt.packettypes import PacketTypes
+    from paho.mqtt.properties import Properties
+
+    from pulse.actors.ingest import IngestBridge
+    from pulse.actors.runtime import NAMESPACE, actor_names
+
+    for b in env.bridges:
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(b.stop.remote(), 30)
+        ray.kill(b, no_restart=True)
+    if env.runtime is not None:
+        await env.runtime.stop()
+    names = [n for group in actor_names(s).values() for n in group] + [f"ingest-bridge-{i}" for i in range(len(env.bridges))]
+    deadline = time.monotonic() + 30
+    for n in names:
+        while time.monotonic() < deadline:
+            try:
+                ray.get_actor(n, namespace=NAMESPACE)
+            except ValueError:
+                break
+            await asyncio.sleep(0.1)
+    host, port, user, password = s.service_mqtt()
+    for i in range(len(env.bridges)):
+        props = Properties(PacketTypes.CONNECT)
+        props.SessionExpiryInterval = 0
+        async with aiomqtt.Client(host, port, username=user, password=password,
+                                  identifier=IngestBridge(s, i)._client_id(password),  # noqa: SLF001
+                                  protocol=aiomqtt.ProtocolVersion.V5, clean_start=True, properties=props):
+            pass
+    env.bridges, env.runtime = [], None
+
+
+async def bridge_totals(env: Env) -> dict[str, int]:
+    stats = await asyncio.gather(*(b.stats.remote() for b in env.bridges))
+    keys = ("received", "accepted", "rejected", "rows", "batches", "acked", "queued")
+    return {k: sum(st[k] for st in stats) for k in keys}
+
+
+async def wait_processed(env: Env, target: int, timeout: float, poll: float = 0.02) -> tuple[float, dict[str, int]]:
+    """Poll the bridges until accepted + rejected >= target; -> (epoch when seen, totals)."""
+    deadline = time.monotonic() + timeout
+    tot = await bridge_totals(env)
+    while time.monotonic() < deadline:
+        tot = await bridge_totals(env)
+        if tot["accepted"] + tot["rejected"] >= target:
+            return time.time(), tot
+        await asyncio.sleep(poll)
+    return time.time(), tot
+
+
+async def run_pulse_throughput(env: Env, per_device: int) -> dict[str, Any]:
+    total = per_device * len(env.devices)
+    base = await bridge_totals(env)
+    blobs = blobs_for(env, per_device, first_seq=10_000_000 * env.configs_run)
+    pubs = env.publishers_for(env.devices)
+    t0 = pubs.feed(blobs, per_device)
+    t_done, tot = await wait_processed(env, base["accepted"] + base["rejected"] + total, env.args.phase_timeout)
+    await asyncio.to_thread(pubs.wait, 30)
+    pubs.stop()
+    done = tot["accepted"] + tot["rejected"] - base["accepted"] - base["rejected"]
+    elapsed = t_done - t0
+    return {"msgs": done, "expected": total, "seconds": elapsed, "rate": done / elapsed,
+            "points_rate": (tot["rows"] - base["rows"]) / elapsed, "complete": done >= total,
+            "batches": tot["batches"] - base["batches"]}
+
+
+async def run_latency(env: Env, rate: float, seconds: float) -> dict[str, Any]:
+    """Background load at `rate` msg/s; a probe publishes every ~50 ms and waits for its value."""
+    import aiomqtt
+    import numpy as np
+
+    pubs = env.publishers_for(env.devices)
+    stop = threading.Event()
+    pacer = pubs.paced(rate, seconds, env.args.metrics, 20_000_000 * env.configs_run, stop)
+    samples: list[float] = []
+    timeouts = 0
+    probes = 0
+    topic = f"tenant/{TENANT}/device/{PROBE}/telemetry"
+    try:
+        async with aiomqtt.Client("127.0.0.1", env.port, username=f"{TENANT}/{PROBE}", password=env.secrets[PROBE],
+                                  identifier=f"probe-{uuid.uuid4().hex[:8]}", timeout=10) as client:
+            await asyncio.sleep(min(2.0, seconds / 5))  # let the background load settle
+            end = time.monotonic() + seconds - min(2.0, seconds / 5) - 0.5
+            i = 0
+            while time.monotonic() < end:
+                slot = time.monotonic() + 0.05
+                i += 1
+                value = float(1_000_000 * env.configs_run + i)
+                body = {"version": "1", "ts": datetime.now(timezone.utc).isoformat(timespec="milliseconds")
+                        .replace("+00:00", "Z"), "seq": i, "metrics": {"probe_value": value}}
+                t_pub = time.perf_counter()
+                await client.publish(topic, json.dumps(body), qos=1)
+                probes += 1
+                seen = False
+                while time.perf_counter() - t_pub < 5.0:
+                    view = await env.runtime.device_call(TENANT, PROBE, "latest_view")
+                    if view.get("probe_value", {}).get("value") == value:
+                        seen = True
+                        break
+                    await asyncio.sleep(0.002)
+                if seen:
+                    samples.append((time.perf_counter() - t_pub) * 1000)
+                else:
+                    timeouts += 1
+                await asyncio.sleep(max(0.0, slot - time.monotonic()))
+    finally:
+        stop.set()
+        await asyncio.to_thread(pacer.join, seconds + 30)
+    await asyncio.to_thread(pubs.wait, 60)
+    pubs.stop()
+    arr = np.array(samples) if samples else np.array([float("nan")])
+    return {"rate": rate, "probes": probes, "timeouts": timeouts, "p50": float(np.percentile(arr, 50)),
+            "p99": float(np.percentile(arr, 99)), "max": float(arr.max()), "n": len(samples),
+            "background_sent": pubs.sent}
+
+
+async def one_config(env: Env, cfg: tuple[int, int, int, int], per_device: int, latency_s: float) -> dict[str, Any]:
+    s = await deploy_pulse(env, cfg)
+    try:
+        pubs_before = sum(p.sent for p in env.publishers)
+        thr = await run_pulse_throughput(env, per_device)
+        log(f"pulse {cfg}: {thr['rate']:,.0f} msg/s ({thr['msgs']:,}/{thr['expected']:,} in {thr['seconds']:.1f}s)")
+        lat = await run_latency(env, thr["rate"] / 2, latency_s) if latency_s > 0 else None
+        if lat:
+            log(f"latency at {lat['rate']:,.0f} msg/s: p50 {lat['p50']:.1f} ms p99 {lat['p99']:.1f} ms")
+        published = sum(p.sent for p in env.publishers) - pubs_before + (lat["probes"] if lat else 0)
+        _, tot = await wait_processed(env, published, 60)
+        lake = await env.runtime._call(env.runtime.lake_ref, "stats")  # noqa: SLF001
+        return {"cfg": cfg, "thr": thr, "lat": lat, "published": published, "totals": tot, "lake": lake}
+    finally:
+        await teardown_pulse(env, s)
+
+
+def pct(a: float, b: float) -> str:
+    return f"{100 * a / b:.0f} %" if b else "n/a"
+
+
+def verdict(ok: bool) -> str:
+    return "meets target" if ok else "BELOW target"
+
+
+async def main_async(args: argparse.Namespace, env: Env) -> None:
+    import ray
+
+    from pulse.broker.auth_plugin import SERVICE_USERNAME
+    from pulse.broker.mosquitto import MosquittoProcess, write_mosquitto_config
+
+    started = time.monotonic()
+    conf = write_mosquitto_config(env.tmp / "mosquitto", env.port, SERVICE_USERNAME, env.service_password)
+    env.mosquitto = MosquittoProcess(conf, env.port)
+    await asyncio.to_thread(env.mosquitto.start)
+    log(f"mosquitto on 127.0.0.1:{env.port}; provisioning {args.devices} devices + probe")
+    await provision(env, args.devices, args.rules)
+
+    per_device = max(1, args.messages // args.devices)
+    total = per_device * args.devices
+    naive_per_device = max(1, min(per_device, args.naive_messages // args.devices))
+
+    log("ceiling: bare aiomqtt subscriber")
+    ceiling = await run_ceiling(env, per_device)
+    log(f"ceiling: {ceiling['rate']:,.0f} msg/s ({ceiling['msgs']:,}/{ceiling['expected']:,})")
+
+    log("starting Ray")
+    ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=args.ray_logs,
+             logging_level="WARNING")
+    env.ray_started = True
+
+    naive = None
+    if not args.sweep:
+        log("naive: one Ray actor call per message")
+        naive = await run_naive(env, naive_per_device)
+        log(f"naive: {naive['rate']:,.0f} msg/s ({naive['msgs']:,}/{naive['expected']:,})")
+
+    if args.sweep:
+        configs = SWEEP
+        latency_s = args.sweep_latency_seconds
+    else:
+        configs = [(args.batch_size, args.batch_ms, args.bridges, args.shards)]
+        latency_s = args.latency_seconds
+    results = []
+    for cfg in configs:
+        log(f"pulse e2e with (batch_size, batch_ms, bridges, shards) = {cfg}")
+        results.append(await one_config(env, cfg, per_device, latency_s))
+
+    report(args, ceiling, naive, results, total, time.monotonic() - started)
+
+
+def report(args: argparse.Namespace, ceiling: dict, naive: dict | None, results: list[dict], total: int,
+           wall: float) -> None:
+    now = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    print(f"\nPulse ingest benchmark  {now}  ({os.cpu_count()} CPUs, everything on this host)")
+    print(f"load: {args.devices} devices x {total // args.devices:,} msgs = {total:,} msgs x {args.metrics} metrics, "
+          f"QoS 1, one mosquitto_pub -l per device (-M {args.inflight}), {args.rules} rules per device")
+    print(f"ceiling  bare aiomqtt subscriber, counts only   {ceiling['rate']:>9,.0f} msg/s   "
+          f"({ceiling['msgs']:,}/{ceiling['expected']:,} msgs in {ceiling['seconds']:.1f} s)")
+    if naive:
+        print(f"naive    1 awaited Ray actor call per message   {naive['rate']:>9,.0f} msg/s   "
+              f"({naive['msgs']:,}/{naive['expected']:,} msgs in {naive['seconds']:.1f} s)")
+    for r in results:
+        thr, lat, tot = r["thr"], r["lat"], r["totals"]
+        bs, bms, nb, ns = r["cfg"]
+        is_default = r["cfg"] == tuple(DEFAULTS.values())
+        print(f"\npulse e2e  ingest_batch_size={bs} ingest_batch_ms={bms} ingest_bridges={nb} device_shards={ns}"
+              f"{'  (defaults)' if is_default else ''}")
+        print(f"  throughput  {thr['rate']:>9,.0f} msg/s  {thr['points_rate']:>10,.0f} points/s   "
+              f"({thr['msgs']:,}/{thr['expected']:,} msgs in {thr['seconds']:.1f} s, {thr['batches']:,} batches, "
+              f"first publish -> bridges' accepted+rejected == published)")
+        ok_c = thr["rate"] >= ceiling["rate"] * TARGETS["ceiling_pct"] / 100
+        print(f"  e2e / ceiling  {pct(thr['rate'], ceiling['rate']):>6}   target >= {TARGETS['ceiling_pct']:.0f} %   "
+              f"{verdict(ok_c)}")
+        if naive:
+            x = thr["rate"] / naive["rate"]
+            print(f"  e2e / naive    {x:>6.1f} x   target >= {TARGETS['naive_x']:.0f} x    {verdict(x >= TARGETS['naive_x'])}")
+        if lat:
+            print(f"  latency publish -> visible in DeviceActor.latest_view, background {lat['rate']:,.0f} msg/s "
+                  f"(half of the rate above):")
+            print(f"    p50 {lat['p50']:.1f} ms   p99 {lat['p99']:.1f} ms   max {lat['max']:.1f} ms   "
+                  f"({lat['n']} probes, {lat['timeouts']} not seen within 5 s)   target p99 < {TARGETS['p99_ms']:.0f} ms   "
+                  f"{verdict(lat['p99'] < TARGETS['p99_ms'] and lat['timeouts'] == 0)}")
+        lost = r["published"] - tot["accepted"] - tot["rejected"]
+        print(f"  loss check  published {r['published']:,}  received {tot['received']:,}  accepted {tot['accepted']:,}"
+              f"  rejected {tot['rejected']:,}  acked {tot['acked']:,}  -> "
+              f"{'no message lost' if lost == 0 else f'{lost:,} MISSING' if lost > 0 else f'{-lost:,} extra (duplicates)'}")
+        print(f"  lake: {r['lake']['rows_appended']:,} rows appended to the WAL, {r['lake']['rows_flushed']:,} "
+              f"flushed to Parquet ({r['lake']['files_written']} files)")
+    if len(results) > 1:
+        print("\nsweep summary (msg/s, % of ceiling, latency at half load):")
+        best = max(results, key=lambda r: r["thr"]["rate"])
+        for r in results:
+            lat = r["lat"]
+            mark = "  <- best throughput" if r is best else ""
+            lat_s = f"p50 {lat['p50']:6.1f} ms p99 {lat['p99']:6.1f} ms" if lat else ""
+            print(f"  batch_size={r['cfg'][0]:>5} batch_ms={r['cfg'][1]:>3} bridges={r['cfg'][2]} "
+                  f"shards={r['cfg'][3]}: {r['thr']['rate']:>8,.0f} msg/s {pct(r['thr']['rate'], ceiling['rate']):>5}  "
+                  f"{lat_s}{mark}")
+    print(f"\ntotal wall time {wall:.0f} s. Absolute rates vary with whatever else runs on this host;"
+          f" compare the ratios within one run.")
+    if args.json:
+        Path(args.json).write_text(json.dumps({"ceiling": ceiling, "naive": naive, "results": results},
+                                              indent=2, default=str))
+
+
+def cleanup(env: Env) -> None:
+    for p in env.publishers:
+        with contextlib.suppress(Exception):
+            p.stop()
+    if env.ceiling is not None:
+        with contextlib.suppress(Exception):
+            env.ceiling.stop()
+    if env.ray_started:
+        import ray
+
+        with contextlib.suppress(Exception):
+            ray.shutdown()  # a local cluster started here: every actor (detached too) goes with it
+    if env.mosquitto is not None:
+        with contextlib.suppress(Exception):
+            env.mosquitto.stop()
+
+
+def parse_args() -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--devices", type=int, default=50, help="devices = mosquitto_pub processes (default 50)")
+    p.add_argument("--messages", type=int, default=100_000, help="messages per throughput phase, all devices (100000)")
+    p.add_argument("--metrics", type=int, default=10, help="metrics per envelope (10)")
+    p.add_argument("--rules", type=int, default=3, help="threshold rules per tenant, never firing (3)")
+    p.add_argument("--naive-messages", type=int, default=10_000, help="messages for the naive baseline (10000)")
+    p.add_argument("--latency-seconds", type=float, default=20.0, help="half-load latency phase length (20)")
+    p.add_argument("--batch-size", type=int, default=DEFAULTS["ingest_batch_size"])
+    p.add_argument("--batch-ms", type=int, default=DEFAULTS["ingest_batch_ms"])
+    p.add_argument("--bridges", type=int, default=DEFAULTS["ingest_bridges"])
+    p.add_argument("--shards", type=int, default=DEFAULTS["device_shards"])
+    p.add_argument("--inflight", type=int, default=100, help="mosquitto_pub -M (QoS 1 window per publisher)")
+    p.add_argument("--sweep", action="store_true", help="run the e2e phase for each config in SWEEP (no naive)")
+    p.add_argument("--sweep-latency-seconds", type=float, default=8.0)
+    p.add_argument("--phase-timeout", type=float, default=120.0, help="upper bound of each phase (s)")
+    p.add_argument("--json", help="also write the results to this file")
+    p.add_argument("--keep", action="store_true", help="keep the temp dir (logs) after the run")
+    p.add_argument("--ray-logs", action="store_true", help="show the actors' logs")
+    # internal: the ceiling subscriber subprocess
+    p.add_argument("--role", default="main", help=argparse.SUPPRESS)
+    p.add_argument("--port", type=int, help=argparse.SUPPRESS)
+    p.add_argument("--user", help=argparse.SUPPRESS)
+    p.add_argument("--password", help=argparse.SUPPRESS)
+    p.add_argument("--expect", type=int, help=argparse.SUPPRESS)
+    p.add_argument("--timeout", type=float, help=argparse.SUPPRESS)
+    return p.parse_args()
+
+
+def main() -> int:
+    args = parse_args()
+    if args.role == "ceiling":
+        asyncio.run(ceiling_subscriber(args))
+        return 0
+    for tool in ("mosquitto_pub", "mosquitto_ctrl"):
+        if not shutil.which(tool):
+            print(f"{tool} not found (Debian: mosquitto mosquitto-clients)", file=sys.stderr)
+            return 2
+    signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(SystemExit(143)))
+    tmp = Path(tempfile.mkdtemp(prefix="bench-ingest-"))
+    env = Env(args=args, tmp=tmp, port=free_port(), service_password=secrets.token_urlsafe(24),
+              db_url=f"sqlite+aiosqlite:///{tmp}/pulse.db")
+    try:
+        asyncio.run(main_async(args, env))
+        return 0
+    finally:
+        cleanup(env)
+        if args.keep:
+            print(f"kept {tmp}", file=sys.stderr)
+        else:
+            shutil.rmtree(tmp, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

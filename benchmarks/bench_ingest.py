@@ -85,14 +85,19 @@ COMPONENTS = ("IngestBridge", "DeviceShard", "TenantShard", "LakeWriter", "Naive
 def _label(p: Any) -> str | None:
     """Component of one of our descendant processes; None for processes measured through rusage."""
     cmd = " ".join(p.cmdline()[:2])
+    if "py-spy" in cmd:
+        return "py-spy (profiler)"
     for c in COMPONENTS:
-        if f"ray::{c}" in cmd:
+        if cmd.startswith("ray::") and c in cmd.split(".")[0]:
             return c
     if "mosquitto_pub" in cmd or "--role ceiling" in " ".join(p.cmdline()):
         return None  # short-lived children: counted when reaped (RUSAGE_CHILDREN)
     if "mosquitto" in cmd:
         return "mosquitto broker"
-    return "ray system (raylet, gcs, idle workers)"
+    for part in ("raylet", "gcs_server", "DashboardAgent", "RuntimeEnvAgent", "log_monitor", "monitor.py"):
+        if part in cmd:
+            return f"ray {part.removesuffix('.py')}"
+    return "ray other (idle workers)"
 
 
 class CpuMeter:
@@ -100,7 +105,10 @@ class CpuMeter:
     children reaped meanwhile (the mosquitto_pub publishers, the ceiling subscriber)."""
 
     def __init__(self) -> None:
+        import psutil
+
         self.t0 = time.monotonic()
+        self.host0 = psutil.cpu_times()
         self.before = self._snap()
         self.children0 = self._children()
 
@@ -125,20 +133,26 @@ class CpuMeter:
         return out
 
     def stop(self, subtract_children: float = 0.0, children_label: str = "mosquitto_pub publishers") -> dict[str, Any]:
+        import psutil
+
         after = self._snap()
+        host = psutil.cpu_times()
         wall = time.monotonic() - self.t0
         cpu: dict[str, float] = defaultdict(float)
         for pid, (label, secs) in after.items():
             cpu[label] += secs - self.before.get(pid, (label, 0.0))[1]
         cpu[children_label] += self._children() - self.children0 - subtract_children
-        return {"wall": wall, "cpu": dict(cpu)}
+        idle = (host.idle + host.iowait) - (self.host0.idle + self.host0.iowait)
+        busy = sum(host) - sum(self.host0) - idle
+        cpu["(other processes on this host)"] = max(0.0, busy - sum(cpu.values()))
+        return {"wall": wall, "cpu": dict(cpu), "host_busy": busy}
 
 
 def cpu_line(m: dict[str, Any]) -> str:
     parts = sorted(m["cpu"].items(), key=lambda kv: -kv[1])
-    total = sum(v for _, v in parts)
     body = ", ".join(f"{k} {100 * v / m['wall']:.0f}%" for k, v in parts if v / m["wall"] >= 0.01)
-    return f"CPU over {m['wall']:.1f} s (100% = one core; {os.cpu_count()} cores): {body}; total {100 * total / m['wall']:.0f}%"
+    return (f"CPU over {m['wall']:.1f} s (100% = one core; {os.cpu_count()} cores): {body}; "
+            f"host busy {100 * m['host_busy'] / m['wall']:.0f}% of {100 * (os.cpu_count() or 1)}%")
 
 
 def actor_pids() -> dict[str, list[int]]:
@@ -332,15 +346,151 @@ class Publishers:
         self.procs, self._errs = [], []
 
 
+def mqtt_client(protocol: str, port: int, user: str, password: str, identifier: str) -> Any:
+    """A subscriber like the bridge's: MQTT 5 clean start (or 3.1.1 clean session), unbounded queue."""
+    import aiomqtt
+
+    common = dict(username=user, password=password, identifier=identifier, max_queued_incoming_messages=0, timeout=10)
+    if protocol == "311":
+        return aiomqtt.Client("127.0.0.1", port, clean_session=True, **common)
+    return aiomqtt.Client("127.0.0.1", port, protocol=aiomqtt.ProtocolVersion.V5, clean_start=True, **common)
+
+
+def bridge_class(protocol: str, experiments: frozenset[str] = frozenset()) -> Any:
+    """The shipped IngestBridge with timers around `process()` and around its runtime's actor calls
+    (measurement only; behaviour unchanged). With protocol "311" - an experiment of this benchmark,
+    not shipped code - its MQTT client speaks 3.1.1 (persistent session: clean_session=False)."""
+    import aiomqtt
+
+    from pulse.actors.ingest import IngestBridge
+    from pulse.actors.runtime import RayRuntime
+
+    class TimedRayRuntime(RayRuntime):
+        def __init__(self, settings: Any) -> None:
+            super().__init__(settings)
+            self.times: dict[str, list[float]] = defaultdict(list)
+
+        async def _call(self, ref: Any, method: str, *args: Any) -> Any:
+            t = time.perf_counter()
+            try:
+                return await super()._call(ref, method, *args)
+            finally:
+                self.times[method].append(time.perf_counter() - t)
+
+    class TimedIngestBridge(IngestBridge):
+        async def start(self) -> bool:
+            self.runtime = TimedRayRuntime(self.settings)
+            self.runtime.connect()
+            self.batch_times: list[float] = []
+            self.batch_sizes: list[int] = []
+            return await super().start()
+
+        async def process(self, batch: list) -> None:
+            t = time.perf_counter()
+            try:
+                await super().process(batch)
+            finally:
+                self.batch_times.append(time.perf_counter() - t)
+                self.batch_sizes.append(len(batch))
+
+        async def timings(self, reset: bool = False) -> dict[str, Any]:
+            out = {"process": list(self.batch_times), "sizes": list(self.batch_sizes),
+                   "calls": {k: list(v) for k, v in self.runtime.times.items()}}
+            if reset:
+                self.batch_times.clear()
+                self.batch_sizes.clear()
+                self.runtime.times.clear()
+            return out
+
+    base: type = TimedIngestBridge
+    if protocol == "311":
+        class TimedIngestBridgeMqtt311(TimedIngestBridge):
+            def _client(self) -> aiomqtt.Client:
+                host, port, user, password = self.settings.service_mqtt()
+                return aiomqtt.Client(host, port, username=user, password=password,
+                                      identifier=self._client_id(password), max_queued_incoming_messages=0,
+                                      timeout=10, clean_session=False)
+
+        base = TimedIngestBridgeMqtt311
+    if not experiments:
+        return base
+
+    deadline = "deadline" in experiments
+    depth = 2 if "pipeline" in experiments else 1
+
+    class ExperimentalIngestBridge(base):  # type: ignore[misc, valid-type]
+        """EXPERIMENT (not shipped): `deadline` closes a batch when it is full or its oldest message
+        has waited ingest_batch_ms (instead of sleeping ingest_batch_ms after every wake-up);
+        `pipeline` keeps 2 batches in flight and still acknowledges in arrival order."""
+
+        async def _read(self, client: aiomqtt.Client) -> None:
+            self.arrival: list[float] = []
+            async for message in client.messages:
+                self.pending.append(message)
+                self.arrival.append(time.monotonic())
+                self.arrived.set()
+
+        async def _batches(self, client: aiomqtt.Client) -> None:
+            size, wait_s = self.settings.ingest_batch_size, self.settings.ingest_batch_ms / 1000
+            inflight: list[asyncio.Task] = []
+            try:
+                while True:
+                    await self.arrived.wait()
+                    if len(self.pending) < size:
+                        delay = (self.arrival[0] + wait_s - time.monotonic()) if deadline else wait_s
+                        if delay > 0:
+                            await asyncio.sleep(delay)
+                    batch, self.pending = self.pending[:size], self.pending[size:]
+                    self.arrival = self.arrival[len(batch):]
+                    if not self.pending:
+                        self.arrived.clear()
+                    if not batch:
+                        continue
+                    prev = inflight[-1] if inflight else None
+                    inflight.append(asyncio.create_task(self._process_and_ack(client, batch, prev)))
+                    while len(inflight) >= depth:
+                        await inflight.pop(0)
+            finally:
+                for t in inflight:
+                    t.cancel()
+
+        async def _process_and_ack(self, client: aiomqtt.Client, batch: list, prev: asyncio.Task | None) -> None:
+            await self.process(batch)
+            if prev is not None:
+                await prev  # MQTT: PUBACKs go out in the order the PUBLISHes came in
+            for m in batch:
+                if m.qos > 0:
+                    client._client.ack(m.mid, m.qos)  # noqa: SLF001 - as pulse.actors.ingest._paho
+            self.counts["acked"] += len(batch)
+
+    return ExperimentalIngestBridge
+
+
+def timing_line(timings: list[dict[str, Any]], wall: float) -> str:
+    import numpy as np
+
+    proc = np.array([t for b in timings for t in b["process"]] or [0.0]) * 1000
+    sizes = np.array([n for b in timings for n in b["sizes"]] or [0])
+    calls = defaultdict(list)
+    for b in timings:
+        for k, v in b["calls"].items():
+            calls[k] += v
+    parts = [f"{k} p50 {1000 * np.median(v):.1f} ms (x{len(v)})" for k, v in sorted(calls.items())
+             if k in ("handle_batch", "append", "handle_events")]
+    busy = proc.sum() / 1000 / wall / max(1, len(timings))
+    return (f"bridge batches: {len(proc)} of {sizes.mean():.0f} msgs avg (max {sizes.max()}); process() p50 "
+            f"{np.median(proc):.1f} ms p99 {np.percentile(proc, 99):.1f} ms, busy {100 * busy:.0f}% of wall per bridge; "
+            f"actor calls: {', '.join(parts)}")
+
+
 # ---- ceiling: a bare aiomqtt subscriber subprocess ---------------------------------------------
 async def ceiling_subscriber(args: argparse.Namespace) -> None:
     import aiomqtt
 
     result = {"count": 0, "t_first": None, "t_last": None}
-    async with aiomqtt.Client("127.0.0.1", args.port, username=args.user, password=args.password,
-                              identifier=f"ceiling-{uuid.uuid4().hex[:8]}", protocol=aiomqtt.ProtocolVersion.V5,
-                              clean_start=True, max_queued_incoming_messages=0, timeout=10) as client:
+    async with mqtt_client(args.protocol, args.port, args.user, args.password, f"ceiling-{uuid.uuid4().hex[:8]}") as client:
         await client.subscribe(f"$share/ceiling/{SHARE_FILTER}", qos=1)
+        r0 = resource.getrusage(resource.RUSAGE_SELF)
         print("READY", flush=True)
 
         async def count() -> None:
@@ -354,14 +504,16 @@ async def ceiling_subscriber(args: argparse.Namespace) -> None:
 
         with contextlib.suppress(asyncio.TimeoutError):
             await asyncio.wait_for(count(), args.timeout)
+    r1 = resource.getrusage(resource.RUSAGE_SELF)
+    result["cpu"] = r1.ru_utime + r1.ru_stime - r0.ru_utime - r0.ru_stime
     print(json.dumps(result), flush=True)
 
 
 class Ceiling:
-    def __init__(self, port: int, user: str, password: str, expect: int, timeout: float) -> None:
+    def __init__(self, port: int, user: str, password: str, expect: int, timeout: float, protocol: str) -> None:
         self.proc = subprocess.Popen(
             [sys.executable, __file__, "--role", "ceiling", "--port", str(port), "--user", user,
-             "--password", password, "--expect", str(expect), "--timeout", str(timeout)],
+             "--password", password, "--expect", str(expect), "--timeout", str(timeout), "--protocol", protocol],
             stdout=subprocess.PIPE, text=True)
         line = self.proc.stdout.readline().strip()
         if line != "READY":
@@ -393,8 +545,8 @@ class Sink:
 class NaiveSubscriber:
     """An async Ray actor like the bridge, but awaiting one actor call per message."""
 
-    def __init__(self, port: int, user: str, password: str, sink: Any) -> None:
-        self.port, self.user, self.password, self.sink = port, user, password, sink
+    def __init__(self, port: int, user: str, password: str, sink: Any, protocol: str) -> None:
+        self.port, self.user, self.password, self.sink, self.protocol = port, user, password, sink, protocol
         self.count, self.t_last = 0, None
         self.task: asyncio.Task | None = None
 
@@ -405,11 +557,8 @@ class NaiveSubscriber:
         return True
 
     async def _run(self, ready: asyncio.Event) -> None:
-        import aiomqtt
-
-        async with aiomqtt.Client("127.0.0.1", self.port, username=self.user, password=self.password,
-                                  identifier=f"naive-{uuid.uuid4().hex[:8]}", protocol=aiomqtt.ProtocolVersion.V5,
-                                  clean_start=True, max_queued_incoming_messages=0, timeout=10) as client:
+        async with mqtt_client(self.protocol, self.port, self.user, self.password,
+                               f"naive-{uuid.uuid4().hex[:8]}") as client:
             await client.subscribe(f"$share/naive/{SHARE_FILTER}", qos=1)
             ready.set()
             async for m in client.messages:
@@ -443,6 +592,10 @@ class Env:
     runtime: Any = None
     bridges: list[Any] = field(default_factory=list)
     configs_run: int = 0
+
+    @property
+    def experiments(self) -> frozenset[str]:
+        return frozenset(x for x in (self.args.experiment or "").split(",") if x)
 
     @property
     def devices(self) -> list[str]:
@@ -512,14 +665,18 @@ async def run_ceiling(env: Env, per_device: int) -> dict[str, Any]:
     total = per_device * len(env.devices)
     blobs = blobs_for(env, per_device)
     pubs = env.publishers_for(env.devices)
-    env.ceiling = Ceiling(env.port, SERVICE_USERNAME, env.service_password, total, env.args.phase_timeout)
+    env.ceiling = Ceiling(env.port, SERVICE_USERNAME, env.service_password, total, env.args.phase_timeout,
+                          env.args.protocol)
+    meter = CpuMeter()
     t0 = pubs.feed(blobs, per_device)
     res = await asyncio.to_thread(env.ceiling.result, env.args.phase_timeout + 30)
     env.ceiling = None
     await asyncio.to_thread(pubs.wait, 30)
     pubs.stop()
+    cpu = meter.stop(subtract_children=res["cpu"])
+    cpu["cpu"]["ceiling subscriber (aiomqtt)"] = res["cpu"]
     elapsed = (res["t_last"] or time.time()) - t0
-    return {"msgs": res["count"], "expected": total, "seconds": elapsed, "rate": res["count"] / elapsed}
+    return {"msgs": res["count"], "expected": total, "seconds": elapsed, "rate": res["count"] / elapsed, "cpu": cpu}
 
 
 async def run_naive(env: Env, per_device: int) -> dict[str, Any]:
@@ -530,10 +687,12 @@ async def run_naive(env: Env, per_device: int) -> dict[str, Any]:
     total = per_device * len(env.devices)
     blobs = blobs_for(env, per_device)
     sink = ray.remote(Sink).options(num_cpus=0).remote()
-    sub = ray.remote(NaiveSubscriber).options(num_cpus=0).remote(env.port, SERVICE_USERNAME, env.service_password, sink)
+    sub = ray.remote(NaiveSubscriber).options(num_cpus=0).remote(env.port, SERVICE_USERNAME, env.service_password, sink,
+                                                                 env.args.protocol)
     env.actors += [sub, sink]
     await sub.start.remote()
     pubs = env.publishers_for(env.devices)
+    meter = CpuMeter()
     t0 = pubs.feed(blobs, per_device)
     deadline = time.monotonic() + env.args.phase_timeout
     stats = {"count": 0, "t_last": None}
@@ -542,20 +701,20 @@ async def run_naive(env: Env, per_device: int) -> dict[str, Any]:
         if stats["count"] >= total:
             break
         await asyncio.sleep(0.1)
-    await sub.stop.remote()
     await asyncio.to_thread(pubs.wait, 30)
     pubs.stop()
+    cpu = meter.stop()
+    await sub.stop.remote()
     for a in (sub, sink):
         ray.kill(a, no_restart=True)
     elapsed = (stats["t_last"] or time.time()) - t0
     return {"msgs": stats["count"], "expected": total, "seconds": elapsed, "rate": stats["count"] / elapsed,
-            "complete": stats["count"] >= total}
+            "complete": stats["count"] >= total, "cpu": cpu}
 
 
 async def deploy_pulse(env: Env, cfg: tuple[int, int, int, int]) -> Any:
     import ray
 
-    from pulse.actors.ingest import IngestBridge
     from pulse.actors.runtime import NAMESPACE, RayRuntime
 
     s = env.settings(*cfg)
@@ -565,7 +724,7 @@ async def deploy_pulse(env: Env, cfg: tuple[int, int, int, int]) -> Any:
     await rt.start()
     opts = {"namespace": NAMESPACE, "lifetime": "detached", "get_if_exists": True, "num_cpus": 0,
             "runtime_env": {"env_vars": s.env()}}  # as pulse.node.Node._options
-    env.bridges = [ray.remote(IngestBridge).options(name=f"ingest-bridge-{i}", **opts).remote(s, i)
+    env.bridges = [ray.remote(bridge_class(env.args.protocol, env.experiments)).options(name=f"ingest-bridge-{i}", **opts).remote(s, i)
                    for i in range(s.ingest_bridges)]
     await asyncio.gather(*(b.start.remote() for b in env.bridges))
     await rt.device_call(TENANT, PROBE, "latest_view")  # activate the probe's actor
@@ -633,15 +792,24 @@ async def run_pulse_throughput(env: Env, per_device: int) -> dict[str, Any]:
     base = await bridge_totals(env)
     blobs = blobs_for(env, per_device, first_seq=10_000_000 * env.configs_run)
     pubs = env.publishers_for(env.devices)
+    profiler = Profiler(env.tmp / f"profile-{env.configs_run}") if env.args.profile else None
+    if profiler:
+        profiler.start()
+    meter = CpuMeter()
     t0 = pubs.feed(blobs, per_device)
+    await asyncio.gather(*(b.timings.remote(True) for b in env.bridges))
     t_done, tot = await wait_processed(env, base["accepted"] + base["rejected"] + total, env.args.phase_timeout)
+    timings = await asyncio.gather(*(b.timings.remote(True) for b in env.bridges))
     await asyncio.to_thread(pubs.wait, 30)
     pubs.stop()
+    cpu = meter.stop()
+    profile = await asyncio.to_thread(profiler.stop) if profiler else None
     done = tot["accepted"] + tot["rejected"] - base["accepted"] - base["rejected"]
     elapsed = t_done - t0
     return {"msgs": done, "expected": total, "seconds": elapsed, "rate": done / elapsed,
             "points_rate": (tot["rows"] - base["rows"]) / elapsed, "complete": done >= total,
-            "batches": tot["batches"] - base["batches"]}
+            "batches": tot["batches"] - base["batches"], "cpu": cpu, "profile": profile,
+            "timing": timing_line(timings, t_done - t0)}
 
 
 async def run_latency(env: Env, rate: float, seconds: float) -> dict[str, Any]:
@@ -650,6 +818,7 @@ async def run_latency(env: Env, rate: float, seconds: float) -> dict[str, Any]:
     import numpy as np
 
     pubs = env.publishers_for(env.devices)
+    meter = CpuMeter()
     stop = threading.Event()
     pacer = pubs.paced(rate, seconds, env.args.metrics, 20_000_000 * env.configs_run, stop)
     samples: list[float] = []
@@ -688,10 +857,12 @@ async def run_latency(env: Env, rate: float, seconds: float) -> dict[str, Any]:
         await asyncio.to_thread(pacer.join, seconds + 30)
     await asyncio.to_thread(pubs.wait, 60)
     pubs.stop()
+    cpu = meter.stop()
+    timings = await asyncio.gather(*(b.timings.remote(True) for b in env.bridges))
     arr = np.array(samples) if samples else np.array([float("nan")])
     return {"rate": rate, "probes": probes, "timeouts": timeouts, "p50": float(np.percentile(arr, 50)),
             "p99": float(np.percentile(arr, 99)), "max": float(arr.max()), "n": len(samples),
-            "background_sent": pubs.sent}
+            "background_sent": pubs.sent, "cpu": cpu, "timing": timing_line(timings, cpu["wall"])}
 
 
 async def one_config(env: Env, cfg: tuple[int, int, int, int], per_device: int, latency_s: float) -> dict[str, Any]:
@@ -769,13 +940,18 @@ def report(args: argparse.Namespace, ceiling: dict, naive: dict | None, results:
            wall: float) -> None:
     now = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     print(f"\nPulse ingest benchmark  {now}  ({os.cpu_count()} CPUs, everything on this host)")
+    print(f"subscribers on MQTT {'5 (as shipped)' if args.protocol == '5' else '3.1.1 (EXPERIMENT: bridge client patched in this benchmark)'}")
+    if args.experiment:
+        print(f"bridge EXPERIMENTS (benchmark-local subclass, not shipped code): {args.experiment}")
     print(f"load: {args.devices} devices x {total // args.devices:,} msgs = {total:,} msgs x {args.metrics} metrics, "
           f"QoS 1, one mosquitto_pub -l per device (-M {args.inflight}), {args.rules} rules per device")
     print(f"ceiling  bare aiomqtt subscriber, counts only   {ceiling['rate']:>9,.0f} msg/s   "
           f"({ceiling['msgs']:,}/{ceiling['expected']:,} msgs in {ceiling['seconds']:.1f} s)")
+    print(f"  {cpu_line(ceiling['cpu'])}")
     if naive:
         print(f"naive    1 awaited Ray actor call per message   {naive['rate']:>9,.0f} msg/s   "
               f"({naive['msgs']:,}/{naive['expected']:,} msgs in {naive['seconds']:.1f} s)")
+        print(f"  {cpu_line(naive['cpu'])}")
     for r in results:
         thr, lat, tot = r["thr"], r["lat"], r["totals"]
         bs, bms, nb, ns = r["cfg"]
@@ -785,6 +961,10 @@ def report(args: argparse.Namespace, ceiling: dict, naive: dict | None, results:
         print(f"  throughput  {thr['rate']:>9,.0f} msg/s  {thr['points_rate']:>10,.0f} points/s   "
               f"({thr['msgs']:,}/{thr['expected']:,} msgs in {thr['seconds']:.1f} s, {thr['batches']:,} batches, "
               f"first publish -> bridges' accepted+rejected == published)")
+        print(f"  {cpu_line(thr['cpu'])}")
+        print(f"  {thr['timing']}")
+        if thr.get("profile"):
+            print("  py-spy profile of the throughput phase:\n" + thr["profile"])
         ok_c = thr["rate"] >= ceiling["rate"] * TARGETS["ceiling_pct"] / 100
         print(f"  e2e / ceiling  {pct(thr['rate'], ceiling['rate']):>6}   target >= {TARGETS['ceiling_pct']:.0f} %   "
               f"{verdict(ok_c)}")
@@ -797,6 +977,8 @@ def report(args: argparse.Namespace, ceiling: dict, naive: dict | None, results:
             print(f"    p50 {lat['p50']:.1f} ms   p99 {lat['p99']:.1f} ms   max {lat['max']:.1f} ms   "
                   f"({lat['n']} probes, {lat['timeouts']} not seen within 5 s)   target p99 < {TARGETS['p99_ms']:.0f} ms   "
                   f"{verdict(lat['p99'] < TARGETS['p99_ms'] and lat['timeouts'] == 0)}")
+            print(f"    {cpu_line(lat['cpu'])}")
+            print(f"    {lat['timing']}")
         lost = r["published"] - tot["accepted"] - tot["rejected"]
         print(f"  loss check  published {r['published']:,}  received {tot['received']:,}  accepted {tot['accepted']:,}"
               f"  rejected {tot['rejected']:,}  acked {tot['acked']:,}  -> "
@@ -856,6 +1038,12 @@ def parse_args() -> argparse.Namespace:
     p.add_argument("--json", help="also write the results to this file")
     p.add_argument("--keep", action="store_true", help="keep the temp dir (logs) after the run")
     p.add_argument("--ray-logs", action="store_true", help="show the actors' logs")
+    p.add_argument("--profile", action="store_true", help="py-spy the actors during the throughput phase")
+    p.add_argument("--experiment", default="", help="comma list of bridge EXPERIMENTS (not shipped code): "
+                   "deadline = batch closes when full or its oldest message waited batch_ms; "
+                   "pipeline = 2 batches in flight, acks in order")
+    p.add_argument("--protocol", choices=("5", "311"), default="5",
+                   help="MQTT version of the subscribers: ceiling, naive and (experiment) the bridge; 5 = as shipped")
     # internal: the ceiling subscriber subprocess
     p.add_argument("--role", default="main", help=argparse.SUPPRESS)
     p.add_argument("--port", type=int, help=argparse.SUPPRESS)

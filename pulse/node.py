@@ -13,6 +13,7 @@ import httpx
 
 from pulse.actors.ingest import IngestBridge
 from pulse.actors.runtime import NAMESPACE, RayRuntime
+from pulse.actors.scheduler import Scheduler
 from pulse.broker.embedded import EmbeddedBroker
 from pulse.config.settings import Settings
 from pulse.storage import bootstrap
@@ -26,6 +27,7 @@ class Node:
         self.runtime = RayRuntime(settings)
         self.broker: Any = None
         self.bridges: list[Any] = []
+        self.scheduler: Any = None
         self.started_ray = False
 
     def _options(self, name: str) -> dict[str, Any]:
@@ -61,6 +63,7 @@ class Node:
             ray.get(self.broker.start.remote(), timeout=60)
         self.runtime.deploy()
         asyncio.run(self.runtime.start())
+        self.scheduler = ray.remote(Scheduler).options(max_restarts=-1, **self._options("scheduler")).remote(s)
         # max_restarts: Ray brings a crashed bridge back; supervise() reconnects it to the broker,
         # whose persistent session then redelivers every unacknowledged message.
         self.bridges = [ray.remote(IngestBridge).options(max_restarts=-1, **self._options(f"ingest-bridge-{i}"))
@@ -75,7 +78,7 @@ class Node:
         """(Re)start every bridge; idempotent, called at start and periodically by `pulse up`."""
         import ray
 
-        ray.get([b.start.remote() for b in self.bridges], timeout=60)
+        ray.get([b.start.remote() for b in self.bridges] + [self.scheduler.start.remote()], timeout=60)
 
     def wait_healthy(self, timeout_s: float = 90.0) -> None:
         url = f"http://{self.settings.http_host}:{self.settings.http_port}/healthz"
@@ -102,6 +105,9 @@ class Node:
         for b in self.bridges:
             _quietly(lambda: ray.get(b.stop.remote(), timeout=30))
             _quietly(lambda: ray.kill(b, no_restart=True))
+        if self.scheduler is not None:
+            _quietly(lambda: ray.get(self.scheduler.stop.remote(), timeout=30))
+            _quietly(lambda: ray.kill(self.scheduler, no_restart=True))
         _quietly(lambda: asyncio.run(self.runtime.stop()))
         if self.broker is not None:
             _quietly(lambda: ray.get(self.broker.stop.remote(), timeout=30))

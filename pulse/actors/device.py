@@ -8,10 +8,14 @@ from __future__ import annotations
 import json
 from typing import Any, Iterable
 
-from pulse.actors.messages import CommandAck, Effect, Heartbeat, Publish, ReportedState, Telemetry
+from pulse.actors.messages import (CommandAck, CommandStatus, Effect, Heartbeat, Presence, Publish, ReportedState,
+                                   Telemetry)
 from pulse.actors.rules import Rule, RuleState, step
 
 MAX_DESIRED_BYTES = 8192  # documented limit of a desired-state document (docs/device-protocol.md)
+MAX_QUEUED_COMMANDS = 100  # commands waiting for an offline device; more is refused, not dropped
+ACK_STATUS = {"ok": "delivered", "received": "delivered", "succeeded": "succeeded", "success": "succeeded",
+              "failed": "failed", "rejected": "rejected"}
 
 
 def merge_patch(target: dict[str, Any], patch: dict[str, Any]) -> dict[str, Any]:
@@ -42,7 +46,7 @@ def diff_keys(desired: dict[str, Any], reported: dict[str, Any]) -> dict[str, An
 
 
 class DeviceActor:
-    __slots__ = ("tenant_id", "device_id", "latest", "twin", "rule_states", "presence", "dirty")
+    __slots__ = ("tenant_id", "device_id", "latest", "twin", "rule_states", "presence", "queued", "dirty")
 
     def __init__(self, tenant_id: str, device_id: str, snapshot: dict[str, Any] | None = None) -> None:
         s = snapshot or {}
@@ -57,6 +61,8 @@ class DeviceActor:
         self.rule_states: dict[str, RuleState] = {k: RuleState.from_dict(v) for k, v in s.get("rules", {}).items()}
         self.presence: dict[str, Any] = s.get("presence", {"last_seen_ms": None, "last_telemetry_ms": None,
                                                           "last_heartbeat_ms": None, "connected": None})
+        # command_id -> command, for commands created while the device was offline
+        self.queued: dict[str, dict[str, Any]] = s.get("queued", {})
         self.dirty = False
 
     # ---- persistence ---------------------------------------------------------------------
@@ -66,6 +72,7 @@ class DeviceActor:
             "twin": self.twin,
             "rules": {k: v.to_dict() for k, v in self.rule_states.items()},
             "presence": self.presence,
+            "queued": self.queued,
         }
 
     # ---- messages ------------------------------------------------------------------------
@@ -104,7 +111,39 @@ class DeviceActor:
     def on_command_ack(self, msg: CommandAck) -> list[Effect]:
         self._seen(msg.ts_ms, None)
         self.dirty = True
-        return []
+        status = ACK_STATUS.get(msg.status.lower(), "failed")
+        details = dict(msg.details or {})
+        if msg.status.lower() not in ACK_STATUS:
+            details["unknown_ack_status"] = msg.status
+        return [CommandStatus(msg.command_id, status, msg.ts_ms, details or None)]
+
+    def on_presence(self, msg: Presence) -> list[Effect]:
+        """Connected: send what waited for it (unexpired, in creation order)."""
+        self.presence["connected"] = msg.connected
+        self.presence["connection_changed_ms"] = msg.ts_ms
+        self._seen(msg.ts_ms, None)
+        self.dirty = True
+        return self._send_queued(msg.ts_ms) if msg.connected else []
+
+    def queue_command(self, command: dict[str, Any], now_ms: int) -> list[Effect]:
+        """A new command: published now if the device is connected, else kept until it connects."""
+        if len(self.queued) >= MAX_QUEUED_COMMANDS:
+            raise ValueError(f"device already has {MAX_QUEUED_COMMANDS} commands waiting")
+        self.queued[command["command_id"]] = command
+        self.dirty = True
+        return self._send_queued(now_ms) if self.presence.get("connected") else []
+
+    def _send_queued(self, now_ms: int) -> list[Effect]:
+        effects: list[Effect] = []
+        for cid, cmd in sorted(self.queued.items(), key=lambda kv: kv[1]["created_ms"]):
+            if cmd["expires_ms"] > now_ms:
+                body = {"command_id": cid, "type": cmd["type"], "params": cmd["params"],
+                        "expires_at": cmd["expires_at"]}
+                topic = f"tenant/{self.tenant_id}/device/{self.device_id}/commands"
+                effects.append(Publish(topic, json.dumps(body).encode(), qos=1))
+                effects.append(CommandStatus(cid, "delivered", now_ms))
+        self.queued.clear()  # expired ones are marked by the scheduler's sweep
+        return effects
 
     def handle(self, msg: Any, rules: Iterable[Rule]) -> list[Effect]:
         if isinstance(msg, Telemetry):
@@ -115,6 +154,8 @@ class DeviceActor:
             return self.on_reported(msg)
         if isinstance(msg, CommandAck):
             return self.on_command_ack(msg)
+        if isinstance(msg, Presence):
+            return self.on_presence(msg)
         raise TypeError(f"device actor cannot handle {type(msg).__name__}")
 
     # ---- requests (from the API) ---------------------------------------------------------
@@ -159,8 +200,12 @@ class DeviceActor:
 
 
 
-def presence_status(last_seen_ms: int | None, now_ms: int, stale_after_s: int, offline_after_s: int) -> str:
-    """ONLINE while heard from recently, STALE after a silence, OFFLINE after a long one."""
+def presence_status(last_seen_ms: int | None, now_ms: int, stale_after_s: int, offline_after_s: int,
+                    connected: bool | None = None) -> str:
+    """An open MQTT connection is ONLINE and a closed one OFFLINE; without connection events
+    (HTTP devices), ONLINE while heard from recently, STALE after a silence, OFFLINE after a long one."""
+    if connected is not None:
+        return "ONLINE" if connected else "OFFLINE"
     if last_seen_ms is None:
         return "OFFLINE"
     age_s = (now_ms - last_seen_ms) / 1000

@@ -12,11 +12,13 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any
 
-from pulse.actors.messages import CommandAck, DeviceMessage, Heartbeat, Rejection, ReportedState, Telemetry
+from pulse.actors.messages import CommandAck, DeviceMessage, Heartbeat, Presence, Rejection, ReportedState, Telemetry
 
 ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,127}$")
 METRIC_KEY_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.:/-]{0,127}$")
-UPLINK_SUFFIXES = {"telemetry", "heartbeat", "shadow/reported", "commands/ack", "ota/status"}
+UPLINK_SUFFIXES = {"telemetry", "heartbeat", "shadow/reported", "commands/ack", "ota/status", "presence"}
+# Pulse's own downlink topics arrive on the bridge's wildcard subscription too: skip, don't quarantine.
+DOWNLINK_SUFFIXES = {"shadow/desired", "commands", "ota"}
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,7 +44,7 @@ def parse_topic(topic: str) -> tuple[str, str, str]:
     tenant_id, device_id, suffix = parts[1], parts[3], "/".join(parts[4:])
     if not ID_RE.match(tenant_id) or not ID_RE.match(device_id):
         raise Reject("BAD_TOPIC_FORMAT", "invalid tenant or device id")
-    if suffix not in UPLINK_SUFFIXES:
+    if suffix not in UPLINK_SUFFIXES and suffix not in DOWNLINK_SUFFIXES:
         raise Reject("BAD_TOPIC_FORMAT", f"unknown message type {suffix!r}")
     return tenant_id, device_id, suffix
 
@@ -120,6 +122,11 @@ def _one(t: str, d: str, suffix: str, body: Any, now_ms: int, limits: Limits) ->
             raise Reject("INVALID_ENVELOPE", "reported must be an object")
         version = body.get("version")
         return ReportedState(t, d, ts, reported, version if isinstance(version, int) else None)
+    if suffix == "presence":
+        connected = body.get("connected")
+        if not isinstance(connected, bool):
+            raise Reject("INVALID_ENVELOPE", "connected must be true or false")
+        return Presence(t, d, ts, connected)
     if suffix == "commands/ack":
         cid = body.get("command_id")
         if not isinstance(cid, str) or not cid:
@@ -136,6 +143,8 @@ def decode(
     tenant_id = device_id = None
     try:
         tenant_id, device_id, suffix = parse_topic(topic)
+        if suffix in DOWNLINK_SUFFIXES:
+            return [], []
         if len(payload) > limits.max_payload_bytes:
             raise Reject("PAYLOAD_TOO_LARGE", f"{len(payload)} bytes > {limits.max_payload_bytes}")
         try:

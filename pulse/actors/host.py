@@ -14,11 +14,12 @@ from typing import Any, Callable, Generic, Hashable, TypeVar
 
 from pulse.actors import metrics
 from pulse.actors.device import DeviceActor
-from pulse.actors.messages import AlertEvent, DeviceMessage, Publish, Rejection
+from pulse.actors.messages import AlertEvent, CommandStatus, DeviceMessage, Publish, Rejection
 from pulse.actors.rules import Rule
 from pulse.actors.tenant import AlertOp, CreateAlert, RetriggerAlert, TenantActor
 from pulse.errors import Invalid, NotFound
 from pulse.storage import alerts as alert_store
+from pulse.storage import commands as command_store
 from pulse.storage import device_state
 from pulse.storage import rules as rule_store
 from pulse.storage.db import Database
@@ -94,6 +95,16 @@ class BatchResult:
     rejections: list[Rejection] = field(default_factory=list)
     alert_events: list[AlertEvent] = field(default_factory=list)
     publishes: list[Publish] = field(default_factory=list)
+    command_updates: list[tuple[str, str, CommandStatus]] = field(default_factory=list)
+
+
+def _collect(out: BatchResult, tenant_id: str, device_id: str, effect: Any) -> None:
+    if isinstance(effect, AlertEvent):
+        out.alert_events.append(effect)
+    elif isinstance(effect, Publish):
+        out.publishes.append(effect)
+    elif isinstance(effect, CommandStatus):
+        out.command_updates.append((tenant_id, device_id, effect))
 
 
 class DeviceShard(ActorHost[tuple[str, str], DeviceActor]):
@@ -132,10 +143,12 @@ class DeviceShard(ActorHost[tuple[str, str], DeviceActor]):
                                                 m.tenant_id, m.device_id, None, m.ts_ms))
                 continue
             for effect in actor.handle(m, self.rules.get(m.tenant_id, ())):
-                (out.alert_events if isinstance(effect, AlertEvent) else out.publishes).append(effect)
+                _collect(out, m.tenant_id, m.device_id, effect)
             out.accepted.append(m)
             self.last_used[key] = now
         self.messages_handled += len(msgs)
+        if out.command_updates:  # rare (acks, reconnects): written through, not write-behind
+            await command_store.apply_statuses(self.db, out.command_updates)
         return out
 
     async def call(self, tenant_id: str, device_id: str, method: str, *args: Any) -> Any:

@@ -46,7 +46,17 @@ class CommandAck:
     details: dict[str, Any] | None = None
 
 
-DeviceMessage = Telemetry | Heartbeat | ReportedState | CommandAck
+@dataclass(slots=True)
+class Presence:
+    """The device's MQTT connection opened or closed (from the broker, or the device's own LWT)."""
+
+    tenant_id: str
+    device_id: str
+    ts_ms: int
+    connected: bool
+
+
+DeviceMessage = Telemetry | Heartbeat | ReportedState | CommandAck | Presence
 
 
 @dataclass(slots=True)
@@ -95,4 +105,14 @@ class Publish:
     retain: bool = False
 
 
-Effect = AlertEvent | Publish
+@dataclass(slots=True)
+class CommandStatus:
+    """A command moved on (sent to the device, or acknowledged by it): the shard persists it."""
+
+    command_id: str
+    status: str
+    ts_ms: int
+    details: dict[str, Any] | None = None
+
+
+Effect = AlertEvent | Publish | CommandStatus

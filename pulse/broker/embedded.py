@@ -17,6 +17,7 @@ from amqtt.errors import AMQTTError, MQTTError, NoDataError
 from amqtt.mqtt.protocol.broker_handler import BrokerProtocolHandler
 from amqtt.session import Session
 
+from pulse.broker.presence_plugin import PulsePresencePlugin
 from pulse.broker.auth_plugin import SERVICE_USERNAME, PulseAuthPlugin, PulseTopicPlugin
 from pulse.config.settings import Settings
 
@@ -137,6 +138,7 @@ class EmbeddedBroker:
                     "negative_ttl": self._negative_ttl,
                 },
                 topic_plugin: {"service_username": self.service_username},
+                f"{PulsePresencePlugin.__module__}.{PulsePresencePlugin.__qualname__}": {},
             },
         }
 

@@ -34,9 +34,13 @@ def services(request: Request) -> Services:
 
 
 def _routers():
-    from pulse.serve.routes import alert_rules, alerts, auth, devices, quarantine, telemetry
+    from pulse.serve.routes import alert_rules, alerts, auth, commands, devices, quarantine, telemetry
+    from pulse.serve.routes import groups, maintenance, tags
+    from pulse.serve.routes import modules, sensors, templates, transports
 
-    return [auth.router, devices.router, telemetry.router, alert_rules.router, alerts.router, quarantine.router]
+    return [auth.router, devices.router, telemetry.router, commands.router, alert_rules.router, alerts.router, quarantine.router,
+            tags.router, groups.router, maintenance.router,
+            templates.router, modules.router, sensors.router, transports.router]
 
 
 def create_app(build: Callable[[], Awaitable[Services]] | None = None,

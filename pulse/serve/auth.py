@@ -20,12 +20,16 @@ ROLES = CUSTOMER_ROLES + OPERATOR_ROLES
 # Permission strings follow the documented system (reference §10).
 READ_PERMISSIONS = frozenset({
     "devices.read", "alerts.read", "alerts.rules.read", "telemetry.read", "quarantine.read",
+    "maintenance.read",
+    "templates.read",
 })
 WRITE_PERMISSIONS = frozenset({
     "devices.create", "devices.update", "devices.delete", "devices.decommission",
-    "devices.tokens.rotate", "devices.tokens.revoke", "devices.twin.write",
+    "devices.tokens.rotate", "devices.tokens.revoke", "devices.twin.write", "devices.commands.send",
     "alerts.acknowledge", "alerts.close", "alerts.silence",
     "alert-rules.create", "alert-rules.update", "alert-rules.delete",
+    "devices.tags.write", "devices.groups.write", "maintenance.create", "maintenance.update", "maintenance.delete",
+    "templates.write",
 })
 ROLE_PERMISSIONS: dict[str, frozenset[str]] = {
     "customer_admin": READ_PERMISSIONS | WRITE_PERMISSIONS,

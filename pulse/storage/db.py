@@ -51,7 +51,7 @@ def _upgrade(sync_conn: sa.Connection, url: str) -> None:
 
     cfg = _alembic_config(url)
     cfg.attributes["connection"] = sync_conn
-    command.upgrade(cfg, "head")
+    command.upgrade(cfg, "heads")  # areas add independent branches off 0001
 
 
 async def migrate(engine: AsyncEngine) -> None:

@@ -46,13 +46,22 @@ async def get(db: Database, tenant_id: str, device_id: str) -> dict[str, Any]:
 
 
 async def list_devices(db: Database, tenant_id: str, *, status: str | None = None, site_id: str | None = None,
-                       search: str | None = None, sort: str = "device_id", limit: int = 50,
+                       search: str | None = None, tags: list[str] | None = None, group_id: str | None = None,
+                       template_id: int | None = None, sort: str = "device_id", limit: int = 50,
                        offset: int = 0) -> tuple[list[dict[str, Any]], int]:
+    """Filters combine with AND; `tags` keeps devices carrying every tag; `group_id` (static or
+    dynamic) raises NotFound when the tenant has no such group."""
+    from pulse.storage import groups, tags as device_tags  # fleet areas build on the registry, not vice versa
+
     q = sa.select(devices).where(devices.c.tenant_id == tenant_id)
     if status:
         q = q.where(devices.c.status == status)
     if site_id:
         q = q.where(devices.c.site_id == site_id)
+    if template_id is not None:
+        q = q.where(devices.c.template_id == template_id)
+    if tags:
+        q = q.where(*device_tags.has_all_tags(tags))
     if search:
         like = f"%{search.lower()}%"
         q = q.where(sa.or_(sa.func.lower(devices.c.device_id).like(like), sa.func.lower(devices.c.name).like(like)))
@@ -61,6 +70,8 @@ async def list_devices(db: Database, tenant_id: str, *, status: str | None = Non
     # device_id breaks ties so pages are stable under equal sort keys
     order = [col.desc() if desc else col.asc(), devices.c.device_id.asc()]
     async with db.connect() as conn:
+        if group_id:
+            q = q.where(*await groups.member_conditions(conn, tenant_id, group_id))
         total = await count(conn, q)
         rows = await conn.execute(q.order_by(*order).limit(limit).offset(offset))
         return [_public(r) for r in rows], total
@@ -106,11 +117,11 @@ async def registry_counts(db: Database, tenant_id: str) -> dict[str, int]:
         return {status: n for status, n in rows}
 
 
-async def last_seen(db: Database, tenant_id: str) -> list[int | None]:
-    """Last-seen times (ms) of the tenant's devices from actor snapshots (at most one snapshot interval old)."""
+async def presences(db: Database, tenant_id: str) -> list[dict[str, Any]]:
+    """Presence of the tenant's ACTIVE devices from actor snapshots (at most one snapshot interval old)."""
     async with db.connect() as conn:
         rows = await conn.execute(sa.select(devices.c.device_id, device_state.c.state).select_from(
             devices.outerjoin(device_state, sa.and_(device_state.c.tenant_id == devices.c.tenant_id,
                                                     device_state.c.device_id == devices.c.device_id)))
             .where(devices.c.tenant_id == tenant_id, devices.c.status == "ACTIVE"))
-        return [((r.state or {}).get("presence") or {}).get("last_seen_ms") for r in rows]
+        return [(r.state or {}).get("presence") or {} for r in rows]

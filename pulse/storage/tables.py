@@ -213,3 +213,241 @@ operator_audit_log = sa.Table(
     sa.Column("ip", sa.String(64), nullable=True),
     sa.Column("user_agent", sa.String(512), nullable=True),
 )
+
+
+# ---- commands (cloud -> device) ----------------------------------------------------------------
+device_commands = sa.Table(
+    "device_commands",
+    metadata,
+    sa.Column("command_id", sa.String(36), primary_key=True),
+    sa.Column("tenant_id", sa.String(64), nullable=False),
+    sa.Column("device_id", sa.String(128), nullable=False),
+    sa.Column("command_type", sa.String(128), nullable=False),
+    sa.Column("params", sa.JSON, nullable=False, default=dict),
+    # pending -> delivered -> succeeded | failed | rejected ; expired when expires_at passes first
+    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("created_by", sa.String(320), nullable=True),
+    sa.Column("created_at", TS, nullable=False),
+    sa.Column("published_at", TS, nullable=True),
+    sa.Column("acked_at", TS, nullable=True),
+    sa.Column("ack_details", sa.JSON, nullable=True),
+    sa.Column("expires_at", TS, nullable=False),
+    sa.ForeignKeyConstraint(
+        ["tenant_id", "device_id"], ["devices.tenant_id", "devices.device_id"], ondelete="CASCADE"
+    ),
+    sa.Index("ix_device_commands_device", "tenant_id", "device_id", "created_at"),
+    sa.Index("ix_device_commands_open", "status", "expires_at"),
+)
+
+
+# ---- fleet: tags, groups, maintenance windows
+device_tags = sa.Table(
+    "device_tags",
+    metadata,
+    sa.Column("tenant_id", sa.String(64), primary_key=True),
+    sa.Column("device_id", sa.String(128), primary_key=True),
+    sa.Column("tag", sa.String(64), primary_key=True),
+    sa.ForeignKeyConstraint(
+        ["tenant_id", "device_id"], ["devices.tenant_id", "devices.device_id"], ondelete="CASCADE"
+    ),
+    sa.Index("ix_device_tags_tenant_tag", "tenant_id", "tag"),
+)
+
+device_groups = sa.Table(
+    "device_groups",
+    metadata,
+    sa.Column("group_id", sa.String(36), primary_key=True),
+    sa.Column("tenant_id", sa.String(64), sa.ForeignKey("tenants.tenant_id", ondelete="CASCADE"), nullable=False),
+    sa.Column("name", sa.String(200), nullable=False),
+    sa.Column("description", sa.Text, nullable=True),
+    # NULL = static (explicit members); {"status", "tags", "site_id"} = dynamic (computed members)
+    sa.Column("query", sa.JSON(none_as_null=True), nullable=True),
+    sa.Column("created_at", TS, nullable=False),
+    sa.Column("updated_at", TS, nullable=False),
+    sa.UniqueConstraint("tenant_id", "name"),
+)
+
+device_group_members = sa.Table(
+    "device_group_members",
+    metadata,
+    sa.Column("tenant_id", sa.String(64), primary_key=True),
+    sa.Column("group_id", sa.String(36), sa.ForeignKey("device_groups.group_id", ondelete="CASCADE"),
+              primary_key=True),
+    sa.Column("device_id", sa.String(128), primary_key=True),
+    sa.Column("added_at", TS, nullable=False),
+    sa.ForeignKeyConstraint(
+        ["tenant_id", "device_id"], ["devices.tenant_id", "devices.device_id"], ondelete="CASCADE"
+    ),
+    sa.Index("ix_device_group_members_device", "tenant_id", "device_id"),
+)
+
+maintenance_windows = sa.Table(
+    "maintenance_windows",
+    metadata,
+    sa.Column("window_id", sa.String(36), primary_key=True),
+    sa.Column("tenant_id", sa.String(64), sa.ForeignKey("tenants.tenant_id", ondelete="CASCADE"), nullable=False),
+    sa.Column("name", sa.String(200), nullable=False),
+    sa.Column("enabled", sa.Boolean, nullable=False, server_default=sa.true()),
+    sa.Column("starts_at", TS, nullable=False),
+    sa.Column("ends_at", TS, nullable=True),  # NULL = indefinite
+    # NULL = one period [starts_at, ends_at); else weekly occurrences inside it (pulse.actors.maintenance)
+    sa.Column("recurrence", sa.JSON(none_as_null=True), nullable=True),
+    # {"device_ids", "group_ids", "site_ids", "tags"}: any match selects a device; all empty = tenant
+    sa.Column("scope", sa.JSON, nullable=False),
+    sa.Column("created_at", TS, nullable=False),
+    sa.Column("updated_at", TS, nullable=False),
+    sa.Index("ix_maintenance_windows_tenant", "tenant_id", "starts_at"),
+)
+
+
+# ---- templates, modules, sensors, transports ---------------------------------------------------
+# A template is a device model: its metrics, commands and expansion slots. tenant_id NULL marks a
+# system template (seeded by migration 0003, read-only to tenants). Metrics, commands and slots
+# carry no tenant_id: they belong to their template and are only reached through it.
+device_templates = sa.Table(
+    "device_templates",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("tenant_id", sa.String(64), sa.ForeignKey("tenants.tenant_id", ondelete="CASCADE"), nullable=True),
+    sa.Column("name", sa.String(200), nullable=False),
+    sa.Column("slug", sa.String(100), nullable=False),
+    sa.Column("description", sa.Text, nullable=True),
+    # gateway | edge_device | standalone_sensor | controller | expansion_module
+    sa.Column("category", sa.String(32), nullable=False),
+    sa.Column("manufacturer", sa.String(200), nullable=True),
+    sa.Column("model", sa.String(200), nullable=True),
+    sa.Column("firmware_version_pattern", sa.String(200), nullable=True),  # a regular expression
+    sa.Column("is_locked", sa.Boolean, nullable=False, server_default=sa.false()),
+    sa.Column("source", sa.String(16), nullable=False),  # system | tenant
+    # {ingestion_protocol, physical_connectivity, protocol_config, connectivity_config}
+    sa.Column("transport_defaults", sa.JSON(none_as_null=True), nullable=True),
+    sa.Column("metadata", sa.JSON, nullable=False, default=dict),
+    sa.Column("image_url", sa.String(1000), nullable=True),
+    sa.Column("created_at", TS, nullable=False),
+    sa.Column("updated_at", TS, nullable=False),
+    sa.UniqueConstraint("tenant_id", "slug", name="uq_device_templates_tenant_slug"),
+)
+
+template_metrics = sa.Table(
+    "template_metrics",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("template_id", sa.Integer, sa.ForeignKey("device_templates.id", ondelete="CASCADE"), nullable=False),
+    sa.Column("metric_key", sa.String(128), nullable=False),
+    sa.Column("display_name", sa.String(200), nullable=True),
+    sa.Column("data_type", sa.String(16), nullable=False),  # float | integer | boolean | string | enum
+    sa.Column("unit", sa.String(32), nullable=True),
+    sa.Column("min_value", sa.Float, nullable=True),
+    sa.Column("max_value", sa.Float, nullable=True),
+    sa.Column("precision_digits", sa.Integer, nullable=True),
+    sa.Column("is_required", sa.Boolean, nullable=False, server_default=sa.false()),
+    sa.Column("enum_values", sa.JSON(none_as_null=True), nullable=True),
+    sa.UniqueConstraint("template_id", "metric_key", name="uq_template_metrics_key"),
+)
+
+template_commands = sa.Table(
+    "template_commands",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("template_id", sa.Integer, sa.ForeignKey("device_templates.id", ondelete="CASCADE"), nullable=False),
+    sa.Column("command_key", sa.String(128), nullable=False),
+    sa.Column("display_name", sa.String(200), nullable=True),
+    sa.Column("description", sa.Text, nullable=True),
+    # the JSON-Schema subset pulse.storage.templates.validate_params checks command params against
+    sa.Column("parameters_schema", sa.JSON, nullable=False, default=dict),
+    sa.Column("response_schema", sa.JSON(none_as_null=True), nullable=True),
+    sa.UniqueConstraint("template_id", "command_key", name="uq_template_commands_key"),
+)
+
+template_slots = sa.Table(
+    "template_slots",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("template_id", sa.Integer, sa.ForeignKey("device_templates.id", ondelete="CASCADE"), nullable=False),
+    sa.Column("slot_key", sa.String(64), nullable=False),
+    sa.Column("display_name", sa.String(200), nullable=True),
+    sa.Column("slot_type", sa.String(16), nullable=False),  # expansion | sensor | accessory
+    # analog | rs485 | i2c | spi | 1-wire | fsk | ble | lora | gpio | usb
+    sa.Column("interface_type", sa.String(16), nullable=False),
+    sa.Column("max_devices", sa.Integer, nullable=True),  # NULL = unbounded (a bus)
+    sa.Column("compatible_templates", sa.JSON(none_as_null=True), nullable=True),  # template ids; NULL = any
+    sa.Column("is_required", sa.Boolean, nullable=False, server_default=sa.false()),
+    sa.UniqueConstraint("template_id", "slot_key", name="uq_template_slots_key"),
+)
+
+device_modules = sa.Table(
+    "device_modules",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("tenant_id", sa.String(64), nullable=False),
+    sa.Column("device_id", sa.String(128), nullable=False),
+    sa.Column("slot_key", sa.String(64), nullable=False),
+    sa.Column("bus_address", sa.String(64), nullable=True),
+    sa.Column("module_template_id", sa.Integer, sa.ForeignKey("device_templates.id", ondelete="SET NULL"),
+              nullable=True),
+    sa.Column("label", sa.String(200), nullable=True),
+    sa.Column("serial_number", sa.String(200), nullable=True),
+    sa.Column("metric_key_map", sa.JSON, nullable=False, default=dict),  # raw firmware key -> semantic key
+    sa.Column("status", sa.String(16), nullable=False, server_default="active"),  # active | inactive | removed
+    sa.Column("created_at", TS, nullable=False),
+    sa.Column("updated_at", TS, nullable=False),
+    sa.ForeignKeyConstraint(
+        ["tenant_id", "device_id"], ["devices.tenant_id", "devices.device_id"], ondelete="CASCADE"
+    ),
+    sa.Index("ix_device_modules_device", "tenant_id", "device_id"),
+)
+
+device_sensors = sa.Table(
+    "device_sensors",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("tenant_id", sa.String(64), nullable=False),
+    sa.Column("device_id", sa.String(128), nullable=False),
+    sa.Column("metric_key", sa.String(128), nullable=False),
+    sa.Column("display_name", sa.String(200), nullable=True),
+    sa.Column("template_metric_id", sa.Integer, sa.ForeignKey("template_metrics.id", ondelete="SET NULL"),
+              nullable=True),
+    sa.Column("device_module_id", sa.Integer, sa.ForeignKey("device_modules.id", ondelete="SET NULL"),
+              nullable=True),
+    sa.Column("unit", sa.String(32), nullable=True),
+    sa.Column("min_range", sa.Float, nullable=True),
+    sa.Column("max_range", sa.Float, nullable=True),
+    sa.Column("precision_digits", sa.Integer, nullable=True),
+    sa.Column("status", sa.String(16), nullable=False, server_default="active"),  # active | inactive | error
+    sa.Column("source", sa.String(16), nullable=False),  # required | optional | unmodeled
+    sa.Column("last_value", sa.Float, nullable=True),
+    sa.Column("last_value_text", sa.String(256), nullable=True),
+    sa.Column("last_seen_at", TS, nullable=True),
+    sa.Column("created_at", TS, nullable=False),
+    sa.Column("updated_at", TS, nullable=False),
+    sa.ForeignKeyConstraint(
+        ["tenant_id", "device_id"], ["devices.tenant_id", "devices.device_id"], ondelete="CASCADE"
+    ),
+    sa.UniqueConstraint("tenant_id", "device_id", "metric_key", name="uq_device_sensors_metric"),
+    sa.Index("ix_device_sensors_tenant_metric", "tenant_id", "metric_key"),
+)
+
+device_transports = sa.Table(
+    "device_transports",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("tenant_id", sa.String(64), nullable=False),
+    sa.Column("device_id", sa.String(128), nullable=False),
+    # mqtt_direct | http_api | lorawan | gateway_proxy | modbus_rtu
+    sa.Column("ingestion_protocol", sa.String(32), nullable=False),
+    sa.Column("physical_connectivity", sa.String(16), nullable=True),  # cellular | ethernet | wifi | satellite | lora | other
+    sa.Column("protocol_config", sa.JSON, nullable=False, default=dict),
+    sa.Column("connectivity_config", sa.JSON, nullable=False, default=dict),  # apn, sim_iccid, msisdn, …
+    sa.Column("carrier_integration_id", sa.Integer, nullable=True),
+    sa.Column("is_primary", sa.Boolean, nullable=False, server_default=sa.false()),
+    sa.Column("status", sa.String(16), nullable=False, server_default="active"),  # active | inactive | failover
+    sa.Column("created_at", TS, nullable=False),
+    sa.Column("updated_at", TS, nullable=False),
+    sa.ForeignKeyConstraint(
+        ["tenant_id", "device_id"], ["devices.tenant_id", "devices.device_id"], ondelete="CASCADE"
+    ),
+    sa.Index("ix_device_transports_device", "tenant_id", "device_id"),
+    # at most one primary transport per device, even under concurrent writes
+    sa.Index("uq_device_transports_primary", "tenant_id", "device_id", unique=True,
+             sqlite_where=sa.text("is_primary"), postgresql_where=sa.text("is_primary")),
+)

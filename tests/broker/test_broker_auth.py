@@ -25,8 +25,13 @@ WAIT_S = 3.0  # upper bound for a message to arrive on 127.0.0.1
 QUIET_S = 0.3  # how long "nothing arrives" is observed
 
 
-async def next_message(client: aiomqtt.Client, timeout: float = WAIT_S) -> aiomqtt.Message:
-    return await asyncio.wait_for(anext(client.messages), timeout)
+async def next_message(client: aiomqtt.Client, timeout: float = WAIT_S, presence: bool = False) -> aiomqtt.Message:
+    """The next message; the embedded broker's presence announcements are skipped unless asked for."""
+    async with asyncio.timeout(timeout):
+        async for msg in client.messages:
+            if presence == str(msg.topic).endswith("/presence"):
+                return msg
+    raise AssertionError("message stream ended")
 
 
 async def assert_refused(handle: BrokerHandle, username: str | None, password: str | None) -> None:
@@ -220,3 +225,14 @@ async def test_mosquitto_persistent_session_survives_restart(mosquitto_broker: B
     # The device account survived too (dynsec state is in its JSON file).
     async with mosquitto_broker.client("t1/d1", secret):
         pass
+
+
+async def test_embedded_broker_announces_device_connects_and_disconnects(embedded_broker: BrokerHandle) -> None:
+    secret, _ = await embedded_broker.provision("t1", "d1")
+    async with embedded_broker.client() as service:
+        await service.subscribe("tenant/+/device/+/presence", qos=1)
+        async with embedded_broker.client("t1/d1", secret):
+            msg = await next_message(service, presence=True)
+            assert str(msg.topic) == "tenant/t1/device/d1/presence" and json.loads(msg.payload)["connected"] is True
+        msg = await next_message(service, presence=True)
+        assert json.loads(msg.payload)["connected"] is False

@@ -19,10 +19,10 @@ from pulse.errors import Invalid
 router = APIRouter(prefix="/api/v1/customer", tags=["devices"])
 
 
-def _presence(svc: Services, presence: dict[str, Any]) -> dict[str, Any]:
+def _status(svc: Services, presence: dict[str, Any], now_ms: int) -> str:
     s = svc.settings
-    status = presence_status(presence.get("last_seen_ms"), int(time.time() * 1000), s.stale_after_s, s.offline_after_s)
-    return {**presence, "status": status}
+    return presence_status(presence.get("last_seen_ms"), now_ms, s.stale_after_s, s.offline_after_s,
+                           presence.get("connected"))
 
 
 @router.post("/devices", status_code=201)
@@ -36,10 +36,20 @@ async def create_device(body: DeviceCreate, p: Principal = Depends(customer("dev
 @router.get("/devices")
 async def list_devices(status: str | None = Query(None, pattern="^(ACTIVE|INACTIVE|SUSPENDED|REVOKED)$"),
                        site_id: str | None = None, search: str | None = Query(None, max_length=200),
+                       tag: list[str] | None = Query(None, description="repeatable: devices carrying every tag"),
+                       group_id: str | None = Query(None, max_length=36, description="members of a static or dynamic group"),
+                       template_id: int | None = None,
                        sort: str = Query("device_id", pattern="^-?(device_id|name|site_id|status|created_at|updated_at)$"),
                        pg: PageParams = Depends(page_params), p: Principal = Depends(customer("devices.read")),
                        svc: Services = Depends(services)) -> dict[str, Any]:
+    import re
+
+    from pulse.serve.schemas.tags import TAG_PATTERN
+
+    if tag and (len(tag) > 20 or not all(re.match(TAG_PATTERN, t) for t in tag)):
+        raise Invalid("tag: at most 20 tags of 1-64 characters from A-Z a-z 0-9 _ . : / -")
     items, total = await store.list_devices(svc.db, p.tenant_id, status=status, site_id=site_id, search=search,
+                                            tags=tag, group_id=group_id, template_id=template_id,
                                             sort=sort, limit=pg.limit, offset=pg.offset)
     return page("devices", items, total, pg)
 
@@ -47,9 +57,8 @@ async def list_devices(status: str | None = Query(None, pattern="^(ACTIVE|INACTI
 @router.get("/devices/summary")
 async def summary(p: Principal = Depends(customer("devices.read")), svc: Services = Depends(services)) -> dict[str, Any]:
     registry = await store.registry_counts(svc.db, p.tenant_id)
-    now, s = int(time.time() * 1000), svc.settings
-    presence = Counter(presence_status(ms, now, s.stale_after_s, s.offline_after_s)
-                       for ms in await store.last_seen(svc.db, p.tenant_id))
+    now = int(time.time() * 1000)
+    presence = Counter(_status(svc, pr, now) for pr in await store.presences(svc.db, p.tenant_id))
     return {"total": sum(registry.values()), "by_status": registry,
             "connectivity": {k: presence.get(k, 0) for k in ("ONLINE", "STALE", "OFFLINE")}}
 
@@ -59,7 +68,7 @@ async def get_device(device_id: str, p: Principal = Depends(customer("devices.re
                      svc: Services = Depends(services)) -> dict[str, Any]:
     device = await store.get(svc.db, p.tenant_id, device_id)
     presence = await svc.runtime.device_call(p.tenant_id, device_id, "presence_view")
-    return {**device, "presence": _presence(svc, presence)}
+    return {**device, "presence": {**presence, "status": _status(svc, presence, int(time.time() * 1000))}}
 
 
 @router.patch("/devices/{device_id}")

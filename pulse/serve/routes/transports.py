@@ -1,0 +1,122 @@
+"""Device transports, and the deprecated device connection answered from the primary transport (HTTP only)."""
+from __future__ import annotations
+
+from typing import Any, Callable
+
+from fastapi import APIRouter, Depends, Request, Response
+from fastapi.routing import APIRoute
+
+from pulse.serve.app import Services, services
+from pulse.serve.auth import Principal, customer
+from pulse.serve.schemas.common import PageParams, page, page_params
+from pulse.serve.schemas.transports import CONNECTION_KEYS, ConnectionPut, TransportCreate, TransportUpdate
+from pulse.storage import devices as device_store
+from pulse.storage import transports as store
+
+router = APIRouter(prefix="/api/v1/customer/devices/{device_id}", tags=["device transports"])
+
+
+@router.get("/transports")
+async def list_transports(device_id: str, pg: PageParams = Depends(page_params),
+                          p: Principal = Depends(customer("devices.read")),
+                          svc: Services = Depends(services)) -> dict[str, Any]:
+    """The primary transport first."""
+    await device_store.get(svc.db, p.tenant_id, device_id)
+    items, total = await store.list_transports(svc.db, p.tenant_id, device_id, limit=pg.limit, offset=pg.offset)
+    return page("transports", items, total, pg)
+
+
+@router.post("/transports", status_code=201)
+async def add_transport(device_id: str, body: TransportCreate, p: Principal = Depends(customer("devices.update")),
+                        svc: Services = Depends(services)) -> dict[str, Any]:
+    """Primary when is_primary is true, or when left out and the device has no primary yet."""
+    return await store.create(svc.db, p.tenant_id, device_id, body.model_dump(exclude_unset=True))
+
+
+@router.put("/transports/{transport_id}")
+async def update_transport(device_id: str, transport_id: int, body: TransportUpdate,
+                           p: Principal = Depends(customer("devices.update")),
+                           svc: Services = Depends(services)) -> dict[str, Any]:
+    """is_primary: true clears it on the device's other transports."""
+    return await store.update(svc.db, p.tenant_id, device_id, transport_id, body.changes())
+
+
+@router.delete("/transports/{transport_id}", status_code=204)
+async def delete_transport(device_id: str, transport_id: int, p: Principal = Depends(customer("devices.update")),
+                           svc: Services = Depends(services)) -> Response:
+    await store.delete(svc.db, p.tenant_id, device_id, transport_id)
+    return Response(status_code=204)
+
+
+# ---- deprecated: /connection ---------------------------------------------------------------------
+class DeprecatedRoute(APIRoute):
+    """Every response, errors included, carries Deprecation and a Link to the successor (RFC 9745, 8288)."""
+
+    def get_route_handler(self) -> Callable:
+        handler = super().get_route_handler()
+
+        async def with_headers(request: Request) -> Response:
+            try:
+                response = await handler(request)
+            except Exception as exc:
+                respond = _handler_for(request, exc)
+                if respond is None:
+                    raise
+                response = await respond(request, exc)
+            response.headers["Deprecation"] = "true"
+            successor = f"/api/v1/customer/devices/{request.path_params.get('device_id', '')}/transports"
+            response.headers["Link"] = f'<{successor}>; rel="successor-version"'
+            return response
+
+        return with_headers
+
+
+def _handler_for(request: Request, exc: Exception) -> Callable | None:
+    """The app's handler for an expected error (domain, validation, HTTP); unexpected ones propagate."""
+    for cls in type(exc).__mro__:
+        if cls is Exception:
+            return None
+        if cls in request.app.exception_handlers:
+            return request.app.exception_handlers[cls]
+    return None
+
+
+connection = APIRouter(route_class=DeprecatedRoute, deprecated=True, tags=["device transports"])
+
+
+def _connection(device_id: str, t: dict[str, Any]) -> dict[str, Any]:
+    """The legacy device_connections shape."""
+    config = t["connectivity_config"] or {}
+    return {"device_id": device_id, "transport_id": t["id"], "connection_type": t["physical_connectivity"],
+            "ingestion_protocol": t["ingestion_protocol"], "carrier_integration_id": t["carrier_integration_id"],
+            "status": t["status"], **{k: config.get(k) for k in CONNECTION_KEYS},
+            "created_at": t["created_at"], "updated_at": t["updated_at"]}
+
+
+@connection.get("/connection")
+async def get_connection(device_id: str, p: Principal = Depends(customer("devices.read")),
+                         svc: Services = Depends(services)) -> dict[str, Any]:
+    """Deprecated: use /transports. The device's primary transport in the legacy shape."""
+    return _connection(device_id, await store.primary(svc.db, p.tenant_id, device_id))
+
+
+@connection.put("/connection")
+async def put_connection(device_id: str, body: ConnectionPut, p: Principal = Depends(customer("devices.update")),
+                         svc: Services = Depends(services)) -> dict[str, Any]:
+    """Deprecated: use /transports. Creates or updates the primary transport."""
+    changes = body.changes()
+    connectivity = {k: changes.pop(k) for k in CONNECTION_KEYS if k in changes}
+    if "connection_type" in changes:
+        changes["physical_connectivity"] = changes.pop("connection_type")
+    return _connection(device_id, await store.upsert_primary(svc.db, p.tenant_id, device_id, changes, connectivity))
+
+
+@connection.delete("/connection", status_code=204)
+async def delete_connection(device_id: str, p: Principal = Depends(customer("devices.update")),
+                            svc: Services = Depends(services)) -> Response:
+    """Deprecated: use /transports. Deletes the primary transport."""
+    await store.delete_primary(svc.db, p.tenant_id, device_id)
+    return Response(status_code=204)
+
+
+router.include_router(connection)

@@ -1,0 +1,99 @@
+"""HTTP bodies of maintenance windows."""
+from __future__ import annotations
+
+import re
+
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from pulse.actors.maintenance import MAX_DURATION_MINUTES, zone
+from pulse.serve.schemas.devices import ID_PATTERN
+from pulse.serve.schemas.tags import TAG_PATTERN
+
+MAX_SCOPE_ITEMS = 1000
+
+
+class Recurrence(BaseModel):
+    """Weekly: starts on each of `days_of_week` (0 = Monday .. 6 = Sunday) at `start_time` local time
+    in `timezone` and lasts `duration_minutes` of elapsed time."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    days_of_week: list[int] = Field(min_length=1, max_length=7)
+    start_time: str = Field(pattern=r"^([01]\d|2[0-3]):[0-5]\d$", examples=["02:30"])
+    duration_minutes: int = Field(ge=1, le=MAX_DURATION_MINUTES)
+    timezone: str = Field("UTC", max_length=64, examples=["Europe/Berlin"])
+
+    @field_validator("days_of_week")
+    @classmethod
+    def _days(cls, v: list[int]) -> list[int]:
+        if any(not 0 <= d <= 6 for d in v):
+            raise ValueError("days are 0 (Monday) to 6 (Sunday)")
+        return sorted(set(v))
+
+    @field_validator("timezone")
+    @classmethod
+    def _zone(cls, v: str) -> str:
+        zone(v)  # the schedule maths' own check: an IANA name, not "localtime"
+        return v
+
+
+def _matching(values: list[str], pattern: str, what: str) -> list[str]:
+    for v in values:
+        if not re.match(pattern, v):
+            raise ValueError(f"invalid {what} {v[:70]!r}")
+    return sorted(set(values))
+
+
+class Scope(BaseModel):
+    """Devices the window covers: any one matching selector is enough; all empty = the whole tenant."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    device_ids: list[str] = Field(default_factory=list, max_length=MAX_SCOPE_ITEMS)
+    group_ids: list[str] = Field(default_factory=list, max_length=MAX_SCOPE_ITEMS)
+    site_ids: list[str] = Field(default_factory=list, max_length=MAX_SCOPE_ITEMS)
+    tags: list[str] = Field(default_factory=list, max_length=MAX_SCOPE_ITEMS)
+
+    @field_validator("device_ids", "site_ids")
+    @classmethod
+    def _ids(cls, v: list[str]) -> list[str]:
+        return _matching(v, ID_PATTERN, "id")
+
+    @field_validator("group_ids")
+    @classmethod
+    def _group_ids(cls, v: list[str]) -> list[str]:
+        return _matching(v, r"^[A-Za-z0-9-]{1,36}$", "group id")
+
+    @field_validator("tags")
+    @classmethod
+    def _tags(cls, v: list[str]) -> list[str]:
+        return _matching(v, TAG_PATTERN, "tag")
+
+
+class WindowFields(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    ends_at: AwareDatetime | None = None
+    recurrence: Recurrence | None = None
+
+
+class WindowCreate(WindowFields):
+    name: str = Field(min_length=1, max_length=200)
+    enabled: bool = True
+    starts_at: AwareDatetime | None = Field(None, description="default: now")
+    scope: Scope = Field(default_factory=Scope)
+
+    @model_validator(mode="after")
+    def _order(self) -> "WindowCreate":
+        if self.starts_at and self.ends_at and self.ends_at <= self.starts_at:
+            raise ValueError("ends_at must be after starts_at")
+        return self
+
+
+class WindowPatch(WindowFields):
+    """Absent fields stay; `ends_at: null` makes the window indefinite, `recurrence: null` one-off."""
+
+    name: str | None = Field(None, min_length=1, max_length=200)
+    enabled: bool | None = None
+    starts_at: AwareDatetime | None = None
+    scope: Scope | None = None

@@ -1,0 +1,43 @@
+"""HTTP bodies of device modules."""
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from pulse.actors.envelope import METRIC_KEY_RE
+from pulse.serve.schemas.templates import SLOT_KEY, Update
+
+ModuleStatus = Literal["active", "inactive"]  # "removed" only through DELETE
+
+
+class ModuleFields(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    bus_address: str | None = Field(None, max_length=64, examples=["0x44"])
+    module_template_id: int | None = None
+    label: str | None = Field(None, max_length=200)
+    serial_number: str | None = Field(None, max_length=200)
+    metric_key_map: dict[str, str] | None = Field(
+        None, max_length=200, description="raw firmware key -> semantic metric key", examples=[{"t1": "temperature"}])
+
+    @field_validator("metric_key_map")
+    @classmethod
+    def _keys(cls, v: dict[str, str] | None) -> dict[str, str] | None:
+        for raw, key in (v or {}).items():
+            for k in (raw, key):
+                if not METRIC_KEY_RE.match(k):
+                    raise ValueError(f"invalid metric key {k[:40]!r}")
+        return v
+
+
+class ModuleCreate(ModuleFields):
+    slot_key: str = Field(pattern=SLOT_KEY)
+    status: ModuleStatus = "active"
+
+
+class ModuleUpdate(ModuleFields, Update):
+    NOT_NULL = ("slot_key", "status", "metric_key_map")
+
+    slot_key: str | None = Field(None, pattern=SLOT_KEY)
+    status: ModuleStatus | None = None

@@ -1,0 +1,39 @@
+"""HTTP bodies of device sensors."""
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from pulse.serve.schemas.templates import METRIC_KEY, Update
+
+SensorStatus = Literal["active", "inactive", "error"]
+SensorSource = Literal["required", "optional", "unmodeled"]
+
+
+class SensorFields(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    display_name: str | None = Field(None, max_length=200)
+    template_metric_id: int | None = Field(None, description="a metric of the device's template")
+    device_module_id: int | None = Field(None, description="a module of the same device")
+    unit: str | None = Field(None, max_length=32)
+    min_range: float | None = None
+    max_range: float | None = None
+    precision_digits: int | None = Field(None, ge=0, le=12)
+
+
+class SensorCreate(SensorFields):
+    """source is `optional`, or `required` when the linked template metric is required."""
+
+    metric_key: str = Field(pattern=METRIC_KEY)
+    status: SensorStatus = "active"
+
+
+class SensorUpdate(SensorFields, Update):
+    """metric_key is the sensor's identity and does not change; `required` is set by the template only."""
+
+    NOT_NULL = ("status", "source")
+
+    status: SensorStatus | None = None
+    source: Literal["optional", "unmodeled"] | None = None

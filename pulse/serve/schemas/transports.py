@@ -1,0 +1,59 @@
+"""HTTP bodies of device transports and of the deprecated device connection."""
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from pulse.serve.schemas.templates import IngestionProtocol, PhysicalConnectivity, Update
+
+TransportStatus = Literal["active", "inactive", "failover"]
+
+# connectivity_config keys the legacy connection exposed as columns
+CONNECTION_KEYS = ("carrier_name", "plan_name", "apn", "sim_iccid", "sim_status", "msisdn", "ip_address",
+                   "network_status", "data_limit_mb", "data_used_mb")
+
+
+class TransportCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    ingestion_protocol: IngestionProtocol
+    physical_connectivity: PhysicalConnectivity | None = None
+    protocol_config: dict[str, Any] = Field(default_factory=dict)
+    connectivity_config: dict[str, Any] = Field(default_factory=dict, examples=[{"apn": "iot.1nce.net"}])
+    carrier_integration_id: int | None = Field(None, ge=1)
+    is_primary: bool | None = Field(None, description="default: primary when the device has no primary yet")
+    status: TransportStatus = "active"
+
+
+class TransportUpdate(Update):
+    NOT_NULL = ("ingestion_protocol", "protocol_config", "connectivity_config", "is_primary", "status")
+
+    ingestion_protocol: IngestionProtocol | None = None
+    physical_connectivity: PhysicalConnectivity | None = None
+    protocol_config: dict[str, Any] | None = None
+    connectivity_config: dict[str, Any] | None = None
+    carrier_integration_id: int | None = Field(None, ge=1)
+    is_primary: bool | None = None
+    status: TransportStatus | None = None
+
+
+class ConnectionPut(Update):
+    """The legacy connection body; fields map onto the primary transport (null clears a field)."""
+
+    NOT_NULL = ("ingestion_protocol", "status")
+
+    connection_type: PhysicalConnectivity | None = None
+    ingestion_protocol: IngestionProtocol | None = None
+    carrier_integration_id: int | None = Field(None, ge=1)
+    status: TransportStatus | None = None
+    carrier_name: str | None = Field(None, max_length=100)
+    plan_name: str | None = Field(None, max_length=100)
+    apn: str | None = Field(None, max_length=100)
+    sim_iccid: str | None = Field(None, pattern=r"^[0-9]{15,22}F?$")
+    sim_status: str | None = Field(None, max_length=32)
+    msisdn: str | None = Field(None, pattern=r"^\+?[0-9]{5,20}$")
+    ip_address: str | None = Field(None, max_length=64)
+    network_status: str | None = Field(None, max_length=32)
+    data_limit_mb: float | None = Field(None, ge=0)
+    data_used_mb: float | None = Field(None, ge=0)

@@ -1,0 +1,96 @@
+"""Commands: queued for offline devices, sent on connect, status from acks, expiry by the scheduler."""
+import json
+from datetime import timedelta
+
+import pytest
+
+from pulse.storage import commands as command_store
+from pulse.storage.db import utcnow
+from tests.serve.helpers import send
+
+BASE = "/api/v1/customer/devices/d1/commands"
+
+
+@pytest.fixture
+async def device(api):
+    assert (await api.post("/api/v1/customer/devices", json={"device_id": "d1"})).status_code == 201
+
+
+async def connect(api, connected=True):
+    result, _ = await send(api, "acme", "d1", "presence", {"connected": connected})
+    return result.publishes
+
+
+async def test_command_to_offline_device_waits_then_is_sent_on_connect(api, device):
+    r = await api.post(BASE, json={"type": "reboot", "params": {"delay_s": 5}})
+    assert r.status_code == 201, r.text
+    cmd = r.json()
+    assert cmd["status"] == "pending" and cmd["command_type"] == "reboot" and cmd["expires_at"]
+    (pub,) = await connect(api)
+    assert pub.topic == "tenant/acme/device/d1/commands" and pub.qos == 1
+    body = json.loads(pub.payload)
+    assert body["command_id"] == cmd["command_id"] and body["type"] == "reboot" and body["params"] == {"delay_s": 5}
+    listed = (await api.get(BASE)).json()
+    assert listed["total"] == 1 and listed["commands"][0]["status"] == "delivered"
+    assert await connect(api) == []  # sent once only
+
+
+async def test_connected_device_gets_it_at_once_and_acks_drive_status(api, device):
+    await connect(api)
+    cmd = (await api.post(BASE, json={"type": "set_interval", "params": {"seconds": 30}})).json()
+    assert cmd["status"] == "delivered" and cmd["published_at"]
+    await send(api, "acme", "d1", "commands/ack", {"command_id": cmd["command_id"], "status": "succeeded",
+                                                   "details": {"took_ms": 12}})
+    done = (await api.get(BASE, params={"status": "succeeded"})).json()["commands"][0]
+    assert done["ack_details"] == {"took_ms": 12} and done["acked_at"]
+
+
+@pytest.mark.parametrize("ack,status", [("ok", "delivered"), ("failed", "failed"), ("rejected", "rejected"),
+                                        ("exploded", "failed")])
+async def test_ack_statuses(api, device, ack, status):
+    await connect(api)
+    cid = (await api.post(BASE, json={"type": "x"})).json()["command_id"]
+    await send(api, "acme", "d1", "commands/ack", {"command_id": cid, "status": ack})
+    assert (await api.get(BASE)).json()["commands"][0]["status"] == status
+
+
+async def test_unacked_commands_expire_and_late_acks_do_not_revive_them(api, device):
+    cid = (await api.post(BASE, json={"type": "x", "expires_in_seconds": 60})).json()["command_id"]
+    assert await command_store.expire_due(api.services.db) == 0
+    assert await command_store.expire_due(api.services.db, utcnow() + timedelta(seconds=61)) == 1
+    assert (await api.get(BASE)).json()["commands"][0]["status"] == "expired"
+    await send(api, "acme", "d1", "commands/ack", {"command_id": cid, "status": "succeeded"})
+    assert (await api.get(BASE)).json()["commands"][0]["status"] == "expired"
+
+
+async def test_expired_commands_are_not_sent_on_reconnect(api, device, monkeypatch):
+    await api.post(BASE, json={"type": "x", "expires_in_seconds": 1})
+    import time as time_mod
+
+    real = time_mod.time
+    monkeypatch.setattr(time_mod, "time", lambda: real() + 5)
+    assert await connect(api) == []
+
+
+async def test_validation_errors_and_permissions(api, device):
+    for bad in ({}, {"type": ""}, {"type": "has space"}, {"type": "x", "expires_in_seconds": 0},
+                {"type": "x", "params": [1]}, {"type": "x", "bogus": 1}):
+        assert (await api.post(BASE, json=bad)).status_code == 422, bad
+    r = await api.post(BASE, json={"type": "x", "params": {"blob": "y" * 5000}})
+    assert r.status_code == 422 and "params larger" in r.json()["detail"]
+    assert (await api.post(BASE, json={"type": "x"}, role="customer_viewer")).status_code == 403
+    assert (await api.get(BASE, role="customer_viewer")).status_code == 200
+    assert (await api.post(BASE, json={"type": "x"}, tenant="globex")).status_code == 404
+    assert (await api.get(BASE, tenant="globex")).status_code == 404
+    await api.patch("/api/v1/customer/devices/d1/decommission", json={})
+    assert (await api.post(BASE, json={"type": "x"})).status_code == 422
+    assert (await api.get(BASE, params={"status": "weird"})).status_code == 422
+
+
+async def test_presence_shows_in_device_detail_and_summary(api, device):
+    await connect(api)
+    detail = (await api.get("/api/v1/customer/devices/d1")).json()
+    assert detail["presence"]["connected"] is True and detail["presence"]["status"] == "ONLINE"
+    await connect(api, connected=False)
+    p = (await api.get("/api/v1/customer/devices/d1")).json()["presence"]
+    assert p["connected"] is False and p["status"] == "OFFLINE"

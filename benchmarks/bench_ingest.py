@@ -54,18 +54,44 @@ PROBE = "probe-0"
 SHARE_FILTER = "tenant/+/device/+/#"
 TARGETS = {"ceiling_pct": 70.0, "naive_x": 5.0, "p99_ms": 250.0}
 DEFAULTS = {"ingest_batch_size": 500, "ingest_batch_ms": 20, "ingest_bridges": 1, "device_shards": 2}
-# Tried by --sweep: (ingest_batch_size, ingest_batch_ms, ingest_bridges, device_shards)
-SWEEP = [
-    (500, 20, 1, 2),
-    (500, 5, 1, 2),
-    (500, 50, 1, 2),
-    (2000, 20, 1, 2),
-    (200, 20, 1, 2),
-    (500, 20, 2, 2),
-    (500, 20, 1, 1),
-    (500, 20, 1, 4),
-    (2000, 50, 2, 2),
-]
+
+
+@dataclass(frozen=True)
+class Cfg:
+    """One Pulse deployment to measure: settings, plus the bridge variant (5 = as shipped)."""
+
+    batch_size: int = DEFAULTS["ingest_batch_size"]
+    batch_ms: int = DEFAULTS["ingest_batch_ms"]
+    bridges: int = DEFAULTS["ingest_bridges"]
+    shards: int = DEFAULTS["device_shards"]
+    protocol: str = "5"
+    experiments: frozenset[str] = frozenset()
+
+    def label(self) -> str:
+        out = f"batch_size={self.batch_size} batch_ms={self.batch_ms} bridges={self.bridges} shards={self.shards}"
+        if self.protocol != "5":
+            out += " +mqtt311"
+        if self.experiments:
+            out += " +" + "+".join(sorted(self.experiments))
+        return out
+
+    @property
+    def shipped(self) -> bool:
+        return self.protocol == "5" and not self.experiments
+
+    @property
+    def defaults(self) -> bool:
+        return self.shipped and (self.batch_size, self.batch_ms, self.bridges, self.shards) == tuple(DEFAULTS.values())
+
+
+# --sweep settings: the shipped code under other settings; --sweep changes: code EXPERIMENTS.
+SWEEPS = {
+    "settings": [Cfg(), Cfg(batch_ms=5), Cfg(batch_ms=50), Cfg(batch_size=2000), Cfg(batch_size=200),
+                 Cfg(bridges=2), Cfg(shards=1), Cfg(shards=4), Cfg(batch_size=2000, batch_ms=50, bridges=2)],
+    "changes": [Cfg(), Cfg(protocol="311"), Cfg(experiments=frozenset({"thin"})),
+                Cfg(protocol="311", experiments=frozenset({"thin"})), Cfg(experiments=frozenset({"deadline"})),
+                Cfg(protocol="311", experiments=frozenset({"thin"}), bridges=2)],
+}
 
 
 def log(msg: str) -> None:
@@ -388,10 +414,13 @@ def bridge_class(protocol: str, experiments: frozenset[str] = frozenset()) -> An
         async def process(self, batch: list) -> None:
             t = time.perf_counter()
             try:
-                await super().process(batch)
+                await self.do_process(batch)
             finally:
                 self.batch_times.append(time.perf_counter() - t)
                 self.batch_sizes.append(len(batch))
+
+        async def do_process(self, batch: list) -> None:
+            await IngestBridge.process(self, batch)
 
         async def timings(self, reset: bool = False) -> dict[str, Any]:
             out = {"process": list(self.batch_times), "sizes": list(self.batch_sizes),
@@ -412,7 +441,9 @@ def bridge_class(protocol: str, experiments: frozenset[str] = frozenset()) -> An
                                       timeout=10, clean_session=False)
 
         base = TimedIngestBridgeMqtt311
-    if not experiments:
+    if "thin" in experiments:
+        base = thin_bridge(base)
+    if not experiments - {"thin"}:
         return base
 
     deadline = "deadline" in experiments
@@ -466,6 +497,78 @@ def bridge_class(protocol: str, experiments: frozenset[str] = frozenset()) -> An
     return ExperimentalIngestBridge
 
 
+def thin_bridge(base: type) -> type:
+    """EXPERIMENT (not shipped), with `thin_shard_class`: the bridge only reads MQTT, routes raw
+    (topic, payload) pairs to the shards by the ids in the topic, and acknowledges; each shard
+    decodes, runs its actors, builds the Arrow rows and appends them to the lake WAL itself, and
+    returns counts, rejections and effects - not the accepted messages."""
+    from pulse.actors.ingest import _payload_bytes
+    from pulse.actors.runtime import IngestResult
+    from pulse.storage import quarantine
+
+    class ThinIngestBridge(base):  # type: ignore[misc, valid-type]
+        async def do_process(self, batch: list) -> None:
+            started = time.monotonic()
+            rt = self.runtime
+            by_shard: dict[int, list[tuple[str, bytes]]] = defaultdict(list)
+            for m in batch:
+                topic = m.topic.value
+                parts = topic.split("/", 4)
+                shard = rt.devices.device_shard(parts[1], parts[3]) if len(parts) == 5 else 0
+                by_shard[shard].append((topic, _payload_bytes(m.payload)))
+            now_ms = int(time.time() * 1000)
+            results = await asyncio.gather(*(rt._call(rt.device_refs[sh], "handle_raw", items, now_ms, self.limits)
+                                             for sh, items in by_shard.items()))
+            out = IngestResult()
+            rejections, events = [], []
+            for r in results:
+                out.accepted += r["accepted"]
+                out.rows += r["rows"]
+                rejections += r["rejections"]
+                events += r["alert_events"]
+                out.publishes += r["publishes"]
+            if events:
+                out.alerts_opened = await rt._tenant_events(events)
+            await quarantine.record(self.db, rejections)
+            if out.publishes:
+                await self.downlink.publish(out.publishes)
+            self._count(len(batch), out, rejections, started)
+
+    return ThinIngestBridge
+
+
+def thin_shard_class() -> type:
+    """The DeviceShard side of the `thin` EXPERIMENT (see `thin_bridge`)."""
+    from pulse.actors.envelope import decode
+    from pulse.actors.host import DeviceShard
+    from pulse.actors.messages import Telemetry
+    from pulse.actors.runtime import NAMESPACE
+    from pulse.storage.lake import telemetry_table
+
+    class ThinDeviceShard(DeviceShard):
+        async def handle_raw(self, items: list[tuple[str, bytes]], now_ms: int, limits: Any) -> dict[str, Any]:
+            import ray
+
+            msgs, rejections = [], []
+            for topic, payload in items:
+                ok, bad = decode(topic, payload, now_ms, limits)
+                msgs += ok
+                rejections += bad
+            res = await self.handle_batch(msgs)
+            telemetry = [m for m in res.accepted if isinstance(m, Telemetry)]
+            rows = 0
+            if telemetry:
+                if not hasattr(self, "_lake"):
+                    self._lake = ray.get_actor("lake-writer", namespace=NAMESPACE)
+                table = telemetry_table(telemetry)
+                rows = table.num_rows
+                await self._lake.append.remote(table)
+            return {"accepted": len(res.accepted), "rows": rows, "rejections": rejections + res.rejections,
+                    "alert_events": res.alert_events, "publishes": res.publishes}
+
+    return ThinDeviceShard
+
+
 def timing_line(timings: list[dict[str, Any]], wall: float) -> str:
     import numpy as np
 
@@ -476,7 +579,7 @@ def timing_line(timings: list[dict[str, Any]], wall: float) -> str:
         for k, v in b["calls"].items():
             calls[k] += v
     parts = [f"{k} p50 {1000 * np.median(v):.1f} ms (x{len(v)})" for k, v in sorted(calls.items())
-             if k in ("handle_batch", "append", "handle_events")]
+             if k in ("handle_batch", "handle_raw", "append", "handle_events")]
     busy = proc.sum() / 1000 / wall / max(1, len(timings))
     return (f"bridge batches: {len(proc)} of {sizes.mean():.0f} msgs avg (max {sizes.max()}); process() p50 "
             f"{np.median(proc):.1f} ms p99 {np.percentile(proc, 99):.1f} ms, busy {100 * busy:.0f}% of wall per bridge; "
@@ -594,10 +697,6 @@ class Env:
     configs_run: int = 0
 
     @property
-    def experiments(self) -> frozenset[str]:
-        return frozenset(x for x in (self.args.experiment or "").split(",") if x)
-
-    @property
     def devices(self) -> list[str]:
         return [d for d in self.secrets if d != PROBE]
 
@@ -614,13 +713,14 @@ class Env:
         p.spawn()
         return p
 
-    def settings(self, batch_size: int, batch_ms: int, bridges: int, shards: int) -> Any:
+    def settings(self, cfg: Cfg) -> Any:
         from pulse.config.settings import Settings
 
         self.configs_run += 1
+        extra = dict(kv.split("=", 1) for kv in self.args.set)
         return Settings(data_dir=self.tmp / f"pulse-{self.configs_run}", mqtt_url=self.mqtt_url,
-                        database_url=self.db_url, ingest_batch_size=batch_size, ingest_batch_ms=batch_ms,
-                        ingest_bridges=bridges, device_shards=shards)
+                        database_url=self.db_url, ingest_batch_size=cfg.batch_size, ingest_batch_ms=cfg.batch_ms,
+                        ingest_bridges=cfg.bridges, device_shards=cfg.shards, **extra)
 
 
 async def provision(env: Env, n: int, rules: int) -> None:
@@ -659,14 +759,13 @@ def blobs_for(env: Env, per_device: int, first_seq: int = 0) -> list[bytes]:
     return [device_blob(first_seq, per_device, env.args.metrics) for _ in env.devices]
 
 
-async def run_ceiling(env: Env, per_device: int) -> dict[str, Any]:
+async def run_ceiling(env: Env, per_device: int, protocol: str) -> dict[str, Any]:
     from pulse.broker.auth_plugin import SERVICE_USERNAME
 
     total = per_device * len(env.devices)
     blobs = blobs_for(env, per_device)
     pubs = env.publishers_for(env.devices)
-    env.ceiling = Ceiling(env.port, SERVICE_USERNAME, env.service_password, total, env.args.phase_timeout,
-                          env.args.protocol)
+    env.ceiling = Ceiling(env.port, SERVICE_USERNAME, env.service_password, total, env.args.phase_timeout, protocol)
     meter = CpuMeter()
     t0 = pubs.feed(blobs, per_device)
     res = await asyncio.to_thread(env.ceiling.result, env.args.phase_timeout + 30)
@@ -676,10 +775,11 @@ async def run_ceiling(env: Env, per_device: int) -> dict[str, Any]:
     cpu = meter.stop(subtract_children=res["cpu"])
     cpu["cpu"]["ceiling subscriber (aiomqtt)"] = res["cpu"]
     elapsed = (res["t_last"] or time.time()) - t0
-    return {"msgs": res["count"], "expected": total, "seconds": elapsed, "rate": res["count"] / elapsed, "cpu": cpu}
+    return {"msgs": res["count"], "expected": total, "seconds": elapsed, "rate": res["count"] / elapsed, "cpu": cpu,
+            "protocol": protocol}
 
 
-async def run_naive(env: Env, per_device: int) -> dict[str, Any]:
+async def run_naive(env: Env, per_device: int, protocol: str) -> dict[str, Any]:
     import ray
 
     from pulse.broker.auth_plugin import SERVICE_USERNAME
@@ -688,7 +788,7 @@ async def run_naive(env: Env, per_device: int) -> dict[str, Any]:
     blobs = blobs_for(env, per_device)
     sink = ray.remote(Sink).options(num_cpus=0).remote()
     sub = ray.remote(NaiveSubscriber).options(num_cpus=0).remote(env.port, SERVICE_USERNAME, env.service_password, sink,
-                                                                 env.args.protocol)
+                                                                 protocol)
     env.actors += [sub, sink]
     await sub.start.remote()
     pubs = env.publishers_for(env.devices)
@@ -712,20 +812,32 @@ async def run_naive(env: Env, per_device: int) -> dict[str, Any]:
             "complete": stats["count"] >= total, "cpu": cpu}
 
 
-async def deploy_pulse(env: Env, cfg: tuple[int, int, int, int]) -> Any:
+async def deploy_pulse(env: Env, cfg: Cfg) -> Any:
     import ray
 
-    from pulse.actors.runtime import NAMESPACE, RayRuntime
+    from pulse.actors.host import TenantShard
+    from pulse.actors.lake_writer import LakeWriter
+    from pulse.actors.runtime import NAMESPACE, RayRuntime, _lake_args, _shard_args, actor_names
 
-    s = env.settings(*cfg)
+    s = env.settings(cfg)
     rt = RayRuntime(s)
-    rt.deploy()
+    if "thin" in cfg.experiments:  # RayRuntime.deploy() with the experiment's DeviceShard subclass
+        s.ensure_dirs()
+        names = actor_names(s)
+        shard_cls = thin_shard_class()
+        rt.device_refs = [ray.remote(shard_cls).options(**rt._options(n)).remote(*_shard_args(s, i))
+                          for i, n in enumerate(names["device"])]
+        rt.tenant_refs = [ray.remote(TenantShard).options(**rt._options(n)).remote(*_shard_args(s, i))
+                          for i, n in enumerate(names["tenant"])]
+        rt.lake_ref = ray.remote(LakeWriter).options(**rt._options("lake-writer")).remote(*_lake_args(s))
+    else:
+        rt.deploy()
     env.runtime = rt
     await rt.start()
     opts = {"namespace": NAMESPACE, "lifetime": "detached", "get_if_exists": True, "num_cpus": 0,
             "runtime_env": {"env_vars": s.env()}}  # as pulse.node.Node._options
-    env.bridges = [ray.remote(bridge_class(env.args.protocol, env.experiments)).options(name=f"ingest-bridge-{i}", **opts).remote(s, i)
-                   for i in range(s.ingest_bridges)]
+    cls = bridge_class(cfg.protocol, cfg.experiments)
+    env.bridges = [ray.remote(cls).options(name=f"ingest-bridge-{i}", **opts).remote(s, i) for i in range(s.ingest_bridges)]
     await asyncio.gather(*(b.start.remote() for b in env.bridges))
     await rt.device_call(TENANT, PROBE, "latest_view")  # activate the probe's actor
     return s
@@ -822,6 +934,8 @@ async def run_latency(env: Env, rate: float, seconds: float) -> dict[str, Any]:
     stop = threading.Event()
     pacer = pubs.paced(rate, seconds, env.args.metrics, 20_000_000 * env.configs_run, stop)
     samples: list[float] = []
+    when: list[float] = []
+    t_phase = time.perf_counter()
     timeouts = 0
     probes = 0
     topic = f"tenant/{TENANT}/device/{PROBE}/telemetry"
@@ -849,6 +963,7 @@ async def run_latency(env: Env, rate: float, seconds: float) -> dict[str, Any]:
                     await asyncio.sleep(0.002)
                 if seen:
                     samples.append((time.perf_counter() - t_pub) * 1000)
+                    when.append(t_pub - t_phase)
                 else:
                     timeouts += 1
                 await asyncio.sleep(max(0.0, slot - time.monotonic()))
@@ -862,15 +977,16 @@ async def run_latency(env: Env, rate: float, seconds: float) -> dict[str, Any]:
     arr = np.array(samples) if samples else np.array([float("nan")])
     return {"rate": rate, "probes": probes, "timeouts": timeouts, "p50": float(np.percentile(arr, 50)),
             "p99": float(np.percentile(arr, 99)), "max": float(arr.max()), "n": len(samples),
-            "background_sent": pubs.sent, "cpu": cpu, "timing": timing_line(timings, cpu["wall"])}
+            "background_sent": pubs.sent, "cpu": cpu,
+            "slowest": sorted(zip(samples, when), reverse=True)[:5], "timing": timing_line(timings, cpu["wall"])}
 
 
-async def one_config(env: Env, cfg: tuple[int, int, int, int], per_device: int, latency_s: float) -> dict[str, Any]:
+async def one_config(env: Env, cfg: Cfg, per_device: int, latency_s: float) -> dict[str, Any]:
     s = await deploy_pulse(env, cfg)
     try:
         pubs_before = sum(p.sent for p in env.publishers)
         thr = await run_pulse_throughput(env, per_device)
-        log(f"pulse {cfg}: {thr['rate']:,.0f} msg/s ({thr['msgs']:,}/{thr['expected']:,} in {thr['seconds']:.1f}s)")
+        log(f"pulse {cfg.label()}: {thr['rate']:,.0f} msg/s ({thr['msgs']:,}/{thr['expected']:,} in {thr['seconds']:.1f}s)")
         lat = await run_latency(env, thr["rate"] / 2, latency_s) if latency_s > 0 else None
         if lat:
             log(f"latency at {lat['rate']:,.0f} msg/s: p50 {lat['p50']:.1f} ms p99 {lat['p99']:.1f} ms")
@@ -897,6 +1013,14 @@ async def main_async(args: argparse.Namespace, env: Env) -> None:
     from pulse.broker.mosquitto import MosquittoProcess, write_mosquitto_config
 
     started = time.monotonic()
+    if args.sweep:
+        base = SWEEPS[args.sweep]
+        configs = [c for r in range(args.repeat) for c in (base if r % 2 == 0 else base[::-1])]
+        latency_s = args.sweep_latency_seconds
+    else:
+        experiments = frozenset(x for x in args.experiment.split(",") if x)
+        configs = [Cfg(args.batch_size, args.batch_ms, args.bridges, args.shards, args.protocol, experiments)]
+        latency_s = args.latency_seconds
     conf = write_mosquitto_config(env.tmp / "mosquitto", env.port, SERVICE_USERNAME, env.service_password)
     env.mosquitto = MosquittoProcess(conf, env.port)
     await asyncio.to_thread(env.mosquitto.start)
@@ -907,9 +1031,11 @@ async def main_async(args: argparse.Namespace, env: Env) -> None:
     total = per_device * args.devices
     naive_per_device = max(1, min(per_device, args.naive_messages // args.devices))
 
-    log("ceiling: bare aiomqtt subscriber")
-    ceiling = await run_ceiling(env, per_device)
-    log(f"ceiling: {ceiling['rate']:,.0f} msg/s ({ceiling['msgs']:,}/{ceiling['expected']:,})")
+    ceilings = {}
+    for protocol in sorted({c.protocol for c in configs}, reverse=True):
+        log(f"ceiling: bare aiomqtt subscriber, MQTT {protocol}")
+        ceilings[protocol] = c = await run_ceiling(env, per_device, protocol)
+        log(f"ceiling: {c['rate']:,.0f} msg/s ({c['msgs']:,}/{c['expected']:,})")
 
     log("starting Ray")
     ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=args.ray_logs,
@@ -919,47 +1045,48 @@ async def main_async(args: argparse.Namespace, env: Env) -> None:
     naive = None
     if not args.sweep:
         log("naive: one Ray actor call per message")
-        naive = await run_naive(env, naive_per_device)
+        naive = await run_naive(env, naive_per_device, configs[0].protocol)
         log(f"naive: {naive['rate']:,.0f} msg/s ({naive['msgs']:,}/{naive['expected']:,})")
 
-    if args.sweep:
-        configs = SWEEP
-        latency_s = args.sweep_latency_seconds
-    else:
-        configs = [(args.batch_size, args.batch_ms, args.bridges, args.shards)]
-        latency_s = args.latency_seconds
     results = []
-    for cfg in configs:
-        log(f"pulse e2e with (batch_size, batch_ms, bridges, shards) = {cfg}")
+    for i, cfg in enumerate(configs):
+        log(f"pulse e2e [{i + 1}/{len(configs)}] {cfg.label()}")
         results.append(await one_config(env, cfg, per_device, latency_s))
 
-    report(args, ceiling, naive, results, total, time.monotonic() - started)
+    report(args, ceilings, naive, results, total, time.monotonic() - started)
 
 
-def report(args: argparse.Namespace, ceiling: dict, naive: dict | None, results: list[dict], total: int,
+def others_pct(cpu: dict[str, Any]) -> float:
+    return 100 * cpu["cpu"].get("(other processes on this host)", 0.0) / cpu["wall"]
+
+
+def report(args: argparse.Namespace, ceilings: dict[str, dict], naive: dict | None, results: list[dict], total: int,
            wall: float) -> None:
+    import numpy as np
+
     now = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     print(f"\nPulse ingest benchmark  {now}  ({os.cpu_count()} CPUs, everything on this host)")
-    print(f"subscribers on MQTT {'5 (as shipped)' if args.protocol == '5' else '3.1.1 (EXPERIMENT: bridge client patched in this benchmark)'}")
-    if args.experiment:
-        print(f"bridge EXPERIMENTS (benchmark-local subclass, not shipped code): {args.experiment}")
+    if args.set:
+        print(f"settings overridden: {' '.join(args.set)}")
     print(f"load: {args.devices} devices x {total // args.devices:,} msgs = {total:,} msgs x {args.metrics} metrics, "
-          f"QoS 1, one mosquitto_pub -l per device (-M {args.inflight}), {args.rules} rules per device")
-    print(f"ceiling  bare aiomqtt subscriber, counts only   {ceiling['rate']:>9,.0f} msg/s   "
-          f"({ceiling['msgs']:,}/{ceiling['expected']:,} msgs in {ceiling['seconds']:.1f} s)")
-    print(f"  {cpu_line(ceiling['cpu'])}")
+          f"QoS 1, one mosquitto_pub -l per device (-M {args.inflight}), {args.rules} rules (never firing)")
+    for protocol, ceiling in ceilings.items():
+        print(f"ceiling  bare aiomqtt subscriber (MQTT {protocol}), counts only {ceiling['rate']:>9,.0f} msg/s   "
+              f"({ceiling['msgs']:,}/{ceiling['expected']:,} msgs in {ceiling['seconds']:.1f} s)")
+        print(f"  {cpu_line(ceiling['cpu'])}")
     if naive:
-        print(f"naive    1 awaited Ray actor call per message   {naive['rate']:>9,.0f} msg/s   "
+        print(f"naive    1 awaited Ray actor call per message         {naive['rate']:>9,.0f} msg/s   "
               f"({naive['msgs']:,}/{naive['expected']:,} msgs in {naive['seconds']:.1f} s)")
         print(f"  {cpu_line(naive['cpu'])}")
     for r in results:
+        cfg: Cfg = r["cfg"]
+        ceiling = ceilings[cfg.protocol]
         thr, lat, tot = r["thr"], r["lat"], r["totals"]
-        bs, bms, nb, ns = r["cfg"]
-        is_default = r["cfg"] == tuple(DEFAULTS.values())
-        print(f"\npulse e2e  ingest_batch_size={bs} ingest_batch_ms={bms} ingest_bridges={nb} device_shards={ns}"
-              f"{'  (defaults)' if is_default else ''}")
+        tag = "  (defaults, shipped code)" if cfg.defaults else "" if cfg.shipped else \
+            "  (EXPERIMENT: benchmark-local subclasses, not shipped code)"
+        print(f"\npulse e2e  {cfg.label()}{tag}")
         print(f"  throughput  {thr['rate']:>9,.0f} msg/s  {thr['points_rate']:>10,.0f} points/s   "
-              f"({thr['msgs']:,}/{thr['expected']:,} msgs in {thr['seconds']:.1f} s, {thr['batches']:,} batches, "
+              f"({thr['msgs']:,}/{thr['expected']:,} msgs in {thr['seconds']:.1f} s, {thr['batches']:,} batches; "
               f"first publish -> bridges' accepted+rejected == published)")
         print(f"  {cpu_line(thr['cpu'])}")
         print(f"  {thr['timing']}")
@@ -972,13 +1099,15 @@ def report(args: argparse.Namespace, ceiling: dict, naive: dict | None, results:
             x = thr["rate"] / naive["rate"]
             print(f"  e2e / naive    {x:>6.1f} x   target >= {TARGETS['naive_x']:.0f} x    {verdict(x >= TARGETS['naive_x'])}")
         if lat:
-            print(f"  latency publish -> visible in DeviceActor.latest_view, background {lat['rate']:,.0f} msg/s "
-                  f"(half of the rate above):")
+            print(f"  latency publish -> visible in the DeviceActor's latest_view, while {lat['rate']:,.0f} msg/s "
+                  f"background load (half the throughput above):")
             print(f"    p50 {lat['p50']:.1f} ms   p99 {lat['p99']:.1f} ms   max {lat['max']:.1f} ms   "
                   f"({lat['n']} probes, {lat['timeouts']} not seen within 5 s)   target p99 < {TARGETS['p99_ms']:.0f} ms   "
                   f"{verdict(lat['p99'] < TARGETS['p99_ms'] and lat['timeouts'] == 0)}")
             print(f"    {cpu_line(lat['cpu'])}")
             print(f"    {lat['timing']}")
+            print("    slowest probes (ms @ s into the phase): "
+                  + ", ".join(f"{ms:.0f} @ {at:.1f}" for ms, at in lat["slowest"]))
         lost = r["published"] - tot["accepted"] - tot["rejected"]
         print(f"  loss check  published {r['published']:,}  received {tot['received']:,}  accepted {tot['accepted']:,}"
               f"  rejected {tot['rejected']:,}  acked {tot['acked']:,}  -> "
@@ -986,19 +1115,30 @@ def report(args: argparse.Namespace, ceiling: dict, naive: dict | None, results:
         print(f"  lake: {r['lake']['rows_appended']:,} rows appended to the WAL, {r['lake']['rows_flushed']:,} "
               f"flushed to Parquet ({r['lake']['files_written']} files)")
     if len(results) > 1:
-        print("\nsweep summary (msg/s, % of ceiling, latency at half load):")
-        best = max(results, key=lambda r: r["thr"]["rate"])
+        by_cfg: dict[Cfg, list[dict]] = defaultdict(list)
         for r in results:
-            lat = r["lat"]
-            mark = "  <- best throughput" if r is best else ""
-            lat_s = f"p50 {lat['p50']:6.1f} ms p99 {lat['p99']:6.1f} ms" if lat else ""
-            print(f"  batch_size={r['cfg'][0]:>5} batch_ms={r['cfg'][1]:>3} bridges={r['cfg'][2]} "
-                  f"shards={r['cfg'][3]}: {r['thr']['rate']:>8,.0f} msg/s {pct(r['thr']['rate'], ceiling['rate']):>5}  "
-                  f"{lat_s}{mark}")
-    print(f"\ntotal wall time {wall:.0f} s. Absolute rates vary with whatever else runs on this host;"
-          f" compare the ratios within one run.")
+            by_cfg[r["cfg"]].append(r)
+        n = max(len(v) for v in by_cfg.values())
+        print(f"\nsweep summary: {'median of ' + str(n) + ' runs, ' if n > 1 else ''}throughput, % of the ceiling of "
+              f"the same MQTT version, latency at half load, CPU of other processes on the host (noise)")
+        medians = {c: float(np.median([r["thr"]["rate"] for r in rs])) for c, rs in by_cfg.items()}
+        best = max(medians, key=medians.get)
+        base_rate = medians.get(Cfg())
+        for c, rs in by_cfg.items():
+            rates = [r["thr"]["rate"] for r in rs]
+            p50 = [r["lat"]["p50"] for r in rs if r["lat"]]
+            p99 = [r["lat"]["p99"] for r in rs if r["lat"]]
+            lat_s = f"p50 {np.median(p50):5.0f} ms p99 {np.median(p99):5.0f} ms" if p50 else ""
+            noise = np.median([others_pct(r["thr"]["cpu"]) for r in rs])
+            vs = f" {medians[c] / base_rate:4.2f}x defaults" if base_rate else ""
+            runs = "/".join(f"{x:,.0f}" for x in rates) if len(rates) > 1 else ""
+            print(f"  {c.label():<62} {medians[c]:>7,.0f} msg/s{vs} "
+                  f"{pct(medians[c], ceilings[c.protocol]['rate']):>5}  {lat_s}  others {noise:3.0f}%"
+                  f"{'  <- best' if c == best else ''}  {runs}")
+    print(f"\ntotal wall time {wall:.0f} s. Absolute rates vary with whatever else runs on this host (see 'other "
+          f"processes' in the CPU lines); compare ratios within one run.")
     if args.json:
-        Path(args.json).write_text(json.dumps({"ceiling": ceiling, "naive": naive, "results": results},
+        Path(args.json).write_text(json.dumps({"ceilings": ceilings, "naive": naive, "results": results},
                                               indent=2, default=str))
 
 
@@ -1032,16 +1172,21 @@ def parse_args() -> argparse.Namespace:
     p.add_argument("--bridges", type=int, default=DEFAULTS["ingest_bridges"])
     p.add_argument("--shards", type=int, default=DEFAULTS["device_shards"])
     p.add_argument("--inflight", type=int, default=100, help="mosquitto_pub -M (QoS 1 window per publisher)")
-    p.add_argument("--sweep", action="store_true", help="run the e2e phase for each config in SWEEP (no naive)")
+    p.add_argument("--sweep", choices=sorted(SWEEPS), help="run the e2e phases for each config of SWEEPS[name] "
+                   "(settings: shipped code, other settings; changes: code EXPERIMENTS); no naive phase")
+    p.add_argument("--repeat", type=int, default=1, help="sweep: run the list this many times, alternating order")
     p.add_argument("--sweep-latency-seconds", type=float, default=8.0)
     p.add_argument("--phase-timeout", type=float, default=120.0, help="upper bound of each phase (s)")
     p.add_argument("--json", help="also write the results to this file")
     p.add_argument("--keep", action="store_true", help="keep the temp dir (logs) after the run")
     p.add_argument("--ray-logs", action="store_true", help="show the actors' logs")
     p.add_argument("--profile", action="store_true", help="py-spy the actors during the throughput phase")
-    p.add_argument("--experiment", default="", help="comma list of bridge EXPERIMENTS (not shipped code): "
-                   "deadline = batch closes when full or its oldest message waited batch_ms; "
+    p.add_argument("--experiment", default="", help="comma list of EXPERIMENTS (benchmark-local subclasses, not "
+                   "shipped code): thin = shards decode raw payloads and append to the lake themselves; "
+                   "deadline = a batch closes when full or when its oldest message waited batch_ms; "
                    "pipeline = 2 batches in flight, acks in order")
+    p.add_argument("--set", action="append", default=[], metavar="NAME=VALUE",
+                   help="other Settings for the Pulse actors, e.g. --set lake_flush_rows=1000000 (repeatable)")
     p.add_argument("--protocol", choices=("5", "311"), default="5",
                    help="MQTT version of the subscribers: ceiling, naive and (experiment) the bridge; 5 = as shipped")
     # internal: the ceiling subscriber subprocess

@@ -69,7 +69,8 @@ def use_tuples_for_latest() -> None:
     DeviceActor.on_telemetry = on_telemetry
 
 
-async def build(n: int, intern: bool, trace: bool, tuples: bool = False, batch: int = 2000) -> dict[str, Any]:
+async def build(n: int, intern: bool, trace: bool, tuples: bool = False, steady: int = 0,
+                batch: int = 2000) -> dict[str, Any]:
     import gc
     import tracemalloc
 
@@ -144,10 +145,20 @@ async def build(n: int, intern: bool, trace: bool, tuples: bool = False, batch: 
     else:
         out["rss_delta"] = proc.memory_info().rss - rss0
         out["uss"] = proc.memory_full_info().uss
+        pauses = []
+        for _ in range(3):
+            t = time.perf_counter()
+            gc.collect()
+            pauses.append((time.perf_counter() - t) * 1000)
+        out["full_gc_ms"] = sorted(pauses)[1]  # median of 3
+        out["gc_tracked_objects"] = len(gc.get_objects())
+        gc.freeze()  # EXPERIMENT: long-lived actor state moved out of the collector's generations
         t = time.perf_counter()
         gc.collect()
-        out["full_gc_ms"] = (time.perf_counter() - t) * 1000
-        out["gc_tracked_objects"] = len(gc.get_objects())
+        out["frozen_gc_ms"] = (time.perf_counter() - t) * 1000
+        gc.unfreeze()
+    if steady:
+        out["steady"] = await steady_state(shard, n, steady, telemetry_tpl, intern, batch)
     sample = shard.actors[(TENANT, "dev-0000000")]
     out["snapshot_json_bytes"] = len(json.dumps(sample.snapshot()))
     out["sample"] = {"latest": len(sample.latest), "rules": len(sample.rule_states),
@@ -155,8 +166,49 @@ async def build(n: int, intern: bool, trace: bool, tuples: bool = False, batch: 
     return out
 
 
-def run_build(n: int, intern: bool, trace: bool, timeout: float, tuples: bool = False) -> dict[str, Any]:
-    cmd = [sys.executable, __file__, "--role", "build", "--n", str(n)]
+async def steady_state(shard: Any, n: int, count: int, tpl: str, intern: bool, batch: int) -> dict[str, Any]:
+    """`count` more telemetry messages round-robin over the n live actors, as in steady ingest:
+    how often the collector runs a full (generation 2) collection, and for how long."""
+    import gc
+
+    from pulse.actors.envelope import decode
+    from pulse.actors.messages import Telemetry
+
+    pauses: list[float] = []
+    started: list[float] = []
+
+    def on_gc(phase: str, info: dict[str, Any]) -> None:
+        if info["generation"] == 2:
+            if phase == "start":
+                started.append(time.perf_counter())
+            elif started:
+                pauses.append((time.perf_counter() - started.pop()) * 1000)
+
+    gc.callbacks.append(on_gc)
+    t0 = time.perf_counter()
+    try:
+        for start in range(0, count, batch):
+            now_ms = int(time.time() * 1000)
+            msgs = []
+            for k in range(start, min(count, start + batch)):
+                i = k % n
+                payload = tpl.format(ts=now_ms, seq=n + k, **{f"v{j}": round((k * 3 + j) % 1000 / 10, 1)
+                                                              for j in range(METRICS)})
+                ok, _ = decode(f"tenant/{TENANT}/device/dev-{i:07d}/telemetry", payload.encode(), now_ms)
+                msgs += ok
+            if intern:
+                for m in msgs:
+                    if isinstance(m, Telemetry):
+                        m.metrics = {sys.intern(x): v for x, v in m.metrics.items()}
+            await shard.handle_batch(msgs)
+    finally:
+        gc.callbacks.remove(on_gc)
+    return {"messages": count, "seconds": time.perf_counter() - t0, "full_collections": len(pauses),
+            "pause_total_ms": sum(pauses), "pause_max_ms": max(pauses, default=0.0)}
+
+
+def run_build(n: int, intern: bool, trace: bool, timeout: float, tuples: bool = False, steady: int = 0) -> dict[str, Any]:
+    cmd = [sys.executable, __file__, "--role", "build", "--n", str(n), "--steady", str(steady)]
     cmd += ["--intern"] if intern else []
     cmd += ["--tuples"] if tuples else []
     cmd += ["--trace"] if trace else []
@@ -207,9 +259,11 @@ def main() -> int:
     p.add_argument("--intern", action="store_true", help=argparse.SUPPRESS)
     p.add_argument("--trace", action="store_true", help=argparse.SUPPRESS)
     p.add_argument("--tuples", action="store_true", help=argparse.SUPPRESS)
+    p.add_argument("--steady", type=int, default=300_000,
+                   help="telemetry messages sent to the live actors afterwards, counting full GC pauses (300000)")
     args = p.parse_args()
     if args.role == "build":
-        print(json.dumps(asyncio.run(build(args.n, args.intern, args.trace, args.tuples))), flush=True)
+        print(json.dumps(asyncio.run(build(args.n, args.intern, args.trace, args.tuples, args.steady))), flush=True)
         return 0
 
     import psutil
@@ -221,13 +275,13 @@ def main() -> int:
         print(f"[{time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)
 
     log(f"building {n:,} virtual actors (RSS)")
-    rss = run_build(n, False, False, args.timeout)
+    rss = run_build(n, False, False, args.timeout, steady=args.steady)
     log(f"building {n:,} virtual actors (tracemalloc)")
     traced = run_build(n, False, True, args.timeout * 2)
     log(f"building {n:,} virtual actors (metric keys interned)")
     interned = run_build(n, True, False, args.timeout)
     log(f"building {n:,} virtual actors (metric keys interned + latest values as tuples)")
-    compact = run_build(n, True, False, args.timeout, tuples=True)
+    compact = run_build(n, True, False, args.timeout, tuples=True, steady=args.steady)
     for name, r in (("RSS", rss), ("tracemalloc", traced), ("interned", interned), ("compact", compact)):
         if "error" in r:
             print(f"build ({name}) failed: {r['error']}", file=sys.stderr)
@@ -239,7 +293,7 @@ def main() -> int:
     available = psutil.virtual_memory().available
     build_full = args.full == "yes" or (args.full == "auto" and available > 1.5 * projected and n < 1_000_000)
     if build_full:
-        log("building 1,000,000 virtual actors (RSS)")
+        log("building 1,000,000 virtual actors (RSS)")  # no steady phase: it would take minutes
         full = run_build(1_000_000, False, False, args.timeout)
     log(f"starting {args.ray_actors} trivial Ray actors")
     ray_cost = ray_actor_cost(args.ray_actors)
@@ -261,12 +315,20 @@ def main() -> int:
               f"{r['gc_tracked_objects']:,} GC-tracked objects)")
     print(f"  full gc.collect() with {n:,} actors as shipped: {rss['full_gc_ms']:.0f} ms "
           f"({rss['gc_tracked_objects']:,} GC-tracked objects in the process, "
-          f"{rss['gc_tracked_objects'] / n:.0f} per actor)")
+          f"{rss['gc_tracked_objects'] / n:.0f} per actor); after gc.freeze(): {rss['frozen_gc_ms']:.1f} ms")
+    for label, r in (("as shipped", rss), ("EXPERIMENT interned + tuples", compact)):
+        st = r.get("steady")
+        if st:
+            print(f"  steady ingest, {label:<29}: {st['messages']:,} more messages to the {n:,} actors in "
+                  f"{st['seconds']:.1f} s -> {st['full_collections']} full GC collections, longest "
+                  f"{st['pause_max_ms']:.0f} ms, {st['pause_total_ms']:.0f} ms in total (the shard's event loop "
+                  f"stands still meanwhile)")
     if full and "error" not in full:
         per_full = full["rss_delta"] / full["n"]
         print(f"  1,000,000 actors BUILT, RSS delta              {per_full:>7,.0f} B/actor   "
               f"= {full['rss_delta'] / GiB:.2f} GiB (built in {full['build_s']:.0f} s; full gc.collect() "
-              f"{full['full_gc_ms']:.0f} ms over {full['gc_tracked_objects']:,} objects)")
+              f"{full['full_gc_ms']:.0f} ms over {full['gc_tracked_objects']:,} objects, "
+              f"{full['frozen_gc_ms']:.0f} ms after gc.freeze())")
         gib_1m = full["rss_delta"] / GiB
         basis = "measured"
     else:

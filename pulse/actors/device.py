@@ -120,10 +120,11 @@ class DeviceActor:
     def on_presence(self, msg: Presence) -> list[Effect]:
         """Connected: send what waited for it (unexpired, in creation order)."""
         self.presence["connected"] = msg.connected
+        self.presence["subscribed"] = msg.connected and msg.subscribed
         self.presence["connection_changed_ms"] = msg.ts_ms
         self._seen(msg.ts_ms, None)
         self.dirty = True
-        return self._send_queued(msg.ts_ms) if msg.connected else []
+        return self._send_queued(msg.ts_ms) if self.presence["subscribed"] else []
 
     def queue_command(self, command: dict[str, Any], now_ms: int) -> list[Effect]:
         """A new command: published now if the device is connected, else kept until it connects."""
@@ -131,7 +132,7 @@ class DeviceActor:
             raise ValueError(f"device already has {MAX_QUEUED_COMMANDS} commands waiting")
         self.queued[command["command_id"]] = command
         self.dirty = True
-        return self._send_queued(now_ms) if self.presence.get("connected") else []
+        return self._send_queued(now_ms) if self.presence.get("subscribed") else []
 
     def _send_queued(self, now_ms: int) -> list[Effect]:
         effects: list[Effect] = []

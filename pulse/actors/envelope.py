@@ -126,7 +126,7 @@ def _one(t: str, d: str, suffix: str, body: Any, now_ms: int, limits: Limits) ->
         connected = body.get("connected")
         if not isinstance(connected, bool):
             raise Reject("INVALID_ENVELOPE", "connected must be true or false")
-        return Presence(t, d, ts, connected)
+        return Presence(t, d, ts, connected, body.get("subscribed") is not False)
     if suffix == "commands/ack":
         cid = body.get("command_id")
         if not isinstance(cid, str) or not cid:

@@ -54,6 +54,7 @@ class Presence:
     device_id: str
     ts_ms: int
     connected: bool
+    subscribed: bool = True  # False: connected but not yet listening on its commands topic
 
 
 DeviceMessage = Telemetry | Heartbeat | ReportedState | CommandAck | Presence

@@ -20,6 +20,7 @@ from amqtt.contexts import Action, BaseContext
 from amqtt.plugins.base import BaseAuthPlugin, BaseTopicPlugin
 from amqtt.session import Session
 
+from pulse.storage.tokens import VerificationCache
 from pulse.config.settings import SERVICE_MQTT_USER
 from pulse.storage import tokens
 from pulse.storage.db import Database
@@ -60,50 +61,6 @@ def device_may_use(tenant_id: str, device_id: str, topic: str) -> bool:
     return topic == prefix or topic.startswith(prefix + "/")
 
 
-class _TTLCache:
-    """Verification results keyed by (username, sha256(password)); positive and negative TTLs differ.
-
-    Why a cache: every CONNECT would otherwise cost a DB round trip, and reconnect storms (broker
-    restart, flaky cellular links) arrive by the thousand. Why these TTLs (defaults 30 s / 5 s):
-    - positive 30 s bounds how long a revoked token still opens *new* connections when the revocation
-      happened in another process (the API); in-process revocations invalidate immediately;
-    - negative 5 s absorbs a device stuck in a reconnect loop with a wrong password, while a token
-      issued in another process for a device that just failed works again within 5 s.
-    Secrets are not kept: the key holds the SHA-256 the token store keeps anyway.
-    """
-
-    def __init__(self, positive_ttl: float, negative_ttl: float, max_entries: int = 100_000) -> None:
-        self.positive_ttl = positive_ttl
-        self.negative_ttl = negative_ttl
-        self.max_entries = max_entries
-        self._entries: dict[tuple[str, str], tuple[bool, float]] = {}
-
-    def get(self, key: tuple[str, str]) -> bool | None:
-        hit = self._entries.get(key)
-        if hit is None:
-            return None
-        ok, expires = hit
-        if time.monotonic() >= expires:
-            del self._entries[key]
-            return None
-        return ok
-
-    def put(self, key: tuple[str, str], ok: bool) -> None:
-        ttl = self.positive_ttl if ok else self.negative_ttl
-        if ttl <= 0:
-            return
-        if len(self._entries) >= self.max_entries:
-            self._entries.clear()  # crude but bounded: a flood of distinct wrong passwords can't grow memory
-        self._entries[key] = (ok, time.monotonic() + ttl)
-
-    def invalidate(self, username: str | None = None) -> None:
-        if username is None:
-            self._entries.clear()
-        else:
-            for key in [k for k in self._entries if k[0] == username]:
-                del self._entries[key]
-
-
 # Live auth plugins of this process, so EmbeddedCredentials can invalidate their caches.
 _live_auth_plugins: weakref.WeakSet[PulseAuthPlugin] = weakref.WeakSet()
 
@@ -130,7 +87,7 @@ class PulseAuthPlugin(BaseAuthPlugin):
         if not self.config.db_url:
             raise ValueError("PulseAuthPlugin needs db_url")
         self.db = Database(self.config.db_url)
-        self.cache = _TTLCache(float(self.config.positive_ttl), float(self.config.negative_ttl))
+        self.cache = VerificationCache(float(self.config.positive_ttl), float(self.config.negative_ttl))
         _live_auth_plugins.add(self)
 
     async def authenticate(self, *, session: Session) -> bool:

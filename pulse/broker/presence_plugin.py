@@ -19,19 +19,36 @@ from pulse.broker.auth_plugin import device_topic_prefix, parse_device_username
 log = logging.getLogger(__name__)
 
 
+def _username(client_id: str) -> str | None:
+    """`_ScopedSessionBroker` keys sessions as JSON [username, client id]."""
+    try:
+        username, _ = json.loads(client_id)
+        return username
+    except (ValueError, TypeError):
+        return None
+
+
 class PulsePresencePlugin(BasePlugin[BrokerContext]):
+    """connected (not yet subscribed) on CONNECT; subscribed once the device subscribes to its
+    commands topic, so commands queued for it are sent only when it can receive them."""
+
     async def on_broker_client_connected(self, client_id: str, client_session: Session) -> None:
-        await self._announce(client_session, True)
+        await self._announce(client_session.username, {"connected": True, "subscribed": False})
+
+    async def on_broker_client_subscribed(self, client_id: str, topic: str, qos: int) -> None:
+        ids = parse_device_username(_username(client_id))
+        if ids and topic in {f"{device_topic_prefix(*ids)}/{s}" for s in ("commands", "#", "+")}:
+            await self._announce(_username(client_id), {"connected": True, "subscribed": True})
 
     async def on_broker_client_disconnected(self, client_id: str, client_session: Session) -> None:
-        await self._announce(client_session, False)
+        await self._announce(client_session.username, {"connected": False})
 
-    async def _announce(self, session: Session, connected: bool) -> None:
-        ids = parse_device_username(session.username)
+    async def _announce(self, username: str | None, body: dict) -> None:
+        ids = parse_device_username(username)
         if ids is None:  # the service account, or no username
             return
-        body = json.dumps({"connected": connected, "ts": int(time.time() * 1000)}).encode()
+        payload = json.dumps({**body, "ts": int(time.time() * 1000)}).encode()
         try:
-            await self.context.broadcast_message(f"{device_topic_prefix(*ids)}/presence", body, qos=1)
+            await self.context.broadcast_message(f"{device_topic_prefix(*ids)}/presence", payload, qos=1)
         except Exception:  # presence is best effort: last-seen still tracks the device
-            log.exception("presence announcement failed for %s", session.username)
+            log.exception("presence announcement failed for %s", username)

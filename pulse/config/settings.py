@@ -59,6 +59,8 @@ class Settings(BaseSettings):
     max_payload_bytes: int = 16384
     max_metrics: int = 50
     max_future_skew_s: int = 300
+    http_ingest_rate_per_s: float = 10.0
+    http_ingest_burst: float = 20.0
     stale_after_s: int = 60
     offline_after_s: int = 300
     command_expiry_interval_s: float = 10.0

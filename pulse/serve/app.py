@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, AsyncIterator, Awaitable, Callable
 
 from fastapi import FastAPI, Request
@@ -14,8 +14,10 @@ from pulse.broker.credentials import DeviceCredentials
 from pulse.config.settings import Settings
 from pulse.serve import errors
 from pulse.serve.auth import TokenDecoder
+from pulse.serve.rate_limit import RateLimiter
 from pulse.storage.db import Database
 from pulse.storage.lake import LakeReader
+from pulse.storage.tokens import VerificationCache
 
 
 @dataclass
@@ -27,6 +29,13 @@ class Services:
     downlink: Downlink
     credentials: DeviceCredentials
     decoder: TokenDecoder
+    # per-process HTTP ingest state (one Serve replica = one limiter; docs/operations.md)
+    rate_limiter: RateLimiter = field(init=False)
+    token_cache: VerificationCache = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.rate_limiter = RateLimiter(self.settings.http_ingest_rate_per_s, self.settings.http_ingest_burst)
+        self.token_cache = VerificationCache(positive_ttl=30.0, negative_ttl=5.0)
 
 
 def services(request: Request) -> Services:
@@ -34,12 +43,12 @@ def services(request: Request) -> Services:
 
 
 def _routers():
-    from pulse.serve.routes import alert_rules, alerts, auth, commands, devices, quarantine, telemetry
+    from pulse.serve.routes import alert_rules, alerts, auth, commands, devices, ingest, quarantine, telemetry
     from pulse.serve.routes import groups, maintenance, tags
     from pulse.serve.routes import modules, sensors, templates, transports
 
-    return [auth.router, devices.router, telemetry.router, commands.router, alert_rules.router, alerts.router, quarantine.router,
-            tags.router, groups.router, maintenance.router,
+    return [auth.router, ingest.router, devices.router, telemetry.router, commands.router, alert_rules.router,
+            alerts.router, quarantine.router, tags.router, groups.router, maintenance.router,
             templates.router, modules.router, sensors.router, transports.router]
 
 

@@ -67,8 +67,10 @@ async def _with_counts(conn: AsyncConnection, tenant_id: str, groups: list[dict[
         counts.update({gid: n for gid, n in rows})
     for i in range(0, len(dynamic), _COUNT_CHUNK):
         chunk = dynamic[i:i + _COUNT_CHUNK]
+        # one round trip: a scalar count subquery per dynamic group
         row = (await conn.execute(sa.select(*[
-            sa.select(sa.func.count()).select_from(devices).where(devices.c.tenant_id == tenant_id, *query_conditions(g["query"]))
+            sa.select(sa.func.count()).select_from(devices)
+            .where(devices.c.tenant_id == tenant_id, *query_conditions(g["query"]))
             .scalar_subquery().label(f"c{j}") for j, g in enumerate(chunk)]))).one()
         counts.update({g["group_id"]: n for g, n in zip(chunk, row)})
     return [{**g, "kind": "static" if g["query"] is None else "dynamic", "device_count": counts.get(g["group_id"], 0)}
@@ -84,7 +86,8 @@ async def list_groups(db: Database, tenant_id: str, limit: int, offset: int) -> 
     q = sa.select(device_groups).where(device_groups.c.tenant_id == tenant_id)
     async with db.connect() as conn:
         total = await count(conn, q)
-        rows = await conn.execute(q.order_by(device_groups.c.name, device_groups.c.group_id).limit(limit).offset(offset))
+        rows = await conn.execute(q.order_by(device_groups.c.name, device_groups.c.group_id)
+                                  .limit(limit).offset(offset))
         return await _with_counts(conn, tenant_id, [dict(r._mapping) for r in rows]), total
 
 

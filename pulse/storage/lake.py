@@ -355,6 +355,8 @@ def _fsync_file(path: Path) -> None:
 
 
 # ---- queries ---------------------------------------------------------------------------------
+EXPORT_SCHEMA = pa.schema([("ts", pa.timestamp("ms", tz="UTC")), ("metric", pa.string()),
+                           ("value", pa.float64()), ("seq", pa.int64())])
 _HIVE_TYPES = "{'tenant_id': 'VARCHAR', 'date': 'DATE'}"
 _SCAN = f"read_parquet($files, hive_partitioning = true, hive_types = {_HIVE_TYPES})"
 # Windows of newest date partitions `recent` tries before scanning a tenant's whole history.
@@ -398,7 +400,7 @@ class LakeReader:
         files = self._files(tenant_id, start.date() if start else None, _last_day(end))
         where = _device_filter(metric, start, end)
         params = {"metric": metric, "start": start, "end": end}
-        return self._rows(tenant_id, device_id, files, extra, where, params, "ts ASC, metric ASC", limit)
+        return self._rows(tenant_id, device_id, files, extra, where, params, "ts ASC, seq ASC NULLS FIRST, metric ASC", limit)
 
     def recent(
         self, tenant_id: str, device_id: str, limit: int = 100, extra: pa.Table | None = None
@@ -414,7 +416,7 @@ class LakeReader:
             since = _midnight(chosen[0]) if chosen is not days else None
             files = self._day_files(tenant_id, chosen)
             where = _device_filter(None, since, None)
-            rows = self._rows(tenant_id, device_id, files, extra, where, {"start": since}, "ts DESC, metric ASC", limit)
+            rows = self._rows(tenant_id, device_id, files, extra, where, {"start": since}, "ts DESC, seq DESC NULLS LAST, metric ASC", limit)
             if since is None or len(rows) >= limit:
                 return rows
         raise AssertionError("unreachable: the last window has no cutoff")
@@ -427,6 +429,35 @@ class LakeReader:
         query = f"SELECT DISTINCT metric FROM ({sql}) ORDER BY metric"
         result = self._query(query, {**params, "tenant": tenant_id, "device": device_id}, extra)
         return [row[0] for row in result]
+
+    def export(
+        self,
+        tenant_id: str,
+        device_id: str,
+        metric: str | None = None,
+        start: datetime | None = None,
+        end: datetime | None = None,
+        extra: pa.Table | None = None,
+        batch_rows: int = 50_000,
+    ) -> pa.RecordBatchReader:
+        """A de-duplicated, time-ordered stream of rows (ts, metric, value, seq) for exports.
+
+        DuckDB produces the batches lazily, so an export of any length never sits in memory whole."""
+        start, end = _utc(start), _utc(end)
+        files = self._files(tenant_id, start.date() if start else None, _last_day(end))
+        where = _device_filter(metric, start, end)
+        sql, scan_params = _union_sql(files, extra, "ts, metric, value, seq", where)
+        if sql is None:
+            return pa.RecordBatchReader.from_batches(EXPORT_SCHEMA, [])
+        query = (f"SELECT ts, metric, max(value) AS value, seq FROM ({sql}) "
+                 f"GROUP BY ts, metric, seq ORDER BY ts ASC, seq ASC NULLS FIRST, metric ASC")
+        params = {"metric": metric, "start": start, "end": end}
+        bound = {**scan_params, **{k: v for k, v in params.items() if f"${k}" in where},
+                 "tenant": tenant_id, "device": device_id}
+        cur = self._connection().cursor()  # owned by the reader: closed when garbage-collected
+        if extra is not None:
+            cur.register("extra_rows", conform(extra))
+        return cur.sql(query, params=bound).to_arrow_reader(batch_rows)  # lazy: no copy of the rows
 
     # -- internals --
     def _rows(

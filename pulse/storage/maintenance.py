@@ -40,7 +40,8 @@ def _check_schedule(window: dict[str, Any]) -> None:
 
 async def _check_scope(conn: AsyncConnection, tenant_id: str, scope: dict[str, list[str]]) -> None:
     """Named groups and devices must exist in the tenant when the window is written."""
-    missing = set(scope.get("group_ids") or ()) - await groups.existing_ids(conn, tenant_id, scope.get("group_ids") or ())
+    named = set(scope.get("group_ids") or ())
+    missing = named - await groups.existing_ids(conn, tenant_id, named)
     if missing:
         raise Invalid(f"scope.group_ids: unknown device group {sorted(missing)[0]}")
     wanted = set(scope.get("device_ids") or ())

@@ -6,6 +6,7 @@ when issued. Verification compares hashes in constant time.
 from __future__ import annotations
 
 import hashlib
+import time
 import hmac
 import secrets
 import uuid
@@ -127,3 +128,47 @@ async def verify(db: Database, tenant_id: str, device_id: str, secret: str) -> b
         hashes = [r.token_hash for r in rows]
     candidate = hash_secret(secret)
     return any(hmac.compare_digest(candidate, h) for h in hashes)
+
+
+class VerificationCache:
+    """Verification results keyed by (username, sha256(password)); positive and negative TTLs differ.
+
+    Why a cache: every MQTT CONNECT or HTTP ingest request would otherwise cost a DB round trip, and reconnect storms (broker
+    restart, flaky cellular links) arrive by the thousand. Why these TTLs (defaults 30 s / 5 s):
+    - positive 30 s bounds how long a revoked token still opens *new* connections when the revocation
+      happened in another process (the API); in-process revocations invalidate immediately;
+    - negative 5 s absorbs a device stuck in a reconnect loop with a wrong password, while a token
+      issued in another process for a device that just failed works again within 5 s.
+    Secrets are not kept: the key holds the SHA-256 the token store keeps anyway.
+    """
+
+    def __init__(self, positive_ttl: float, negative_ttl: float, max_entries: int = 100_000) -> None:
+        self.positive_ttl = positive_ttl
+        self.negative_ttl = negative_ttl
+        self.max_entries = max_entries
+        self._entries: dict[tuple[str, str], tuple[bool, float]] = {}
+
+    def get(self, key: tuple[str, str]) -> bool | None:
+        hit = self._entries.get(key)
+        if hit is None:
+            return None
+        ok, expires = hit
+        if time.monotonic() >= expires:
+            del self._entries[key]
+            return None
+        return ok
+
+    def put(self, key: tuple[str, str], ok: bool) -> None:
+        ttl = self.positive_ttl if ok else self.negative_ttl
+        if ttl <= 0:
+            return
+        if len(self._entries) >= self.max_entries:
+            self._entries.clear()  # crude but bounded: a flood of distinct wrong passwords can't grow memory
+        self._entries[key] = (ok, time.monotonic() + ttl)
+
+    def invalidate(self, username: str | None = None) -> None:
+        if username is None:
+            self._entries.clear()
+        else:
+            for key in [k for k in self._entries if k[0] == username]:
+                del self._entries[key]

@@ -236,3 +236,19 @@ async def test_embedded_broker_announces_device_connects_and_disconnects(embedde
             assert str(msg.topic) == "tenant/t1/device/d1/presence" and json.loads(msg.payload)["connected"] is True
         msg = await next_message(service, presence=True)
         assert json.loads(msg.payload)["connected"] is False
+
+
+async def test_messages_published_right_before_a_disconnect_are_all_routed(mqtt_broker: BrokerHandle) -> None:
+    secret, _ = await mqtt_broker.provision("t1", "d1")
+    got: list[int] = []
+    async with mqtt_broker.client() as service:
+        await service.subscribe("tenant/t1/device/d1/telemetry", qos=1)
+        for _ in range(3):
+            async with mqtt_broker.client("t1/d1", secret) as device:
+                for i in range(40):
+                    await device.publish("tenant/t1/device/d1/telemetry", json.dumps({"i": len(got) + i}), qos=1)
+            batch = []
+            while len(batch) < 40:
+                batch.append(json.loads((await next_message(service)).payload)["i"])
+            got.extend(batch)
+    assert len(got) == 120

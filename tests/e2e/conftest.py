@@ -43,7 +43,8 @@ def stack(request, tmp_path_factory) -> Iterator[Stack]:
     kind = request.param
     tmp = tmp_path_factory.mktemp(f"node-{kind}")
     env: dict = dict(data_dir=tmp / "data", http_port=free_port(), dashboard_enabled=False,
-                     lake_flush_interval_s=1.0, snapshot_interval_s=0.5, ingest_batch_ms=10)
+                     lake_flush_interval_s=1.0, snapshot_interval_s=0.5, ingest_batch_ms=10,
+                     command_expiry_interval_s=1.0)
     mosquitto = None
     pg_name = None
     if kind == "mosquitto":

@@ -94,3 +94,11 @@ async def test_presence_shows_in_device_detail_and_summary(api, device):
     await connect(api, connected=False)
     p = (await api.get("/api/v1/customer/devices/d1")).json()["presence"]
     assert p["connected"] is False and p["status"] == "OFFLINE"
+
+
+async def test_connected_but_not_subscribed_device_gets_commands_once_it_subscribes(api, device):
+    await send(api, "acme", "d1", "presence", {"connected": True, "subscribed": False})
+    cmd = (await api.post(BASE, json={"type": "x"})).json()
+    assert cmd["status"] == "pending"
+    result, _ = await send(api, "acme", "d1", "presence", {"connected": True, "subscribed": True})
+    assert [json.loads(p.payload)["command_id"] for p in result.publishes] == [cmd["command_id"]]

@@ -2,13 +2,17 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import time
 from datetime import datetime, timezone
-from typing import Any
+from typing import Any, Literal
 
-from fastapi import APIRouter, Body, Depends, Query
+from fastapi import APIRouter, Body, Depends, Query, Response
+from fastapi.responses import FileResponse, StreamingResponse
+from starlette.background import BackgroundTask
 
 from pulse.errors import Invalid
+from pulse.pipelines import exports
 from pulse.serve.app import Services, services
 from pulse.serve.auth import Principal, customer
 from pulse.serve.schemas.common import MAX_LIMIT
@@ -61,6 +65,25 @@ async def history(device_id: str, metric: str | None = Query(None, max_length=12
         raise Invalid("start must be before end")
     rows = await _lake_read(svc, p.tenant_id, device_id, "history", metric, start, end, limit)
     return {"device_id": device_id, "metric": metric, "start": start, "end": end, "points": rows, "count": len(rows)}
+
+
+@router.get("/telemetry/export")
+async def export(device_id: str, format: Literal["csv", "parquet"] = "csv",
+                 metric: str | None = Query(None, max_length=128), start: datetime | None = None,
+                 end: datetime | None = None, p: Principal = Depends(customer("devices.read")),
+                 svc: Services = Depends(services)) -> Response:
+    """Every row in [start, end), streamed: memory stays flat whatever the range."""
+    start, end = _utc(start), _utc(end)
+    if start and end and start > end:
+        raise Invalid("start must be before end")
+    reader = await _lake_read(svc, p.tenant_id, device_id, "export", metric, start, end)
+    name = f"{device_id}-telemetry.{format}"
+    disposition = {"Content-Disposition": f'attachment; filename="{name}"'}
+    if format == "csv":
+        return StreamingResponse(exports.csv_chunks(reader), media_type="text/csv", headers=disposition)
+    path = await asyncio.to_thread(exports.parquet_file, reader)
+    return FileResponse(path, media_type="application/vnd.apache.parquet", headers=disposition,
+                        background=BackgroundTask(os.unlink, path))
 
 
 def _utc(dt: datetime | None) -> datetime | None:

@@ -1,0 +1,59 @@
+"""HTTP ingest: same envelopes, validation and quarantine as MQTT; token auth; per-device rate limit."""
+import pytest
+
+from pulse.serve.rate_limit import RateLimiter
+
+URL = "/ingest/v1/tenant/acme/device/d1/telemetry"
+
+
+@pytest.fixture
+async def token(api):
+    r = await api.post("/api/v1/customer/devices", json={"device_id": "d1"})
+    return r.json()["token"]
+
+
+async def post(api, token, body, url=URL):
+    return await api.client.post(url, json=body, headers={"X-Provision-Token": token} if token else {})
+
+
+async def test_accepted_data_shows_in_history_and_latest_like_mqtt(api, token):
+    r = await post(api, token, {"version": "1", "ts": "2026-01-01T00:00:00Z", "seq": 1, "metrics": {"temp": 20}})
+    assert r.status_code == 202 and r.json()["accepted"] == 1
+    r = await post(api, token, [{"seq": 2, "ts": "2026-01-01T00:01:00Z", "metrics": {"temp": 21}},
+                                {"seq": 3, "metrics": {"temp": "bad"}}])
+    assert r.status_code == 202 and r.json()["accepted"] == 1 and r.json()["rejected"][0]["reason"] == "METRIC_VALUE_INVALID"
+    hist = (await api.get("/api/v1/customer/devices/d1/telemetry/history", params={"metric": "temp"})).json()
+    assert [p["value"] for p in hist["points"]] == [20, 21]
+    assert (await api.client.post("/ingest/v1/tenant/acme/device/d1/heartbeat", content=b"",
+                                  headers={"X-Provision-Token": token})).status_code == 202
+
+
+async def test_bad_tokens_are_401_and_quarantined(api, token):
+    assert (await post(api, None, {"metrics": {"a": 1}})).status_code == 401
+    assert (await post(api, token + "x", {"metrics": {"a": 1}})).status_code == 401
+    other = "/ingest/v1/tenant/globex/device/d1/telemetry"
+    assert (await post(api, token, {"metrics": {"a": 1}}, url=other)).status_code == 401
+    reasons = (await api.get("/api/v1/customer/quarantine")).json()["counts_by_reason"]
+    assert reasons == {"TOKEN_MISSING": 1, "TOKEN_INVALID": 1}
+
+
+async def test_wholly_invalid_payload_is_422_and_quarantined(api, token):
+    r = await api.client.post(URL, content=b"{nope", headers={"X-Provision-Token": token})
+    assert r.status_code == 422 and r.json()["rejected"][0]["reason"] == "INVALID_JSON"
+    assert (await api.get("/api/v1/customer/quarantine")).json()["total"] == 1
+    assert (await api.client.post("/ingest/v1/tenant/acme/device/d1/bogus", json={},
+                                  headers={"X-Provision-Token": token})).status_code == 422
+
+
+async def test_per_device_rate_limit_answers_429(api, token):
+    api.services.rate_limiter = RateLimiter(rate=0.001, burst=3)
+    codes = [(await post(api, token, {"metrics": {"a": i}})).status_code for i in range(5)]
+    assert codes == [202, 202, 202, 429, 429]
+    assert (await api.get("/api/v1/customer/quarantine", params={"reason": "RATE_LIMITED"})).json()["total"] == 2
+
+
+def test_token_bucket_refills_over_time():
+    rl = RateLimiter(rate=2, burst=2)
+    assert [rl.allow("k", now=0) for _ in range(3)] == [True, True, False]
+    assert rl.allow("k", now=0.5) and not rl.allow("k", now=0.5)
+    assert rl.allow("other", now=0.5)

@@ -10,7 +10,10 @@
    rules evaluated (3 rule states), 1 reported-state merge (3 keys), 1 desired patch (2 keys), i.e.
    a twin, 10 latest values and 3 rules' state, plus the shard's `status` and `last_used` entries.
    Measured as (a) RSS delta of the subprocess after `gc.collect()`, (b) tracemalloc (separate
-   subprocess: tracing costs memory and time), (c) an EXPERIMENT with metric keys interned.
+   subprocess: tracing costs memory and time), (c) EXPERIMENTS (benchmark-local patches, not
+   shipped code): metric keys interned; + latest values as tuples; gc.freeze() after activation.
+   Then `--steady` more telemetry messages go to the live actors, and every full (generation 2)
+   garbage collection is timed: with 10^5+ actors a shard stalls for the whole collection.
    10^6 is built for real when it fits (free memory > 1.5x the projection and `--full` is not
    `no`); otherwise it is extrapolated from 10^5 and the output says so.
 2. One Ray actor per device: a private local Ray cluster, N trivial actors, USS / PSS / RSS of each
@@ -69,7 +72,7 @@ def use_tuples_for_latest() -> None:
     DeviceActor.on_telemetry = on_telemetry
 
 
-async def build(n: int, intern: bool, trace: bool, tuples: bool = False, steady: int = 0,
+async def build(n: int, intern: bool, trace: bool, tuples: bool = False, steady: int = 0, freeze: bool = False,
                 batch: int = 2000) -> dict[str, Any]:
     import gc
     import tracemalloc
@@ -157,6 +160,8 @@ async def build(n: int, intern: bool, trace: bool, tuples: bool = False, steady:
         gc.collect()
         out["frozen_gc_ms"] = (time.perf_counter() - t) * 1000
         gc.unfreeze()
+    if freeze:  # EXPERIMENT: what a gc.freeze() after activating the actors does to steady-state pauses
+        gc.freeze()
     if steady:
         out["steady"] = await steady_state(shard, n, steady, telemetry_tpl, intern, batch)
     sample = shard.actors[(TENANT, "dev-0000000")]
@@ -207,8 +212,10 @@ async def steady_state(shard: Any, n: int, count: int, tpl: str, intern: bool, b
             "pause_total_ms": sum(pauses), "pause_max_ms": max(pauses, default=0.0)}
 
 
-def run_build(n: int, intern: bool, trace: bool, timeout: float, tuples: bool = False, steady: int = 0) -> dict[str, Any]:
+def run_build(n: int, intern: bool, trace: bool, timeout: float, tuples: bool = False, steady: int = 0,
+              freeze: bool = False) -> dict[str, Any]:
     cmd = [sys.executable, __file__, "--role", "build", "--n", str(n), "--steady", str(steady)]
+    cmd += ["--freeze"] if freeze else []
     cmd += ["--intern"] if intern else []
     cmd += ["--tuples"] if tuples else []
     cmd += ["--trace"] if trace else []
@@ -259,11 +266,13 @@ def main() -> int:
     p.add_argument("--intern", action="store_true", help=argparse.SUPPRESS)
     p.add_argument("--trace", action="store_true", help=argparse.SUPPRESS)
     p.add_argument("--tuples", action="store_true", help=argparse.SUPPRESS)
+    p.add_argument("--freeze", action="store_true", help=argparse.SUPPRESS)
     p.add_argument("--steady", type=int, default=300_000,
                    help="telemetry messages sent to the live actors afterwards, counting full GC pauses (300000)")
     args = p.parse_args()
     if args.role == "build":
-        print(json.dumps(asyncio.run(build(args.n, args.intern, args.trace, args.tuples, args.steady))), flush=True)
+        print(json.dumps(asyncio.run(build(args.n, args.intern, args.trace, args.tuples, args.steady,
+                                                args.freeze))), flush=True)
         return 0
 
     import psutil
@@ -282,7 +291,10 @@ def main() -> int:
     interned = run_build(n, True, False, args.timeout)
     log(f"building {n:,} virtual actors (metric keys interned + latest values as tuples)")
     compact = run_build(n, True, False, args.timeout, tuples=True, steady=args.steady)
-    for name, r in (("RSS", rss), ("tracemalloc", traced), ("interned", interned), ("compact", compact)):
+    log(f"building {n:,} virtual actors (as shipped, gc.freeze() after activation)")
+    frozen = run_build(n, False, False, args.timeout, steady=args.steady, freeze=True)
+    for name, r in (("RSS", rss), ("tracemalloc", traced), ("interned", interned), ("compact", compact),
+                    ("frozen", frozen)):
         if "error" in r:
             print(f"build ({name}) failed: {r['error']}", file=sys.stderr)
             return 1
@@ -316,10 +328,11 @@ def main() -> int:
     print(f"  full gc.collect() with {n:,} actors as shipped: {rss['full_gc_ms']:.0f} ms "
           f"({rss['gc_tracked_objects']:,} GC-tracked objects in the process, "
           f"{rss['gc_tracked_objects'] / n:.0f} per actor); after gc.freeze(): {rss['frozen_gc_ms']:.1f} ms")
-    for label, r in (("as shipped", rss), ("EXPERIMENT interned + tuples", compact)):
+    for label, r in (("as shipped", rss), ("EXPERIMENT interned + tuples", compact),
+                     ("EXPERIMENT gc.freeze() after build", frozen)):
         st = r.get("steady")
         if st:
-            print(f"  steady ingest, {label:<29}: {st['messages']:,} more messages to the {n:,} actors in "
+            print(f"  steady ingest, {label:<34}: {st['messages']:,} more messages to the {n:,} actors in "
                   f"{st['seconds']:.1f} s -> {st['full_collections']} full GC collections, longest "
                   f"{st['pause_max_ms']:.0f} ms, {st['pause_total_ms']:.0f} ms in total (the shard's event loop "
                   f"stands still meanwhile)")

@@ -1208,7 +1208,10 @@ def main() -> int:
         if not shutil.which(tool):
             print(f"{tool} not found (Debian: mosquitto mosquitto-clients)", file=sys.stderr)
             return 2
+    # Raise at once in the main thread (asyncio.run's own SIGINT handling only cancels the main task,
+    # which a pending actor call can absorb): the finally blocks below then stop everything.
     signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(SystemExit(143)))
+    signal.signal(signal.SIGINT, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))
     tmp = Path(tempfile.mkdtemp(prefix="bench-ingest-"))
     env = Env(args=args, tmp=tmp, port=free_port(), service_password=secrets.token_urlsafe(24),
               db_url=f"sqlite+aiosqlite:///{tmp}/pulse.db")

@@ -104,6 +104,7 @@ async def build(n: int, intern: bool, trace: bool, tuples: bool = False, steady:
 
     tmp = tempfile.mkdtemp(prefix="bench-memory-")
     shard = OfflineShard(0, f"sqlite+aiosqlite:///{tmp}/unused.db")  # the engine never connects
+    os.rmdir(tmp)
     metric_part = ",".join(f'"metric_{k:02d}":{{v{k}}}' for k in range(METRICS))
     telemetry_tpl = '{{"version":"1","ts":{ts},"seq":{seq},"metrics":{{' + metric_part + "}}}}"
     reported = b'{"reported":{"fw":"1.4.2","interval_s":60,"mode":"normal"}}'

@@ -8,8 +8,8 @@ from __future__ import annotations
 import json
 from typing import Any, Iterable
 
-from pulse.actors.messages import (CommandAck, CommandStatus, Effect, Heartbeat, Presence, Publish, ReportedState,
-                                   Telemetry)
+from pulse.actors.messages import (CommandAck, CommandStatus, Effect, Heartbeat, MetricsDiscovered, Presence, Publish,
+                                   ReportedState, Telemetry)
 from pulse.actors.rules import Rule, RuleState, step
 
 MAX_DESIRED_BYTES = 8192  # documented limit of a desired-state document (docs/device-protocol.md)
@@ -78,11 +78,16 @@ class DeviceActor:
     # ---- messages ------------------------------------------------------------------------
     def on_telemetry(self, msg: Telemetry, rules: Iterable[Rule]) -> list[Effect]:
         self._seen(msg.ts_ms, "last_telemetry_ms")
+        effects: list[Effect] = []
+        new_keys = []
         for metric, value in msg.metrics.items():
             cur = self.latest.get(metric)
+            if cur is None:
+                new_keys.append(metric)
             if cur is None or msg.ts_ms >= cur[1]:
                 self.latest[metric] = [value, msg.ts_ms]
-        effects: list[Effect] = []
+        if new_keys:
+            effects.append(MetricsDiscovered(new_keys))
         for rule in rules:
             value = msg.metrics.get(rule.metric)
             if value is None or not rule.applies_to(self.device_id):

@@ -14,7 +14,7 @@ from typing import Any, Callable, Generic, Hashable, TypeVar
 
 from pulse.actors import metrics
 from pulse.actors.device import DeviceActor
-from pulse.actors.messages import AlertEvent, CommandStatus, DeviceMessage, Publish, Rejection
+from pulse.actors.messages import AlertEvent, CommandStatus, DeviceMessage, MetricsDiscovered, Publish, Rejection
 from pulse.actors.rules import Rule
 from pulse.actors.tenant import AlertOp, CreateAlert, RetriggerAlert, TenantActor
 from pulse.errors import Invalid, NotFound
@@ -22,6 +22,7 @@ from pulse.storage import alerts as alert_store
 from pulse.storage import commands as command_store
 from pulse.storage import device_state
 from pulse.storage import rules as rule_store
+from pulse.storage import sensors as sensor_store
 from pulse.storage.db import Database
 
 log = logging.getLogger(__name__)
@@ -96,6 +97,7 @@ class BatchResult:
     alert_events: list[AlertEvent] = field(default_factory=list)
     publishes: list[Publish] = field(default_factory=list)
     command_updates: list[tuple[str, str, CommandStatus]] = field(default_factory=list)
+    discovered: dict[tuple[str, str], set[str]] = field(default_factory=dict)
 
 
 def _collect(out: BatchResult, tenant_id: str, device_id: str, effect: Any) -> None:
@@ -105,6 +107,8 @@ def _collect(out: BatchResult, tenant_id: str, device_id: str, effect: Any) -> N
         out.publishes.append(effect)
     elif isinstance(effect, CommandStatus):
         out.command_updates.append((tenant_id, device_id, effect))
+    elif isinstance(effect, MetricsDiscovered):
+        out.discovered.setdefault((tenant_id, device_id), set()).update(effect.keys)
 
 
 class DeviceShard(ActorHost[tuple[str, str], DeviceActor]):
@@ -149,6 +153,9 @@ class DeviceShard(ActorHost[tuple[str, str], DeviceActor]):
         self.messages_handled += len(msgs)
         if out.command_updates:  # rare (acks, reconnects): written through, not write-behind
             await command_store.apply_statuses(self.db, out.command_updates)
+        for (tenant_id, device_id), keys in out.discovered.items():  # rare: first sight of a metric
+            await sensor_store.discover_unmodeled(self.db, tenant_id, device_id, keys)
+        out.discovered = {}
         return out
 
     async def call(self, tenant_id: str, device_id: str, method: str, *args: Any) -> Any:

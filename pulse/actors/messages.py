@@ -116,4 +116,11 @@ class CommandStatus:
     details: dict[str, Any] | None = None
 
 
-Effect = AlertEvent | Publish | CommandStatus
+@dataclass(slots=True)
+class MetricsDiscovered:
+    """The device reported metric keys for the first time (they become `unmodeled` sensors if new)."""
+
+    keys: list[str]
+
+
+Effect = AlertEvent | Publish | CommandStatus | MetricsDiscovered

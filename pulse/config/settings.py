@@ -5,6 +5,7 @@ This is the only module that reads the environment. Everything else receives a
 """
 from __future__ import annotations
 
+import base64
 import os
 import secrets
 from functools import cached_property
@@ -70,6 +71,21 @@ class Settings(BaseSettings):
     lake_flush_interval_s: float = 30.0
     lake_flush_rows: int = 200_000
 
+    # Notifications (docs/notifications.md): Fernet key(s) for channel secrets at rest, comma-separated,
+    # the first encrypts (rotation); unset -> generated into the data dir on first use.
+    secrets_key: str | None = None
+    notifier_poll_interval_s: float = 1.0
+    notifier_batch_size: int = 100
+    notifier_concurrency: int = 16
+    notifier_timeout_s: float = 10.0
+    notifier_max_attempts: int = 10
+    notifier_backoff_base_s: float = 5.0  # 5, 10, 20, ... s between attempts
+    notifier_backoff_max_s: float = 900.0
+    notifier_rate_per_minute: float = 60.0  # per channel, unless the channel sets its own
+    notifier_rate_burst: int = 10
+    # Refuse targets on loopback/private/link-local addresses (SSRF guard for multi-tenant SaaS).
+    notifier_block_private_targets: bool = False
+
     # Serve: the library default (5 in flight) collapses under concurrency; see docs/operations.md.
     serve_max_ongoing_requests: int = 64
     serve_replicas: int = 1
@@ -131,6 +147,23 @@ class Settings(BaseSettings):
             tmp.chmod(0o600)
             try:
                 os.link(tmp, path)  # atomic: the first writer wins, others read its secret
+            except FileExistsError:
+                pass
+            tmp.unlink(missing_ok=True)
+        return path.read_text().strip()
+
+    def resolved_secrets_key(self) -> str:
+        """The configured Fernet key(s), else one generated into the data dir on first use."""
+        if self.secrets_key:
+            return self.secrets_key
+        path = self.data_dir / "secrets_key"
+        if not path.exists():
+            self.ensure_dirs()
+            tmp = path.with_suffix(f".{secrets.token_hex(4)}.tmp")
+            tmp.write_text(base64.urlsafe_b64encode(secrets.token_bytes(32)).decode())  # a Fernet key
+            tmp.chmod(0o600)
+            try:
+                os.link(tmp, path)  # atomic: the first writer wins, others read its key
             except FileExistsError:
                 pass
             tmp.unlink(missing_ok=True)

@@ -6,7 +6,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from pulse.errors import Conflict, NotFound
-from pulse.storage import tokens
+from pulse.storage import templates, tokens
 from pulse.storage.db import Database, count, utcnow
 from pulse.storage.tables import device_state, devices
 
@@ -32,6 +32,8 @@ async def create(db: Database, tenant_id: str, fields: dict[str, Any]) -> tuple[
                                                        created_at=now, updated_at=now, **values))
         except sa.exc.IntegrityError:
             raise Conflict(f"device {fields['device_id']} already exists") from None
+        if values.get("template_id") is not None:
+            await templates.apply_template(conn, tenant_id, fields["device_id"], values["template_id"])
         token = await tokens.issue(conn, tenant_id, fields["device_id"], label="initial")
     return await get(db, tenant_id, fields["device_id"]), token
 
@@ -84,6 +86,8 @@ async def update(db: Database, tenant_id: str, device_id: str, fields: dict[str,
             devices.c.tenant_id == tenant_id, devices.c.device_id == device_id).values(updated_at=utcnow(), **values))
         if res.rowcount == 0:
             raise NotFound(f"device {device_id} not found")
+        if values.get("template_id") is not None:  # re-templated: add what the new template requires
+            await templates.apply_template(conn, tenant_id, device_id, values["template_id"])
     return await get(db, tenant_id, device_id)
 
 

@@ -177,7 +177,7 @@ class Wal:
                     raise ValueError("cannot drop the open WAL segment; rotate first")
                 path.unlink(missing_ok=True)
                 self._sizes.pop(path, None)
-            _fsync_dir(self.dir)
+            _fsync(self.dir)
 
     def close(self) -> None:
         """Close the segment and release the directory (what process death does too)."""
@@ -198,7 +198,7 @@ class Wal:
                 break
             except FileExistsError:  # never reuse a name: it may hold unreplayed records
                 continue
-        _fsync_dir(self.dir)  # the directory entry must survive too, or the segment vanishes
+        _fsync(self.dir)  # the directory entry must survive too, or the segment vanishes
         self._sizes[path] = 0
         return path
 
@@ -286,7 +286,8 @@ def _decode_record(header: bytes, f: Any) -> pa.Table | None:
         return None
 
 
-def _fsync_dir(path: Path) -> None:
+def _fsync(path: Path) -> None:
+    """fsync a file, or a directory (so a new or renamed entry in it is durable)."""
     fd = os.open(path, os.O_RDONLY)
     try:
         os.fsync(fd)
@@ -339,19 +340,12 @@ def _write_part(root: Path, part: pa.Table, row_group_rows: int) -> Path:
     name = f"part-{uuid.uuid4().hex}.parquet"
     tmp = directory / f".{name}.tmp"
     pq.write_table(part.select(FILE_COLUMNS), tmp, row_group_size=row_group_rows, compression="zstd")
-    _fsync_file(tmp)
+    _fsync(tmp)
     final = directory / name
     os.replace(tmp, final)
-    _fsync_dir(directory)
+    _fsync(directory)
     return final
 
-
-def _fsync_file(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 # ---- queries ---------------------------------------------------------------------------------

@@ -12,6 +12,10 @@ def tele(ts, **metrics):
     return Telemetry("t1", "d1", ts, {k: float(v) for k, v in metrics.items()})
 
 
+def alerts(actor, msg, rules):
+    return [e for e in actor.on_telemetry(msg, rules) if isinstance(e, AlertEvent)]
+
+
 def rule(**over):
     base = dict(rule_id="r1", tenant_id="t1", name="hot", metric="temp", operator="GT", threshold=30.0)
     base.update(over)
@@ -20,15 +24,15 @@ def rule(**over):
 
 def test_latest_keeps_newest_value_per_metric_even_out_of_order():
     a = DeviceActor("t1", "d1")
-    a.on_telemetry(tele(2000, temp=20, hum=40), [])
-    a.on_telemetry(tele(1000, temp=99), [])  # late reading must not overwrite
+    alerts(a, tele(2000, temp=20, hum=40), [])
+    alerts(a, tele(1000, temp=99), [])  # late reading must not overwrite
     assert a.latest_view() == {"hum": {"value": 40.0, "ts_ms": 2000}, "temp": {"value": 20.0, "ts_ms": 2000}}
     assert a.presence["last_telemetry_ms"] == 2000
 
 
 def test_snapshot_round_trips_through_json():
     a = DeviceActor("t1", "d1")
-    a.on_telemetry(tele(1000, temp=31), [rule()])
+    alerts(a, tele(1000, temp=31), [rule()])
     a.patch_desired({"mode": "eco"}, 5)
     b = DeviceActor("t1", "d1", json.loads(json.dumps(a.snapshot())))
     assert b.latest_view() == a.latest_view()
@@ -38,36 +42,36 @@ def test_snapshot_round_trips_through_json():
 
 def test_rule_opens_once_and_clears_when_condition_stops():
     a, r = DeviceActor("t1", "d1"), rule()
-    assert a.on_telemetry(tele(1000, temp=25), [r]) == []
-    (ev,) = a.on_telemetry(tele(2000, temp=31), [r])
+    assert alerts(a, tele(1000, temp=25), [r]) == []
+    (ev,) = alerts(a, tele(2000, temp=31), [r])
     assert isinstance(ev, AlertEvent) and ev.kind == "open" and ev.value == 31.0 and ev.ts_ms == 2000
-    assert a.on_telemetry(tele(3000, temp=35), [r]) == []  # still firing: no duplicate
-    (ev,) = a.on_telemetry(tele(4000, temp=29), [r])
+    assert alerts(a, tele(3000, temp=35), [r]) == []  # still firing: no duplicate
+    (ev,) = alerts(a, tele(4000, temp=29), [r])
     assert ev.kind == "clear" and ev.fingerprint == "RULE:r1:d1"
 
 
 def test_duration_requires_the_condition_to_hold_continuously():
     a, r = DeviceActor("t1", "d1"), rule(duration_seconds=10)
-    assert a.on_telemetry(tele(0, temp=31), [r]) == []
-    assert a.on_telemetry(tele(5000, temp=31), [r]) == []
-    assert a.on_telemetry(tele(6000, temp=20), [r]) == []  # broke the streak
-    assert a.on_telemetry(tele(7000, temp=31), [r]) == []
-    assert a.on_telemetry(tele(16000, temp=31), [r]) == []
-    (ev,) = a.on_telemetry(tele(17000, temp=32), [r])
+    assert alerts(a, tele(0, temp=31), [r]) == []
+    assert alerts(a, tele(5000, temp=31), [r]) == []
+    assert alerts(a, tele(6000, temp=20), [r]) == []  # broke the streak
+    assert alerts(a, tele(7000, temp=31), [r]) == []
+    assert alerts(a, tele(16000, temp=31), [r]) == []
+    (ev,) = alerts(a, tele(17000, temp=32), [r])
     assert ev.kind == "open"
 
 
 def test_rule_scoped_to_other_devices_is_ignored():
     a = DeviceActor("t1", "d1")
-    assert a.on_telemetry(tele(1, temp=99), [rule(device_ids=frozenset({"d2"}))]) == []
-    assert a.on_telemetry(tele(1, temp=99), [rule(enabled=False)]) == []
+    assert alerts(a, tele(1, temp=99), [rule(device_ids=frozenset({"d2"}))]) == []
+    assert alerts(a, tele(1, temp=99), [rule(enabled=False)]) == []
 
 
 @pytest.mark.parametrize("op,value,fires", [
     ("GT", 30, False), ("GTE", 30, True), ("LT", 29, True), ("LTE", 30, True), ("EQ", 30, True), ("NE", 30, False)])
 def test_operators(op, value, fires):
     a = DeviceActor("t1", "d1")
-    events = a.on_telemetry(tele(1, temp=value), [rule(operator=op)])
+    events = alerts(a, tele(1, temp=value), [rule(operator=op)])
     assert bool(events) is fires
 
 
@@ -114,6 +118,15 @@ def test_heartbeat_and_presence_status():
 
 def test_deleted_rule_state_is_forgotten():
     a = DeviceActor("t1", "d1")
-    a.on_telemetry(tele(1, temp=99), [rule()])
+    alerts(a, tele(1, temp=99), [rule()])
     a.rules_changed(set())
     assert a.rule_states == {}
+
+
+def test_first_sight_of_a_metric_is_reported_once():
+    from pulse.actors.messages import MetricsDiscovered
+
+    a = DeviceActor("t1", "d1")
+    (d,) = [e for e in a.on_telemetry(tele(1, temp=1, hum=2), []) if isinstance(e, MetricsDiscovered)]
+    assert sorted(d.keys) == ["hum", "temp"]
+    assert a.on_telemetry(tele(2, temp=1), []) == []

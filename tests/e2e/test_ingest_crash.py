@@ -20,9 +20,9 @@ pytestmark = [pytest.mark.slow, pytest.mark.ray, pytest.mark.broker]
 TOTAL = 1500
 
 
+# Redelivery of a persistent session is the Mosquitto (production) path; amqtt keeps none.
+@pytest.mark.parametrize("stack", ["mosquitto"], indirect=True)
 async def test_kill_9_of_the_bridge_loses_no_acknowledged_message(stack):
-    if stack.kind != "mosquitto":
-        pytest.skip("redelivery of a persistent session is the Mosquitto (production) path; amqtt keeps none")
     secret = stack.create_device("crash-1")
     bridge = stack.node.bridges[0]
     killed = asyncio.Event()

@@ -120,10 +120,11 @@ async def test_device_list_filters_by_every_given_tag(api):
 
 
 async def test_device_list_filters_by_template(api):
-    await make_devices(api, "d1", "d2", template_id=7)
-    await make_devices(api, "d3", template_id=8)
+    first, second = [t["id"] for t in (await api.get("/api/v1/customer/templates")).json()["templates"][:2]]
+    await make_devices(api, "d1", "d2", template_id=first)
+    await make_devices(api, "d3", template_id=second)
     await make_devices(api, "d4")
-    r = (await api.get(DEVICES, params={"template_id": 7})).json()
+    r = (await api.get(DEVICES, params={"template_id": first})).json()
     assert [d["device_id"] for d in r["devices"]] == ["d1", "d2"] and r["total"] == 2
     assert (await api.get(DEVICES, params={"template_id": "x"})).status_code == 422
 

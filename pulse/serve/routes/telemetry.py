@@ -17,6 +17,7 @@ from pulse.serve.app import Services, services
 from pulse.serve.auth import Principal, customer
 from pulse.serve.schemas.common import MAX_LIMIT
 from pulse.storage import devices as device_store
+from pulse.storage import sensors as sensor_store
 
 router = APIRouter(prefix="/api/v1/customer/devices/{device_id}", tags=["telemetry & twin"])
 
@@ -64,7 +65,20 @@ async def history(device_id: str, metric: str | None = Query(None, max_length=12
     if start and end and start > end:
         raise Invalid("start must be before end")
     rows = await _lake_read(svc, p.tenant_id, device_id, "history", metric, start, end, limit)
-    return {"device_id": device_id, "metric": metric, "start": start, "end": end, "points": rows, "count": len(rows)}
+    sensors = await sensor_store.sensor_metadata(svc.db, p.tenant_id, device_id)
+    for row in rows:
+        row["out_of_range"] = out_of_range(row["value"], sensors.get(row["metric"]))
+    return {"device_id": device_id, "metric": metric, "start": start, "end": end, "points": rows, "count": len(rows),
+            "sensors": {m: sensors[m] for m in sorted({r["metric"] for r in rows} | ({metric} if metric else set()))
+                        if m in sensors}}
+
+
+def out_of_range(value: float, sensor: dict[str, Any] | None) -> bool:
+    """Values outside the sensor's declared range are stored as sent and flagged on read."""
+    if not sensor:
+        return False
+    lo, hi = sensor.get("min_range"), sensor.get("max_range")
+    return (lo is not None and value < lo) or (hi is not None and value > hi)
 
 
 @router.get("/telemetry/export")

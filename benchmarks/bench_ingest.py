@@ -168,10 +168,19 @@ class CpuMeter:
         for pid, (label, secs) in after.items():
             cpu[label] += secs - self.before.get(pid, (label, 0.0))[1]
         cpu[children_label] += self._children() - self.children0 - subtract_children
-        idle = (host.idle + host.iowait) - (self.host0.idle + self.host0.iowait)
-        busy = sum(host) - sum(self.host0) - idle
-        cpu["(other processes on this host)"] = max(0.0, busy - sum(cpu.values()))
-        return {"wall": wall, "cpu": dict(cpu), "host_busy": busy}
+        def d(name: str) -> float:
+            return getattr(host, name, 0.0) - getattr(self.host0, name, 0.0)
+
+        # /proc/stat: guest time is already part of user; irq/softirq (loopback networking!) and
+        # steal belong to no process.
+        procs = d("user") + d("nice") + d("system")
+        kernel, steal = d("irq") + d("softirq"), d("steal")
+        ours = sum(cpu.values())
+        cpu["(other processes on this host)"] = max(0.0, procs - ours)
+        cpu["(kernel irq/softirq: network)"] = kernel
+        if steal > 0:
+            cpu["(steal: hypervisor)"] = steal
+        return {"wall": wall, "cpu": dict(cpu), "host_busy": procs + kernel + steal}
 
 
 def cpu_line(m: dict[str, Any]) -> str:

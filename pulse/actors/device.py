@@ -10,7 +10,7 @@ from typing import Any, Iterable
 
 from pulse.actors.messages import (CommandAck, CommandStatus, Effect, Heartbeat, MetricsDiscovered, Presence, Publish,
                                    ReportedState, Telemetry)
-from pulse.actors.rules import Rule, RuleState, step
+from pulse.actors.rules import Rule, RuleState, step, tick
 
 MAX_DESIRED_BYTES = 8192  # documented limit of a desired-state document (docs/device-protocol.md)
 MAX_QUEUED_COMMANDS = 100  # commands waiting for an offline device; more is refused, not dropped
@@ -89,14 +89,26 @@ class DeviceActor:
         if new_keys:
             effects.append(MetricsDiscovered(new_keys))
         for rule in rules:
-            value = msg.metrics.get(rule.metric)
-            if value is None or not rule.applies_to(self.device_id):
+            if not rule.applies_to(self.device_id):
                 continue
             state = self.rule_states.setdefault(rule.rule_id, RuleState())
-            event = step(rule, state, self.device_id, value, msg.ts_ms)
+            event = step(rule, state, self.device_id, msg.metrics, msg.ts_ms)
             if event is not None:
                 effects.append(event)
         self.dirty = True
+        return effects
+
+    def on_tick(self, now_ms: int, rules: Iterable[Rule]) -> list[Effect]:
+        """Timer: rules that fire on silence (telemetry_gap)."""
+        effects: list[Effect] = []
+        for rule in rules:
+            if rule.rule_type != "telemetry_gap" or not rule.applies_to(self.device_id):
+                continue
+            last = self.presence["last_telemetry_ms"] if rule.metric == "*" else (self.latest.get(rule.metric) or [None, None])[1]
+            event = tick(rule, self.rule_states.setdefault(rule.rule_id, RuleState()), self.device_id, last, now_ms)
+            if event is not None:
+                effects.append(event)
+                self.dirty = True
         return effects
 
     def on_heartbeat(self, msg: Heartbeat) -> list[Effect]:

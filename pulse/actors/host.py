@@ -158,6 +158,16 @@ class DeviceShard(ActorHost[tuple[str, str], DeviceActor]):
         out.discovered = {}
         return out
 
+    async def tick(self, keys: list[tuple[str, str]], now_ms: int) -> list[AlertEvent]:
+        """Timer rules (telemetry_gap) of these devices, activating them if needed."""
+        await self._activate(set(keys))
+        events: list[AlertEvent] = []
+        for key in keys:
+            actor = self.actors.get(key)
+            if actor is not None and self.status.get(key) == "ACTIVE":
+                events.extend(e for e in actor.on_tick(now_ms, self.rules.get(key[0], ())) if isinstance(e, AlertEvent))
+        return events
+
     async def call(self, tenant_id: str, device_id: str, method: str, *args: Any) -> Any:
         """A request from the API to one device actor (latest, twin, patch_desired, ...)."""
         key = (tenant_id, device_id)

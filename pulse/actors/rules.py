@@ -1,11 +1,18 @@
 """Alert rule evaluation: pure functions over one device's readings.
 
-The device actor calls `step` for every reading of a rule's metric; a backtest can replay
-the lake through the same function and get the same alerts.
+The device actor calls `step` for every message and `tick` on timer ticks; the backtest replays
+the lake through the same two functions, so live and backtested alerts agree by construction.
+
+Every rule type reduces a reading to a *signal* (the value itself, a window aggregate, a
+per-minute rate, a z-score), compares it with its condition, and shares one state machine:
+the condition must hold for `duration_seconds` of device time to open; while open, the alert
+clears when the clear condition (hysteresis, `clear_threshold`) no longer holds.
 """
 from __future__ import annotations
 
+import math
 import operator as op
+from collections import deque
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
@@ -19,6 +26,11 @@ OPERATORS: dict[str, Callable[[float, float], bool]] = {
     "EQ": op.eq,
     "NE": op.ne,
 }
+RULE_TYPES = ("threshold", "window", "rate_of_change", "anomaly", "telemetry_gap")
+AGGREGATIONS = ("avg", "min", "max", "count", "sum")
+ALERT_TYPES = {"threshold": "THRESHOLD", "window": "WINDOW", "rate_of_change": "RATE_OF_CHANGE",
+               "anomaly": "ANOMALY", "telemetry_gap": "NO_TELEMETRY"}
+MAX_WINDOW_SAMPLES = 1000  # per device and rule: bounds actor memory (docs/alerting.md)
 
 # Higher number = more severe (the documented system's senders and UI agree on this).
 SEVERITY_NAMES: dict[str, int] = {"info": 1, "warning": 2, "minor": 3, "major": 4, "critical": 5}
@@ -26,96 +38,234 @@ SEVERITY_LABELS: dict[int, str] = {v: k for k, v in SEVERITY_NAMES.items()}
 
 
 @dataclass(frozen=True, slots=True)
+class Condition:
+    metric: str
+    operator: str
+    threshold: float
+
+    def holds(self, value: float) -> bool:
+        return OPERATORS[self.operator](value, self.threshold)
+
+
+@dataclass(frozen=True, slots=True)
 class Rule:
     rule_id: str
     tenant_id: str
     name: str
-    metric: str
-    operator: str
-    threshold: float
+    conditions: tuple[Condition, ...]
+    rule_type: str = "threshold"
+    match: str = "all"  # multi-condition threshold rules: all (AND) / any (OR)
     severity: int = 3
     duration_seconds: int = 0
     device_ids: frozenset[str] | None = None
     auto_resolve: bool = True
     enabled: bool = True
+    clear_threshold: float | None = None
+    aggregation: str = "avg"
+    window_seconds: int = 300
+    z_threshold: float = 3.0
+    min_samples: int = 10
+    window_size: int = 60
+    gap_seconds: int = 600
+
+    @property
+    def metric(self) -> str:
+        return self.conditions[0].metric
+
+    @property
+    def metrics(self) -> frozenset[str]:
+        return frozenset(c.metric for c in self.conditions)
+
+    @property
+    def alert_type(self) -> str:
+        return ALERT_TYPES[self.rule_type]
 
     def applies_to(self, device_id: str) -> bool:
         return self.enabled and (self.device_ids is None or device_id in self.device_ids)
 
     @classmethod
-    def from_row(cls, row: dict[str, Any]) -> "Rule":
-        ids = row.get("device_ids")
+    def from_row(cls, row: dict[str, Any], device_ids: frozenset[str] | None = None) -> "Rule":
+        """From an `alert_rules` row; `device_ids` is the resolved scope (None = every device)."""
+        cfg = row.get("config") or {}
+        conds = cfg.get("conditions") or [{"metric": row["metric"], "operator": row["operator"],
+                                           "threshold": row["threshold"]}]
+        if device_ids is None and row.get("device_ids"):
+            device_ids = frozenset(row["device_ids"])
+        extra = {k: cfg[k] for k in ("match", "clear_threshold", "aggregation", "window_seconds", "z_threshold",
+                                     "min_samples", "window_size", "gap_seconds") if cfg.get(k) is not None}
         return cls(
-            rule_id=row["rule_id"],
-            tenant_id=row["tenant_id"],
-            name=row["name"],
-            metric=row["metric"],
-            operator=row["operator"],
-            threshold=float(row["threshold"]),
-            severity=int(row["severity"]),
-            duration_seconds=int(row.get("duration_seconds") or 0),
-            device_ids=frozenset(ids) if ids else None,
-            auto_resolve=bool(row.get("auto_resolve", True)),
-            enabled=bool(row.get("enabled", True)),
+            rule_id=row["rule_id"], tenant_id=row["tenant_id"], name=row["name"],
+            conditions=tuple(Condition(c["metric"], c.get("operator", "GT"), float(c.get("threshold", 0)))
+                             for c in conds),
+            rule_type=row.get("rule_type") or "threshold", severity=int(row["severity"]),
+            duration_seconds=int(row.get("duration_seconds") or 0), device_ids=device_ids,
+            auto_resolve=bool(row.get("auto_resolve", True)), enabled=bool(row.get("enabled", True)), **extra,
         )
 
 
 @dataclass(slots=True)
 class RuleState:
-    """Per (device, rule): when the condition started holding, and whether the alert is firing."""
+    """Per (device, rule): the state machine plus what the rule type needs to compute its signal."""
 
     pending_since_ms: int | None = None
     firing: bool = False
-    last_ts_ms: int = field(default=0)
+    last_ts_ms: int = 0
+    values: dict[str, float] = field(default_factory=dict)  # last value per metric (multi-condition)
+    samples: deque = field(default_factory=lambda: deque(maxlen=MAX_WINDOW_SAMPLES))  # (ts_ms, value)
 
     def to_dict(self) -> dict[str, Any]:
-        return {"p": self.pending_since_ms, "f": self.firing, "t": self.last_ts_ms}
+        return {"p": self.pending_since_ms, "f": self.firing, "t": self.last_ts_ms, "v": self.values,
+                "s": [list(s) for s in self.samples]}
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> "RuleState":
-        return cls(d.get("p"), bool(d.get("f")), int(d.get("t") or 0))
+        samples = deque((tuple(s) for s in d.get("s") or ()), maxlen=MAX_WINDOW_SAMPLES)
+        return cls(d.get("p"), bool(d.get("f")), int(d.get("t") or 0), dict(d.get("v") or {}), samples)
 
 
-def condition(rule: Rule, value: float) -> bool:
-    return OPERATORS[rule.operator](value, rule.threshold)
+# ---- signals ---------------------------------------------------------------------------------
+def _window(rule: Rule, state: RuleState, value: float, ts_ms: int) -> float:
+    state.samples.append((ts_ms, value))
+    cutoff = ts_ms - rule.window_seconds * 1000
+    while state.samples and state.samples[0][0] <= cutoff:
+        state.samples.popleft()
+    vals = [v for _, v in state.samples]
+    agg = rule.aggregation
+    if agg == "count":
+        return float(len(vals))
+    if agg == "sum":
+        return math.fsum(vals)
+    if agg == "min":
+        return min(vals)
+    if agg == "max":
+        return max(vals)
+    return math.fsum(vals) / len(vals)
 
 
-def step(rule: Rule, state: RuleState, device_id: str, value: float, ts_ms: int) -> AlertEvent | None:
-    """Advance one rule by one reading; returns an event on a state change.
+def _rate(state: RuleState, value: float, ts_ms: int) -> float | None:
+    """Change per minute since the previous reading (None for the first one)."""
+    prev = state.samples[-1] if state.samples else None
+    state.samples.clear()
+    state.samples.append((ts_ms, value))
+    if prev is None or ts_ms <= prev[0]:
+        return None
+    return (value - prev[1]) / ((ts_ms - prev[0]) / 60_000)
 
-    Readings older than the last one seen are ignored so late or replayed data cannot flap
-    an alert. With `duration_seconds`, the condition must hold continuously for that long
-    (measured in device time) before the alert opens.
+
+def _zscore(rule: Rule, state: RuleState, value: float, ts_ms: int) -> float | None:
+    """|z| of this reading against the previous `window_size` readings (None until `min_samples`)."""
+    history = [v for _, v in state.samples]
+    state.samples.append((ts_ms, value))
+    while len(state.samples) > rule.window_size:
+        state.samples.popleft()
+    if len(history) < rule.min_samples:
+        return None
+    mean = math.fsum(history) / len(history)
+    std = math.sqrt(math.fsum((v - mean) ** 2 for v in history) / len(history))
+    if std == 0:
+        return 0.0 if value == mean else math.inf
+    return abs(value - mean) / std
+
+
+def _signal(rule: Rule, state: RuleState, readings: dict[str, float], ts_ms: int) -> tuple[bool | None, float | None]:
+    """(condition holds?, the value that triggered) — None when this message says nothing new."""
+    if rule.rule_type == "threshold":
+        hit = [m for m in rule.metrics if m in readings]
+        if not hit:
+            return None, None
+        state.values.update({m: readings[m] for m in hit})
+        known = [c for c in rule.conditions if c.metric in state.values]
+        if rule.match == "any":
+            held = any(c.holds(state.values[c.metric]) for c in known)
+        else:
+            held = len(known) == len(rule.conditions) and all(c.holds(state.values[c.metric]) for c in known)
+        return held, readings[hit[0]]
+    if rule.rule_type == "telemetry_gap":
+        if rule.metric == "*" or rule.metric in readings:
+            return False, None  # a message arrived: the gap is over
+        return None, None
+    value = readings.get(rule.metric)
+    if value is None:
+        return None, None
+    if rule.rule_type == "window":
+        sig = _window(rule, state, value, ts_ms)
+    elif rule.rule_type == "rate_of_change":
+        sig = _rate(state, value, ts_ms)
+    else:
+        sig = _zscore(rule, state, value, ts_ms)
+    if sig is None:
+        return None, None
+    return rule.conditions[0].holds(sig), sig
+
+
+def _still_firing(rule: Rule, state: RuleState, signal: float | None, held: bool) -> bool:
+    """Hysteresis: a firing single-condition alert stays open until the clear condition fails."""
+    if rule.clear_threshold is None or signal is None or rule.rule_type in ("telemetry_gap",) or len(rule.conditions) > 1:
+        return held
+    return OPERATORS[rule.conditions[0].operator](signal, rule.clear_threshold)
+
+
+# ---- state machine ---------------------------------------------------------------------------
+def step(rule: Rule, state: RuleState, device_id: str, readings: dict[str, float], ts_ms: int) -> AlertEvent | None:
+    """Advance one rule by one message; returns an event on a state change.
+
+    Readings older than the last one seen are ignored, so late or replayed data cannot flap an
+    alert. With `duration_seconds`, the condition must hold continuously for that long (device
+    time) before the alert opens.
     """
     if ts_ms < state.last_ts_ms:
         return None
-    state.last_ts_ms = ts_ms
-    if condition(rule, value):
-        if state.pending_since_ms is None:
-            state.pending_since_ms = ts_ms
-        held_ms = ts_ms - state.pending_since_ms
-        if not state.firing and held_ms >= rule.duration_seconds * 1000:
-            state.firing = True
-            return _event("open", rule, device_id, value, ts_ms)
+    held, signal = _signal(rule, state, readings, ts_ms)
+    if held is None:
         return None
-    state.pending_since_ms = None
+    state.last_ts_ms = ts_ms
+    return _advance(rule, state, device_id, held, signal, ts_ms)
+
+
+def tick(rule: Rule, state: RuleState, device_id: str, last_message_ms: int | None, now_ms: int) -> AlertEvent | None:
+    """Timer evaluation of a telemetry_gap rule: fires when nothing arrived for `gap_seconds`."""
+    if rule.rule_type != "telemetry_gap":
+        return None
+    since = last_message_ms if last_message_ms is not None else state.last_ts_ms or None
+    if since is None:
+        return None  # never heard from: nothing to measure a gap against
+    silent_s = (now_ms - since) / 1000
+    if silent_s < rule.gap_seconds or state.firing:
+        return None
+    state.firing = True
+    return _event("open", rule, device_id, silent_s, now_ms)
+
+
+def _advance(rule: Rule, state: RuleState, device_id: str, held: bool, signal: float | None,
+             ts_ms: int) -> AlertEvent | None:
     if state.firing:
-        state.firing = False
-        return _event("clear", rule, device_id, value, ts_ms)
+        if _still_firing(rule, state, signal, held):
+            return None
+        state.firing, state.pending_since_ms = False, None
+        return _event("clear", rule, device_id, signal, ts_ms)
+    if not held:
+        state.pending_since_ms = None
+        return None
+    if state.pending_since_ms is None:
+        state.pending_since_ms = ts_ms
+    if ts_ms - state.pending_since_ms >= rule.duration_seconds * 1000:
+        state.firing = True
+        return _event("open", rule, device_id, signal, ts_ms)
     return None
 
 
-def _event(kind: str, rule: Rule, device_id: str, value: float, ts_ms: int) -> AlertEvent:
+def _event(kind: str, rule: Rule, device_id: str, value: float | None, ts_ms: int) -> AlertEvent:
+    c = rule.conditions[0]
+    details: dict[str, Any] = {"rule_type": rule.rule_type, "operator": c.operator, "threshold": c.threshold,
+                               "duration_seconds": rule.duration_seconds}
+    if len(rule.conditions) > 1:
+        details["conditions"] = [{"metric": x.metric, "operator": x.operator, "threshold": x.threshold}
+                                 for x in rule.conditions]
+        details["match"] = rule.match
     return AlertEvent(
         kind=kind,  # type: ignore[arg-type]
-        tenant_id=rule.tenant_id,
-        device_id=device_id,
-        rule_id=rule.rule_id,
-        rule_name=rule.name,
-        severity=rule.severity,
-        metric=rule.metric,
-        value=value,
-        ts_ms=ts_ms,
-        auto_resolve=rule.auto_resolve,
-        details={"operator": rule.operator, "threshold": rule.threshold, "duration_seconds": rule.duration_seconds},
+        tenant_id=rule.tenant_id, device_id=device_id, rule_id=rule.rule_id, rule_name=rule.name,
+        severity=rule.severity, metric=c.metric,
+        value=None if value is None or math.isinf(value) else float(value),
+        ts_ms=ts_ms, auto_resolve=rule.auto_resolve, alert_type=rule.alert_type, details=details,
     )

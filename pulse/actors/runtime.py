@@ -116,6 +116,15 @@ class Runtime:
             metrics.counter(metrics.ALERTS_OPENED, "alerts opened").inc(total)
         return total
 
+    async def tick(self, keys: list[tuple[str, str]], now_ms: int) -> int:
+        """Timer evaluation for these devices (one call per shard); returns alerts opened."""
+        by_shard: dict[int, list[tuple[str, str]]] = defaultdict(list)
+        for t, d in keys:
+            by_shard[self.devices.device_shard(t, d)].append((t, d))
+        results = await asyncio.gather(*(self._call(self.device_refs[s], "tick", ks, now_ms) for s, ks in by_shard.items()))
+        events = [e for r in results for e in r]
+        return await self._tenant_events(events) if events else 0
+
     # ---- requests ----------------------------------------------------------------------------
     async def device_call(self, tenant_id: str, device_id: str, method: str, *args: Any) -> Any:
         ref = self.device_refs[self.devices.device_shard(tenant_id, device_id)]

@@ -1,4 +1,4 @@
-"""Scheduler: periodic platform tasks (command expiry now; escalation, syncs, retention later).
+"""Scheduler: periodic platform tasks (command expiry, timer rules; escalation, syncs, retention later).
 
 A plain async class; `pulse up` runs it as the `scheduler` Ray actor. Each task is one
 idempotent `tick_*` method, so tests call them directly and a missed tick is caught up by the next.
@@ -7,29 +7,37 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from typing import Awaitable, Callable
 
 from pulse.config.settings import Settings
-from pulse.storage import commands
+from pulse.actors.runtime import RayRuntime, Runtime
+from pulse.storage import commands, rules
 from pulse.storage.db import Database
 
 log = logging.getLogger(__name__)
 
 
 class Scheduler:
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, runtime: Runtime | None = None) -> None:
         self.settings = settings
+        self.runtime = runtime
         self.db: Database | None = None
         self.runs: dict[str, int] = {}
         self._tasks: list[asyncio.Task] = []
 
     def _every(self) -> dict[str, tuple[float, Callable[[], Awaitable[int]]]]:
-        return {"expire_commands": (self.settings.command_expiry_interval_s, self.tick_expire_commands)}
+        return {"expire_commands": (self.settings.command_expiry_interval_s, self.tick_expire_commands),
+                "telemetry_gaps": (self.settings.timer_rules_interval_s, self.tick_telemetry_gaps)}
 
     async def start(self) -> bool:
         if self._tasks:
             return True
         self.db = Database(self.settings.db_url)
+        if self.runtime is None:
+            rt = RayRuntime(self.settings)
+            rt.connect()
+            self.runtime = rt
         self._tasks = [asyncio.create_task(self._loop(name, period, fn))
                        for name, (period, fn) in self._every().items()]
         return True
@@ -47,6 +55,11 @@ class Scheduler:
 
     async def tick_expire_commands(self) -> int:
         return await commands.expire_due(self.db)
+
+    async def tick_telemetry_gaps(self) -> int:
+        """Timers for silent devices: no message has to arrive for a gap alert to open."""
+        keys = await rules.timer_devices(self.db)
+        return await self.runtime.tick(keys, int(time.time() * 1000)) if keys else 0
 
     async def _loop(self, name: str, period: float, fn: Callable[[], Awaitable[int]]) -> None:
         while True:

@@ -65,6 +65,7 @@ class Settings(BaseSettings):
     stale_after_s: int = 60
     offline_after_s: int = 300
     command_expiry_interval_s: float = 10.0
+    timer_rules_interval_s: float = 15.0
 
     # Lake
     # Reads merge the writer's unflushed rows, so a long interval costs no freshness and keeps files few.

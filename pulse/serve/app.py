@@ -46,10 +46,11 @@ def _routers():
     from pulse.serve.routes import alert_rules, alerts, auth, commands, devices, ingest, quarantine, telemetry
     from pulse.serve.routes import groups, maintenance, tags
     from pulse.serve.routes import modules, sensors, templates, transports
+    from pulse.serve.routes import oncall
 
     return [auth.router, ingest.router, devices.router, telemetry.router, commands.router, alert_rules.router,
             alerts.router, quarantine.router, tags.router, groups.router, maintenance.router,
-            templates.router, modules.router, sensors.router, transports.router]
+            templates.router, modules.router, sensors.router, transports.router, oncall.router]
 
 
 def create_app(build: Callable[[], Awaitable[Services]] | None = None,

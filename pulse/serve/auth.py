@@ -22,6 +22,7 @@ READ_PERMISSIONS = frozenset({
     "devices.read", "alerts.read", "alerts.rules.read", "telemetry.read", "quarantine.read",
     "maintenance.read",
     "templates.read",
+    "oncall.read",
 })
 WRITE_PERMISSIONS = frozenset({
     "devices.create", "devices.update", "devices.delete", "devices.decommission",
@@ -30,6 +31,7 @@ WRITE_PERMISSIONS = frozenset({
     "alert-rules.create", "alert-rules.update", "alert-rules.delete",
     "devices.tags.write", "devices.groups.write", "maintenance.create", "maintenance.update", "maintenance.delete",
     "templates.write",
+    "oncall.create", "oncall.update", "oncall.delete", "oncall.layers.write", "oncall.overrides.write",
 })
 ROLE_PERMISSIONS: dict[str, frozenset[str]] = {
     "customer_admin": READ_PERMISSIONS | WRITE_PERMISSIONS,

@@ -5,14 +5,18 @@ import uuid
 from typing import Any
 
 import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from pulse.actors.rules import Rule
-from pulse.errors import NotFound
+from pulse.errors import Invalid, NotFound
+from pulse.storage import groups
+from pulse.storage.tags import has_all_tags
 from pulse.storage.db import Database, count, utcnow
-from pulse.storage.tables import alert_rules
+from pulse.storage.tables import alert_rules, devices
 
 RULE_FIELDS = ("name", "description", "rule_type", "metric", "operator", "threshold", "severity",
-               "duration_seconds", "device_ids", "auto_resolve", "enabled")
+               "duration_seconds", "device_ids", "auto_resolve", "enabled", "config")
+SCOPE_KEYS = ("group_ids", "tags", "site_ids", "template_ids")
 
 
 def _public(row) -> dict[str, Any]:
@@ -23,9 +27,10 @@ async def create(db: Database, tenant_id: str, fields: dict[str, Any]) -> dict[s
     now = utcnow()
     rule_id = str(uuid.uuid4())
     async with db.begin() as conn:
+        await _check_scope(conn, tenant_id, (fields.get("config") or {}).get("scope") or {})
         await conn.execute(alert_rules.insert().values(
-            rule_id=rule_id, tenant_id=tenant_id, created_at=now, updated_at=now, config={},
-            **{k: v for k, v in fields.items() if k in RULE_FIELDS}))
+            rule_id=rule_id, tenant_id=tenant_id, created_at=now, updated_at=now,
+            **{"config": {}, **{k: v for k, v in fields.items() if k in RULE_FIELDS}}))
     return await get(db, tenant_id, rule_id)
 
 
@@ -49,6 +54,7 @@ async def list_rules(db: Database, tenant_id: str, limit: int, offset: int) -> t
 async def update(db: Database, tenant_id: str, rule_id: str, fields: dict[str, Any]) -> dict[str, Any]:
     values = {k: v for k, v in fields.items() if k in RULE_FIELDS}
     async with db.begin() as conn:
+        await _check_scope(conn, tenant_id, (values.get("config") or {}).get("scope") or {})
         res = await conn.execute(alert_rules.update().where(
             alert_rules.c.tenant_id == tenant_id, alert_rules.c.rule_id == rule_id).values(updated_at=utcnow(), **values))
         if res.rowcount == 0:
@@ -65,9 +71,56 @@ async def delete(db: Database, tenant_id: str, rule_id: str) -> None:
 
 
 async def load_active(db: Database, tenant_id: str) -> list[Rule]:
-    """The enabled threshold rules the device actors evaluate."""
+    """The enabled rules the device actors evaluate, with each rule's scope resolved to device ids."""
     async with db.connect() as conn:
         rows = await conn.execute(sa.select(alert_rules).where(
-            alert_rules.c.tenant_id == tenant_id, alert_rules.c.enabled.is_(True),
-            alert_rules.c.rule_type == "threshold"))
-        return [Rule.from_row(dict(r._mapping)) for r in rows]
+            alert_rules.c.tenant_id == tenant_id, alert_rules.c.enabled.is_(True)))
+        out = []
+        for r in rows:
+            row = dict(r._mapping)
+            out.append(Rule.from_row(row, await scope_device_ids(conn, tenant_id, row)))
+        return out
+
+
+async def scope_device_ids(conn: AsyncConnection, tenant_id: str, row: dict[str, Any]) -> frozenset[str] | None:
+    """Devices a rule applies to: any listed device, group, tag, site or template (None = all).
+
+    Resolved when rules load; routes that change tags, groups or templates broadcast
+    `rules_changed` so the actors see the new membership."""
+    scope = (row.get("config") or {}).get("scope") or {}
+    if not row.get("device_ids") and not any(scope.get(k) for k in SCOPE_KEYS):
+        return None
+    d = devices.c
+    conds: list[sa.ColumnElement[bool]] = []
+    if row.get("device_ids"):
+        conds.append(d.device_id.in_(row["device_ids"]))
+    if scope.get("site_ids"):
+        conds.append(d.site_id.in_(scope["site_ids"]))
+    if scope.get("template_ids"):
+        conds.append(d.template_id.in_(scope["template_ids"]))
+    conds.extend(sa.and_(*has_all_tags([tag])) for tag in scope.get("tags") or [])
+    for group_id in scope.get("group_ids") or []:
+        try:
+            conds.append(sa.and_(*await groups.member_conditions(conn, tenant_id, group_id)))
+        except NotFound:  # a deleted group simply matches nothing
+            continue
+    if not conds:
+        return frozenset()
+    rows = await conn.execute(sa.select(d.device_id).where(d.tenant_id == tenant_id, sa.or_(*conds)))
+    return frozenset(r.device_id for r in rows)
+
+
+async def _check_scope(conn: AsyncConnection, tenant_id: str, scope: dict[str, Any]) -> None:
+    missing = set(scope.get("group_ids") or []) - await groups.existing_ids(conn, tenant_id, scope.get("group_ids") or [])
+    if missing:
+        raise Invalid(f"unknown device group(s): {', '.join(sorted(missing))}")
+
+
+async def timer_devices(db: Database) -> list[tuple[str, str]]:
+    """ACTIVE devices of tenants that have an enabled telemetry_gap rule (the scheduler ticks them)."""
+    tenants_q = sa.select(alert_rules.c.tenant_id).where(
+        alert_rules.c.enabled.is_(True), alert_rules.c.rule_type == "telemetry_gap").distinct()
+    async with db.connect() as conn:
+        rows = await conn.execute(sa.select(devices.c.tenant_id, devices.c.device_id).where(
+            devices.c.tenant_id.in_(tenants_q), devices.c.status == "ACTIVE"))
+        return [(r.tenant_id, r.device_id) for r in rows]

@@ -451,3 +451,157 @@ device_transports = sa.Table(
     sa.Index("uq_device_transports_primary", "tenant_id", "device_id", unique=True,
              sqlite_where=sa.text("is_primary"), postgresql_where=sa.text("is_primary")),
 )
+
+
+# ---- notification channels, routing, jobs
+# A channel is a delivery target; `config` holds its plain settings with secret fields replaced by a
+# mask ("***" + last 4), `secrets` the real values as one Fernet token (pulse.storage.secrets).
+notification_channels = sa.Table(
+    "notification_channels",
+    metadata,
+    sa.Column("channel_id", sa.String(36), primary_key=True),
+    sa.Column("tenant_id", sa.String(64), sa.ForeignKey("tenants.tenant_id", ondelete="CASCADE"), nullable=False),
+    sa.Column("name", sa.String(200), nullable=False),
+    sa.Column("channel_type", sa.String(16), nullable=False),  # webhook | email | slack | teams | pagerduty | mqtt
+    sa.Column("enabled", sa.Boolean, nullable=False, server_default=sa.true()),
+    sa.Column("config", sa.JSON, nullable=False, default=dict),
+    sa.Column("secrets", sa.Text, nullable=True),
+    sa.Column("rate_limit_per_minute", sa.Integer, nullable=True),  # NULL = settings.notifier_rate_per_minute
+    sa.Column("created_at", TS, nullable=False),
+    sa.Column("updated_at", TS, nullable=False),
+    sa.UniqueConstraint("tenant_id", "name", name="uq_notification_channels_tenant_name"),
+)
+
+# Which channels an alert event goes to; evaluated by priority ascending (pulse.actors.notifier.match_rules).
+notification_routing_rules = sa.Table(
+    "notification_routing_rules",
+    metadata,
+    sa.Column("rule_id", sa.String(36), primary_key=True),
+    sa.Column("tenant_id", sa.String(64), sa.ForeignKey("tenants.tenant_id", ondelete="CASCADE"), nullable=False),
+    sa.Column("name", sa.String(200), nullable=True),
+    sa.Column("enabled", sa.Boolean, nullable=False, server_default=sa.true()),
+    sa.Column("priority", sa.Integer, nullable=False, server_default="100"),
+    sa.Column("stop", sa.Boolean, nullable=False, server_default=sa.false()),
+    sa.Column("channel_ids", sa.JSON, nullable=False),
+    sa.Column("min_severity", sa.Integer, nullable=True),
+    # match lists: NULL = any; a list matches when the alert's value is in it (tags: any shared tag)
+    sa.Column("alert_types", sa.JSON(none_as_null=True), nullable=True),
+    sa.Column("rule_ids", sa.JSON(none_as_null=True), nullable=True),
+    sa.Column("device_ids", sa.JSON(none_as_null=True), nullable=True),
+    sa.Column("group_ids", sa.JSON(none_as_null=True), nullable=True),
+    sa.Column("tags", sa.JSON(none_as_null=True), nullable=True),
+    sa.Column("site_ids", sa.JSON(none_as_null=True), nullable=True),
+    sa.Column("events", sa.JSON, nullable=False),  # OPEN | ACKNOWLEDGED | CLOSED | ESCALATED
+    sa.Column("active_hours", sa.JSON(none_as_null=True), nullable=True),  # {start, end, timezone, days?}
+    sa.Column("throttle_minutes", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("created_at", TS, nullable=False),
+    sa.Column("updated_at", TS, nullable=False),
+    sa.Index("ix_notification_routing_rules_tenant", "tenant_id", "priority"),
+)
+
+# One delivery of one alert event to one channel. `occurrence` tells repeated events apart
+# (the escalation level for ESCALATED, else 0), so a retried enqueue never duplicates a delivery.
+notification_jobs = sa.Table(
+    "notification_jobs",
+    metadata,
+    sa.Column("job_id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("tenant_id", sa.String(64), nullable=False),
+    sa.Column("alert_id", sa.Integer, nullable=False),
+    sa.Column("channel_id", sa.String(36), nullable=False),
+    sa.Column("event", sa.String(16), nullable=False),
+    sa.Column("occurrence", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("fingerprint", sa.String(300), nullable=True),
+    sa.Column("status", sa.String(16), nullable=False),  # PENDING | PROCESSING | COMPLETED | FAILED
+    sa.Column("attempts", sa.Integer, nullable=False, server_default="0"),
+    # PENDING: when it is due; PROCESSING: when the claim lapses (a crashed sender's job is retaken)
+    sa.Column("next_attempt_at", TS, nullable=True),
+    sa.Column("last_error", sa.Text, nullable=True),
+    sa.Column("last_status_code", sa.Integer, nullable=True),
+    sa.Column("payload", sa.JSON, nullable=False),  # {"alert": snapshot at the event}
+    sa.Column("created_at", TS, nullable=False),
+    sa.Column("updated_at", TS, nullable=False),
+    sa.Column("completed_at", TS, nullable=True),
+    sa.UniqueConstraint("tenant_id", "alert_id", "channel_id", "event", "occurrence",
+                        name="uq_notification_jobs_delivery"),
+    sa.Index("ix_notification_jobs_due", "status", "next_attempt_at"),
+    sa.Index("ix_notification_jobs_tenant", "tenant_id", "created_at"),
+    sa.Index("ix_notification_jobs_throttle", "tenant_id", "channel_id", "fingerprint", "created_at"),
+)
+
+# Every send attempt (job deliveries and channel tests): the job log.
+notification_log = sa.Table(
+    "notification_log",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("tenant_id", sa.String(64), nullable=False),
+    sa.Column("job_id", sa.Integer, nullable=True),  # NULL for a channel test
+    sa.Column("channel_id", sa.String(36), nullable=False),
+    sa.Column("alert_id", sa.Integer, nullable=True),
+    sa.Column("event", sa.String(16), nullable=False),
+    sa.Column("attempt", sa.Integer, nullable=False),
+    sa.Column("ok", sa.Boolean, nullable=False),
+    sa.Column("status_code", sa.Integer, nullable=True),
+    sa.Column("error", sa.Text, nullable=True),
+    sa.Column("duration_ms", sa.Integer, nullable=False),
+    sa.Column("at", TS, nullable=False),
+    sa.Index("ix_notification_log_job", "job_id"),
+    sa.Index("ix_notification_log_tenant", "tenant_id", "at"),
+)
+
+
+# ---- on-call schedules --------------------------------------------------------------------------
+# A schedule's layers rotate participants through shifts on the schedule's wall clock; overrides put
+# one person on call for a period, for the whole schedule or one layer (pulse.actors.oncall).
+# Layers and overrides carry tenant_id too, so every query filters by tenant.
+oncall_schedules = sa.Table(
+    "oncall_schedules",
+    metadata,
+    sa.Column("schedule_id", sa.String(36), primary_key=True),
+    sa.Column("tenant_id", sa.String(64), sa.ForeignKey("tenants.tenant_id", ondelete="CASCADE"), nullable=False),
+    sa.Column("name", sa.String(200), nullable=False),
+    sa.Column("description", sa.Text, nullable=True),
+    sa.Column("timezone", sa.String(64), nullable=False, server_default="UTC"),  # IANA name
+    sa.Column("created_at", TS, nullable=False),
+    sa.Column("updated_at", TS, nullable=False),
+    sa.UniqueConstraint("tenant_id", "name"),
+)
+
+oncall_layers = sa.Table(
+    "oncall_layers",
+    metadata,
+    sa.Column("layer_id", sa.String(36), primary_key=True),
+    sa.Column("tenant_id", sa.String(64), nullable=False),
+    sa.Column("schedule_id", sa.String(36), sa.ForeignKey("oncall_schedules.schedule_id", ondelete="CASCADE"),
+              nullable=False),
+    sa.Column("name", sa.String(200), nullable=False),
+    sa.Column("layer_order", sa.Integer, nullable=False),  # priority: lowest first
+    sa.Column("rotation_type", sa.String(16), nullable=False),  # daily | weekly | custom
+    sa.Column("shift_hours", sa.Integer, nullable=True),  # custom only
+    sa.Column("handoff_time", sa.String(5), nullable=False),  # HH:MM, schedule-local
+    sa.Column("handoff_day", sa.Integer, nullable=True),  # weekly only, 0 = Monday
+    sa.Column("start_at", TS, nullable=False),  # participants[0]'s shift is in progress here
+    sa.Column("end_at", TS, nullable=True),
+    sa.Column("participants", sa.JSON, nullable=False),  # ordered user emails or ids
+    sa.Column("restrictions", sa.JSON, nullable=False),  # [] = always; else local weekly windows
+    sa.Column("created_at", TS, nullable=False),
+    sa.Column("updated_at", TS, nullable=False),
+    sa.UniqueConstraint("schedule_id", "layer_order"),
+)
+
+oncall_overrides = sa.Table(
+    "oncall_overrides",
+    metadata,
+    sa.Column("override_id", sa.String(36), primary_key=True),
+    sa.Column("tenant_id", sa.String(64), nullable=False),
+    sa.Column("schedule_id", sa.String(36), sa.ForeignKey("oncall_schedules.schedule_id", ondelete="CASCADE"),
+              nullable=False),
+    # NULL = the whole schedule; a layer's overrides go with the layer
+    sa.Column("layer_id", sa.String(36), sa.ForeignKey("oncall_layers.layer_id", ondelete="CASCADE"), nullable=True),
+    sa.Column("responder", sa.String(320), nullable=False),
+    sa.Column("start_at", TS, nullable=False),
+    sa.Column("end_at", TS, nullable=False),
+    sa.Column("reason", sa.Text, nullable=True),
+    sa.Column("created_by", sa.String(320), nullable=True),
+    sa.Column("created_at", TS, nullable=False),  # the latest created wins where overrides overlap
+    sa.Index("ix_oncall_overrides_schedule", "schedule_id", "end_at"),
+)

@@ -5,7 +5,7 @@ import pytest
 
 from pulse.actors.device import DeviceActor, merge_patch, presence_status
 from pulse.actors.messages import AlertEvent, Heartbeat, Publish, ReportedState, Telemetry
-from pulse.actors.rules import Rule
+from pulse.actors.rules import Condition, Rule
 
 
 def tele(ts, **metrics):
@@ -16,8 +16,8 @@ def alerts(actor, msg, rules):
     return [e for e in actor.on_telemetry(msg, rules) if isinstance(e, AlertEvent)]
 
 
-def rule(**over):
-    base = dict(rule_id="r1", tenant_id="t1", name="hot", metric="temp", operator="GT", threshold=30.0)
+def rule(metric="temp", operator="GT", threshold=30.0, **over):
+    base = dict(rule_id="r1", tenant_id="t1", name="hot", conditions=(Condition(metric, operator, threshold),))
     base.update(over)
     return Rule(**base)
 

@@ -89,13 +89,15 @@ async def test_malformed_payloads_are_quarantined_and_the_bridge_keeps_running(s
 
 async def test_desired_state_reaches_a_device_that_connects_later(stack):
     secret = stack.create_device("e2e-6")
-    r = stack.http.patch("/api/v1/customer/devices/e2e-6/twin/desired", json={"interval_s": 15})
-    assert r.status_code == 200 and r.json()["desired_version"] == 1
+    stack.http.patch("/api/v1/customer/devices/e2e-6/twin/desired", json={"interval_s": 10, "led": "on"})
+    r = stack.http.patch("/api/v1/customer/devices/e2e-6/twin/desired", json={"interval_s": 15, "led": None})
+    assert r.status_code == 200 and r.json()["desired_version"] == 2
     time.sleep(0.5)
     async with device_client(stack, "e2e-6", secret) as dev:
         await dev.subscribe("tenant/demo/device/e2e-6/shadow/desired", qos=1)
         msg = await asyncio.wait_for(anext(dev.messages), 10)
-        assert json.loads(msg.payload)["desired"] == {"interval_s": 15}
+        assert msg.retain and json.loads(msg.payload)["desired"] == {"interval_s": 15}
+        assert json.loads(msg.payload)["version"] == 2
         await dev.publish("tenant/demo/device/e2e-6/shadow/reported", json.dumps({"reported": {"interval_s": 15}}), qos=1)
     assert wait_for(lambda: stack.http.get("/api/v1/customer/devices/e2e-6/twin/delta").json()["reported_version"] == 1)
     assert stack.http.get("/api/v1/customer/devices/e2e-6/twin/delta").json()["delta"] == {}

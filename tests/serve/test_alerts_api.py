@@ -125,3 +125,55 @@ async def test_alerts_of_other_tenants_are_404_and_viewers_cannot_act(api, devic
     assert (await api.patch(f"{RULES}/{rid}", tenant="globex", json={"threshold": 1})).status_code == 404
     assert (await api.delete(f"{RULES}/{rid}", tenant="globex")).status_code == 404
     assert (await api.get(ALERTS, params={"status": "BOGUS"})).status_code == 422
+
+
+async def test_a_silent_device_opens_a_telemetry_gap_alert_without_any_message(api, devices):
+    import time
+
+    from pulse.actors.scheduler import Scheduler
+
+    r = await api.post(RULES, json={"name": "silent", "rule_type": "telemetry_gap", "metric": "*", "gap_seconds": 60,
+                                    "device_ids": ["d1"]})
+    assert r.status_code == 201, r.text
+    await telemetry(api, "d1", 0, temp=20)  # last heard of an hour ago (helpers.T0)
+    scheduler = Scheduler(api.services.settings, api.services.runtime)
+    scheduler.db = api.services.db
+    assert await scheduler.tick_telemetry_gaps() == 1
+    (a,) = (await api.get(ALERTS, params={"status": "OPEN"})).json()["alerts"]
+    assert a["alert_type"] == "NO_TELEMETRY" and a["device_id"] == "d1"
+    assert await scheduler.tick_telemetry_gaps() == 0  # not twice
+    await telemetry(api, "d1", 3600 + time.time() % 1, temp=21)  # the device speaks again
+    assert (await api.get(ALERTS, params={"status": "OPEN"})).json()["total"] == 0
+
+
+async def test_rule_types_and_group_scope_through_the_api(api, devices):
+    g = (await api.post("/api/v1/customer/device-groups", json={"name": "boilers"})).json()
+    await api.request("PUT", f"/api/v1/customer/device-groups/{g['group_id']}/devices/d2")
+    r = await api.post(RULES, json={"name": "avg hot", "rule_type": "window", "metric": "temp", "operator": "GT",
+                                    "threshold": 30, "aggregation": "avg", "window_seconds": 600,
+                                    "group_ids": [g["group_id"]]})
+    assert r.status_code == 201, r.text
+    await telemetry(api, "d1", 0, temp=99)
+    await telemetry(api, "d2", 0, temp=99)
+    (a,) = (await api.get(ALERTS)).json()["alerts"]
+    assert a["device_id"] == "d2" and a["alert_type"] == "WINDOW"
+    bad = await api.post(RULES, json={"name": "x", "rule_type": "window", "metric": "temp", "operator": "GT",
+                                      "threshold": 1, "group_ids": ["nope"], "aggregation": "avg", "window_seconds": 60})
+    assert bad.status_code == 422
+    assert (await api.post(RULES, json={"name": "x", "rule_type": "window", "metric": "temp", "operator": "GT",
+                                        "threshold": 1})).status_code == 422  # aggregation missing
+    multi = await api.post(RULES, json={"name": "m", "conditions": [{"metric": "a", "operator": "GT", "threshold": 1},
+                                                                     {"metric": "b", "operator": "LT", "threshold": 0}],
+                                        "match": "any"})
+    assert multi.status_code == 201
+    r = await api.patch(f"{RULES}/{multi.json()['rule_id']}", json={"match": "all"})
+    assert r.status_code == 200 and r.json()["config"]["match"] == "all"
+
+
+async def test_scope_follows_tag_changes_without_restart(api, devices):
+    await api.post(RULES, json={**RULE, "tags": ["hot-zone"]})
+    await telemetry(api, "d1", 0, temp=99)
+    assert (await api.get(ALERTS)).json()["total"] == 0
+    await api.post("/api/v1/customer/devices/d1/tags/hot-zone")
+    await telemetry(api, "d1", 10, temp=99)
+    assert (await api.get(ALERTS)).json()["total"] == 1

@@ -4,12 +4,14 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from fastapi import APIRouter, Depends, Response
+from fastapi import APIRouter, Body, Depends, Response
+from fastapi.exceptions import RequestValidationError
+from pydantic import ValidationError
 
 from pulse.errors import Invalid
 from pulse.serve.app import Services, services
 from pulse.serve.auth import Principal, customer
-from pulse.serve.schemas.alerts import RuleCreate, RulePatch
+from pulse.serve.schemas.alerts import RuleCreate, rule_document
 from pulse.serve.schemas.common import PageParams, page, page_params
 from pulse.storage import rules as store
 
@@ -32,21 +34,24 @@ async def get_rule(rule_id: str, p: Principal = Depends(customer("alerts.rules.r
 @router.post("", status_code=201)
 async def create_rule(body: RuleCreate, p: Principal = Depends(customer("alert-rules.create")),
                       svc: Services = Depends(services)) -> dict[str, Any]:
-    rule = await store.create(svc.db, p.tenant_id, body.model_dump())
+    rule = await store.create(svc.db, p.tenant_id, body.to_fields())
     await svc.runtime.rules_changed(p.tenant_id)
     return rule
 
 
 @router.patch("/{rule_id}")
-async def patch_rule(rule_id: str, body: RulePatch, p: Principal = Depends(customer("alert-rules.update")),
+async def patch_rule(rule_id: str, patch: dict[str, Any] = Body(..., examples=[{"threshold": 35}]),
+                     p: Principal = Depends(customer("alert-rules.update")),
                      svc: Services = Depends(services)) -> dict[str, Any]:
-    fields = body.model_dump(exclude_unset=True)
-    if not fields:
+    """Merges the given fields into the rule and validates the result as a whole rule."""
+    if not patch:
         raise Invalid("nothing to update")
-    for key in ("name", "metric", "operator", "threshold", "severity", "duration_seconds", "auto_resolve", "enabled"):
-        if key in fields and fields[key] is None:
-            raise Invalid(f"{key} cannot be null")
-    rule = await store.update(svc.db, p.tenant_id, rule_id, fields)
+    merged = {**rule_document(await store.get(svc.db, p.tenant_id, rule_id)), **patch}
+    try:
+        body = RuleCreate.model_validate(merged)
+    except ValidationError as e:
+        raise RequestValidationError(e.errors()) from None
+    rule = await store.update(svc.db, p.tenant_id, rule_id, body.to_fields())
     await svc.runtime.rules_changed(p.tenant_id)
     return rule
 

@@ -80,6 +80,8 @@ async def patch_device(device_id: str, body: DevicePatch, p: Principal = Depends
     device = await store.update(svc.db, p.tenant_id, device_id, fields)
     if "status" in fields:
         await svc.runtime.device_changed(p.tenant_id, device_id, device["status"])
+    if {"site_id", "template_id"} & fields.keys():  # rules scoped by site or template
+        await svc.runtime.rules_changed(p.tenant_id)
     return device
 
 

@@ -38,13 +38,16 @@ async def patch_group(group_id: str, body: GroupPatch, p: Principal = Depends(cu
         raise Invalid("nothing to update")
     if "name" in fields and fields["name"] is None:
         raise Invalid("name cannot be null")
-    return await store.update(svc.db, p.tenant_id, group_id, fields)
+    group = await store.update(svc.db, p.tenant_id, group_id, fields)
+    await svc.runtime.rules_changed(p.tenant_id)  # a dynamic group's query may have changed
+    return group
 
 
 @router.delete("/{group_id}", status_code=204)
 async def delete_group(group_id: str, p: Principal = Depends(customer("devices.groups.write")),
                        svc: Services = Depends(services)) -> Response:
     await store.delete(svc.db, p.tenant_id, group_id)
+    await svc.runtime.rules_changed(p.tenant_id)  # rules scoped by group see the new membership
     return Response(status_code=204)
 
 
@@ -61,6 +64,7 @@ async def group_devices(group_id: str, pg: PageParams = Depends(page_params),
 async def add_member(group_id: str, device_id: str, p: Principal = Depends(customer("devices.groups.write")),
                      svc: Services = Depends(services)) -> Response:
     await store.add_member(svc.db, p.tenant_id, group_id, device_id)
+    await svc.runtime.rules_changed(p.tenant_id)  # rules scoped by group see the new membership
     return Response(status_code=204)
 
 
@@ -68,4 +72,5 @@ async def add_member(group_id: str, device_id: str, p: Principal = Depends(custo
 async def remove_member(group_id: str, device_id: str, p: Principal = Depends(customer("devices.groups.write")),
                         svc: Services = Depends(services)) -> Response:
     await store.remove_member(svc.db, p.tenant_id, group_id, device_id)
+    await svc.runtime.rules_changed(p.tenant_id)  # rules scoped by group see the new membership
     return Response(status_code=204)

@@ -31,14 +31,18 @@ async def get_tags(device_id: str, p: Principal = Depends(customer("devices.read
 async def put_tags(device_id: str, body: TagsPut, p: Principal = Depends(customer("devices.tags.write")),
                    svc: Services = Depends(services)) -> dict[str, Any]:
     """Replaces the device's tag set (an empty list removes every tag)."""
-    return _view(device_id, await store.replace(svc.db, p.tenant_id, device_id, body.tags))
+    tags = await store.replace(svc.db, p.tenant_id, device_id, body.tags)
+    await svc.runtime.rules_changed(p.tenant_id)  # rules scoped by tag see the new set
+    return _view(device_id, tags)
 
 
 @router.post("/devices/{device_id}/tags/{tag:path}")
 async def add_tag(device_id: str, tag: str = TagPath, p: Principal = Depends(customer("devices.tags.write")),
                   svc: Services = Depends(services)) -> dict[str, Any]:
     """Idempotent: adding a tag the device already carries changes nothing."""
-    return _view(device_id, await store.add(svc.db, p.tenant_id, device_id, tag))
+    tags = await store.add(svc.db, p.tenant_id, device_id, tag)
+    await svc.runtime.rules_changed(p.tenant_id)
+    return _view(device_id, tags)
 
 
 @router.delete("/devices/{device_id}/tags/{tag:path}", status_code=204)
@@ -46,6 +50,7 @@ async def remove_tag(device_id: str, tag: str = TagPath, p: Principal = Depends(
                      svc: Services = Depends(services)) -> Response:
     """Idempotent: removing a tag the device does not carry is not an error."""
     await store.remove(svc.db, p.tenant_id, device_id, tag)
+    await svc.runtime.rules_changed(p.tenant_id)
     return Response(status_code=204)
 
 

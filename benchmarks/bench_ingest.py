@@ -1,7 +1,8 @@
 """End-to-end MQTT ingest benchmark: Mosquitto -> IngestBridge -> DeviceShards -> LakeWriter WAL.
 
     .venv/bin/python benchmarks/bench_ingest.py [--devices N] [--messages M] [--metrics K]
-    .venv/bin/python benchmarks/bench_ingest.py --sweep        # try ingest settings (e2e only)
+    .venv/bin/python benchmarks/bench_ingest.py --sweep settings --repeat 2   # shipped code, other settings
+    .venv/bin/python benchmarks/bench_ingest.py --sweep changes --repeat 2    # code EXPERIMENTS
 
 Everything runs on 127.0.0.1 inside this run: a Mosquitto subprocess (dynamic-security, the
 config Pulse ships), a temporary data dir with SQLite, a private local Ray cluster, the Pulse
@@ -22,6 +23,13 @@ Phases (same publishers, same message format, all measured in this run):
               publish -> visible in the device actor's latest values. That is after the device
               shard has handled it but possibly before the lake WAL append of that batch returns.
 Figures are ratios against baselines measured in the same run; nothing is asserted on time.
+
+Every phase also prints where the CPU went (per process kind, from psutil / rusage, including
+"other processes on this host": on a shared 2-core machine that is the noise to read first) and,
+for Pulse, the bridge's batch sizes and the round-trip times of its actor calls (a thin subclass
+of `IngestBridge` with timers; behaviour unchanged). `--profile` adds a py-spy summary.
+EXPERIMENTS (`--experiment`, `--protocol 311`, `--sweep changes`) swap in benchmark-local
+subclasses to measure proposed changes to `pulse/`; they are labelled as such in the output.
 """
 from __future__ import annotations
 
@@ -186,8 +194,10 @@ class CpuMeter:
 def cpu_line(m: dict[str, Any]) -> str:
     parts = sorted(m["cpu"].items(), key=lambda kv: -kv[1])
     body = ", ".join(f"{k} {100 * v / m['wall']:.0f}%" for k, v in parts if v / m["wall"] >= 0.01)
+    others = 100 * m["cpu"].get("(other processes on this host)", 0.0) / m["wall"]
     return (f"CPU over {m['wall']:.1f} s (100% = one core; {os.cpu_count()} cores): {body}; "
-            f"host busy {100 * m['host_busy'] / m['wall']:.0f}% of {100 * (os.cpu_count() or 1)}%")
+            f"host busy {100 * m['host_busy'] / m['wall']:.0f}% of {100 * (os.cpu_count() or 1)}%"
+            + (f"  <- DISTURBED: other work on the host took {others:.0f}% of a core" if others > 25 else ""))
 
 
 def actor_pids() -> dict[str, list[int]]:

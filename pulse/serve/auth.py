@@ -23,6 +23,7 @@ READ_PERMISSIONS = frozenset({
     "maintenance.read",
     "templates.read",
     "oncall.read",
+    "notifications.read",
 })
 WRITE_PERMISSIONS = frozenset({
     "devices.create", "devices.update", "devices.delete", "devices.decommission",
@@ -32,6 +33,8 @@ WRITE_PERMISSIONS = frozenset({
     "devices.tags.write", "devices.groups.write", "maintenance.create", "maintenance.update", "maintenance.delete",
     "templates.write",
     "oncall.create", "oncall.update", "oncall.delete", "oncall.layers.write", "oncall.overrides.write",
+    "notifications.create", "notifications.update", "notifications.delete", "notifications.test",
+    "notifications.routing.create", "notifications.routing.update", "notifications.routing.delete",
 })
 ROLE_PERMISSIONS: dict[str, frozenset[str]] = {
     "customer_admin": READ_PERMISSIONS | WRITE_PERMISSIONS,

@@ -114,3 +114,23 @@ async def get(db: Database, tenant_id: str, alert_id: int) -> dict[str, Any]:
         )
         out["transitions"] = [{"action": h.action, "actor": h.actor, "at": h.at, "details": h.details} for h in hist]
         return out
+
+
+async def trend(db: Database, tenant_id: str, start: datetime, end: datetime, bucket_s: int) -> list[dict[str, Any]]:
+    """Alerts opened per bucket in [start, end), counted by severity and by current status."""
+    from collections import Counter, defaultdict
+
+    by_sev: dict[int, Counter] = defaultdict(Counter)
+    by_status: dict[int, Counter] = defaultdict(Counter)
+    t0 = int(start.timestamp())
+    async with db.connect() as conn:
+        rows = await conn.execute(sa.select(alerts.c.triggered_at, alerts.c.severity, alerts.c.status).where(
+            alerts.c.tenant_id == tenant_id, alerts.c.triggered_at >= start, alerts.c.triggered_at < end))
+        for at, severity, status in rows:
+            b = (int(at.timestamp()) - t0) // bucket_s
+            by_sev[b][SEVERITY_LABELS.get(severity, str(severity))] += 1
+            by_status[b][status] += 1
+    n = -(-(int(end.timestamp()) - t0) // bucket_s)
+    return [{"bucket_start": datetime.fromtimestamp(t0 + i * bucket_s, tz=timezone.utc),
+             "total": sum(by_sev[i].values()), "by_severity": dict(by_sev[i]), "by_status": dict(by_status[i])}
+            for i in range(n)]

@@ -139,7 +139,12 @@ def _deliverable(box: SecretBox, row: Any) -> dict[str, Any]:
 async def channel_for_delivery(db: Database, box: SecretBox, tenant_id: str, channel_id: str) -> dict[str, Any]:
     """The channel with its secrets decrypted: for sending only, never for a response."""
     async with db.connect() as conn:
-        return _deliverable(box, await _channel_row(conn, tenant_id, channel_id))
+        row = await _channel_row(conn, tenant_id, channel_id)
+    try:
+        return _deliverable(box, row)
+    except SecretsUnreadable:
+        raise Conflict(f"the secrets of channel {channel_id} do not decrypt with the configured secrets_key: "
+                       "send them again with PUT") from None
 
 
 async def channels_for_delivery(db: Database, box: SecretBox, channel_ids: Iterable[str]) -> dict[str, dict[str, Any]]:

@@ -2,10 +2,12 @@
 from __future__ import annotations
 
 import time
+from datetime import datetime, timedelta, timezone
 from typing import Any
 
 from fastapi import APIRouter, Depends, Query
 
+from pulse.errors import Invalid
 from pulse.serve.app import Services, services
 from pulse.serve.auth import Principal, customer
 from pulse.serve.schemas.alerts import SilenceBody
@@ -23,6 +25,28 @@ async def list_alerts(status: str | None = Query(None, pattern="^(OPEN|ACKNOWLED
     items, total = await store.list_alerts(svc.db, p.tenant_id, status=status, device_id=device_id,
                                            limit=pg.limit, offset=pg.offset)
     return page("alerts", items, total, pg)
+
+
+BUCKETS = {"hour": 3600, "day": 86400}
+
+
+@router.get("/trend")
+async def trend(start: datetime | None = None, end: datetime | None = None,
+                bucket: str = Query("hour", pattern="^(hour|day)$"), p: Principal = Depends(customer("alerts.read")),
+                svc: Services = Depends(services)) -> dict[str, Any]:
+    """Alerts opened per hour or day (default: the last 24 hours), by severity and status."""
+    end = _utc(end) or datetime.now(timezone.utc)
+    start = _utc(start) or end - timedelta(days=1)
+    if start >= end:
+        raise Invalid("start must be before end")
+    if (end - start) / timedelta(seconds=BUCKETS[bucket]) > 2000:
+        raise Invalid("too many buckets: use a shorter range or bucket=day")
+    buckets = await store.trend(svc.db, p.tenant_id, start, end, BUCKETS[bucket])
+    return {"start": start, "end": end, "bucket": bucket, "buckets": buckets}
+
+
+def _utc(dt: datetime | None) -> datetime | None:
+    return dt.replace(tzinfo=timezone.utc) if dt is not None and dt.tzinfo is None else dt
 
 
 @router.get("/{alert_id}")

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import re
+from datetime import datetime, timedelta, timezone
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
@@ -147,6 +148,46 @@ def rule_document(row: dict[str, Any]) -> dict[str, Any]:
     else:
         doc.update(metric=conds[0]["metric"], operator=conds[0]["operator"], threshold=conds[0]["threshold"])
     return doc
+
+
+class ApplyTemplates(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    template_keys: list[str] = Field(min_length=1, max_length=50)
+    device_ids: list[str] | None = Field(None, max_length=10000)
+    group_ids: list[str] | None = Field(None, max_length=100)
+    tags: list[str] | None = Field(None, max_length=100)
+    site_ids: list[str] | None = Field(None, max_length=100)
+    template_ids: list[int] | None = Field(None, max_length=100)
+
+    _idlists = field_validator("device_ids", "group_ids", "site_ids")(lambda cls, v: _ids(v))
+
+    def scope(self) -> dict[str, Any]:
+        return {k: sorted(getattr(self, k)) for k in ("device_ids", "group_ids", "tags", "site_ids", "template_ids")
+                if getattr(self, k)}
+
+
+MAX_BACKTEST_DAYS = 92
+
+
+class BacktestBody(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    rule: RuleCreate
+    start: datetime
+    end: datetime
+
+    @model_validator(mode="after")
+    def _range(self) -> "BacktestBody":
+        for name in ("start", "end"):
+            value = getattr(self, name)
+            if value.tzinfo is None:
+                setattr(self, name, value.replace(tzinfo=timezone.utc))
+        if self.end <= self.start:
+            raise ValueError("end must be after start")
+        if self.end - self.start > timedelta(days=MAX_BACKTEST_DAYS):
+            raise ValueError(f"at most {MAX_BACKTEST_DAYS} days per backtest")
+        return self
 
 
 class SilenceBody(BaseModel):

@@ -22,6 +22,8 @@ import textwrap
 import time
 from pathlib import Path
 
+from pulse.node import wait_for_200
+
 LOAD = textwrap.dedent("""
     import asyncio, json, sys, time, httpx
     url, token, seconds, conc = sys.argv[1], sys.argv[2], float(sys.argv[3]), int(sys.argv[4])
@@ -102,25 +104,11 @@ def uvicorn_baseline(settings, token: str, seconds: float, concurrency: int) -> 
     proc = subprocess.Popen([sys.executable, "-c", code])
     try:
         url = f"http://127.0.0.1:{port}/api/v1/customer/devices"
-        _wait(f"http://127.0.0.1:{port}/healthz")
+        wait_for_200(f"http://127.0.0.1:{port}/healthz")
         return load(url, token, seconds, concurrency)
     finally:
         proc.terminate()
         proc.wait(timeout=30)
-
-
-def _wait(url: str, timeout: float = 60) -> None:
-    import httpx
-
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            if httpx.get(url, timeout=5).status_code == 200:
-                return
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.3)
-    raise RuntimeError(f"{url} not healthy")
 
 
 def serve_variant(settings, token: str, max_ongoing: int, seconds: float, concurrency: int) -> dict:
@@ -130,7 +118,7 @@ def serve_variant(settings, token: str, max_ongoing: int, seconds: float, concur
 
     settings.serve_max_ongoing_requests = max_ongoing
     serve.run(application(settings), name="pulse", route_prefix="/")
-    _wait(f"http://127.0.0.1:{settings.http_port}/healthz")
+    wait_for_200(f"http://127.0.0.1:{settings.http_port}/healthz")
     return load(f"http://127.0.0.1:{settings.http_port}/api/v1/customer/devices", token, seconds, concurrency)
 
 

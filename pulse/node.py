@@ -81,16 +81,7 @@ class Node:
         ray.get([b.start.remote() for b in self.bridges] + [self.scheduler.start.remote()], timeout=60)
 
     def wait_healthy(self, timeout_s: float = 90.0) -> None:
-        url = f"http://{self.settings.http_host}:{self.settings.http_port}/healthz"
-        deadline = time.monotonic() + timeout_s
-        while time.monotonic() < deadline:
-            try:
-                if httpx.get(url, timeout=5).status_code == 200:
-                    return
-            except httpx.HTTPError:
-                pass
-            time.sleep(0.5)
-        raise RuntimeError(f"{url} did not answer 200 within {timeout_s:.0f}s")
+        wait_for_200(f"http://{self.settings.http_host}:{self.settings.http_port}/healthz", timeout_s)
 
     def stop(self) -> None:
         import ray
@@ -114,6 +105,19 @@ class Node:
             _quietly(lambda: ray.kill(self.broker, no_restart=True))
         if self.started_ray:
             ray.shutdown()
+
+
+def wait_for_200(url: str, timeout_s: float = 90.0) -> None:
+    """Poll until `url` answers 200 (e.g. /healthz once every actor is ready)."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(url, timeout=5).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.5)
+    raise RuntimeError(f"{url} did not answer 200 within {timeout_s:.0f}s")
 
 
 def _quietly(fn) -> None:

@@ -251,8 +251,11 @@ class Notifier:
 
     # ---- delivery ------------------------------------------------------------------------------
     async def run_due(self, now: datetime | None = None) -> int:
-        """Send one batch of due jobs; returns the delivery attempts made (rate-limited jobs wait)."""
-        now = now or self.clock()
+        """Send one batch of due jobs; returns the delivery attempts made (rate-limited jobs wait).
+
+        `now` (tests) pins the clock for the whole batch; otherwise outcomes are stamped when they arrive."""
+        clock = self.clock if now is None else (lambda: now)
+        now = clock()
         lease = now + timedelta(seconds=max(60.0, 4 * self.settings.notifier_timeout_s))
         claimed = await store.claim_due(self.db, now, lease, self.settings.notifier_batch_size)
         if not claimed:
@@ -262,7 +265,7 @@ class Notifier:
         for job in claimed:
             by_channel.setdefault(job["channel_id"], []).append(job)
         limit = asyncio.Semaphore(self.settings.notifier_concurrency)
-        counts = await asyncio.gather(*(self._deliver(channels.get(cid), batch, now, limit)
+        counts = await asyncio.gather(*(self._deliver(channels.get(cid), batch, clock, limit)
                                         for cid, batch in by_channel.items()))
         return sum(counts)
 
@@ -307,12 +310,13 @@ class Notifier:
             log.exception("notifier: %s channel %s raised", channel["channel_type"], channel["channel_id"])
             return DeliveryResult(ok=False, retryable=True, error=f"internal error: {type(e).__name__}")
 
-    async def _deliver(self, channel: Mapping[str, Any] | None, batch: list[dict[str, Any]], now: datetime,
-                       limit: asyncio.Semaphore) -> int:
+    async def _deliver(self, channel: Mapping[str, Any] | None, batch: list[dict[str, Any]],
+                       clock: Callable[[], datetime], limit: asyncio.Semaphore) -> int:
         """One channel's jobs, in order (an alert's events must not overtake each other)."""
         attempts = 0
         async with limit:
             for i, job in enumerate(batch):
+                now = clock()
                 if channel is None or channel["tenant_id"] != job["tenant_id"]:
                     await self._close(job, "channel deleted", now)
                     continue
@@ -329,7 +333,7 @@ class Notifier:
                         break
                     message = Message(job["tenant_id"], job["event"], job["payload"]["alert"], f"job-{job['job_id']}")
                     result = await self._send(channel, message)
-                await self._record(job, result, now)
+                await self._record(job, result, clock())
                 attempts += 1
         return attempts
 
@@ -337,9 +341,8 @@ class Notifier:
         s = self.settings
         return min(s.notifier_backoff_base_s * 2 ** max(0, attempts - 1), s.notifier_backoff_max_s)
 
-    async def _record(self, job: dict[str, Any], result: DeliveryResult, now: datetime) -> None:
+    async def _record(self, job: dict[str, Any], result: DeliveryResult, at: datetime) -> None:
         attempts = job["attempts"] + 1
-        at = max(now, self.clock())
         values: dict[str, Any] = {"attempts": attempts, "updated_at": at, "last_status_code": result.status_code,
                                   "last_error": result.error}
         if result.ok:

@@ -67,14 +67,14 @@ class Rule:
     min_samples: int = 10
     window_size: int = 60
     gap_seconds: int = 600
+    metrics: frozenset[str] = field(default=frozenset(), compare=False)  # derived: the conditions' metrics
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "metrics", frozenset(c.metric for c in self.conditions))  # hot path: once
 
     @property
     def metric(self) -> str:
         return self.conditions[0].metric
-
-    @property
-    def metrics(self) -> frozenset[str]:
-        return frozenset(c.metric for c in self.conditions)
 
     @property
     def alert_type(self) -> str:
@@ -112,6 +112,7 @@ class RuleState:
     last_ts_ms: int = 0
     values: dict[str, float] = field(default_factory=dict)  # last value per metric (multi-condition)
     samples: deque = field(default_factory=lambda: deque(maxlen=MAX_WINDOW_SAMPLES))  # (ts_ms, value)
+    sums: list[float] | None = None  # running [sum, sum of squares] of `samples`; rebuilt after a restore
 
     def to_dict(self) -> dict[str, Any]:
         return {"p": self.pending_since_ms, "f": self.firing, "t": self.last_ts_ms, "v": self.values,
@@ -124,22 +125,41 @@ class RuleState:
 
 
 # ---- signals ---------------------------------------------------------------------------------
-def _window(rule: Rule, state: RuleState, value: float, ts_ms: int) -> float:
+def _sums(state: RuleState) -> list[float]:
+    if state.sums is None:
+        state.sums = [math.fsum(v for _, v in state.samples), math.fsum(v * v for _, v in state.samples)]
+    return state.sums
+
+
+def _push(state: RuleState, ts_ms: int, value: float, keep: Callable[[tuple[int, float]], bool]) -> None:
+    """Append a sample and drop old ones, keeping the running sums in step (O(1) amortised)."""
+    sums = _sums(state)
+    if len(state.samples) == state.samples.maxlen:
+        _, old = state.samples[0]
+        sums[0] -= old
+        sums[1] -= old * old
     state.samples.append((ts_ms, value))
+    sums[0] += value
+    sums[1] += value * value
+    while state.samples and not keep(state.samples[0]):
+        _, old = state.samples.popleft()
+        sums[0] -= old
+        sums[1] -= old * old
+
+
+def _window(rule: Rule, state: RuleState, value: float, ts_ms: int) -> float:
     cutoff = ts_ms - rule.window_seconds * 1000
-    while state.samples and state.samples[0][0] <= cutoff:
-        state.samples.popleft()
-    vals = [v for _, v in state.samples]
+    _push(state, ts_ms, value, lambda s: s[0] > cutoff)
     agg = rule.aggregation
     if agg == "count":
-        return float(len(vals))
+        return float(len(state.samples))
     if agg == "sum":
-        return math.fsum(vals)
+        return state.sums[0]
     if agg == "min":
-        return min(vals)
+        return min(v for _, v in state.samples)
     if agg == "max":
-        return max(vals)
-    return math.fsum(vals) / len(vals)
+        return max(v for _, v in state.samples)
+    return state.sums[0] / len(state.samples)
 
 
 def _rate(state: RuleState, value: float, ts_ms: int) -> float | None:
@@ -154,17 +174,19 @@ def _rate(state: RuleState, value: float, ts_ms: int) -> float | None:
 
 def _zscore(rule: Rule, state: RuleState, value: float, ts_ms: int) -> float | None:
     """|z| of this reading against the previous `window_size` readings (None until `min_samples`)."""
-    history = [v for _, v in state.samples]
-    state.samples.append((ts_ms, value))
-    while len(state.samples) > rule.window_size:
-        state.samples.popleft()
-    if len(history) < rule.min_samples:
-        return None
-    mean = math.fsum(history) / len(history)
-    std = math.sqrt(math.fsum((v - mean) ** 2 for v in history) / len(history))
-    if std == 0:
-        return 0.0 if value == mean else math.inf
-    return abs(value - mean) / std
+    n = len(state.samples)
+    sums = _sums(state)
+    z = None
+    if n >= rule.min_samples:
+        mean = sums[0] / n
+        std = math.sqrt(max(0.0, sums[1] / n - mean * mean))
+        if std <= 1e-12 * max(1.0, abs(mean)):
+            z = 0.0 if abs(value - mean) <= 1e-12 * max(1.0, abs(mean)) else math.inf
+        else:
+            z = abs(value - mean) / std
+    size = rule.window_size
+    _push(state, ts_ms, value, lambda s, count=[0]: len(state.samples) <= size)
+    return z
 
 
 def _signal(rule: Rule, state: RuleState, readings: dict[str, float], ts_ms: int) -> tuple[bool | None, float | None]:

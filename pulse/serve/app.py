@@ -48,11 +48,12 @@ def _routers():
     from pulse.serve.routes import modules, sensors, templates, transports
     from pulse.serve.routes import oncall
     from pulse.serve.routes import notifications
+    from pulse.serve.routes import digest, escalation
 
     return [auth.router, ingest.router, devices.router, telemetry.router, commands.router, alert_rules.router, alert_rules.templates_router,
             alerts.router, quarantine.router, tags.router, groups.router, maintenance.router,
             templates.router, modules.router, sensors.router, transports.router, oncall.router,
-            notifications.router]
+            notifications.router, escalation.router, digest.router]
 
 
 def create_app(build: Callable[[], Awaitable[Services]] | None = None,

@@ -24,6 +24,7 @@ READ_PERMISSIONS = frozenset({
     "templates.read",
     "oncall.read",
     "notifications.read",
+    "escalation.read",
 })
 WRITE_PERMISSIONS = frozenset({
     "devices.create", "devices.update", "devices.delete", "devices.decommission",
@@ -35,6 +36,7 @@ WRITE_PERMISSIONS = frozenset({
     "oncall.create", "oncall.update", "oncall.delete", "oncall.layers.write", "oncall.overrides.write",
     "notifications.create", "notifications.update", "notifications.delete", "notifications.test",
     "notifications.routing.create", "notifications.routing.update", "notifications.routing.delete",
+    "escalation.create", "escalation.update", "escalation.delete", "alerts.digest.write",
 })
 ROLE_PERMISSIONS: dict[str, frozenset[str]] = {
     "customer_admin": READ_PERMISSIONS | WRITE_PERMISSIONS,

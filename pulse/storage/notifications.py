@@ -263,7 +263,8 @@ async def insert_jobs(db: Database, tenant_id: str, alert_id: int, event: str, o
 
     Returns the job ids in `channel_ids` order (also of jobs that already existed)."""
     async with db.begin() as conn:
-        usable = [c for c, enabled in (await _existing_channels(conn, tenant_id, channel_ids)).items() if enabled]
+        existing = await _existing_channels(conn, tenant_id, channel_ids)
+        usable = [c for c in dict.fromkeys(channel_ids) if existing.get(c)]  # job ids follow the given order
         await insert_missing(conn, jobs, [{
             "tenant_id": tenant_id, "alert_id": alert_id, "channel_id": c, "event": event, "occurrence": occurrence,
             "fingerprint": fingerprint, "status": PENDING, "attempts": 0, "next_attempt_at": now,

@@ -80,6 +80,13 @@ async def list_schedules(db: Database, tenant_id: str, limit: int, offset: int) 
         return await _with_layers(conn, tenant_id, [_schedule_public(r) for r in rows]), total
 
 
+def _check_zone(name: str) -> None:
+    try:
+        zone(name)
+    except ValueError as e:
+        raise Invalid(f"timezone: {e}") from None
+
+
 def _name_taken(name: str) -> Conflict:
     return Conflict(f"an on-call schedule named {name!r} already exists")
 
@@ -87,7 +94,7 @@ def _name_taken(name: str) -> Conflict:
 async def create_schedule(db: Database, tenant_id: str, fields: dict[str, Any]) -> dict[str, Any]:
     now, schedule_id = utcnow(), str(uuid.uuid4())
     values = {k: fields[k] for k in SCHEDULE_FIELDS if k in fields}
-    zone(values.setdefault("timezone", "UTC"))
+    _check_zone(values.setdefault("timezone", "UTC"))
     async with db.begin() as conn:
         try:
             await conn.execute(schedules.insert().values(schedule_id=schedule_id, tenant_id=tenant_id,
@@ -100,6 +107,8 @@ async def create_schedule(db: Database, tenant_id: str, fields: dict[str, Any]) 
 async def update_schedule(db: Database, tenant_id: str, schedule_id: str, fields: dict[str, Any]) -> dict[str, Any]:
     """Changing the time zone moves every handoff and restriction to the new zone's wall clock."""
     values = {k: v for k, v in fields.items() if k in SCHEDULE_FIELDS}
+    if "timezone" in values:
+        _check_zone(values["timezone"])
     async with db.begin() as conn:
         await _schedule(conn, tenant_id, schedule_id)
         try:

@@ -133,6 +133,8 @@ alert_rules = sa.Table(
     sa.Column("config", sa.JSON, nullable=False, default=dict),
     sa.Column("created_at", TS, nullable=False),
     sa.Column("updated_at", TS, nullable=False),
+    # NULL = the tenant's default policy (pulse.storage.escalation.start); a referenced policy cannot be deleted
+    sa.Column("escalation_policy_id", sa.String(36), nullable=True),
     sa.Index("ix_alert_rules_tenant", "tenant_id"),
 )
 
@@ -160,8 +162,17 @@ alerts = sa.Table(
     sa.Column("closed_at", TS, nullable=True),
     sa.Column("silenced_until", TS, nullable=True),
     sa.Column("created_at", TS, nullable=False),
+    # escalation timer (pulse.storage.escalation): the level counts steps notified; a NULL
+    # next_escalation_at = not escalating (no policy, chain done, acknowledged or closed)
+    sa.Column("escalation_policy_id", sa.String(36), nullable=True),
+    sa.Column("escalation_level", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("next_escalation_at", TS, nullable=True),
+    sa.Column("last_escalated_at", TS, nullable=True),
     sa.Index("ix_alerts_tenant_status", "tenant_id", "status"),
     sa.Index("ix_alerts_tenant_fingerprint", "tenant_id", "fingerprint"),
+    sa.Index("ix_alerts_next_escalation", "next_escalation_at",
+             sqlite_where=sa.text("next_escalation_at IS NOT NULL"),
+             postgresql_where=sa.text("next_escalation_at IS NOT NULL")),
 )
 
 alert_transitions = sa.Table(
@@ -604,4 +615,42 @@ oncall_overrides = sa.Table(
     sa.Column("created_by", sa.String(320), nullable=True),
     sa.Column("created_at", TS, nullable=False),  # the latest created wins where overrides overlap
     sa.Index("ix_oncall_overrides_schedule", "schedule_id", "end_at"),
+)
+
+
+# ---- escalation policies, digest settings --------------------------------------------------------
+# A policy's levels are one JSON list [{delay_minutes, targets: [{type, id}]}], level 1 first: they
+# are always read and written whole with the policy, and targets point at three different tables.
+escalation_policies = sa.Table(
+    "escalation_policies",
+    metadata,
+    sa.Column("policy_id", sa.String(36), primary_key=True),
+    sa.Column("tenant_id", sa.String(64), sa.ForeignKey("tenants.tenant_id", ondelete="CASCADE"), nullable=False),
+    sa.Column("name", sa.String(200), nullable=False),
+    sa.Column("description", sa.Text, nullable=True),
+    sa.Column("is_default", sa.Boolean, nullable=False, server_default=sa.false()),
+    sa.Column("repeat", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("levels", sa.JSON, nullable=False),
+    sa.Column("created_at", TS, nullable=False),
+    sa.Column("updated_at", TS, nullable=False),
+    sa.UniqueConstraint("tenant_id", "name", name="uq_escalation_policies_tenant_name"),
+    # at most one default policy per tenant, even under concurrent writes
+    sa.Index("uq_escalation_policies_default", "tenant_id", unique=True,
+             sqlite_where=sa.text("is_default"), postgresql_where=sa.text("is_default")),
+)
+
+# One row per tenant; no row = digests disabled (GET answers the defaults).
+alert_digest_settings = sa.Table(
+    "alert_digest_settings",
+    metadata,
+    sa.Column("tenant_id", sa.String(64), sa.ForeignKey("tenants.tenant_id", ondelete="CASCADE"), primary_key=True),
+    sa.Column("frequency", sa.String(16), nullable=False, server_default="disabled"),  # disabled | hourly | daily | weekly
+    sa.Column("recipients", sa.JSON, nullable=False),  # e-mail addresses
+    sa.Column("channel_id", sa.String(36), nullable=True),  # an email channel to send through; NULL = the default mailer
+    sa.Column("send_at_hour", sa.Integer, nullable=False, server_default="8"),  # local hour, daily and weekly
+    sa.Column("send_on_day", sa.String(3), nullable=False, server_default="mon"),  # weekly: mon..sun
+    sa.Column("timezone", sa.String(64), nullable=False, server_default="UTC"),  # IANA name
+    sa.Column("last_sent_at", TS, nullable=True),
+    sa.Column("created_at", TS, nullable=False),
+    sa.Column("updated_at", TS, nullable=False),
 )

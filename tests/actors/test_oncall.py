@@ -224,7 +224,8 @@ def test_layer_override_replaces_only_its_layer():
     assert responder_at(*args, utc(2024, 1, 2, 18)) == "zed"  # outside business hours: backup, overridden
     assert responder_at(*args, utc(2024, 1, 2, 21)) == "bob"
     cover_primary = override("o3", "pam", utc(2024, 1, 2, 18), utc(2024, 1, 2, 19), layer_id="primary")
-    assert responder_at([primary, backup], [cover_primary], UTC, utc(2024, 1, 2, 18, 30)) == "pam"  # despite restrictions
+    # a layer override applies even outside the layer's restriction windows
+    assert responder_at([primary, backup], [cover_primary], UTC, utc(2024, 1, 2, 18, 30)) == "pam"
     stretch = on_call_at([primary, backup], [cover_primary], UTC, utc(2024, 1, 2, 18, 30))
     assert (stretch.layer_id, stretch.override_id, stretch.source) == ("primary", "o3", "override")
 

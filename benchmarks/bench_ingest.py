@@ -424,10 +424,11 @@ def bridge_class(protocol: str, experiments: frozenset[str] = frozenset()) -> An
 
     class TimedIngestBridge(IngestBridge):
         async def start(self) -> bool:
-            self.runtime = TimedRayRuntime(self.settings)
-            self.runtime.connect()
-            self.batch_times: list[float] = []
-            self.batch_sizes: list[int] = []
+            if self.runtime is None:
+                self.runtime = TimedRayRuntime(self.settings)
+                self.runtime.connect()
+                self.batch_times: list[float] = []
+                self.batch_sizes: list[int] = []
             return await super().start()
 
         async def process(self, batch: list) -> None:
@@ -854,7 +855,7 @@ async def deploy_pulse(env: Env, cfg: Cfg) -> Any:
     env.runtime = rt
     await rt.start()
     opts = {"namespace": NAMESPACE, "lifetime": "detached", "get_if_exists": True, "num_cpus": 0,
-            "runtime_env": {"env_vars": s.env()}}  # as pulse.node.Node._options
+            "max_restarts": -1, "runtime_env": {"env_vars": s.env()}}  # as pulse.node.Node creates bridges
     cls = bridge_class(cfg.protocol, cfg.experiments)
     env.bridges = [ray.remote(cls).options(name=f"ingest-bridge-{i}", **opts).remote(s, i) for i in range(s.ingest_bridges)]
     await asyncio.gather(*(b.start.remote() for b in env.bridges))

@@ -8,11 +8,12 @@ from __future__ import annotations
 import json
 from typing import Any, Iterable
 
-from pulse.actors.messages import (CommandAck, CommandStatus, Effect, Heartbeat, MetricsDiscovered, Presence, Publish,
+from pulse.actors.messages import (AlertEvent, CommandAck, CommandStatus, Effect, Heartbeat, MetricsDiscovered, Presence, Publish,
                                    ReportedState, Telemetry)
 from pulse.actors.rules import Rule, RuleState, step, tick
 
 MAX_DESIRED_BYTES = 8192  # documented limit of a desired-state document (docs/device-protocol.md)
+NO_HEARTBEAT = "NO_HEARTBEAT"  # the built-in alert's type, and its key among the rule states
 MAX_QUEUED_COMMANDS = 100  # commands waiting for an offline device; more is refused, not dropped
 ACK_STATUS = {"ok": "delivered", "received": "delivered", "succeeded": "succeeded", "success": "succeeded",
               "failed": "failed", "rejected": "rejected"}
@@ -98,9 +99,11 @@ class DeviceActor:
         self.dirty = True
         return effects
 
-    def on_tick(self, now_ms: int, rules: Iterable[Rule]) -> list[Effect]:
-        """Timer: rules that fire on silence (telemetry_gap)."""
-        effects: list[Effect] = []
+    def on_tick(self, now_ms: int, rules: Iterable[Rule], heartbeat: tuple[int, int] | None = None) -> list[Effect]:
+        """Timer: rules that fire on silence (telemetry_gap), and the built-in NO_HEARTBEAT alert
+        (`heartbeat` = (stale_after_s, severity); it opens when the device is no longer ONLINE and
+        closes at the first tick after it is ONLINE again)."""
+        effects: list[Effect] = self._heartbeat(now_ms, *heartbeat) if heartbeat else []
         for rule in rules:
             if rule.rule_type != "telemetry_gap" or not rule.applies_to(self.device_id):
                 continue
@@ -110,6 +113,21 @@ class DeviceActor:
                 effects.append(event)
                 self.dirty = True
         return effects
+
+    def _heartbeat(self, now_ms: int, stale_after_s: int, severity: int) -> list[Effect]:
+        p = self.presence
+        if p["last_seen_ms"] is None and p.get("connected") is None:
+            return []  # never heard from: nothing has gone silent
+        online = presence_status(p["last_seen_ms"], now_ms, stale_after_s, stale_after_s, p.get("connected")) == "ONLINE"
+        state = self.rule_states.setdefault(NO_HEARTBEAT, RuleState())
+        if online == (not state.firing):
+            return []
+        state.firing = not online
+        self.dirty = True
+        silent_s = (now_ms - p["last_seen_ms"]) / 1000 if p["last_seen_ms"] is not None else None
+        return [AlertEvent("open" if state.firing else "clear", self.tenant_id, self.device_id, "", "No heartbeat",
+                           severity, "heartbeat", silent_s, now_ms, alert_type=NO_HEARTBEAT,
+                           details={"stale_after_s": stale_after_s, "connected": p.get("connected")})]
 
     def on_heartbeat(self, msg: Heartbeat) -> list[Effect]:
         self._seen(msg.ts_ms, "last_heartbeat_ms")
@@ -192,7 +210,7 @@ class DeviceActor:
 
     def rules_changed(self, live_rule_ids: set[str]) -> list[Effect]:
         """Forget state of deleted rules; an alert they left open is closed by the tenant actor."""
-        for rid in [r for r in self.rule_states if r not in live_rule_ids]:
+        for rid in [r for r in self.rule_states if r not in live_rule_ids and r != NO_HEARTBEAT]:
             del self.rule_states[rid]
             self.dirty = True
         return []

@@ -158,14 +158,23 @@ class DeviceShard(ActorHost[tuple[str, str], DeviceActor]):
         out.discovered = {}
         return out
 
-    async def tick(self, keys: list[tuple[str, str]], now_ms: int) -> list[AlertEvent]:
-        """Timer rules (telemetry_gap) of these devices, activating them if needed."""
-        await self._activate(set(keys))
+    async def tick(self, keys: list[tuple[str, str]] | None, now_ms: int,
+                   heartbeat: tuple[int, int] | None = None) -> list[AlertEvent]:
+        """Timers of these devices (activated if needed), or of every device in memory when `keys`
+        is None: telemetry_gap rules and, with `heartbeat`, the built-in NO_HEARTBEAT alert.
+
+        In-memory actors suffice for heartbeats: a device stays active well past the OFFLINE
+        threshold (passivate_after_s >> offline_after_s), so its alert opens before it is passivated."""
+        if keys is None:
+            keys = list(self.actors)
+        else:
+            await self._activate(set(keys))
         events: list[AlertEvent] = []
         for key in keys:
             actor = self.actors.get(key)
             if actor is not None and self.status.get(key) == "ACTIVE":
-                events.extend(e for e in actor.on_tick(now_ms, self.rules.get(key[0], ())) if isinstance(e, AlertEvent))
+                events.extend(e for e in actor.on_tick(now_ms, self.rules.get(key[0], ()), heartbeat)
+                              if isinstance(e, AlertEvent))
         return events
 
     async def call(self, tenant_id: str, device_id: str, method: str, *args: Any) -> Any:

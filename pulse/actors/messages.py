@@ -93,7 +93,8 @@ class AlertEvent:
 
     @property
     def fingerprint(self) -> str:
-        return f"RULE:{self.rule_id}:{self.device_id}"
+        """One open alert per rule x device; built-in alerts (no rule) per type x device."""
+        return f"RULE:{self.rule_id}:{self.device_id}" if self.rule_id else f"{self.alert_type}:{self.device_id}"
 
 
 @dataclass(slots=True)

@@ -152,10 +152,11 @@ def snapshot(alert: Mapping[str, Any]) -> dict[str, Any]:
     return json.loads(json.dumps(dict(alert), default=_json_default))
 
 
-def sample_alert(channel: Mapping[str, Any]) -> dict[str, Any]:
+def probe_alert(channel: Mapping[str, Any]) -> dict[str, Any]:
+    """The made-up alert a channel test sends: severity info, device "pulse-test", alert id 0."""
     return {"alert_id": 0, "device_id": "pulse-test", "alert_type": "TEST", "severity": 1, "status": "OPEN",
             "fingerprint": f"TEST:{channel['channel_id']}", "created_at": utcnow().isoformat(),
-            "summary": f"Test notification for channel {channel.get('name') or channel['channel_id']}"}
+            "summary": f"Pulse test message for channel {channel.get('name') or channel['channel_id']}"}
 
 
 class Notifier:
@@ -272,7 +273,7 @@ class Notifier:
     async def send_test(self, channel: Mapping[str, Any]) -> dict[str, Any]:
         """Send a test message to a channel (its secrets decrypted) now; the result, also logged."""
         delivery_id = f"test-{uuid.uuid4().hex[:12]}"
-        message = Message(channel["tenant_id"], TEST_EVENT, sample_alert(channel), delivery_id, test=True)
+        message = Message(channel["tenant_id"], TEST_EVENT, probe_alert(channel), delivery_id, test=True)
         result = await self._send(channel, message)
         await store.log_send(self.db, {
             "tenant_id": channel["tenant_id"], "job_id": None, "channel_id": channel["channel_id"], "alert_id": None,

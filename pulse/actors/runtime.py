@@ -116,12 +116,19 @@ class Runtime:
             metrics.counter(metrics.ALERTS_OPENED, "alerts opened").inc(total)
         return total
 
-    async def tick(self, keys: list[tuple[str, str]], now_ms: int) -> int:
-        """Timer evaluation for these devices (one call per shard); returns alerts opened."""
-        by_shard: dict[int, list[tuple[str, str]]] = defaultdict(list)
-        for t, d in keys:
-            by_shard[self.devices.device_shard(t, d)].append((t, d))
-        results = await asyncio.gather(*(self._call(self.device_refs[s], "tick", ks, now_ms) for s, ks in by_shard.items()))
+    async def tick(self, keys: list[tuple[str, str]] | None, now_ms: int) -> int:
+        """Timer evaluation (one call per shard) for these devices, or with None for every device
+        in memory including the built-in NO_HEARTBEAT alert; returns alerts opened."""
+        if keys is None:
+            s = self.settings
+            heartbeat = (s.stale_after_s, s.no_heartbeat_severity) if s.no_heartbeat_alerts else None
+            calls = [self._call(ref, "tick", None, now_ms, heartbeat) for ref in self.device_refs]
+        else:
+            by_shard: dict[int, list[tuple[str, str]]] = defaultdict(list)
+            for t, d in keys:
+                by_shard[self.devices.device_shard(t, d)].append((t, d))
+            calls = [self._call(self.device_refs[s], "tick", ks, now_ms) for s, ks in by_shard.items()]
+        results = await asyncio.gather(*calls)
         events = [e for r in results for e in r]
         return await self._tenant_events(events) if events else 0
 

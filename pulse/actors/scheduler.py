@@ -28,7 +28,8 @@ class Scheduler:
 
     def _every(self) -> dict[str, tuple[float, Callable[[], Awaitable[int]]]]:
         return {"expire_commands": (self.settings.command_expiry_interval_s, self.tick_expire_commands),
-                "telemetry_gaps": (self.settings.timer_rules_interval_s, self.tick_telemetry_gaps)}
+                "telemetry_gaps": (self.settings.timer_rules_interval_s, self.tick_telemetry_gaps),
+                "presence": (self.settings.timer_rules_interval_s, self.tick_presence)}
 
     async def start(self) -> bool:
         if self._tasks:
@@ -60,6 +61,10 @@ class Scheduler:
         """Timers for silent devices: no message has to arrive for a gap alert to open."""
         keys = await rules.timer_devices(self.db)
         return await self.runtime.tick(keys, int(time.time() * 1000)) if keys else 0
+
+    async def tick_presence(self) -> int:
+        """Built-in NO_HEARTBEAT alerts for devices that went silent (or disconnected)."""
+        return await self.runtime.tick(None, int(time.time() * 1000))
 
     async def _loop(self, name: str, period: float, fn: Callable[[], Awaitable[int]]) -> None:
         while True:

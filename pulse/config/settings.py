@@ -66,6 +66,8 @@ class Settings(BaseSettings):
     offline_after_s: int = 300
     command_expiry_interval_s: float = 10.0
     timer_rules_interval_s: float = 15.0
+    no_heartbeat_alerts: bool = True
+    no_heartbeat_severity: int = 4
 
     # Lake
     # Reads merge the writer's unflushed rows, so a long interval costs no freshness and keeps files few.

@@ -20,6 +20,10 @@ def ms_to_dt(ms: int | None) -> datetime | None:
 
 
 def _summary(ev) -> str:
+    if not ev.rule_id:  # built-in (NO_HEARTBEAT)
+        return f"{ev.rule_name}: silent for {ev.value:.0f} s" if ev.value is not None else f"{ev.rule_name}: disconnected"
+    if ev.value is None:
+        return ev.rule_name
     op = ev.details.get("operator", "")
     return f"{ev.rule_name}: {ev.metric}={ev.value:g} {op} {ev.details.get('threshold', '')}".strip()
 
@@ -42,7 +46,7 @@ async def create(conn, op: CreateAlert) -> int:
     at = ms_to_dt(ev.ts_ms)
     res = await conn.execute(
         alerts.insert().values(
-            tenant_id=ev.tenant_id, device_id=ev.device_id, rule_id=ev.rule_id, alert_type=ev.alert_type,
+            tenant_id=ev.tenant_id, device_id=ev.device_id, rule_id=ev.rule_id or None, alert_type=ev.alert_type,
             fingerprint=ev.fingerprint, status="OPEN", severity=ev.severity, summary=_summary(ev),
             metric=ev.metric, trigger_value=ev.value, triggered_at=at, last_triggered_at=at,
             trigger_count=1, details=ev.details, created_at=datetime.now(timezone.utc),
@@ -90,8 +94,13 @@ def _public(row) -> dict[str, Any]:
 
 
 async def list_alerts(db: Database, tenant_id: str, *, status: str | None, device_id: str | None,
-                      limit: int, offset: int) -> tuple[list[dict[str, Any]], int]:
+                      limit: int, offset: int, alert_type: str | None = None,
+                      min_severity: int | None = None) -> tuple[list[dict[str, Any]], int]:
     q = sa.select(alerts).where(alerts.c.tenant_id == tenant_id)
+    if alert_type:
+        q = q.where(alerts.c.alert_type == alert_type)
+    if min_severity:
+        q = q.where(alerts.c.severity >= min_severity)
     if status:
         q = q.where(alerts.c.status == status)
     if device_id:

@@ -130,3 +130,21 @@ def test_first_sight_of_a_metric_is_reported_once():
     (d,) = [e for e in a.on_telemetry(tele(1, temp=1, hum=2), []) if isinstance(e, MetricsDiscovered)]
     assert sorted(d.keys) == ["hum", "temp"]
     assert a.on_telemetry(tele(2, temp=1), []) == []
+
+
+def test_no_heartbeat_opens_when_silent_and_closes_when_back():
+    from pulse.actors.messages import AlertEvent
+
+    a = DeviceActor("t1", "d1")
+    assert a.on_tick(10_000, [], (60, 4)) == []  # never heard from
+    a.on_heartbeat(Heartbeat("t1", "d1", 0))
+    assert a.on_tick(30_000, [], (60, 4)) == []
+    (ev,) = a.on_tick(61_000, [], (60, 4))
+    assert isinstance(ev, AlertEvent) and ev.kind == "open" and ev.alert_type == "NO_HEARTBEAT"
+    assert ev.fingerprint == "NO_HEARTBEAT:d1" and ev.severity == 4
+    assert a.on_tick(90_000, [], (60, 4)) == []  # once
+    a.on_heartbeat(Heartbeat("t1", "d1", 95_000))
+    (ev,) = a.on_tick(96_000, [], (60, 4))
+    assert ev.kind == "clear"
+    a.rules_changed(set())
+    assert "NO_HEARTBEAT" in a.rule_states  # not a user rule: kept

@@ -45,7 +45,8 @@ async def test_published_telemetry_reaches_latest_history_and_opens_an_alert(sta
     hist = stack.http.get("/api/v1/customer/devices/e2e-1/telemetry/history", params={"metric": "temp"}).json()
     assert [p["value"] for p in hist["points"]] == [20.0, 25.0, 31.5]
     alerts = wait_for(lambda: stack.http.get("/api/v1/customer/alerts",
-                                             params={"status": "OPEN", "device_id": "e2e-1"}).json()["alerts"])
+                                             params={"status": "OPEN", "device_id": "e2e-1",
+                                                     "alert_type": "THRESHOLD"}).json()["alerts"])
     assert len(alerts) == 1 and alerts[0]["severity"] == 5 and alerts[0]["trigger_value"] == 31.5
     if stack.kind == "embedded":  # the embedded broker reports the disconnect
         assert wait_for(lambda: stack.http.get("/api/v1/customer/devices/e2e-1").json()["presence"]["status"] == "OFFLINE")

@@ -13,7 +13,7 @@ from pulse.actors.notifier import Notifier
 from pulse.integrations.channels import CHANNELS, Message, canonical, merge_secrets, parse_config, split_secrets
 from pulse.integrations.channels.pagerduty import severity as pd_severity
 from pulse.errors import Invalid
-from tests.integrations.helpers import (FAST, T0, HttpTarget, Reply, SmtpTarget, http_targets, jobs_of,  # noqa: F401
+from tests.integrations.helpers import (FAST, T0, Reply, SmtpTarget, http_targets, jobs_of,  # noqa: F401
                                         make_channel, notifier, notifier_for, sample_alert)
 
 ALL = ["OPEN", "ACKNOWLEDGED", "CLOSED", "ESCALATED"]

@@ -242,3 +242,15 @@ async def test_trend_counts_alerts_per_bucket(api, devices):
     assert (await api.get(f"{ALERTS}/trend", params={"start": ts(10), "end": ts(0)})).status_code == 422
     assert (await api.get(f"{ALERTS}/trend", params={"bucket": "week"})).status_code == 422
     assert (await api.get(f"{ALERTS}/trend", tenant="globex")).json()["buckets"][0]["total"] == 0
+
+
+async def test_a_device_that_goes_silent_opens_a_no_heartbeat_alert(api, devices):
+    from pulse.actors.scheduler import Scheduler
+
+    await telemetry(api, "d1", 0, temp=20)  # an hour ago: silent since
+    scheduler = Scheduler(api.services.settings, api.services.runtime)
+    assert await scheduler.tick_presence() == 1
+    (a,) = (await api.get(ALERTS, params={"status": "OPEN"})).json()["alerts"]
+    assert a["alert_type"] == "NO_HEARTBEAT" and a["fingerprint"] == "NO_HEARTBEAT:d1" and a["rule_id"] is None
+    assert a["summary"].startswith("No heartbeat: silent for")
+    assert await scheduler.tick_presence() == 0

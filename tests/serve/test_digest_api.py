@@ -121,8 +121,9 @@ async def store(db, tenant, saved_at=T0 - timedelta(days=7), **fields):
 
 
 async def test_due_digests_follow_each_tenants_schedule(db):
-    await store(db, "acme", frequency="daily", recipients=["a@x.io"], send_at_hour=9)
-    await store(db, "globex", frequency="daily", recipients=["g@x.io"], send_at_hour=10)
+    saved = T0 - timedelta(hours=12)  # last night: yesterday's 10:00 slot was before it
+    await store(db, "acme", saved, frequency="daily", recipients=["a@x.io"], send_at_hour=9)
+    await store(db, "globex", saved, frequency="daily", recipients=["g@x.io"], send_at_hour=10)
     await store(db, "initech", frequency="disabled")
     assert [s["tenant_id"] for s in await digest.due_digests(db, T0)] == ["acme"]
     assert await digest.mark_sent(db, "acme", T0)

@@ -25,7 +25,7 @@ CHANNELS: dict[str, Channel] = {c.type: c for c in (
 CHANNEL_TYPES = tuple(CHANNELS)
 
 __all__ = ["CHANNELS", "CHANNEL_TYPES", "Channel", "ChannelConfig", "DeliveryContext", "DeliveryResult", "Message",
-           "channel", "parse_config", "split_secrets", "merge_secrets", "masked"]
+           "canonical", "channel", "parse_config", "split_secrets", "merge_secrets", "masked"]
 
 
 def channel(channel_type: str) -> Channel:

@@ -13,7 +13,7 @@ import time
 from typing import Any, ClassVar, Literal
 
 import aiomqtt
-from pydantic import Field, field_validator
+from pydantic import field_validator
 
 from pulse.integrations.channels.base import ChannelConfig, DeliveryContext, DeliveryResult, Message, clip, dumps
 

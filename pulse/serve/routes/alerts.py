@@ -20,9 +20,12 @@ router = APIRouter(prefix="/api/v1/customer/alerts", tags=["alerts"])
 @router.get("")
 async def list_alerts(status: str | None = Query(None, pattern="^(OPEN|ACKNOWLEDGED|CLOSED)$"),
                       device_id: str | None = Query(None, max_length=128),
+                      alert_type: str | None = Query(None, pattern="^[A-Z_]{1,32}$"),
+                      min_severity: int | None = Query(None, ge=1, le=5),
                       pg: PageParams = Depends(page_params), p: Principal = Depends(customer("alerts.read")),
                       svc: Services = Depends(services)) -> dict[str, Any]:
     items, total = await store.list_alerts(svc.db, p.tenant_id, status=status, device_id=device_id,
+                                           alert_type=alert_type, min_severity=min_severity,
                                            limit=pg.limit, offset=pg.offset)
     return page("alerts", items, total, pg)
 

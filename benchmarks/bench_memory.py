@@ -279,8 +279,8 @@ def main() -> int:
     p.add_argument("--actors", type=int, default=100_000, help="virtual actors per measurement (100000)")
     p.add_argument("--full", choices=("auto", "yes", "no"), default="auto",
                    help="also build 10^6 for real: auto = if memory allows (default)")
-    p.add_argument("--steady", type=int, default=200_000,
-                   help="telemetry messages sent to the live actors afterwards, timing full GCs (200000)")
+    p.add_argument("--steady", type=int, default=150_000,
+                   help="telemetry messages sent to the live actors afterwards, timing full GCs (150000)")
     p.add_argument("--ray-actors", type=int, default=4, help="trivial Ray actors to measure (4)")
     p.add_argument("--timeout", type=float, default=240.0, help="upper bound per build subprocess (s)")
     p.add_argument("--role", default="main", help=argparse.SUPPRESS)

@@ -20,13 +20,15 @@ from pulse.actors.tenant import AlertOp, CreateAlert, RetriggerAlert, TenantActo
 from pulse.errors import Invalid, NotFound
 from pulse.storage import alerts as alert_store
 from pulse.storage import commands as command_store
+from pulse.storage import escalation as escalation_store
 from pulse.storage import device_state
 from pulse.storage import rules as rule_store
 from pulse.storage import sensors as sensor_store
-from pulse.storage.db import Database
+from pulse.storage.db import Database, utcnow
 
 log = logging.getLogger(__name__)
 K = TypeVar("K", bound=Hashable)
+Notice = tuple[str, int, str]  # (tenant, alert id, OPEN | ACKNOWLEDGED | CLOSED) for the notifier
 A = TypeVar("A")
 
 
@@ -247,43 +249,52 @@ class TenantShard(ActorHost[str, TenantActor]):
         self.touch(tenant_id)
         return actor
 
-    async def handle_events(self, events: list[AlertEvent]) -> int:
-        """Alert events from device shards, applied in order per tenant. Returns alerts opened."""
+    async def handle_events(self, events: list[AlertEvent]) -> list[Notice]:
+        """Alert events from device shards, applied in order per tenant.
+
+        Returns the notices (tenant, alert id, event) to hand to the notifier once committed."""
         by_tenant: dict[str, list[AlertEvent]] = defaultdict(list)
         for ev in events:
             by_tenant[ev.tenant_id].append(ev)
-        opened = 0
+        notices: list[Notice] = []
         for tenant_id, evs in by_tenant.items():
             actor = await self._actor(tenant_id)
             for ev in evs:
-                opened += await self._apply(actor, actor.on_alert_event(ev))
-        self.alerts_opened += opened
-        return opened
+                notices.extend(await self._apply(actor, actor.on_alert_event(ev)))
+        self.alerts_opened += sum(1 for n in notices if n[2] == "OPEN")
+        return notices
 
-    async def call(self, tenant_id: str, method: str, *args: Any) -> int:
+    async def call(self, tenant_id: str, method: str, *args: Any) -> list[Notice]:
         """acknowledge / close / silence / rule_deleted on the tenant actor; applies the ops."""
         actor = await self._actor(tenant_id)
         fn: Callable[..., list[AlertOp]] = getattr(actor, method)
         return await self._apply(actor, fn(*args))
 
-    async def _apply(self, actor: TenantActor, ops: list[AlertOp]) -> int:
-        """Alert writes are write-through: the API reads alerts straight from the store."""
-        created = 0
+    async def _apply(self, actor: TenantActor, ops: list[AlertOp]) -> list[Notice]:
+        """Alert writes are write-through (the API reads alerts straight from the store), each op in
+        one transaction with its escalation timer."""
+        notices: list[Notice] = []
+        t = actor.tenant_id
         for op in ops:
             async with self.db.begin() as conn:
                 if isinstance(op, CreateAlert):
                     try:
                         alert_id = await alert_store.create(conn, op)
+                        # wall-clock start: delays count from when Pulse opened it, not device time
+                        await escalation_store.start(conn, t, alert_id, None, utcnow(), rule_id=op.event.rule_id or None)
                     except Exception:
                         actor.create_failed(op.event.fingerprint)
                         raise
                     actor.created(op.event.fingerprint, alert_id, op.event.rule_id)
-                    created += 1
+                    notices.append((t, alert_id, "OPEN"))
                 elif isinstance(op, RetriggerAlert):
                     await alert_store.retrigger(conn, op)
                 else:
-                    await alert_store.transition(conn, actor.tenant_id, op)
-        return created
+                    await alert_store.transition(conn, t, op)
+                    if op.status in ("ACKNOWLEDGED", "CLOSED"):  # a human (or the device) answered: stop escalating
+                        await escalation_store.stop(conn, op.alert_id)
+                        notices.append((t, op.alert_id, op.status))
+        return notices
 
     async def stats(self) -> dict[str, Any]:
         return {"shard_id": self.shard_id, "active_actors": len(self.actors), "alerts_opened": self.alerts_opened}

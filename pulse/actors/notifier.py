@@ -27,6 +27,8 @@ from zoneinfo import ZoneInfo
 
 import httpx
 
+from pulse.storage import alerts as alert_store
+from pulse.storage import maintenance
 from pulse.config.settings import Settings
 from pulse.errors import Invalid
 from pulse.integrations.channels import CHANNELS, DeliveryContext, DeliveryResult, Message, parse_config
@@ -249,6 +251,26 @@ class Notifier:
                                                  event, windows)
             self._stats["throttled"] += len(skip)
         return await self.enqueue(tenant_id, alert, event, [c for c in limits if c not in skip], now)
+
+    async def notify(self, notices: Iterable[tuple[str, int, str]]) -> int:
+        """Committed alert transitions (tenant, alert id, event) from the tenant actors: route each one.
+
+        OPEN and ESCALATED are suppressed (recorded, not sent) while the alert is silenced or its
+        device is in a maintenance window; acknowledgements and closes always go out, so a target
+        that saw an alert also sees it end. Returns the jobs enqueued."""
+        jobs = 0
+        for tenant_id, alert_id, event in notices:
+            alert = await alert_store.get(self.db, tenant_id, alert_id)
+            if event in ("OPEN", "ESCALATED") and await self.suppressed(tenant_id, alert):
+                self._stats["suppressed"] = self._stats.get("suppressed", 0) + 1
+                continue
+            jobs += len(await self.dispatch(tenant_id, alert, event))
+        return jobs
+
+    async def suppressed(self, tenant_id: str, alert: Mapping[str, Any]) -> bool:
+        if alert.get("silenced"):
+            return True
+        return await maintenance.in_maintenance(self.db, tenant_id, alert["device_id"], self.clock())
 
     # ---- delivery ------------------------------------------------------------------------------
     async def run_due(self, now: datetime | None = None) -> int:

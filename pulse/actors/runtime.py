@@ -6,6 +6,7 @@ named, detached Ray actors in namespace `pulse`. Nothing outside `pulse.actors` 
 from __future__ import annotations
 
 import asyncio
+import logging
 import zlib
 from collections import defaultdict
 from dataclasses import dataclass, field
@@ -14,11 +15,13 @@ from typing import Any
 from pulse.actors import metrics
 from pulse.actors.host import BatchResult, DeviceShard, TenantShard
 from pulse.actors.lake_writer import LakeWriter
+from pulse.actors.notifier import Notifier
 from pulse.actors.messages import AlertEvent, DeviceMessage, Publish, Rejection, Telemetry
 from pulse.config.settings import Settings
 from pulse.storage.lake import telemetry_table
 
 NAMESPACE = "pulse"
+log = logging.getLogger(__name__)
 
 
 def partition_of(key: str, partitions: int) -> int:
@@ -64,6 +67,7 @@ class Runtime:
         self.device_refs: list[Any] = []
         self.tenant_refs: list[Any] = []
         self.lake_ref: Any = None
+        self.notifier_ref: Any = None
 
     async def _call(self, ref: Any, method: str, *args: Any) -> Any:
         raise NotImplementedError
@@ -108,13 +112,26 @@ class Runtime:
         by_shard: dict[int, list[AlertEvent]] = defaultdict(list)
         for ev in events:
             by_shard[self.tenants.tenant_shard(ev.tenant_id)].append(ev)
-        opened = await asyncio.gather(
+        results = await asyncio.gather(
             *(self._call(self.tenant_refs[s], "handle_events", evs) for s, evs in by_shard.items())
         )
-        total = sum(opened)
+        notices = [n for r in results for n in r]
+        total = sum(1 for n in notices if n[2] == "OPEN")
         if total:
             metrics.counter(metrics.ALERTS_OPENED, "alerts opened").inc(total)
+        await self.notify(notices)
         return total
+
+    async def notify(self, notices: list) -> None:
+        """Hand committed alert transitions to the notifier (routing, maintenance, silence there).
+
+        A failure is logged, never raised: the alert itself is stored and visible either way."""
+        if not notices or self.notifier_ref is None:
+            return
+        try:
+            await self._call(self.notifier_ref, "notify", notices)
+        except Exception:
+            log.exception("notifier unreachable; %d alert notices not routed", len(notices))
 
     async def tick(self, keys: list[tuple[str, str]] | None, now_ms: int) -> int:
         """Timer evaluation (one call per shard) for these devices, or with None for every device
@@ -137,8 +154,10 @@ class Runtime:
         ref = self.device_refs[self.devices.device_shard(tenant_id, device_id)]
         return await self._call(ref, "call", tenant_id, device_id, method, *args)
 
-    async def tenant_call(self, tenant_id: str, method: str, *args: Any) -> Any:
-        return await self._call(self.tenant_refs[self.tenants.tenant_shard(tenant_id)], "call", tenant_id, method, *args)
+    async def tenant_call(self, tenant_id: str, method: str, *args: Any) -> None:
+        notices = await self._call(self.tenant_refs[self.tenants.tenant_shard(tenant_id)], "call", tenant_id,
+                                   method, *args)
+        await self.notify(notices)
 
     async def device_changed(self, tenant_id: str, device_id: str, status: str | None) -> None:
         ref = self.device_refs[self.devices.device_shard(tenant_id, device_id)]
@@ -189,7 +208,9 @@ class LocalRuntime(Runtime):
         self.device_refs = [DeviceShard(*_shard_args(s, i)) for i in range(s.device_shards)]
         self.tenant_refs = [TenantShard(*_shard_args(s, i)) for i in range(s.tenant_shards)]
         self.lake_ref = LakeWriter(*_lake_args(s))
+        self.notifier_ref = Notifier(s)
         await self.lake_ref.start()
+        await self.notifier_ref.start()
         for r in self.device_refs + self.tenant_refs:
             await r.start()
 
@@ -197,6 +218,7 @@ class LocalRuntime(Runtime):
         for r in self.device_refs + self.tenant_refs:
             await r.stop()
         await self.lake_ref.stop()
+        await self.notifier_ref.stop()
 
 
 def actor_names(settings: Settings) -> dict[str, list[str]]:
@@ -204,6 +226,7 @@ def actor_names(settings: Settings) -> dict[str, list[str]]:
         "device": [f"device-shard-{i}" for i in range(settings.device_shards)],
         "tenant": [f"tenant-shard-{i}" for i in range(settings.tenant_shards)],
         "lake": ["lake-writer"],
+        "notifier": ["notifier"],
     }
 
 
@@ -229,6 +252,7 @@ class RayRuntime(Runtime):
         self.tenant_refs = [ray.remote(TenantShard).options(**self._options(n)).remote(*_shard_args(s, i))
                             for i, n in enumerate(names["tenant"])]
         self.lake_ref = ray.remote(LakeWriter).options(**self._options("lake-writer")).remote(*_lake_args(s))
+        self.notifier_ref = ray.remote(Notifier).options(**self._options("notifier")).remote(s)
 
     def connect(self) -> None:
         import ray
@@ -237,11 +261,13 @@ class RayRuntime(Runtime):
         self.device_refs = [ray.get_actor(n, namespace=NAMESPACE) for n in names["device"]]
         self.tenant_refs = [ray.get_actor(n, namespace=NAMESPACE) for n in names["tenant"]]
         self.lake_ref = ray.get_actor("lake-writer", namespace=NAMESPACE)
+        self.notifier_ref = ray.get_actor("notifier", namespace=NAMESPACE)
 
     async def start(self) -> None:
         if not self.device_refs:
             self.connect()
         await self._call(self.lake_ref, "start")
+        await self._call(self.notifier_ref, "start")
         await asyncio.gather(*(self._call(r, "start") for r in self.device_refs + self.tenant_refs))
 
     async def stop(self) -> None:
@@ -250,6 +276,7 @@ class RayRuntime(Runtime):
 
         await asyncio.gather(*(self._call(r, "stop") for r in self.device_refs + self.tenant_refs),
                              return_exceptions=True)
-        await asyncio.gather(self._call(self.lake_ref, "stop"), return_exceptions=True)
-        for r in self.device_refs + self.tenant_refs + [self.lake_ref]:
+        await asyncio.gather(self._call(self.lake_ref, "stop"), self._call(self.notifier_ref, "stop"),
+                             return_exceptions=True)
+        for r in self.device_refs + self.tenant_refs + [self.lake_ref, self.notifier_ref]:
             ray.kill(r, no_restart=True)

@@ -10,6 +10,7 @@ import pytest
 import sqlalchemy as sa
 
 from pulse.actors.escalation import advance
+from pulse.errors import Conflict, Invalid
 from pulse.storage import escalation, tenants
 from pulse.storage.db import Database
 from pulse.storage.tables import alert_rules, alert_transitions, alerts, escalation_policies
@@ -197,7 +198,7 @@ async def test_a_policy_an_alert_rule_names_cannot_be_deleted(api):
 async def test_linking_a_rule_needs_a_policy_of_the_tenant(api):
     theirs = await make_policy(api, tenant="globex")
     rule_id = await make_rule(api)
-    with pytest.raises(Exception, match="unknown escalation policy"):
+    with pytest.raises(Invalid, match="unknown escalation policy"):
         await escalation.link_rule(api.services.db, "acme", rule_id, theirs["policy_id"])
 
 
@@ -254,6 +255,19 @@ async def tick(db, now) -> list[tuple[int, int, list[str]]]:
         elif await escalation.mark_escalated(db, a["tenant_id"], a["alert_id"], level, next_at, now, targets=targets):
             fired.append((a["alert_id"], level, [t["id"] for t in targets]))
     return fired
+
+
+async def test_concurrent_defaults_leave_exactly_one(db):
+    other = Database(db.url)
+    try:
+        results = await asyncio.gather(*(store_policy(d, name=f"p{i}", is_default=True)
+                                         for i, d in enumerate([db, other] * 3)), return_exceptions=True)
+    finally:
+        await other.dispose()
+    assert all(isinstance(r, str) or isinstance(r, Conflict) for r in results), results
+    policies, _ = await escalation.list_policies(db, "acme", 50, 0)
+    assert len(policies) == sum(isinstance(r, str) for r in results) >= 1
+    assert sum(p["is_default"] for p in policies) == 1
 
 
 async def test_start_arms_the_default_policy_and_ticks_walk_the_levels(db):

@@ -1,0 +1,63 @@
+"""Alert lifecycle -> routing -> real webhook deliveries; maintenance and silence suppress sends, not alerts."""
+import hashlib
+import hmac
+from datetime import datetime, timedelta, timezone
+
+import pytest
+
+from tests.integrations.helpers import HttpTarget
+from tests.serve.helpers import telemetry
+
+SECRET = "whsec-0123456789abcdef"
+RULE = {"name": "hot", "metric": "temp", "operator": "GT", "threshold": 30, "severity": "critical"}
+
+
+@pytest.fixture
+async def hook(api):
+    target = await HttpTarget().start()
+    ch = await api.post("/api/v1/customer/notification-channels",
+                        json={"name": "ops", "channel_type": "webhook", "config": {"url": target.url, "secret": SECRET}})
+    assert ch.status_code == 201, ch.text
+    r = await api.post("/api/v1/customer/notification-routing-rules",
+                       json={"channel_ids": [ch.json()["channel_id"]], "events": ["OPEN", "ACKNOWLEDGED", "CLOSED"]})
+    assert r.status_code == 201, r.text
+    await api.post("/api/v1/customer/devices", json={"device_id": "d1"})
+    await api.post("/api/v1/customer/alert-rules", json=RULE)
+    yield target
+    await target.stop()
+
+
+async def deliveries(api, target, n):
+    notifier = api.services.runtime.notifier_ref
+    for _ in range(20):
+        await notifier.run_due()
+        if len(target.requests) >= n:
+            break
+    return target.requests
+
+
+async def test_open_ack_close_are_delivered_signed_in_order(api, hook):
+    await telemetry(api, "d1", 0, temp=35)
+    (first,) = await deliveries(api, hook, 1)
+    sig = hmac.new(SECRET.encode(), first.body, hashlib.sha256).hexdigest()
+    assert first.headers["x-signature-256"] == f"sha256={sig}"
+    body = first.json()
+    assert body["event"] == "OPEN" and body["alert"]["device_id"] == "d1"
+    aid = body["alert"]["alert_id"]
+    await api.patch(f"/api/v1/customer/alerts/{aid}/acknowledge")
+    await telemetry(api, "d1", 60, temp=20)  # clears: auto-closed
+    sent = await deliveries(api, hook, 3)
+    assert [r.json()["event"] for r in sent] == ["OPEN", "ACKNOWLEDGED", "CLOSED"]
+    jobs = (await api.get("/api/v1/customer/notification-jobs", params={"alert_id": aid})).json()
+    assert {j["status"] for j in jobs["jobs"]} == {"COMPLETED"}
+
+
+async def test_maintenance_window_suppresses_the_notification_not_the_alert(api, hook):
+    now = datetime.now(timezone.utc)
+    r = await api.post("/api/v1/customer/maintenance-windows",
+                       json={"name": "swap", "starts_at": (now - timedelta(hours=2)).isoformat(),
+                             "ends_at": (now + timedelta(hours=1)).isoformat(), "scope": {"device_ids": ["d1"]}})
+    assert r.status_code == 201, r.text
+    await telemetry(api, "d1", 0, temp=35)
+    assert (await api.get("/api/v1/customer/alerts", params={"status": "OPEN"})).json()["total"] == 1
+    assert await deliveries(api, hook, 1) == []

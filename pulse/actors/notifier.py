@@ -27,6 +27,8 @@ from zoneinfo import ZoneInfo
 
 import httpx
 
+from pulse.actors.escalation import advance
+from pulse.storage import escalation
 from pulse.storage import alerts as alert_store
 from pulse.storage import maintenance
 from pulse.config.settings import Settings
@@ -266,6 +268,31 @@ class Notifier:
                 continue
             jobs += len(await self.dispatch(tenant_id, alert, event))
         return jobs
+
+    async def escalate_due(self, now: datetime | None = None) -> int:
+        """One scheduler tick of escalation: every OPEN, unacknowledged, unsilenced alert whose
+        timer is due moves one step and its targets get an ESCALATED notification.
+
+        The step is marked before the jobs are enqueued (compare-and-set on the level), so two
+        schedulers never page twice and an alert acknowledged meanwhile is never paged."""
+        now = now or self.clock()
+        steps = 0
+        for alert in await escalation.due(self.db, now):
+            policy = alert.get("policy")
+            targets, level, next_at = advance(policy, alert["escalation_level"], now) if policy else ([], 0, None)
+            if not targets and level == alert["escalation_level"]:
+                await escalation.finish(self.db, alert["tenant_id"], alert["alert_id"], alert["escalation_level"])
+                continue
+            resolved = await escalation.resolve_targets(self.db, alert["tenant_id"], targets, now)
+            if not await escalation.mark_escalated(self.db, alert["tenant_id"], alert["alert_id"], level, next_at, now,
+                                                   targets=resolved):
+                continue
+            if await self.suppressed(alert["tenant_id"], alert):
+                continue
+            await self.enqueue(alert["tenant_id"], {**alert, "escalation_level": level}, "ESCALATED",
+                               resolved["channel_ids"], now)
+            steps += 1
+        return steps
 
     async def suppressed(self, tenant_id: str, alert: Mapping[str, Any]) -> bool:
         if alert.get("silenced"):

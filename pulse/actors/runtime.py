@@ -122,6 +122,9 @@ class Runtime:
         await self.notify(notices)
         return total
 
+    async def notifier_call(self, method: str, *args: Any) -> Any:
+        return await self._call(self.notifier_ref, method, *args)
+
     async def notify(self, notices: list) -> None:
         """Hand committed alert transitions to the notifier (routing, maintenance, silence there).
 

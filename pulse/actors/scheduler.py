@@ -29,7 +29,8 @@ class Scheduler:
     def _every(self) -> dict[str, tuple[float, Callable[[], Awaitable[int]]]]:
         return {"expire_commands": (self.settings.command_expiry_interval_s, self.tick_expire_commands),
                 "telemetry_gaps": (self.settings.timer_rules_interval_s, self.tick_telemetry_gaps),
-                "presence": (self.settings.timer_rules_interval_s, self.tick_presence)}
+                "presence": (self.settings.timer_rules_interval_s, self.tick_presence),
+                "escalations": (self.settings.escalation_interval_s, self.tick_escalations)}
 
     async def start(self) -> bool:
         if self._tasks:
@@ -65,6 +66,10 @@ class Scheduler:
     async def tick_presence(self) -> int:
         """Built-in NO_HEARTBEAT alerts for devices that went silent (or disconnected)."""
         return await self.runtime.tick(None, int(time.time() * 1000))
+
+    async def tick_escalations(self) -> int:
+        """Unacknowledged alerts move up their escalation policy (timers live in the store)."""
+        return await self.runtime.notifier_call("escalate_due")
 
     async def _loop(self, name: str, period: float, fn: Callable[[], Awaitable[int]]) -> None:
         while True:

@@ -67,6 +67,7 @@ class Settings(BaseSettings):
     command_expiry_interval_s: float = 10.0
     timer_rules_interval_s: float = 15.0
     no_heartbeat_alerts: bool = True
+    escalation_interval_s: float = 15.0
     no_heartbeat_severity: int = 4
 
     # Lake

@@ -9,13 +9,13 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from pulse.actors.rules import Rule
 from pulse.errors import Invalid, NotFound
-from pulse.storage import groups
+from pulse.storage import escalation, groups
 from pulse.storage.tags import has_all_tags
 from pulse.storage.db import Database, count, utcnow
 from pulse.storage.tables import alert_rules, devices
 
 RULE_FIELDS = ("name", "description", "rule_type", "metric", "operator", "threshold", "severity",
-               "duration_seconds", "device_ids", "auto_resolve", "enabled", "config")
+               "duration_seconds", "device_ids", "auto_resolve", "enabled", "config", "escalation_policy_id")
 SCOPE_KEYS = ("group_ids", "tags", "site_ids", "template_ids")
 
 
@@ -27,7 +27,8 @@ async def create(db: Database, tenant_id: str, fields: dict[str, Any]) -> dict[s
     now = utcnow()
     rule_id = str(uuid.uuid4())
     async with db.begin() as conn:
-        await _check_scope(conn, tenant_id, (fields.get("config") or {}).get("scope") or {})
+        await _check_scope(conn, tenant_id, (fields.get("config") or {}).get("scope") or {},
+                           fields.get("escalation_policy_id"))
         await conn.execute(alert_rules.insert().values(
             rule_id=rule_id, tenant_id=tenant_id, created_at=now, updated_at=now,
             **{"config": {}, **{k: v for k, v in fields.items() if k in RULE_FIELDS}}))
@@ -54,7 +55,8 @@ async def list_rules(db: Database, tenant_id: str, limit: int, offset: int) -> t
 async def update(db: Database, tenant_id: str, rule_id: str, fields: dict[str, Any]) -> dict[str, Any]:
     values = {k: v for k, v in fields.items() if k in RULE_FIELDS}
     async with db.begin() as conn:
-        await _check_scope(conn, tenant_id, (values.get("config") or {}).get("scope") or {})
+        await _check_scope(conn, tenant_id, (values.get("config") or {}).get("scope") or {},
+                           values.get("escalation_policy_id"))
         res = await conn.execute(alert_rules.update().where(
             alert_rules.c.tenant_id == tenant_id, alert_rules.c.rule_id == rule_id).values(updated_at=utcnow(), **values))
         if res.rowcount == 0:
@@ -110,7 +112,9 @@ async def scope_device_ids(conn: AsyncConnection, tenant_id: str, row: dict[str,
     return frozenset(r.device_id for r in rows)
 
 
-async def _check_scope(conn: AsyncConnection, tenant_id: str, scope: dict[str, Any]) -> None:
+async def _check_scope(conn: AsyncConnection, tenant_id: str, scope: dict[str, Any],
+                       policy_id: str | None = None) -> None:
+    await escalation.check_policy(conn, tenant_id, policy_id)
     missing = set(scope.get("group_ids") or []) - await groups.existing_ids(conn, tenant_id, scope.get("group_ids") or [])
     if missing:
         raise Invalid(f"unknown device group(s): {', '.join(sorted(missing))}")

@@ -27,10 +27,10 @@ async def hook(api):
     await target.stop()
 
 
-async def deliveries(api, target, n):
+async def deliveries(api, target, n, now=None):
     notifier = api.services.runtime.notifier_ref
     for _ in range(20):
-        await notifier.run_due()
+        await notifier.run_due(now)
         if len(target.requests) >= n:
             break
     return target.requests
@@ -61,3 +61,31 @@ async def test_maintenance_window_suppresses_the_notification_not_the_alert(api,
     await telemetry(api, "d1", 0, temp=35)
     assert (await api.get("/api/v1/customer/alerts", params={"status": "OPEN"})).json()["total"] == 1
     assert await deliveries(api, hook, 1) == []
+
+
+async def test_unacknowledged_alert_escalates_level_by_level_until_acknowledged(api, hook):
+    second = await HttpTarget().start()
+    try:
+        ch2 = (await api.post("/api/v1/customer/notification-channels",
+                              json={"name": "oncall", "channel_type": "webhook", "config": {"url": second.url}})).json()
+        ch1 = (await api.get("/api/v1/customer/notification-channels")).json()["channels"][0]
+        policy = await api.post("/api/v1/customer/escalation-policies", json={
+            "name": "default", "is_default": True,
+            "levels": [{"delay_minutes": 0, "targets": [{"type": "channel", "id": ch1["channel_id"]}]},
+                       {"delay_minutes": 5, "targets": [{"type": "channel", "id": ch2["channel_id"]}]}]})
+        assert policy.status_code == 201, policy.text
+        await telemetry(api, "d1", 0, temp=35)
+        notifier = api.services.runtime.notifier_ref
+        now = datetime.now(timezone.utc)
+        assert await notifier.escalate_due(now + timedelta(seconds=1)) == 1  # level 1 (delay 0)
+        assert await notifier.escalate_due(now + timedelta(minutes=2)) == 0  # level 2 not yet due
+        assert await notifier.escalate_due(now + timedelta(minutes=6)) == 1  # level 2
+        await deliveries(api, second, 1, now + timedelta(minutes=6))
+        assert [r.json()["event"] for r in second.requests] == ["ESCALATED"]
+        aid = second.requests[0].json()["alert"]["alert_id"]
+        await api.patch(f"/api/v1/customer/alerts/{aid}/acknowledge")
+        assert await notifier.escalate_due(now + timedelta(hours=1)) == 0  # acknowledged: no more pages
+        detail = (await api.get(f"/api/v1/customer/alerts/{aid}")).json()
+        assert [t["action"] for t in detail["transitions"]].count("ESCALATED") == 2
+    finally:
+        await second.stop()

@@ -76,6 +76,7 @@ class RuleCreate(BaseModel):
     template_ids: list[int] | None = Field(None, max_length=100)
     auto_resolve: bool = True
     enabled: bool = True
+    escalation_policy_id: str | None = Field(None, max_length=64, description="default: the tenant's default policy")
 
     _sev = field_validator("severity")(lambda cls, v: severity_value(v))
     _idlists = field_validator("device_ids", "group_ids", "site_ids")(lambda cls, v: _ids(v))
@@ -119,7 +120,8 @@ class RuleCreate(BaseModel):
         return {"name": self.name, "description": self.description, "rule_type": self.rule_type,
                 "metric": conds[0]["metric"], "operator": conds[0]["operator"], "threshold": conds[0]["threshold"],
                 "severity": self.severity, "duration_seconds": self.duration_seconds, "device_ids": self.device_ids,
-                "auto_resolve": self.auto_resolve, "enabled": self.enabled, "config": config}
+                "auto_resolve": self.auto_resolve, "enabled": self.enabled, "config": config,
+                "escalation_policy_id": self.escalation_policy_id}
 
 
 TYPE_FIELDS: dict[str, set[str]] = {
@@ -137,8 +139,8 @@ def rule_document(row: dict[str, Any]) -> dict[str, Any]:
     """A stored rule back in RuleCreate's shape (PATCH merges into it and re-validates)."""
     cfg = row.get("config") or {}
     doc: dict[str, Any] = {k: row[k] for k in ("name", "description", "rule_type", "severity", "duration_seconds",
-                                               "device_ids", "auto_resolve", "enabled")}
-    doc.update({k: v for k, v in cfg.items() if k not in ("conditions", "scope", "match")})
+                                               "device_ids", "auto_resolve", "enabled", "escalation_policy_id")}
+    doc.update({k: v for k, v in cfg.items() if k not in ("conditions", "scope", "match", "applied_from")})
     doc.update(cfg.get("scope") or {})
     conds = cfg.get("conditions") or [{"metric": row["metric"], "operator": row["operator"], "threshold": row["threshold"]}]
     if row["rule_type"] == "threshold" and len(conds) > 1:

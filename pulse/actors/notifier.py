@@ -27,6 +27,10 @@ from zoneinfo import ZoneInfo
 
 import httpx
 
+from pulse.actors.escalation import digest_window
+from pulse.integrations.channels.email import EmailConfig, plain_email, send_mail
+from pulse.pipelines import reports
+from pulse.storage import digest
 from pulse.actors.escalation import advance
 from pulse.storage import escalation
 from pulse.storage import alerts as alert_store
@@ -293,6 +297,27 @@ class Notifier:
                                resolved["channel_ids"], now)
             steps += 1
         return steps
+
+    async def send_digests(self, now: datetime | None = None) -> int:
+        """Alert digests that are due, each by its e-mail channel's SMTP server to its recipients.
+        A failed send is retried at the next tick (the digest stays due until one succeeds)."""
+        now = now or self.clock()
+        sent = 0
+        for settings in await digest.due_digests(self.db, now):
+            since, until = digest_window(settings, now)
+            content = await digest.digest_content(self.db, settings["tenant_id"], since, until)
+            subject, text, body = reports.digest_email(content, settings["frequency"])
+            try:
+                channel = await store.channel_for_delivery(self.db, self.box, settings["tenant_id"], settings["channel_id"])
+                config = EmailConfig.model_validate({**channel["config"], "recipients": settings["recipients"]})
+                mail = plain_email(config, subject, text, body)
+                await asyncio.to_thread(send_mail, config, mail, self.settings.notifier_timeout_s)
+            except Exception as e:  # SMTP down, channel gone: try again next tick
+                log.warning("digest for %s not sent: %s", settings["tenant_id"], e)
+                continue
+            await digest.mark_sent(self.db, settings["tenant_id"], now)
+            sent += 1
+        return sent
 
     async def suppressed(self, tenant_id: str, alert: Mapping[str, Any]) -> bool:
         if alert.get("silenced"):

@@ -30,7 +30,8 @@ class Scheduler:
         return {"expire_commands": (self.settings.command_expiry_interval_s, self.tick_expire_commands),
                 "telemetry_gaps": (self.settings.timer_rules_interval_s, self.tick_telemetry_gaps),
                 "presence": (self.settings.timer_rules_interval_s, self.tick_presence),
-                "escalations": (self.settings.escalation_interval_s, self.tick_escalations)}
+                "escalations": (self.settings.escalation_interval_s, self.tick_escalations),
+                "digests": (60.0, self.tick_digests)}
 
     async def start(self) -> bool:
         if self._tasks:
@@ -70,6 +71,9 @@ class Scheduler:
     async def tick_escalations(self) -> int:
         """Unacknowledged alerts move up their escalation policy (timers live in the store)."""
         return await self.runtime.notifier_call("escalate_due")
+
+    async def tick_digests(self) -> int:
+        return await self.runtime.notifier_call("send_digests")
 
     async def _loop(self, name: str, period: float, fn: Callable[[], Awaitable[int]]) -> None:
         while True:

@@ -89,3 +89,29 @@ async def test_unacknowledged_alert_escalates_level_by_level_until_acknowledged(
         assert [t["action"] for t in detail["transitions"]].count("ESCALATED") == 2
     finally:
         await second.stop()
+
+
+async def test_hourly_digest_is_mailed_to_its_recipients(api, hook):
+    from tests.integrations.helpers import SmtpTarget
+
+    smtp = SmtpTarget().start()
+    try:
+        ch = await api.post("/api/v1/customer/notification-channels", json={
+            "name": "mail", "channel_type": "email",
+            "config": {"smtp_host": "127.0.0.1", "smtp_port": smtp.port, "from": "pulse@acme.example",
+                       "recipients": ["noc@acme.example"]}})
+        assert ch.status_code == 201, ch.text
+        r = await api.request("PUT", "/api/v1/customer/alert-digest-settings", json={
+            "frequency": "hourly", "recipients": ["ops@acme.example"], "channel_id": ch.json()["channel_id"]})
+        assert r.status_code == 200, r.text
+        await telemetry(api, "d1", 3000, temp=35)  # one critical alert, a few minutes ago
+        notifier = api.services.runtime.notifier_ref
+        later = datetime.now(timezone.utc) + timedelta(hours=1, minutes=1)
+        assert await notifier.send_digests(later) == 1
+        (sender, rcpts, mail), = smtp.messages
+        assert rcpts == ["ops@acme.example"] and "1 open" in mail["Subject"]
+        assert "critical" in mail.get_body(("plain",)).get_content()
+        assert mail.get_body(("html",)) is not None
+        assert await notifier.send_digests(later) == 0  # once per period
+    finally:
+        smtp.stop()

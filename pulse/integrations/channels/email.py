@@ -104,7 +104,20 @@ def build_email(message: Message, config: EmailConfig) -> EmailMessage:
     return mail
 
 
-def _send_sync(config: EmailConfig, mail: EmailMessage, timeout: float) -> dict:
+def plain_email(config: EmailConfig, subject_line: str, text: str, html_text: str) -> EmailMessage:
+    """A non-alert mail (the digest) from the channel's sender to its recipients."""
+    mail = EmailMessage()
+    mail["Subject"] = subject_line
+    mail["From"] = config.from_
+    mail["To"] = ", ".join(config.recipients)
+    mail["Date"] = formatdate(localtime=False)
+    mail["Message-ID"] = make_msgid(domain=config.from_.rsplit("@", 1)[1])
+    mail.set_content(text)
+    mail.add_alternative(html_text, subtype="html")
+    return mail
+
+
+def send_mail(config: EmailConfig, mail: EmailMessage, timeout: float) -> dict:
     context = ssl.create_default_context()
     smtp_cls = smtplib.SMTP_SSL if config.ssl else smtplib.SMTP
     kwargs = {"context": context} if config.ssl else {}
@@ -134,7 +147,7 @@ class EmailChannel:
 
         try:
             await check_target(config.smtp_host, config.smtp_port, ctx)
-            refused = await asyncio.to_thread(_send_sync, config, self.build(message, config), ctx.timeout_s)
+            refused = await asyncio.to_thread(send_mail, config, self.build(message, config), ctx.timeout_s)
         except BlockedTarget as e:
             return done(ok=False, error=str(e))
         except smtplib.SMTPAuthenticationError as e:

@@ -598,11 +598,12 @@ def timing_line(timings: list[dict[str, Any]], wall: float) -> str:
     for b in timings:
         for k, v in b["calls"].items():
             calls[k] += v
-    parts = [f"{k} p50 {1000 * np.median(v):.1f} ms (x{len(v)})" for k, v in sorted(calls.items())
+    parts = [f"{k} p50 {1000 * np.median(v):.1f} / max {1000 * max(v):.0f} ms (x{len(v)})" for k, v in sorted(calls.items())
              if k in ("handle_batch", "handle_raw", "append", "handle_events")]
     busy = proc.sum() / 1000 / wall / max(1, len(timings))
     return (f"bridge batches: {len(proc)} of {sizes.mean():.0f} msgs avg (max {sizes.max()}); process() p50 "
-            f"{np.median(proc):.1f} ms p99 {np.percentile(proc, 99):.1f} ms, busy {100 * busy:.0f}% of wall per bridge; "
+            f"{np.median(proc):.1f} ms p99 {np.percentile(proc, 99):.1f} ms max {proc.max():.0f} ms, busy "
+            f"{100 * busy:.0f}% of wall per bridge; "
             f"actor calls: {', '.join(parts)}")
 
 

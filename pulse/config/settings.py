@@ -10,7 +10,7 @@ import os
 import secrets
 from functools import cached_property
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 from urllib.parse import unquote, urlsplit
 
 from pydantic import Field, field_validator
@@ -139,48 +139,34 @@ class Settings(BaseSettings):
         for d in (self.data_dir, self.lake_dir, self.wal_dir):
             d.mkdir(parents=True, exist_ok=True)
 
-    def resolved_jwt_secret(self) -> str:
-        """The configured secret, else one generated into the data dir on first use."""
-        if self.jwt_secret:
-            return self.jwt_secret
-        path = self.data_dir / "jwt_secret"
-        if not path.exists():
-            self.ensure_dirs()
-            tmp = path.with_suffix(".tmp")
-            tmp.write_text(secrets.token_urlsafe(48))
-            tmp.chmod(0o600)
-            try:
-                os.link(tmp, path)  # atomic: the first writer wins, others read its secret
-            except FileExistsError:
-                pass
-            tmp.unlink(missing_ok=True)
-        return path.read_text().strip()
-
-    def resolved_secrets_key(self) -> str:
-        """The configured Fernet key(s), else one generated into the data dir on first use."""
-        if self.secrets_key:
-            return self.secrets_key
-        path = self.data_dir / "secrets_key"
+    def _generated(self, name: str, make: Callable[[], str]) -> str:
+        """A secret kept in the data dir (mode 0600), made on first use. Linking a temp file into
+        place is atomic, so concurrent first starts (Ray workers) all end up with the same value."""
+        path = self.data_dir / name
         if not path.exists():
             self.ensure_dirs()
             tmp = path.with_suffix(f".{secrets.token_hex(4)}.tmp")
-            tmp.write_text(base64.urlsafe_b64encode(secrets.token_bytes(32)).decode())  # a Fernet key
+            tmp.write_text(make())
             tmp.chmod(0o600)
             try:
-                os.link(tmp, path)  # atomic: the first writer wins, others read its key
+                os.link(tmp, path)
             except FileExistsError:
                 pass
             tmp.unlink(missing_ok=True)
         return path.read_text().strip()
 
+    def resolved_jwt_secret(self) -> str:
+        """The configured secret, else one generated into the data dir."""
+        return self.jwt_secret or self._generated("jwt_secret", lambda: secrets.token_urlsafe(48))
+
+    def resolved_secrets_key(self) -> str:
+        """The configured Fernet key(s), else one generated into the data dir."""
+        return self.secrets_key or self._generated(
+            "secrets_key", lambda: base64.urlsafe_b64encode(secrets.token_bytes(32)).decode())
+
     def service_mqtt_password(self) -> str:
         """Password of Pulse's own MQTT account on the embedded broker (generated once)."""
-        path = self.data_dir / "mqtt_service_password"
-        if not path.exists():
-            self.ensure_dirs()
-            path.write_text(secrets.token_urlsafe(24))
-            path.chmod(0o600)
-        return path.read_text().strip()
+        return self._generated("mqtt_service_password", lambda: secrets.token_urlsafe(24))
 
     def service_mqtt(self) -> tuple[str, int, str, str]:
         """(host, port, username, password) of Pulse's own MQTT account."""

@@ -82,7 +82,7 @@ class Settings(BaseSettings):
     notifier_batch_size: int = 100
     notifier_concurrency: int = 16
     notifier_timeout_s: float = 10.0
-    notifier_max_attempts: int = 10
+    notifier_max_attempts: int = 60  # with backoff capped at 15 min: about 14 h of retrying before FAILED
     notifier_backoff_base_s: float = 5.0  # 5, 10, 20, ... s between attempts
     notifier_backoff_max_s: float = 900.0
     notifier_rate_per_minute: float = 60.0  # per channel, unless the channel sets its own

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import hmac
 import logging
-import time
 import weakref
 from dataclasses import dataclass
 

@@ -8,12 +8,11 @@ from __future__ import annotations
 import base64
 import os
 import secrets
-from functools import cached_property
 from pathlib import Path
 from typing import Any, Callable
 from urllib.parse import unquote, urlsplit
 
-from pydantic import Field, field_validator
+from pydantic import field_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict, TomlConfigSettingsSource
 
 

@@ -2,8 +2,12 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any, ClassVar
 
 from fastapi import Query
+from pydantic import BaseModel, ConfigDict, model_validator
+
+from pulse.errors import Invalid
 
 MAX_LIMIT = 1000
 
@@ -20,3 +24,30 @@ def page_params(limit: int = Query(50, ge=1, le=MAX_LIMIT), offset: int = Query(
 
 def page(key: str, items: list, total: int, p: PageParams) -> dict:
     return {key: items, "total": total, "limit": p.limit, "offset": p.offset}
+
+
+class Update(BaseModel):
+    """A partial update (PUT/PATCH): fields left out stay as they are; NOT_NULL fields cannot be null."""
+
+    model_config = ConfigDict(extra="forbid")
+    NOT_NULL: ClassVar[tuple[str, ...]] = ()
+
+    @model_validator(mode="after")
+    def _not_null(self):
+        for name in self.NOT_NULL:
+            if name in self.model_fields_set and getattr(self, name) is None:
+                raise ValueError(f"{name} cannot be null")
+        return self
+
+    def changes(self) -> dict[str, Any]:
+        fields = self.model_dump(exclude_unset=True)
+        if not fields:
+            raise Invalid("nothing to update")
+        return fields
+
+
+def weekdays(v: list[int]) -> list[int]:
+    """Days of the week, 0 (Monday) to 6 (Sunday), de-duplicated and sorted."""
+    if any(not 0 <= d <= 6 for d in v):
+        raise ValueError("days are 0 (Monday) to 6 (Sunday)")
+    return sorted(set(v))

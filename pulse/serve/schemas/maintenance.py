@@ -5,6 +5,7 @@ import re
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from pulse.serve.schemas.common import weekdays
 from pulse.actors.maintenance import MAX_DURATION_MINUTES, zone
 from pulse.serve.schemas.devices import ID_PATTERN
 from pulse.serve.schemas.tags import TAG_PATTERN
@@ -23,12 +24,7 @@ class Recurrence(BaseModel):
     duration_minutes: int = Field(ge=1, le=MAX_DURATION_MINUTES)
     timezone: str = Field("UTC", max_length=64, examples=["Europe/Berlin"])
 
-    @field_validator("days_of_week")
-    @classmethod
-    def _days(cls, v: list[int]) -> list[int]:
-        if any(not 0 <= d <= 6 for d in v):
-            raise ValueError("days are 0 (Monday) to 6 (Sunday)")
-        return sorted(set(v))
+    _days = field_validator("days_of_week")(lambda cls, v: weekdays(v))
 
     @field_validator("timezone")
     @classmethod

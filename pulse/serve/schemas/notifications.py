@@ -13,7 +13,7 @@ from pydantic import AfterValidator, AliasChoices, BaseModel, BeforeValidator, C
 from pulse.actors.rules import SEVERITY_NAMES
 from pulse.serve.schemas.devices import ID_PATTERN
 from pulse.serve.schemas.tags import Tag
-from pulse.serve.schemas.templates import Update
+from pulse.serve.schemas.common import Update
 
 ChannelType = Literal["webhook", "email", "slack", "teams", "pagerduty", "mqtt"]
 Event = Literal["OPEN", "ACKNOWLEDGED", "CLOSED", "ESCALATED"]

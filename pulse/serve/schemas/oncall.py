@@ -1,37 +1,17 @@
 """HTTP bodies of on-call schedules, layers and overrides."""
 from __future__ import annotations
 
-from typing import Annotated, Any, ClassVar, Literal
+from typing import Annotated, Literal
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StringConstraints, field_validator, model_validator
 
+from pulse.serve.schemas.common import Update, weekdays
 from pulse.actors.oncall import END_HHMM_PATTERN, HHMM_PATTERN, MAX_PARTICIPANTS, MAX_SHIFT_HOURS, zone
-from pulse.errors import Invalid
 
 # A user's email or id: no spaces, no slashes, at most an email address's length.
 Person = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9._%+@:-]{0,319}$")]
 RotationType = Literal["daily", "weekly", "custom"]
 MAX_RESTRICTIONS = 50
-
-
-class Update(BaseModel):
-    """A partial update (PUT): fields left out stay as they are; NOT_NULL fields cannot be null."""
-
-    model_config = ConfigDict(extra="forbid")
-    NOT_NULL: ClassVar[tuple[str, ...]] = ()
-
-    @model_validator(mode="after")
-    def _not_null(self):
-        for name in self.NOT_NULL:
-            if name in self.model_fields_set and getattr(self, name) is None:
-                raise ValueError(f"{name} cannot be null")
-        return self
-
-    def changes(self) -> dict[str, Any]:
-        fields = self.model_dump(exclude_unset=True)
-        if not fields:
-            raise Invalid("nothing to update")
-        return fields
 
 
 def _iana(v: str | None) -> str | None:
@@ -73,12 +53,7 @@ class Restriction(BaseModel):
     start_time: str = Field(pattern=HHMM_PATTERN, examples=["09:00"])
     end_time: str = Field(pattern=END_HHMM_PATTERN, examples=["17:00"])
 
-    @field_validator("days_of_week")
-    @classmethod
-    def _days(cls, v: list[int]) -> list[int]:
-        if any(not 0 <= d <= 6 for d in v):
-            raise ValueError("days are 0 (Monday) to 6 (Sunday)")
-        return sorted(set(v))
+    _days = field_validator("days_of_week")(lambda cls, v: weekdays(v))
 
     @model_validator(mode="after")
     def _not_empty(self) -> "Restriction":

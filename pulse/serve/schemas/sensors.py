@@ -5,7 +5,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from pulse.serve.schemas.templates import METRIC_KEY, Update
+from pulse.serve.schemas.common import Update
+from pulse.serve.schemas.templates import METRIC_KEY
 
 SensorStatus = Literal["active", "inactive", "error"]
 SensorSource = Literal["required", "optional", "unmodeled"]

@@ -2,12 +2,12 @@
 from __future__ import annotations
 
 import re
-from typing import Any, ClassVar, Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from pulse.serve.schemas.common import Update
 from pulse.actors.envelope import METRIC_KEY_RE
-from pulse.errors import Invalid
 
 Category = Literal["gateway", "edge_device", "standalone_sensor", "controller", "expansion_module"]
 DataType = Literal["float", "integer", "boolean", "string", "enum"]
@@ -19,26 +19,6 @@ METRIC_KEY = METRIC_KEY_RE.pattern  # what ingest accepts as a metric name
 COMMAND_KEY = r"^[A-Za-z0-9_.:-]{1,128}$"  # what the commands API accepts as a command type
 SLOT_KEY = r"^[A-Za-z0-9_.:-]{1,64}$"
 SLUG = r"^[a-z0-9][a-z0-9-]{0,99}$"
-
-
-class Update(BaseModel):
-    """A partial update: fields left out stay as they are; NOT_NULL fields cannot be set to null."""
-
-    model_config = ConfigDict(extra="forbid")
-    NOT_NULL: ClassVar[tuple[str, ...]] = ()
-
-    @model_validator(mode="after")
-    def _not_null(self):
-        for name in self.NOT_NULL:
-            if name in self.model_fields_set and getattr(self, name) is None:
-                raise ValueError(f"{name} cannot be null")
-        return self
-
-    def changes(self) -> dict[str, Any]:
-        fields = self.model_dump(exclude_unset=True)
-        if not fields:
-            raise Invalid("nothing to update")
-        return fields
 
 
 # ---- metrics, commands, slots --------------------------------------------------------------------

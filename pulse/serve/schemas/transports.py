@@ -5,7 +5,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from pulse.serve.schemas.templates import IngestionProtocol, PhysicalConnectivity, Update
+from pulse.serve.schemas.common import Update
+from pulse.serve.schemas.templates import IngestionProtocol, PhysicalConnectivity
 
 TransportStatus = Literal["active", "inactive", "failover"]
 

@@ -98,6 +98,7 @@ SWEEPS = {
                  Cfg(bridges=2), Cfg(shards=1), Cfg(shards=4), Cfg(batch_size=2000, batch_ms=50, bridges=2)],
     "changes": [Cfg(), Cfg(protocol="311"), Cfg(experiments=frozenset({"thin"})),
                 Cfg(protocol="311", experiments=frozenset({"thin"})), Cfg(experiments=frozenset({"deadline"})),
+                Cfg(protocol="311", experiments=frozenset({"thin"}), batch_ms=5),
                 Cfg(protocol="311", experiments=frozenset({"thin"}), bridges=2)],
 }
 
@@ -401,6 +402,60 @@ def mqtt_client(protocol: str, port: int, user: str, password: str, identifier: 
     return aiomqtt.Client("127.0.0.1", port, protocol=aiomqtt.ProtocolVersion.V5, clean_start=True, **common)
 
 
+def gc_probed(cls: type, freeze: bool = False) -> type:
+    """`cls` plus a record of its process's full (generation 2) garbage collections: how many and
+    how long the process stood still. Measurement only; the process title keeps the class name.
+    `freeze` (EXPERIMENT `gcfreeze`): gc.freeze() once started, so full collections no longer
+    traverse the hundreds of thousands of objects Ray, SQLAlchemy, pyarrow... leave at import."""
+
+    class Probed(cls):  # type: ignore[misc, valid-type]
+        async def start(self, *args: Any, **kwargs: Any) -> Any:
+            import gc
+
+            if not hasattr(self, "_gc_pauses"):
+                self._gc_pauses: list[float] = []
+                started: list[float] = []
+
+                def on_gc(phase: str, info: dict[str, Any]) -> None:
+                    if info["generation"] == 2:
+                        if phase == "start":
+                            started.append(time.perf_counter())
+                        elif started:
+                            self._gc_pauses.append((time.perf_counter() - started.pop()) * 1000)
+
+                gc.callbacks.append(on_gc)
+            result = await super().start(*args, **kwargs)
+            if freeze:
+                gc.collect()
+                gc.freeze()
+            return result
+
+        async def gc_pauses(self, reset: bool = False) -> list[float]:
+            out = list(getattr(self, "_gc_pauses", []))
+            if reset and hasattr(self, "_gc_pauses"):
+                self._gc_pauses.clear()
+            return out
+
+    Probed.__name__ = Probed.__qualname__ = cls.__name__
+    return Probed
+
+
+async def gc_report(env: Env, reset: bool = True) -> dict[str, list[float]]:
+    rt = env.runtime
+    groups = {"IngestBridge": env.bridges, "DeviceShard": rt.device_refs, "LakeWriter": [rt.lake_ref]}
+    out: dict[str, list[float]] = {}
+    for name, refs in groups.items():
+        lists = await asyncio.gather(*(r.gc_pauses.remote(reset) for r in refs))
+        out[name] = [p for lst in lists for p in lst]
+    return out
+
+
+def gc_line(pauses: dict[str, list[float]]) -> str:
+    parts = [f"{k} {len(v)}" + (f" (longest {max(v):.0f} ms, total {sum(v):.0f} ms)" if v else "")
+             for k, v in pauses.items()]
+    return "full GC collections (the process stands still): " + ", ".join(parts)
+
+
 def bridge_class(protocol: str, experiments: frozenset[str] = frozenset()) -> Any:
     """The shipped IngestBridge with timers around `process()` and around its runtime's actor calls
     (measurement only; behaviour unchanged). With protocol "311" - an experiment of this benchmark,
@@ -422,16 +477,18 @@ def bridge_class(protocol: str, experiments: frozenset[str] = frozenset()) -> An
             finally:
                 self.times[method].append(time.perf_counter() - t)
 
-    class TimedIngestBridge(IngestBridge):
+    class TimedIngestBridge(gc_probed(IngestBridge, "gcfreeze" in experiments)):  # type: ignore[misc]
         async def start(self) -> bool:
             if self.runtime is None:
                 self.runtime = TimedRayRuntime(self.settings)
                 self.runtime.connect()
                 self.batch_times: list[float] = []
                 self.batch_sizes: list[int] = []
+                self.batch_starts: list[float] = []
             return await super().start()
 
         async def process(self, batch: list) -> None:
+            self.batch_starts.append(time.time())
             t = time.perf_counter()
             try:
                 await self.do_process(batch)
@@ -444,8 +501,10 @@ def bridge_class(protocol: str, experiments: frozenset[str] = frozenset()) -> An
 
         async def timings(self, reset: bool = False) -> dict[str, Any]:
             out = {"process": list(self.batch_times), "sizes": list(self.batch_sizes),
+                   "starts": list(self.batch_starts),
                    "calls": {k: list(v) for k, v in self.runtime.times.items()}}
             if reset:
+                self.batch_starts.clear()
                 self.batch_times.clear()
                 self.batch_sizes.clear()
                 self.runtime.times.clear()
@@ -463,7 +522,7 @@ def bridge_class(protocol: str, experiments: frozenset[str] = frozenset()) -> An
         base = TimedIngestBridgeMqtt311
     if "thin" in experiments:
         base = thin_bridge(base)
-    if not experiments - {"thin"}:
+    if not experiments - {"thin", "gcfreeze"}:
         return base
 
     deadline = "deadline" in experiments
@@ -602,8 +661,8 @@ def timing_line(timings: list[dict[str, Any]], wall: float) -> str:
              if k in ("handle_batch", "handle_raw", "append", "handle_events")]
     busy = proc.sum() / 1000 / wall / max(1, len(timings))
     return (f"bridge batches: {len(proc)} of {sizes.mean():.0f} msgs avg (max {sizes.max()}); process() p50 "
-            f"{np.median(proc):.1f} ms p99 {np.percentile(proc, 99):.1f} ms max {proc.max():.0f} ms, busy "
-            f"{100 * busy:.0f}% of wall per bridge; "
+            f"{np.median(proc):.1f} ms p99 {np.percentile(proc, 99):.1f} ms max {proc.max():.0f} ms, "
+            f"busy {100 * busy:.0f}% of wall per bridge; "
             f"actor calls: {', '.join(parts)}")
 
 
@@ -836,23 +895,20 @@ async def run_naive(env: Env, per_device: int, protocol: str) -> dict[str, Any]:
 async def deploy_pulse(env: Env, cfg: Cfg) -> Any:
     import ray
 
-    from pulse.actors.host import TenantShard
-    from pulse.actors.lake_writer import LakeWriter
-    from pulse.actors.runtime import NAMESPACE, RayRuntime, _lake_args, _shard_args, actor_names
+    from pulse.actors import runtime as runtime_module
+    from pulse.actors.runtime import NAMESPACE, RayRuntime
 
     s = env.settings(cfg)
     rt = RayRuntime(s)
-    if "thin" in cfg.experiments:  # RayRuntime.deploy() with the experiment's DeviceShard subclass
-        s.ensure_dirs()
-        names = actor_names(s)
-        shard_cls = thin_shard_class()
-        rt.device_refs = [ray.remote(shard_cls).options(**rt._options(n)).remote(*_shard_args(s, i))
-                          for i, n in enumerate(names["device"])]
-        rt.tenant_refs = [ray.remote(TenantShard).options(**rt._options(n)).remote(*_shard_args(s, i))
-                          for i, n in enumerate(names["tenant"])]
-        rt.lake_ref = ray.remote(LakeWriter).options(**rt._options("lake-writer")).remote(*_lake_args(s))
-    else:
+    shipped_shard, shipped_lake = runtime_module.DeviceShard, runtime_module.LakeWriter
+    # RayRuntime.deploy() with GC-probed subclasses (and the experiment's DeviceShard if asked)
+    freeze = "gcfreeze" in cfg.experiments
+    runtime_module.DeviceShard = gc_probed(thin_shard_class() if "thin" in cfg.experiments else shipped_shard, freeze)
+    runtime_module.LakeWriter = gc_probed(shipped_lake, freeze)
+    try:
         rt.deploy()
+    finally:
+        runtime_module.DeviceShard, runtime_module.LakeWriter = shipped_shard, shipped_lake
     env.runtime = rt
     await rt.start()
     opts = {"namespace": NAMESPACE, "lifetime": "detached", "get_if_exists": True, "num_cpus": 0,
@@ -874,7 +930,7 @@ async def teardown_pulse(env: Env, s: Any) -> None:
     from paho.mqtt.properties import Properties
 
     from pulse.actors.ingest import IngestBridge
-    from pulse.actors.runtime import NAMESPACE, actor_names
+    from pulse.actors.runtime import NAMESPACE
 
     for b in env.bridges:
         with contextlib.suppress(Exception):
@@ -882,15 +938,10 @@ async def teardown_pulse(env: Env, s: Any) -> None:
         ray.kill(b, no_restart=True)
     if env.runtime is not None:
         await env.runtime.stop()
-    names = [n for group in actor_names(s).values() for n in group] + [f"ingest-bridge-{i}" for i in range(len(env.bridges))]
-    deadline = time.monotonic() + 30
-    for n in names:
-        while time.monotonic() < deadline:
-            try:
-                ray.get_actor(n, namespace=NAMESPACE)
-            except ValueError:
-                break
-            await asyncio.sleep(0.1)
+    deadline = time.monotonic() + 30  # every named actor gone, so the next deploy makes new ones
+    while time.monotonic() < deadline and any(
+            a.get("namespace") == NAMESPACE for a in ray.util.list_named_actors(all_namespaces=True)):
+        await asyncio.sleep(0.1)
     host, port, user, password = s.service_mqtt()
     for i in range(len(env.bridges)):
         props = Properties(PacketTypes.CONNECT)
@@ -920,6 +971,23 @@ async def wait_processed(env: Env, target: int, timeout: float, poll: float = 0.
     return time.time(), tot
 
 
+async def warm_up(env: Env) -> dict[str, Any]:
+    """One message per device before measuring: activates every device actor (store read, rules,
+    first-sight sensor discovery), so the throughput phase measures steady state. The time it took
+    and the first batch's `process()` time are reported as the cold-start cost."""
+    base = await bridge_totals(env)
+    await asyncio.gather(*(b.timings.remote(True) for b in env.bridges))
+    pubs = env.publishers_for(env.devices)
+    t0 = pubs.feed(blobs_for(env, 1, first_seq=5_000_000 * env.configs_run), 1)
+    t_done, tot = await wait_processed(env, base["accepted"] + base["rejected"] + len(env.devices), 60)
+    await asyncio.to_thread(pubs.wait, 30)
+    pubs.stop()
+    timings = await asyncio.gather(*(b.timings.remote(True) for b in env.bridges))
+    first = max((max(b["process"]) for b in timings if b["process"]), default=0.0)
+    return {"seconds": t_done - t0, "slowest_batch_ms": first * 1000,
+            "complete": tot["accepted"] + tot["rejected"] - base["accepted"] - base["rejected"] >= len(env.devices)}
+
+
 async def run_pulse_throughput(env: Env, per_device: int) -> dict[str, Any]:
     total = per_device * len(env.devices)
     base = await bridge_totals(env)
@@ -931,8 +999,10 @@ async def run_pulse_throughput(env: Env, per_device: int) -> dict[str, Any]:
     meter = CpuMeter()
     t0 = pubs.feed(blobs, per_device)
     await asyncio.gather(*(b.timings.remote(True) for b in env.bridges))
+    await gc_report(env)
     t_done, tot = await wait_processed(env, base["accepted"] + base["rejected"] + total, env.args.phase_timeout)
     timings = await asyncio.gather(*(b.timings.remote(True) for b in env.bridges))
+    gcs = await gc_report(env)
     await asyncio.to_thread(pubs.wait, 30)
     pubs.stop()
     cpu = meter.stop()
@@ -942,7 +1012,7 @@ async def run_pulse_throughput(env: Env, per_device: int) -> dict[str, Any]:
     return {"msgs": done, "expected": total, "seconds": elapsed, "rate": done / elapsed,
             "points_rate": (tot["rows"] - base["rows"]) / elapsed, "complete": done >= total,
             "batches": tot["batches"] - base["batches"], "cpu": cpu, "profile": profile,
-            "timing": timing_line(timings, t_done - t0)}
+            "timing": timing_line(timings, t_done - t0), "t0": t0, "raw_timings": timings, "gc": gc_line(gcs)}
 
 
 async def run_latency(env: Env, rate: float, seconds: float) -> dict[str, Any]:
@@ -951,6 +1021,7 @@ async def run_latency(env: Env, rate: float, seconds: float) -> dict[str, Any]:
     import numpy as np
 
     pubs = env.publishers_for(env.devices)
+    await gc_report(env)
     meter = CpuMeter()
     stop = threading.Event()
     pacer = pubs.paced(rate, seconds, env.args.metrics, 20_000_000 * env.configs_run, stop)
@@ -995,18 +1066,23 @@ async def run_latency(env: Env, rate: float, seconds: float) -> dict[str, Any]:
     pubs.stop()
     cpu = meter.stop()
     timings = await asyncio.gather(*(b.timings.remote(True) for b in env.bridges))
+    gcs = await gc_report(env)
     arr = np.array(samples) if samples else np.array([float("nan")])
     return {"rate": rate, "probes": probes, "timeouts": timeouts, "p50": float(np.percentile(arr, 50)),
             "p99": float(np.percentile(arr, 99)), "max": float(arr.max()), "n": len(samples),
             "background_sent": pubs.sent, "cpu": cpu,
-            "slowest": sorted(zip(samples, when), reverse=True)[:5], "timing": timing_line(timings, cpu["wall"])}
+            "slowest": sorted(zip(samples, when), reverse=True)[:5], "timing": timing_line(timings, cpu["wall"]),
+            "gc": gc_line(gcs)}
 
 
 async def one_config(env: Env, cfg: Cfg, per_device: int, latency_s: float) -> dict[str, Any]:
     s = await deploy_pulse(env, cfg)
     try:
         pubs_before = sum(p.sent for p in env.publishers)
+        warm = await warm_up(env)
+        log(f"warm-up: 1 message per device activated {len(env.devices)} device actors in {warm['seconds']:.2f} s")
         thr = await run_pulse_throughput(env, per_device)
+        thr["warm_up"] = warm
         log(f"pulse {cfg.label()}: {thr['rate']:,.0f} msg/s ({thr['msgs']:,}/{thr['expected']:,} in {thr['seconds']:.1f}s)")
         lat = await run_latency(env, thr["rate"] / 2, latency_s) if latency_s > 0 else None
         if lat:
@@ -1109,8 +1185,12 @@ def report(args: argparse.Namespace, ceilings: dict[str, dict], naive: dict | No
         print(f"  throughput  {thr['rate']:>9,.0f} msg/s  {thr['points_rate']:>10,.0f} points/s   "
               f"({thr['msgs']:,}/{thr['expected']:,} msgs in {thr['seconds']:.1f} s, {thr['batches']:,} batches; "
               f"first publish -> bridges' accepted+rejected == published)")
+        w = thr["warm_up"]
+        print(f"  cold start (before the clock): 1 message per device activated {args.devices} device actors in "
+              f"{w['seconds']:.2f} s; slowest batch {w['slowest_batch_ms']:.0f} ms")
         print(f"  {cpu_line(thr['cpu'])}")
         print(f"  {thr['timing']}")
+        print(f"  {thr['gc']}")
         if thr.get("profile"):
             print("  py-spy profile of the throughput phase:\n" + thr["profile"])
         ok_c = thr["rate"] >= ceiling["rate"] * TARGETS["ceiling_pct"] / 100
@@ -1127,6 +1207,7 @@ def report(args: argparse.Namespace, ceilings: dict[str, dict], naive: dict | No
                   f"{verdict(lat['p99'] < TARGETS['p99_ms'] and lat['timeouts'] == 0)}")
             print(f"    {cpu_line(lat['cpu'])}")
             print(f"    {lat['timing']}")
+            print(f"    {lat['gc']}")
             print("    slowest probes (ms @ s into the phase): "
                   + ", ".join(f"{ms:.0f} @ {at:.1f}" for ms, at in lat["slowest"]))
         lost = r["published"] - tot["accepted"] - tot["rejected"]
@@ -1205,7 +1286,8 @@ def parse_args() -> argparse.Namespace:
     p.add_argument("--experiment", default="", help="comma list of EXPERIMENTS (benchmark-local subclasses, not "
                    "shipped code): thin = shards decode raw payloads and append to the lake themselves; "
                    "deadline = a batch closes when full or when its oldest message waited batch_ms; "
-                   "pipeline = 2 batches in flight, acks in order")
+                   "pipeline = 2 batches in flight, acks in order; "
+                   "gcfreeze = gc.freeze() in the bridge, shard and lake writer processes after start")
     p.add_argument("--set", action="append", default=[], metavar="NAME=VALUE",
                    help="other Settings for the Pulse actors, e.g. --set lake_flush_rows=1000000 (repeatable)")
     p.add_argument("--protocol", choices=("5", "311"), default="5",

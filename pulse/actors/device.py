@@ -6,6 +6,7 @@ from a snapshot, calls it one message at a time, and persists `snapshot()` write
 from __future__ import annotations
 
 import json
+import sys
 from typing import Any, Iterable
 
 from pulse.actors.messages import (AlertEvent, CommandAck, CommandStatus, Effect, Heartbeat, MetricsDiscovered, Presence, Publish,
@@ -53,8 +54,8 @@ class DeviceActor:
         s = snapshot or {}
         self.tenant_id = tenant_id
         self.device_id = device_id
-        # metric -> [value, ts_ms]: lists, not tuples, so a JSON snapshot round-trips unchanged
-        self.latest: dict[str, list] = s.get("latest", {})
+        # metric -> (value, ts_ms); tuples and interned keys: a million actors must fit in a few GiB
+        self.latest: dict[str, tuple[float, int]] = {sys.intern(k): (v[0], v[1]) for k, v in s.get("latest", {}).items()}
         self.twin: dict[str, Any] = s.get("twin") or {
             "desired": {}, "desired_version": 0, "desired_ts": None,
             "reported": {}, "reported_version": 0, "reported_ts": None,
@@ -86,7 +87,7 @@ class DeviceActor:
             if cur is None:
                 new_keys.append(metric)
             if cur is None or msg.ts_ms >= cur[1]:
-                self.latest[metric] = [value, msg.ts_ms]
+                self.latest[metric] = (value, msg.ts_ms)
         if new_keys:
             effects.append(MetricsDiscovered(new_keys))
         for rule in rules:

@@ -6,6 +6,7 @@ Pure Python, no I/O: the bridge calls it once per message on the hot path.
 from __future__ import annotations
 
 import json
+import sys
 import math
 import re
 from dataclasses import dataclass
@@ -85,6 +86,7 @@ def parse_metrics(raw: Any, limits: Limits) -> dict[str, float]:
             raise Reject("METRIC_KEY_TOO_LONG", key[:40])
         if not METRIC_KEY_RE.match(key):
             raise Reject("METRIC_KEY_INVALID", key[:40])
+        key = sys.intern(key)  # the same few names arrive millions of times; actors keep one copy
         if isinstance(value, bool):
             out[key] = 1.0 if value else 0.0
         elif isinstance(value, (int, float)) and math.isfinite(value):

@@ -111,30 +111,38 @@ class RuleState:
     firing: bool = False
     last_ts_ms: int = 0
     values: dict[str, float] = field(default_factory=dict)  # last value per metric (multi-condition)
-    samples: deque = field(default_factory=lambda: deque(maxlen=MAX_WINDOW_SAMPLES))  # (ts_ms, value)
+    # (ts_ms, value) for window/rate/anomaly rules; None until needed: most rules never need one,
+    # and an empty deque per rule state was a third of a device actor's memory (bench_memory.py)
+    samples: deque | None = None
     sums: list[float] | None = None  # running [sum, sum of squares] of `samples`; rebuilt after a restore
 
     def to_dict(self) -> dict[str, Any]:
         return {"p": self.pending_since_ms, "f": self.firing, "t": self.last_ts_ms, "v": self.values,
-                "s": [list(s) for s in self.samples]}
+                "s": [list(s) for s in self.samples or ()]}
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> "RuleState":
-        samples = deque((tuple(s) for s in d.get("s") or ()), maxlen=MAX_WINDOW_SAMPLES)
+        samples = deque((tuple(s) for s in d["s"]), maxlen=MAX_WINDOW_SAMPLES) if d.get("s") else None
         return cls(d.get("p"), bool(d.get("f")), int(d.get("t") or 0), dict(d.get("v") or {}), samples)
+
+    def window(self) -> deque:
+        if self.samples is None:
+            self.samples = deque(maxlen=MAX_WINDOW_SAMPLES)
+        return self.samples
 
 
 # ---- signals ---------------------------------------------------------------------------------
 def _sums(state: RuleState) -> list[float]:
     if state.sums is None:
-        state.sums = [math.fsum(v for _, v in state.samples), math.fsum(v * v for _, v in state.samples)]
+        samples = state.window()
+        state.sums = [math.fsum(v for _, v in samples), math.fsum(v * v for _, v in samples)]
     return state.sums
 
 
 def _push(state: RuleState, ts_ms: int, value: float, keep: Callable[[tuple[int, float]], bool]) -> None:
     """Append a sample and drop old ones, keeping the running sums in step (O(1) amortised)."""
     sums = _sums(state)
-    if len(state.samples) == state.samples.maxlen:
+    if len(state.window()) == state.samples.maxlen:
         _, old = state.samples[0]
         sums[0] -= old
         sums[1] -= old * old
@@ -164,9 +172,10 @@ def _window(rule: Rule, state: RuleState, value: float, ts_ms: int) -> float:
 
 def _rate(state: RuleState, value: float, ts_ms: int) -> float | None:
     """Change per minute since the previous reading (None for the first one)."""
-    prev = state.samples[-1] if state.samples else None
-    state.samples.clear()
-    state.samples.append((ts_ms, value))
+    samples = state.window()
+    prev = samples[-1] if samples else None
+    samples.clear()
+    samples.append((ts_ms, value))
     if prev is None or ts_ms <= prev[0]:
         return None
     return (value - prev[1]) / ((ts_ms - prev[0]) / 60_000)
@@ -174,8 +183,8 @@ def _rate(state: RuleState, value: float, ts_ms: int) -> float | None:
 
 def _zscore(rule: Rule, state: RuleState, value: float, ts_ms: int) -> float | None:
     """|z| of this reading against the previous `window_size` readings (None until `min_samples`)."""
-    n = len(state.samples)
     sums = _sums(state)
+    n = len(state.samples)
     z = None
     if n >= rule.min_samples:
         mean = sums[0] / n

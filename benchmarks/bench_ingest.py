@@ -520,9 +520,20 @@ def bridge_class(protocol: str, experiments: frozenset[str] = frozenset()) -> An
                                       timeout=10, clean_session=False)
 
         base = TimedIngestBridgeMqtt311
+    if "window" in experiments and protocol == "5":
+        class WindowedBridge(base):  # type: ignore[misc, valid-type]
+            """EXPERIMENT `window`: MQTT 5 receive-maximum 4x the batch size instead of 65535, so
+            the broker, not the bridge's heap, holds the backlog."""
+
+            def _client(self) -> aiomqtt.Client:
+                client = super()._client()
+                client._properties.ReceiveMaximum = 4 * self.settings.ingest_batch_size  # noqa: SLF001
+                return client
+
+        base = WindowedBridge
     if "thin" in experiments:
         base = thin_bridge(base)
-    if not experiments - {"thin", "gcfreeze"}:
+    if not experiments - {"thin", "gcfreeze", "window"}:
         return base
 
     deadline = "deadline" in experiments
@@ -1287,7 +1298,8 @@ def parse_args() -> argparse.Namespace:
                    "shipped code): thin = shards decode raw payloads and append to the lake themselves; "
                    "deadline = a batch closes when full or when its oldest message waited batch_ms; "
                    "pipeline = 2 batches in flight, acks in order; "
-                   "gcfreeze = gc.freeze() in the bridge, shard and lake writer processes after start")
+                   "gcfreeze = gc.freeze() in the bridge, shard and lake writer processes after start; "
+                   "window = MQTT 5 receive-maximum 4 x ingest_batch_size instead of 65535")
     p.add_argument("--set", action="append", default=[], metavar="NAME=VALUE",
                    help="other Settings for the Pulse actors, e.g. --set lake_flush_rows=1000000 (repeatable)")
     p.add_argument("--protocol", choices=("5", "311"), default="5",

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Run every Pulse benchmark in sequence (about 8-10 minutes on a 2-core machine):
+# Run every Pulse benchmark in sequence (about 12-15 minutes on a 2-core machine):
 #   benchmarks/run_all.sh [extra arguments for bench_ingest.py]
 # Each benchmark cleans up after itself (temp dirs, Mosquitto, Ray). Output: stdout; progress: stderr.
 set -euo pipefail
@@ -15,4 +15,6 @@ run() {
 
 run bench_lake.py
 run bench_memory.py
+run bench_serve.py
+run bench_rules.py
 run bench_ingest.py "$@"

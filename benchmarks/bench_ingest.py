@@ -98,7 +98,7 @@ SWEEPS = {
                  Cfg(bridges=2), Cfg(shards=1), Cfg(shards=4), Cfg(batch_size=2000, batch_ms=50, bridges=2)],
     "changes": [Cfg(), Cfg(protocol="311"), Cfg(experiments=frozenset({"thin"})),
                 Cfg(protocol="311", experiments=frozenset({"thin"})), Cfg(experiments=frozenset({"deadline"})),
-                Cfg(protocol="311", experiments=frozenset({"thin"}), batch_ms=5),
+                Cfg(experiments=frozenset({"gcfreeze"})),
                 Cfg(protocol="311", experiments=frozenset({"thin"}), bridges=2)],
 }
 
@@ -520,20 +520,9 @@ def bridge_class(protocol: str, experiments: frozenset[str] = frozenset()) -> An
                                       timeout=10, clean_session=False)
 
         base = TimedIngestBridgeMqtt311
-    if "window" in experiments and protocol == "5":
-        class WindowedBridge(base):  # type: ignore[misc, valid-type]
-            """EXPERIMENT `window`: MQTT 5 receive-maximum 4x the batch size instead of 65535, so
-            the broker, not the bridge's heap, holds the backlog."""
-
-            def _client(self) -> aiomqtt.Client:
-                client = super()._client()
-                client._properties.ReceiveMaximum = 4 * self.settings.ingest_batch_size  # noqa: SLF001
-                return client
-
-        base = WindowedBridge
     if "thin" in experiments:
         base = thin_bridge(base)
-    if not experiments - {"thin", "gcfreeze", "window"}:
+    if not experiments - {"thin", "gcfreeze"}:
         return base
 
     deadline = "deadline" in experiments
@@ -974,11 +963,14 @@ async def wait_processed(env: Env, target: int, timeout: float, poll: float = 0.
     """Poll the bridges until accepted + rejected >= target; -> (epoch when seen, totals)."""
     deadline = time.monotonic() + timeout
     tot = await bridge_totals(env)
+    max_queued = 0
     while time.monotonic() < deadline:
         tot = await bridge_totals(env)
+        max_queued = max(max_queued, tot["queued"])
         if tot["accepted"] + tot["rejected"] >= target:
-            return time.time(), tot
+            break
         await asyncio.sleep(poll)
+    tot["max_queued"] = max_queued
     return time.time(), tot
 
 
@@ -1023,7 +1015,8 @@ async def run_pulse_throughput(env: Env, per_device: int) -> dict[str, Any]:
     return {"msgs": done, "expected": total, "seconds": elapsed, "rate": done / elapsed,
             "points_rate": (tot["rows"] - base["rows"]) / elapsed, "complete": done >= total,
             "batches": tot["batches"] - base["batches"], "cpu": cpu, "profile": profile,
-            "timing": timing_line(timings, t_done - t0), "t0": t0, "raw_timings": timings, "gc": gc_line(gcs)}
+            "timing": timing_line(timings, t_done - t0) + f"; bridges' backlog (pending) up to {tot['max_queued']:,} msgs",
+            "t0": t0, "raw_timings": timings, "gc": gc_line(gcs)}
 
 
 async def run_latency(env: Env, rate: float, seconds: float) -> dict[str, Any]:
@@ -1298,8 +1291,7 @@ def parse_args() -> argparse.Namespace:
                    "shipped code): thin = shards decode raw payloads and append to the lake themselves; "
                    "deadline = a batch closes when full or when its oldest message waited batch_ms; "
                    "pipeline = 2 batches in flight, acks in order; "
-                   "gcfreeze = gc.freeze() in the bridge, shard and lake writer processes after start; "
-                   "window = MQTT 5 receive-maximum 4 x ingest_batch_size instead of 65535")
+                   "gcfreeze = gc.freeze() in the bridge, shard and lake writer processes after start")
     p.add_argument("--set", action="append", default=[], metavar="NAME=VALUE",
                    help="other Settings for the Pulse actors, e.g. --set lake_flush_rows=1000000 (repeatable)")
     p.add_argument("--protocol", choices=("5", "311"), default="5",

@@ -1,4 +1,4 @@
-"""The `pulse` command: up | token | openapi | simulate | migrate."""
+"""The `pulse` command: up | token | openapi | simulate | sim | migrate."""
 from __future__ import annotations
 
 import argparse
@@ -92,6 +92,28 @@ def cmd_simulate(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_sim(args: argparse.Namespace) -> int:
+    """Serve one external-API simulator on 127.0.0.1 until interrupted."""
+    import signal
+    import threading
+    from importlib import import_module
+
+    from pulse.simulators import API_SIMULATORS
+    from pulse.simulators.server import SimServer
+
+    module, cls = API_SIMULATORS[args.api_name].split(":")
+    sim = getattr(import_module(module), cls)()
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    with SimServer(sim, args.port) as server:
+        print(server.base_url, flush=True)
+        try:
+            stop.wait()
+        except KeyboardInterrupt:
+            pass
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="pulse", description="Pulse IoT fleet platform")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -111,6 +133,12 @@ def main(argv: list[str] | None = None) -> int:
     s.add_argument("--api", default=None, help="API base URL (default: from settings)")
     s.add_argument("--prefix", default="sim", help="device id prefix")
     s.set_defaults(fn=cmd_simulate)
+    from pulse.simulators import API_SIMULATORS
+
+    sim = sub.add_parser("sim", help="serve a simulator of an external API on 127.0.0.1 and print its URL")
+    sim.add_argument("api_name", choices=sorted(API_SIMULATORS))
+    sim.add_argument("--port", type=int, default=0, help="port (default: a free one)")
+    sim.set_defaults(fn=cmd_sim)
     args = parser.parse_args(argv)
     return args.fn(args)
 

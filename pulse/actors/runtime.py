@@ -15,13 +15,21 @@ from typing import Any
 from pulse.actors import metrics
 from pulse.actors.host import BatchResult, DeviceShard, TenantShard
 from pulse.actors.lake_writer import LakeWriter
-from pulse.actors.notifier import Notifier
 from pulse.actors.messages import AlertEvent, DeviceMessage, Publish, Rejection, Telemetry
 from pulse.config.settings import Settings
 from pulse.storage.lake import telemetry_table
 
 NAMESPACE = "pulse"
 log = logging.getLogger(__name__)
+
+
+def service_classes() -> dict[str, type]:
+    """Singleton service actors: name -> class taking `(settings)`, with async `start`/`stop`.
+
+    Imported here, not at module top, because services import storage and runtime pieces."""
+    from pulse.actors.notifier import Notifier
+
+    return {"notifier": Notifier}
 
 
 def partition_of(key: str, partitions: int) -> int:
@@ -67,7 +75,11 @@ class Runtime:
         self.device_refs: list[Any] = []
         self.tenant_refs: list[Any] = []
         self.lake_ref: Any = None
-        self.notifier_ref: Any = None
+        self.service_refs: dict[str, Any] = {}
+
+    @property
+    def notifier_ref(self) -> Any:
+        return self.service_refs.get("notifier")
 
     async def _call(self, ref: Any, method: str, *args: Any) -> Any:
         raise NotImplementedError
@@ -122,8 +134,11 @@ class Runtime:
         await self.notify(notices)
         return total
 
+    async def service_call(self, name: str, method: str, *args: Any) -> Any:
+        return await self._call(self.service_refs[name], method, *args)
+
     async def notifier_call(self, method: str, *args: Any) -> Any:
-        return await self._call(self.notifier_ref, method, *args)
+        return await self.service_call("notifier", method, *args)
 
     async def notify(self, notices: list) -> None:
         """Hand committed alert transitions to the notifier (routing, maintenance, silence there).
@@ -211,9 +226,10 @@ class LocalRuntime(Runtime):
         self.device_refs = [DeviceShard(*_shard_args(s, i)) for i in range(s.device_shards)]
         self.tenant_refs = [TenantShard(*_shard_args(s, i)) for i in range(s.tenant_shards)]
         self.lake_ref = LakeWriter(*_lake_args(s))
-        self.notifier_ref = Notifier(s)
+        self.service_refs = {name: cls(s) for name, cls in service_classes().items()}
         await self.lake_ref.start()
-        await self.notifier_ref.start()
+        for ref in self.service_refs.values():
+            await ref.start()
         for r in self.device_refs + self.tenant_refs:
             await r.start()
 
@@ -221,7 +237,8 @@ class LocalRuntime(Runtime):
         for r in self.device_refs + self.tenant_refs:
             await r.stop()
         await self.lake_ref.stop()
-        await self.notifier_ref.stop()
+        for ref in self.service_refs.values():
+            await ref.stop()
 
 
 def actor_names(settings: Settings) -> dict[str, list[str]]:
@@ -229,7 +246,7 @@ def actor_names(settings: Settings) -> dict[str, list[str]]:
         "device": [f"device-shard-{i}" for i in range(settings.device_shards)],
         "tenant": [f"tenant-shard-{i}" for i in range(settings.tenant_shards)],
         "lake": ["lake-writer"],
-        "notifier": ["notifier"],
+        "service": list(service_classes()),
     }
 
 
@@ -255,7 +272,8 @@ class RayRuntime(Runtime):
         self.tenant_refs = [ray.remote(TenantShard).options(**self._options(n)).remote(*_shard_args(s, i))
                             for i, n in enumerate(names["tenant"])]
         self.lake_ref = ray.remote(LakeWriter).options(**self._options("lake-writer")).remote(*_lake_args(s))
-        self.notifier_ref = ray.remote(Notifier).options(**self._options("notifier")).remote(s)
+        self.service_refs = {name: ray.remote(cls).options(**self._options(name)).remote(s)
+                             for name, cls in service_classes().items()}
 
     def connect(self) -> None:
         import ray
@@ -264,13 +282,13 @@ class RayRuntime(Runtime):
         self.device_refs = [ray.get_actor(n, namespace=NAMESPACE) for n in names["device"]]
         self.tenant_refs = [ray.get_actor(n, namespace=NAMESPACE) for n in names["tenant"]]
         self.lake_ref = ray.get_actor("lake-writer", namespace=NAMESPACE)
-        self.notifier_ref = ray.get_actor("notifier", namespace=NAMESPACE)
+        self.service_refs = {n: ray.get_actor(n, namespace=NAMESPACE) for n in names["service"]}
 
     async def start(self) -> None:
         if not self.device_refs:
             self.connect()
         await self._call(self.lake_ref, "start")
-        await self._call(self.notifier_ref, "start")
+        await asyncio.gather(*(self._call(r, "start") for r in self.service_refs.values()))
         await asyncio.gather(*(self._call(r, "start") for r in self.device_refs + self.tenant_refs))
 
     async def stop(self) -> None:
@@ -279,7 +297,7 @@ class RayRuntime(Runtime):
 
         await asyncio.gather(*(self._call(r, "stop") for r in self.device_refs + self.tenant_refs),
                              return_exceptions=True)
-        await asyncio.gather(self._call(self.lake_ref, "stop"), self._call(self.notifier_ref, "stop"),
-                             return_exceptions=True)
-        for r in self.device_refs + self.tenant_refs + [self.lake_ref, self.notifier_ref]:
+        services = list(self.service_refs.values())
+        await asyncio.gather(*(self._call(r, "stop") for r in [self.lake_ref, *services]), return_exceptions=True)
+        for r in self.device_refs + self.tenant_refs + [self.lake_ref, *services]:
             ray.kill(r, no_restart=True)

@@ -69,6 +69,23 @@ class Settings(BaseSettings):
     escalation_interval_s: float = 15.0
     no_heartbeat_severity: int = 4
 
+    # Carrier integrations (docs/carriers.md): the scheduler asks the carrier-sync actor this often which
+    # integrations are due (each has its own sync_interval_minutes) and polls pending carrier requests.
+    carrier_check_interval_s: float = 60.0
+    carrier_request_poll_interval_s: float = 30.0
+    carrier_http_timeout_s: float = 15.0
+    carrier_retry_attempts: int = 4
+    carrier_retry_base_s: float = 0.5
+    carrier_data_usage_alert_pct: float = 80.0
+    # Public base URL carriers call back (e.g. https://pulse.example.com); unset -> callbacks not registered.
+    public_base_url: str | None = None
+
+    # Telemetron sync (docs/telemetron.md): how often the outbox is drained.
+    telemetron_drain_interval_s: float = 10.0
+    telemetron_http_timeout_s: float = 15.0
+    telemetron_retry_attempts: int = 3
+    telemetron_retry_base_s: float = 0.5
+
     # Lake
     # Reads merge the writer's unflushed rows, so a long interval costs no freshness and keeps files few.
     lake_flush_interval_s: float = 30.0

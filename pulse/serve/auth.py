@@ -25,6 +25,8 @@ READ_PERMISSIONS = frozenset({
     "oncall.read",
     "notifications.read",
     "escalation.read",
+    "carrier.integrations.read",
+    "telemetron.read",
 })
 WRITE_PERMISSIONS = frozenset({
     "devices.create", "devices.update", "devices.delete", "devices.decommission",
@@ -37,6 +39,8 @@ WRITE_PERMISSIONS = frozenset({
     "notifications.create", "notifications.update", "notifications.delete", "notifications.test",
     "notifications.routing.create", "notifications.routing.update", "notifications.routing.delete",
     "escalation.create", "escalation.update", "escalation.delete", "alerts.digest.write",
+    "carrier.integrations.write", "carrier.actions.execute", "carrier.links.write",
+    "telemetron.write", "devices.owners.write",
 })
 ROLE_PERMISSIONS: dict[str, frozenset[str]] = {
     "customer_admin": READ_PERMISSIONS | WRITE_PERMISSIONS,

@@ -1,0 +1,66 @@
+"""HTTP to external APIs (carriers, Telemetron): bounded retries of what may work later.
+
+Retried: connect errors, timeouts, 429 and 5xx, with exponential backoff that honours a
+`Retry-After` header (capped). Never retried: any other status — above all 401/403, because
+repeating a refused login is how accounts get locked. The caller decides what a final status means.
+"""
+from __future__ import annotations
+
+import asyncio
+import random
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+
+RETRYABLE_STATUS = frozenset({429, 500, 502, 503, 504})
+
+
+class Unavailable(Exception):
+    """The remote service did not answer usefully after every attempt (down, timing out, throttling)."""
+
+    def __init__(self, message: str, status: int | None = None) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    attempts: int = 4
+    base_delay_s: float = 0.5
+    max_delay_s: float = 30.0
+    jitter: float = 0.1  # ± fraction, so many clients do not retry in step
+
+    def delay(self, attempt: int, retry_after: float | None) -> float:
+        backoff = min(self.base_delay_s * 2 ** (attempt - 1), self.max_delay_s)
+        backoff *= 1 + random.uniform(-self.jitter, self.jitter)
+        return min(max(backoff, retry_after or 0.0), self.max_delay_s)
+
+
+def retry_after_s(response: httpx.Response) -> float | None:
+    value = response.headers.get("retry-after")
+    try:
+        return max(0.0, float(value)) if value is not None else None
+    except ValueError:  # an HTTP date: not worth parsing, the backoff applies
+        return None
+
+
+async def send(client: httpx.AsyncClient, method: str, url: str, policy: RetryPolicy = RetryPolicy(),
+               **kwargs: Any) -> httpx.Response:
+    """The first response that is not worth retrying, or `Unavailable` once attempts run out."""
+    last = ""
+    status: int | None = None
+    for attempt in range(1, policy.attempts + 1):
+        wait: float | None = None
+        try:
+            response = await client.request(method, url, **kwargs)
+        except (httpx.TimeoutException, httpx.TransportError) as e:
+            last, status = f"{type(e).__name__}: {e}".rstrip(": "), None
+        else:
+            if response.status_code not in RETRYABLE_STATUS:
+                return response
+            last, status = f"HTTP {response.status_code}", response.status_code
+            wait = retry_after_s(response)
+        if attempt < policy.attempts:
+            await asyncio.sleep(policy.delay(attempt, wait))
+    raise Unavailable(f"{method} {url} failed after {policy.attempts} attempts ({last})", status)

@@ -11,7 +11,7 @@ from typing import Any
 
 import httpx
 
-from pulse.actors.ingest import IngestBridge
+from pulse.actors.ingest import IngestBridge, retire_sessions
 from pulse.actors.runtime import NAMESPACE, RayRuntime
 from pulse.actors.scheduler import Scheduler
 from pulse.broker.embedded import EmbeddedBroker
@@ -64,6 +64,8 @@ class Node:
         self.runtime.deploy()
         asyncio.run(self.runtime.start())
         self.scheduler = ray.remote(Scheduler).options(max_restarts=-1, **self._options("scheduler")).remote(s)
+        if not s.uses_embedded_broker:  # amqtt keeps no offline sessions to retire
+            asyncio.run(retire_sessions(s))
         # max_restarts: Ray brings a crashed bridge back; supervise() reconnects it to the broker,
         # whose persistent session then redelivers every unacknowledged message.
         self.bridges = [ray.remote(IngestBridge).options(max_restarts=-1, **self._options(f"ingest-bridge-{i}"))

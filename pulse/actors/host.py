@@ -12,9 +12,13 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from typing import Any, Callable, Generic, Hashable, TypeVar
 
+import pyarrow as pa
+
 from pulse.actors import metrics
 from pulse.actors.device import DeviceActor
-from pulse.actors.messages import AlertEvent, CommandStatus, DeviceMessage, MetricsDiscovered, Publish, Rejection
+from pulse.actors.envelope import Limits, decode
+from pulse.actors.messages import (AlertEvent, CommandStatus, DeviceMessage, MetricsDiscovered, Publish, Rejection,
+                                   Telemetry)
 from pulse.actors.rules import Rule
 from pulse.actors.tenant import AlertOp, CreateAlert, RetriggerAlert, TenantActor
 from pulse.errors import Invalid, NotFound
@@ -25,6 +29,7 @@ from pulse.storage import device_state
 from pulse.storage import rules as rule_store
 from pulse.storage import sensors as sensor_store
 from pulse.storage.db import Database, utcnow
+from pulse.storage.lake import telemetry_table
 
 log = logging.getLogger(__name__)
 K = TypeVar("K", bound=Hashable)
@@ -102,6 +107,16 @@ class BatchResult:
     discovered: dict[tuple[str, str], set[str]] = field(default_factory=dict)
 
 
+@dataclass
+class ShardResult:
+    """What a shard returns for raw messages: counts, Arrow rows and effects — not the messages."""
+    accepted: int = 0
+    table: pa.Table | None = None
+    rejections: list[Rejection] = field(default_factory=list)
+    alert_events: list[AlertEvent] = field(default_factory=list)
+    publishes: list[Publish] = field(default_factory=list)
+
+
 def _collect(out: BatchResult, tenant_id: str, device_id: str, effect: Any) -> None:
     if isinstance(effect, AlertEvent):
         out.alert_events.append(effect)
@@ -135,6 +150,19 @@ class DeviceShard(ActorHost[tuple[str, str], DeviceActor]):
             for tenant in {t for t, _ in loaded} - self.rules.keys():
                 self.rules[tenant] = await rule_store.load_active(self.db, tenant)
 
+    async def handle_raw(self, items: list[tuple[str, bytes]], now_ms: int, limits: Limits) -> ShardResult:
+        """Decode and validate raw MQTT/HTTP messages here, in the shard, then handle them."""
+        msgs: list[DeviceMessage] = []
+        rejections: list[Rejection] = []
+        for topic, payload in items:
+            ok, bad = decode(topic, payload, now_ms, limits)
+            msgs.extend(ok)
+            rejections.extend(bad)
+        res = await self.handle_batch(msgs)
+        telemetry = [m for m in res.accepted if isinstance(m, Telemetry)]
+        return ShardResult(len(res.accepted), telemetry_table(telemetry) if telemetry else None,
+                           rejections + res.rejections, res.alert_events, res.publishes)
+
     async def handle_batch(self, msgs: list[DeviceMessage]) -> BatchResult:
         """Process a batch in arrival order; unknown or revoked devices' messages are rejected."""
         await self._activate({(m.tenant_id, m.device_id) for m in msgs})
@@ -155,8 +183,8 @@ class DeviceShard(ActorHost[tuple[str, str], DeviceActor]):
         self.messages_handled += len(msgs)
         if out.command_updates:  # rare (acks, reconnects): written through, not write-behind
             await command_store.apply_statuses(self.db, out.command_updates)
-        for (tenant_id, device_id), keys in out.discovered.items():  # rare: first sight of a metric
-            await sensor_store.discover_unmodeled(self.db, tenant_id, device_id, keys)
+        if out.discovered:  # rare: first sight of a metric; one read and one write for the whole batch
+            await sensor_store.discover_unmodeled_many(self.db, out.discovered)
         out.discovered = {}
         return out
 

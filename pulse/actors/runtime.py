@@ -10,14 +10,16 @@ import logging
 import zlib
 from collections import defaultdict
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Sequence
+
+import pyarrow as pa
 
 from pulse.actors import metrics
-from pulse.actors.host import BatchResult, DeviceShard, TenantShard
+from pulse.actors.host import DeviceShard, ShardResult, TenantShard
 from pulse.actors.lake_writer import LakeWriter
-from pulse.actors.messages import AlertEvent, DeviceMessage, Publish, Rejection, Telemetry
+from pulse.actors.envelope import Limits
+from pulse.actors.messages import AlertEvent, Publish, Rejection
 from pulse.config.settings import Settings
-from pulse.storage.lake import telemetry_table
 
 NAMESPACE = "pulse"
 log = logging.getLogger(__name__)
@@ -27,7 +29,9 @@ def service_classes() -> dict[str, type]:
     """Singleton service actors: name -> class taking `(settings)`, with async `start`/`stop`.
 
     Imported here, not at module top, because services import storage and runtime pieces."""
+    from pulse.actors.carrier_sync import CarrierSync
     from pulse.actors.notifier import Notifier
+    from pulse.actors.telemetron_sync import TelemetronSync
 
     return {"notifier": Notifier}
 
@@ -91,29 +95,34 @@ class Runtime:
         raise NotImplementedError
 
     # ---- hot path ----------------------------------------------------------------------------
-    async def ingest(self, msgs: list[DeviceMessage]) -> IngestResult:
-        """One call per device shard, one lake append, one call per tenant shard — per batch.
+    async def ingest(self, items: Sequence[tuple[str, bytes]], now_ms: int, limits: Limits) -> IngestResult:
+        """Raw `(topic, payload)` messages: one call per device shard (which decodes, runs the actors
+        and builds the Arrow rows), one lake append, one call per tenant shard — per batch.
 
         When this returns, accepted telemetry is in the lake's write-ahead log: the caller may
         acknowledge the messages to the broker.
         """
-        by_shard: dict[int, list[DeviceMessage]] = defaultdict(list)
-        for m in msgs:
-            by_shard[self.devices.device_shard(m.tenant_id, m.device_id)].append(m)
-        results: list[BatchResult] = await asyncio.gather(
-            *(self._call(self.device_refs[s], "handle_batch", batch) for s, batch in by_shard.items())
+        by_shard: dict[int, list[tuple[str, bytes]]] = defaultdict(list)
+        for item in items:
+            parts = item[0].split("/", 4)
+            # A malformed topic goes to shard 0, whose decoder rejects it with the reason.
+            shard = self.devices.device_shard(parts[1], parts[3]) if len(parts) == 5 else 0
+            by_shard[shard].append(item)
+        results: list[ShardResult] = await asyncio.gather(
+            *(self._call(self.device_refs[s], "handle_raw", batch, now_ms, limits) for s, batch in by_shard.items())
         )
         out = IngestResult()
         events: list[AlertEvent] = []
-        telemetry: list[Telemetry] = []
+        tables = []
         for r in results:
-            out.accepted += len(r.accepted)
+            out.accepted += r.accepted
             out.rejections.extend(r.rejections)
             out.publishes.extend(r.publishes)
             events.extend(r.alert_events)
-            telemetry.extend(m for m in r.accepted if isinstance(m, Telemetry))
-        if telemetry:
-            table = telemetry_table(telemetry)
+            if r.table is not None:
+                tables.append(r.table)
+        if tables:
+            table = tables[0] if len(tables) == 1 else pa.concat_tables(tables)
             out.rows = table.num_rows
             await self._call(self.lake_ref, "append", table)
         if events:

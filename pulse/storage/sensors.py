@@ -129,24 +129,34 @@ async def discover_unmodeled(db: Database, tenant_id: str, device_id: str, metri
     calls; the common case (nothing new) is a single read. -> the number of sensors created.
     A device deleted meanwhile creates nothing (logged).
     """
-    if not metric_keys:
+    return await discover_unmodeled_many(db, {(tenant_id, device_id): metric_keys})
+
+
+async def discover_unmodeled_many(db: Database, discovered: dict[tuple[str, str], set[str]]) -> int:
+    """`discover_unmodeled` for a whole ingest batch: one read and one write however many devices."""
+    discovered = {k: v for k, v in discovered.items() if v}
+    if not discovered:
         return 0
     s = device_sensors.c
     async with db.connect() as conn:
-        known = set((await conn.execute(sa.select(s.metric_key).where(
-            s.tenant_id == tenant_id, s.device_id == device_id, s.metric_key.in_(metric_keys)))).scalars())
-    missing = sorted(metric_keys - known)
-    if not missing:
-        return 0
+        result = await conn.execute(sa.select(s.tenant_id, s.device_id, s.metric_key).where(
+            sa.tuple_(s.tenant_id, s.device_id).in_(list(discovered)),
+            s.metric_key.in_(set().union(*discovered.values()))))
+        known = {tuple(row) for row in result}
     now = utcnow()
-    rows = [{"tenant_id": tenant_id, "device_id": device_id, "metric_key": key, "source": "unmodeled",
-             "status": "active", "created_at": now, "updated_at": now} for key in missing]
+    rows = [{"tenant_id": t, "device_id": d, "metric_key": key, "source": "unmodeled", "status": "active",
+             "created_at": now, "updated_at": now}
+            for (t, d), keys in discovered.items() for key in sorted(keys) if (t, d, key) not in known]
+    if not rows:
+        return 0
     try:
         async with db.begin() as conn:
             return await templates.insert_missing(conn, device_sensors, rows, KEY)
-    except sa.exc.IntegrityError:  # the device row is gone (foreign key)
-        log.warning("sensor discovery skipped: device %s/%s no longer exists", tenant_id, device_id)
-        return 0
+    except sa.exc.IntegrityError:  # a device row is gone (foreign key): the others one by one
+        if len(discovered) == 1:
+            log.warning("sensor discovery skipped: device %s/%s no longer exists", *next(iter(discovered)))
+            return 0
+        return sum([await discover_unmodeled_many(db, {k: v}) for k, v in discovered.items()])
 
 
 async def sensor_metadata(db: Database, tenant_id: str, device_id: str) -> dict[str, dict[str, Any]]:

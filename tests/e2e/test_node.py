@@ -42,8 +42,12 @@ async def test_published_telemetry_reaches_latest_history_and_opens_an_alert(sta
     latest = wait_for(lambda: stack.http.get("/api/v1/customer/devices/e2e-1/telemetry/latest").json()["metrics"]
                       .get("temp", {}).get("value") == 31.5)
     assert latest, stack.http.get("/api/v1/customer/devices/e2e-1/telemetry/latest").text
-    hist = stack.http.get("/api/v1/customer/devices/e2e-1/telemetry/history", params={"metric": "temp"}).json()
-    assert [p["value"] for p in hist["points"]] == [20.0, 25.0, 31.5]
+    # latest (actor state) and history (lake) are written by different actors, so poll history too
+    def history() -> list[float]:
+        r = stack.http.get("/api/v1/customer/devices/e2e-1/telemetry/history", params={"metric": "temp"})
+        return [p["value"] for p in r.json()["points"]]
+
+    assert wait_for(lambda: len(history()) >= 3) and history() == [20.0, 25.0, 31.5]
     alerts = wait_for(lambda: stack.http.get("/api/v1/customer/alerts",
                                              params={"status": "OPEN", "device_id": "e2e-1",
                                                      "alert_type": "THRESHOLD"}).json()["alerts"])

@@ -65,7 +65,7 @@ class Node:
         asyncio.run(self.runtime.start())
         self.scheduler = ray.remote(Scheduler).options(max_restarts=-1, **self._options("scheduler")).remote(s)
         if not s.uses_embedded_broker:  # amqtt keeps no offline sessions to retire
-            asyncio.run(retire_sessions(s))
+            asyncio.run(retire_sessions(s, self.runtime))
         # max_restarts: Ray brings a crashed bridge back; supervise() reconnects it to the broker,
         # whose persistent session then redelivers every unacknowledged message.
         self.bridges = [ray.remote(IngestBridge).options(max_restarts=-1, **self._options(f"ingest-bridge-{i}"))

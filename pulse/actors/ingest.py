@@ -57,21 +57,20 @@ def bridge_client_id(bridge_id: int, password: str) -> str:
     return f"pulse-bridge-{bridge_id}-{hashlib.sha256(password.encode()).hexdigest()[:12]}"
 
 
-async def retire_sessions(settings: Settings) -> int:
-    """Drop the broker sessions of bridges that no longer run (ingest_bridges shrank).
+async def retire_sessions(settings: Settings, runtime: Runtime | None = None, idle_s: float = 1.0) -> int:
+    """Take over the broker sessions of bridges that no longer run (ingest_bridges shrank), ingest
+    what they hold, then end them; -> messages ingested.
 
     Mosquitto keeps routing a shared subscription round-robin to offline members, so a stale
-    session would hold part of the stream until it expires. A clean-session connect ends it."""
-    host, port, user, password = settings.service_mqtt()
-    retired = 0
+    session would hold part of the stream until it expires; ending it unprocessed would lose that."""
+    taken = 0
     for bridge_id in range(settings.ingest_bridges, MAX_BRIDGES):
-        sub = MqttSubscriber()
+        bridge = IngestBridge(settings, bridge_id, runtime)
         try:
-            await sub.connect(host, port, bridge_client_id(bridge_id, password), user, password, clean_session=True)
-            retired += 1
+            taken += await bridge.retire(idle_s)
         finally:
-            await sub.close()
-    return retired
+            await bridge.stop()
+    return taken
 
 
 class IngestBridge:
@@ -92,16 +91,19 @@ class IngestBridge:
         """Connect and consume; a no-op while already running (the node calls it to supervise)."""
         if self._tasks and not self._tasks[0].done():
             return True
+        self._open()
+        self._connected = asyncio.Event()
+        self._tasks = [asyncio.create_task(self._run())]
+        await asyncio.wait_for(self._connected.wait(), timeout=30)
+        return True
+
+    def _open(self) -> None:
         if self.runtime is None:
             rt = RayRuntime(self.settings)
             rt.connect()
             self.runtime = rt
         self.db = self.db or Database(self.settings.db_url)
         self.downlink = self.downlink or Downlink(self.settings)
-        self._connected = asyncio.Event()
-        self._tasks = [asyncio.create_task(self._run())]
-        await asyncio.wait_for(self._connected.wait(), timeout=30)
-        return True
 
     async def stop(self) -> None:
         for t in self._tasks:
@@ -139,6 +141,38 @@ class IngestBridge:
                 backoff = min(backoff * 2, 10.0)
             finally:
                 await sub.close()
+
+    async def retire(self, idle_s: float = 1.0) -> int:
+        """Ingest what this bridge's persistent session holds, then end the session; -> messages."""
+        host, port, user, password = self.settings.service_mqtt()
+        client_id = bridge_client_id(self.bridge_id, password)
+        taken = 0
+        sub = MqttSubscriber()
+        try:
+            await sub.connect(host, port, client_id, user, password)
+            if sub.session_present:
+                await sub.unsubscribe(self._filter())  # no new share traffic; what is queued still comes
+                self._open()
+                while True:
+                    try:
+                        batch = await asyncio.wait_for(sub.batch(self.settings.ingest_batch_size,
+                                                                 self.settings.ingest_batch_ms / 1000), idle_s)
+                    except asyncio.TimeoutError:
+                        break
+                    await self.process(batch)
+                    sub.ack(batch)
+                    taken += len(batch)
+                await asyncio.sleep(0.1)  # the last PUBACKs reach the broker before the session ends
+        finally:
+            await sub.close()
+        sub = MqttSubscriber()
+        try:
+            await sub.connect(host, port, client_id, user, password, clean_session=True)
+        finally:
+            await sub.close()
+        if taken:
+            log.info("bridge %d: retired its session after ingesting %d queued messages", self.bridge_id, taken)
+        return taken
 
     async def _batches(self, sub: MqttSubscriber) -> None:
         """Full batches (`ingest_batch_size`) or whatever waited `ingest_batch_ms`, processed then acked."""

@@ -18,7 +18,8 @@ import struct
 import time
 from collections import deque
 
-CONNECT, CONNACK, PUBLISH, PUBACK, SUBSCRIBE, SUBACK, PINGREQ, PINGRESP, DISCONNECT = 1, 2, 3, 4, 8, 9, 12, 13, 14
+CONNECT, CONNACK, PUBLISH, PUBACK, SUBSCRIBE, SUBACK, UNSUBSCRIBE, UNSUBACK, PINGREQ, PINGRESP, DISCONNECT = (
+    1, 2, 3, 4, 8, 9, 10, 11, 12, 13, 14)
 CONNACK_REASONS = {1: "unacceptable protocol version", 2: "client identifier rejected", 3: "server unavailable",
                    4: "bad user name or password", 5: "not authorized"}
 PAUSE_AT = 100_000  # queued messages: stop reading the socket (the broker holds the rest) ...
@@ -157,6 +158,12 @@ class MqttSubscriber:
         if granted == 0x80:
             raise MqttError(f"subscription to {topic_filter} refused")
         return granted
+
+    async def unsubscribe(self, topic_filter: str, timeout_s: float = 10.0) -> None:
+        self._next_id = self._next_id % 0xFFFF + 1
+        answer = self._expect(UNSUBACK)
+        self._transport.write(_packet((UNSUBSCRIBE << 4) | 0x02, struct.pack("!H", self._next_id) + _utf8(topic_filter)))
+        await asyncio.wait_for(answer, timeout_s)
 
     async def close(self) -> None:
         if self._pinger is not None:

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 from typing import TYPE_CHECKING
 
 import pytest
@@ -38,16 +39,18 @@ async def _subscriber(h: BrokerHandle, client_id: str, clean: bool = False) -> M
     return sub
 
 
-async def _publish(h: BrokerHandle, n: int, device: str = "d1", qos: int = 1) -> None:
+async def _publish(h: BrokerHandle, n: int, device: str = "d1", qos: int = 1, envelope: bool = False) -> None:
+    """n messages `{"seq": i}` (or valid telemetry envelopes with that seq and one metric)."""
     secret, _ = await h.provision("acme", device)
     async with h.client(f"acme/{device}", secret) as dev:
         for i in range(n):
-            await dev.publish(f"tenant/acme/device/{device}/telemetry", f'{{"seq": {i}}}'.encode(), qos=qos)
+            body = f'{{"version": "1", "metrics": {{"t": {i}}}, "seq": {i}}}' if envelope else f'{{"seq": {i}}}'
+            await dev.publish(f"tenant/acme/device/{device}/telemetry", body.encode(), qos=qos)
 
 
 def _seqs(batch) -> list[int]:
     """Sequence numbers of the telemetry in a batch (the embedded broker also announces presence)."""
-    return [int(p.split(b":")[1].strip(b" }")) for t, p, _ in batch if t.endswith("/telemetry")]
+    return [json.loads(p)["seq"] for t, p, _ in batch if t.endswith("/telemetry")]
 
 
 async def test_batches_fill_up_to_the_size_then_close_on_the_deadline(mqtt_broker: BrokerHandle):
@@ -108,3 +111,50 @@ async def test_a_broken_connection_surfaces_in_batch(embedded_broker: BrokerHand
     with pytest.raises(MqttError):
         async with asyncio.timeout(5):
             await sub.batch(10, 0.05)
+
+
+async def test_retiring_a_removed_bridge_ingests_what_its_session_held(mosquitto_broker: BrokerHandle):
+    """ingest_bridges 2 -> 1: the offline bridge-1 session's share of the stream is ingested, not dropped."""
+    from pulse.actors.ingest import SHARE_GROUP, TOPIC_FILTER, bridge_client_id, retire_sessions
+    from pulse.actors.runtime import LocalRuntime
+
+    h = mosquitto_broker
+    share = f"$share/{SHARE_GROUP}/{TOPIC_FILTER}"
+    subs = []
+    for bridge_id in (0, 1):
+        sub = MqttSubscriber()
+        await sub.connect(h.host, h.port, bridge_client_id(bridge_id, h.service_password), h.service_username,
+                          h.service_password, clean_session=False)
+        await sub.subscribe(share, qos=1)
+        subs.append(sub)
+    await subs[1].close()  # bridge 1 is gone; its persistent session stays in the share group
+    await _publish(h, 40, envelope=True)
+    got = []
+    async with asyncio.timeout(5):
+        while len(_seqs(got)) < 20:
+            batch = await subs[0].batch(100, 0.05)
+            subs[0].ack(batch)
+            got += batch
+    await subs[0].close()
+    assert len(_seqs(got)) == 20  # round-robin: the other half waits in bridge 1's session
+
+    settings = h.settings.model_copy(update={"ingest_bridges": 1})
+    runtime = LocalRuntime(settings)
+    await runtime.start()
+    try:
+        assert await retire_sessions(settings, runtime, idle_s=0.5) == 20
+        pending = await runtime.pending_telemetry("acme", "d1")
+    finally:
+        await runtime.stop()
+    assert pending is not None and sorted(pending["seq"].to_pylist()) == sorted(set(range(40)) - set(_seqs(got)))
+    again = MqttSubscriber()
+    await again.connect(h.host, h.port, bridge_client_id(1, h.service_password), h.service_username,
+                        h.service_password, clean_session=False)
+    try:
+        assert not again.session_present  # ended after it was drained
+    finally:
+        await again.close()
+        cleanup = MqttSubscriber()
+        await cleanup.connect(h.host, h.port, bridge_client_id(1, h.service_password), h.service_username,
+                              h.service_password, clean_session=True)
+        await cleanup.close()

@@ -82,6 +82,7 @@ class IngestBridge:
         self.db: Database | None = None
         self.downlink: Downlink | None = None
         self.subscriber: MqttSubscriber | None = None
+        self._in_order = asyncio.Lock()
         self.counts = {"received": 0, "accepted": 0, "rejected": 0, "rows": 0, "batches": 0, "acked": 0}
         self._tasks: list[asyncio.Task] = []
         self._connected: asyncio.Event | None = None
@@ -152,13 +153,13 @@ class IngestBridge:
             await sub.connect(host, port, client_id, user, password)
             if sub.session_present:
                 await sub.unsubscribe(self._filter())  # no new share traffic; what is queued still comes
-                self._open()
                 while True:
                     try:
                         batch = await asyncio.wait_for(sub.batch(self.settings.ingest_batch_size,
                                                                  self.settings.ingest_batch_ms / 1000), idle_s)
                     except asyncio.TimeoutError:
                         break
+                    self._open()  # only now: an empty session needs no runtime
                     await self.process(batch)
                     sub.ack(batch)
                     taken += len(batch)
@@ -175,22 +176,50 @@ class IngestBridge:
         return taken
 
     async def _batches(self, sub: MqttSubscriber) -> None:
-        """Full batches (`ingest_batch_size`) or whatever waited `ingest_batch_ms`, processed then acked."""
+        """Full batches (`ingest_batch_size`) or whatever waited `ingest_batch_ms`; acked once processed.
+
+        Two batches overlap: while one waits for its WAL append, the next is already in the shards
+        (which still see batches in arrival order, see `process`). Acks stay in arrival order."""
         size, wait_s = self.settings.ingest_batch_size, self.settings.ingest_batch_ms / 1000
-        while True:
-            batch = await sub.batch(size, wait_s)
-            await self.process(batch)
-            sub.ack(batch)
-            self.counts["acked"] += len(batch)
+        pending: tuple[list[Received], asyncio.Future] | None = None
+        try:
+            while True:
+                nxt = asyncio.ensure_future(sub.batch(size, wait_s))
+                try:
+                    if pending is not None:
+                        await asyncio.wait({nxt, pending[1]}, return_when=asyncio.FIRST_COMPLETED)
+                        if not nxt.done():  # the earlier batch is done first: acknowledge it meanwhile
+                            await self._ack(sub, *pending)
+                            pending = None
+                    batch = await nxt
+                except BaseException:
+                    nxt.cancel()
+                    raise
+                task = asyncio.ensure_future(self.process(batch))
+                if pending is not None:
+                    await self._ack(sub, *pending)
+                pending = (batch, task)
+        finally:
+            if pending is not None:
+                pending[1].cancel()
+
+    async def _ack(self, sub: MqttSubscriber, batch: list[Received], processed: asyncio.Future) -> None:
+        await processed  # a failure propagates: the connection is dropped, the broker redelivers
+        sub.ack(batch)
+        self.counts["acked"] += len(batch)
 
     # ---- one batch ---------------------------------------------------------------------------
     async def process(self, batch: list[Received]) -> None:
         """Route, persist and record one batch; returns once it is safe to acknowledge."""
         started = time.monotonic()
-        result, rejections = await accept(self.runtime, self.db, self.limits, [(t, p) for t, p, _ in batch])
-        if result is not None and result.publishes:
+        items = [(t, p) for t, p, _ in batch]
+        async with self._in_order:
+            result, table = await self.runtime.handle(items, int(time.time() * 1000), self.limits)
+        await self.runtime.persist(result, table)
+        await quarantine.record(self.db, result.rejections)
+        if result.publishes:
             await self.downlink.publish(result.publishes)
-        self._count(len(batch), result, rejections, started)
+        self._count(len(batch), result, result.rejections, started)
 
     def _count(self, received: int, result: Any, rejections: list[Rejection], started: float) -> None:
         c = self.counts

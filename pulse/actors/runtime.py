@@ -96,12 +96,21 @@ class Runtime:
 
     # ---- hot path ----------------------------------------------------------------------------
     async def ingest(self, items: Sequence[tuple[str, bytes]], now_ms: int, limits: Limits) -> IngestResult:
-        """Raw `(topic, payload)` messages: one call per device shard (which decodes, runs the actors
-        and builds the Arrow rows), one lake append, one call per tenant shard — per batch.
+        """Raw `(topic, payload)` messages through `handle` then `persist`.
 
         When this returns, accepted telemetry is in the lake's write-ahead log: the caller may
         acknowledge the messages to the broker.
         """
+        result, table = await self.handle(items, now_ms, limits)
+        await self.persist(result, table)
+        return result
+
+    async def handle(self, items: Sequence[tuple[str, bytes]], now_ms: int,
+                     limits: Limits) -> tuple[IngestResult, pa.Table | None]:
+        """One call per device shard (which decodes, runs the actors and builds the Arrow rows) and
+        one per tenant shard for the alert events — per batch. Returns the rows for `persist`.
+
+        Batches must be handled in arrival order (a device's messages are ordered across batches)."""
         by_shard: dict[int, list[tuple[str, bytes]]] = defaultdict(list)
         for item in items:
             parts = item[0].split("/", 4)
@@ -121,15 +130,20 @@ class Runtime:
             events.extend(r.alert_events)
             if r.table is not None:
                 tables.append(r.table)
-        if tables:
-            table = tables[0] if len(tables) == 1 else pa.concat_tables(tables)
-            out.rows = table.num_rows
-            await self._call(self.lake_ref, "append", table)
         if events:
-            out.alerts_opened = await self._tenant_events(events)
-        return out
+            out.alerts_opened = await self.tenant_events(events)
+        if not tables:
+            return out, None
+        return out, tables[0] if len(tables) == 1 else pa.concat_tables(tables)
 
-    async def _tenant_events(self, events: list[AlertEvent]) -> int:
+    async def persist(self, result: IngestResult, table: pa.Table | None) -> None:
+        """The batch's rows into the lake writer's WAL (one append); may overlap the next `handle`."""
+        if table is not None:
+            result.rows = table.num_rows
+            await self._call(self.lake_ref, "append", table)
+
+    async def tenant_events(self, events: list[AlertEvent]) -> int:
+        """Alert open/clear events (from device shards or services) through the tenant actors."""
         by_shard: dict[int, list[AlertEvent]] = defaultdict(list)
         for ev in events:
             by_shard[self.tenants.tenant_shard(ev.tenant_id)].append(ev)
@@ -174,7 +188,7 @@ class Runtime:
             calls = [self._call(self.device_refs[s], "tick", ks, now_ms) for s, ks in by_shard.items()]
         results = await asyncio.gather(*calls)
         events = [e for r in results for e in r]
-        return await self._tenant_events(events) if events else 0
+        return await self.tenant_events(events) if events else 0
 
     # ---- requests ----------------------------------------------------------------------------
     async def device_call(self, tenant_id: str, device_id: str, method: str, *args: Any) -> Any:
@@ -238,6 +252,8 @@ class LocalRuntime(Runtime):
         self.service_refs = {name: cls(s) for name, cls in service_classes().items()}
         await self.lake_ref.start()
         for ref in self.service_refs.values():
+            if getattr(ref, "runtime", False) is None:  # a service that feeds actors reaches them through us
+                ref.runtime = self
             await ref.start()
         for r in self.device_refs + self.tenant_refs:
             await r.start()

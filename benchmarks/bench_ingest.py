@@ -2,19 +2,23 @@
 
     .venv/bin/python benchmarks/bench_ingest.py [--devices N] [--messages M] [--metrics K]
     .venv/bin/python benchmarks/bench_ingest.py --sweep settings --repeat 2   # shipped code, other settings
-    .venv/bin/python benchmarks/bench_ingest.py --sweep changes --repeat 2    # code EXPERIMENTS
+    .venv/bin/python benchmarks/bench_ingest.py --sweep changes --repeat 2    # shipped code vs gc.freeze() EXPERIMENT
 
 Everything runs on 127.0.0.1 inside this run: a Mosquitto subprocess (dynamic-security, the
 config Pulse ships), a temporary data dir with SQLite, a private local Ray cluster, the Pulse
-actors (`RayRuntime.deploy()`) and `IngestBridge` Ray actors created the way `pulse.node` does.
+actors (`RayRuntime.deploy()`) and `IngestBridge` Ray actors created the way `pulse.node` does
+(the shipped bridge: `pulse.broker.subscriber.MqttSubscriber`, MQTT 3.1.1, persistent session,
+`$share/pulse-ingest/...`, deadline batches, acks after the lake WAL append; the shards decode).
 The load comes from one `mosquitto_pub -l` process per device (each logs in as `{tenant}/{device}`
 with its own token, as the broker ACL requires), QoS 1, envelope v1 with K metrics and a `seq`.
 
 Phases (same publishers, same message format, all measured in this run):
-1. ceiling  - a bare aiomqtt subscriber subprocess on `$share/ceiling/tenant/+/device/+/#`, QoS 1,
-              that only counts: first publish -> last message received;
-2. naive    - one Ray actor call per message: an async Ray actor subscribes and awaits
-              `sink.handle.remote(topic, payload)` for every message (the sink only counts);
+1. ceiling  - the same messages to a bare aiomqtt subscriber (subprocess) that only counts:
+              aiomqtt's default protocol (MQTT 3.1.1), `$share/ceiling/tenant/+/device/+/#`, QoS 1;
+              first publish -> last message received;
+2. naive    - one Ray actor call per message: an async Ray actor subscribes the same way (aiomqtt,
+              MQTT 3.1.1) and awaits `sink.handle.remote(topic, payload)` for every message (the
+              sink only counts);
 3. pulse    - first publish -> the bridges' `stats()` report accepted + rejected == published
               (polled every 20 ms). A bridge counts a batch after its telemetry is in the lake WAL;
 4. latency  - background load paced at half the measured pulse rate, plus a probe device that
@@ -26,10 +30,12 @@ Figures are ratios against baselines measured in the same run; nothing is assert
 
 Every phase also prints where the CPU went (per process kind, from psutil / rusage, including
 "other processes on this host": on a shared 2-core machine that is the noise to read first) and,
-for Pulse, the bridge's batch sizes and the round-trip times of its actor calls (a thin subclass
-of `IngestBridge` with timers; behaviour unchanged). `--profile` adds a py-spy summary.
-EXPERIMENTS (`--experiment`, `--protocol 311`, `--sweep changes`) swap in benchmark-local
-subclasses to measure proposed changes to `pulse/`; they are labelled as such in the output.
+for Pulse, the bridge's batch sizes and the round-trip times of its runtime's actor calls
+(`handle_raw`, `append`, `handle_events`; a thin subclass of `IngestBridge` with timers around
+`process(batch)` and `Runtime._call`, behaviour unchanged). `--profile` adds a py-spy summary.
+Between configurations the bridges' persistent sessions are deleted (`retire_sessions`).
+The one EXPERIMENT left (`--experiment gcfreeze`, `--sweep changes`) swaps in benchmark-local
+subclasses; it is labelled as such in the output.
 """
 from __future__ import annotations
 
@@ -66,40 +72,35 @@ DEFAULTS = {"ingest_batch_size": 500, "ingest_batch_ms": 20, "ingest_bridges": 1
 
 @dataclass(frozen=True)
 class Cfg:
-    """One Pulse deployment to measure: settings, plus the bridge variant (5 = as shipped)."""
+    """One Pulse deployment to measure: settings, plus EXPERIMENTS (none = shipped code)."""
 
     batch_size: int = DEFAULTS["ingest_batch_size"]
     batch_ms: int = DEFAULTS["ingest_batch_ms"]
     bridges: int = DEFAULTS["ingest_bridges"]
     shards: int = DEFAULTS["device_shards"]
-    protocol: str = "5"
     experiments: frozenset[str] = frozenset()
 
     def label(self) -> str:
         out = f"batch_size={self.batch_size} batch_ms={self.batch_ms} bridges={self.bridges} shards={self.shards}"
-        if self.protocol != "5":
-            out += " +mqtt311"
         if self.experiments:
             out += " +" + "+".join(sorted(self.experiments))
         return out
 
     @property
     def shipped(self) -> bool:
-        return self.protocol == "5" and not self.experiments
+        return not self.experiments
 
     @property
     def defaults(self) -> bool:
         return self.shipped and (self.batch_size, self.batch_ms, self.bridges, self.shards) == tuple(DEFAULTS.values())
 
 
-# --sweep settings: the shipped code under other settings; --sweep changes: code EXPERIMENTS.
+EXPERIMENTS = {"gcfreeze": "gc.freeze() in the bridge, shard and lake writer processes once started"}
+# --sweep settings: the shipped code under other settings; --sweep changes: shipped vs EXPERIMENTS.
 SWEEPS = {
     "settings": [Cfg(), Cfg(batch_ms=5), Cfg(batch_ms=50), Cfg(batch_size=2000), Cfg(batch_size=200),
                  Cfg(bridges=2), Cfg(shards=1), Cfg(shards=4), Cfg(batch_size=2000, batch_ms=50, bridges=2)],
-    "changes": [Cfg(), Cfg(protocol="311"), Cfg(experiments=frozenset({"thin"})),
-                Cfg(protocol="311", experiments=frozenset({"thin"})), Cfg(experiments=frozenset({"deadline"})),
-                Cfg(experiments=frozenset({"gcfreeze"})),
-                Cfg(protocol="311", experiments=frozenset({"thin"}), bridges=2)],
+    "changes": [Cfg(), Cfg(experiments=frozenset({"gcfreeze"}))],
 }
 
 
@@ -392,14 +393,15 @@ class Publishers:
         self.procs, self._errs = [], []
 
 
-def mqtt_client(protocol: str, port: int, user: str, password: str, identifier: str) -> Any:
-    """A subscriber like the bridge's: MQTT 5 clean start (or 3.1.1 clean session), unbounded queue."""
+CLIENT_PROTOCOL = "MQTT 3.1.1"  # aiomqtt's default (paho MQTTv311), what mqtt_client() speaks
+
+
+def mqtt_client(port: int, user: str, password: str, identifier: str) -> Any:
+    """The fastest plain aiomqtt subscriber: aiomqtt's defaults - MQTT 3.1.1, clean session, unbounded
+    incoming queue; paho acknowledges each QoS 1 message as soon as it is received."""
     import aiomqtt
 
-    common = dict(username=user, password=password, identifier=identifier, max_queued_incoming_messages=0, timeout=10)
-    if protocol == "311":
-        return aiomqtt.Client("127.0.0.1", port, clean_session=True, **common)
-    return aiomqtt.Client("127.0.0.1", port, protocol=aiomqtt.ProtocolVersion.V5, clean_start=True, **common)
+    return aiomqtt.Client("127.0.0.1", port, username=user, password=password, identifier=identifier, timeout=10)
 
 
 def gc_probed(cls: type, freeze: bool = False) -> type:
@@ -456,12 +458,10 @@ def gc_line(pauses: dict[str, list[float]]) -> str:
     return "full GC collections (the process stands still): " + ", ".join(parts)
 
 
-def bridge_class(protocol: str, experiments: frozenset[str] = frozenset()) -> Any:
-    """The shipped IngestBridge with timers around `process()` and around its runtime's actor calls
-    (measurement only; behaviour unchanged). With protocol "311" - an experiment of this benchmark,
-    not shipped code - its MQTT client speaks 3.1.1 (persistent session: clean_session=False)."""
-    import aiomqtt
-
+def bridge_class(experiments: frozenset[str] = frozenset()) -> Any:
+    """The shipped IngestBridge with timers around `process(batch)` and around its runtime's actor
+    calls (`Runtime._call`: `handle_raw`, `append`, `handle_events`). Measurement only; behaviour
+    unchanged (the GC probe and, for EXPERIMENT `gcfreeze`, gc.freeze() come from `gc_probed`)."""
     from pulse.actors.ingest import IngestBridge
     from pulse.actors.runtime import RayRuntime
 
@@ -491,13 +491,10 @@ def bridge_class(protocol: str, experiments: frozenset[str] = frozenset()) -> An
             self.batch_starts.append(time.time())
             t = time.perf_counter()
             try:
-                await self.do_process(batch)
+                await super().process(batch)
             finally:
                 self.batch_times.append(time.perf_counter() - t)
                 self.batch_sizes.append(len(batch))
-
-        async def do_process(self, batch: list) -> None:
-            await IngestBridge.process(self, batch)
 
         async def timings(self, reset: bool = False) -> dict[str, Any]:
             out = {"process": list(self.batch_times), "sizes": list(self.batch_sizes),
@@ -510,142 +507,7 @@ def bridge_class(protocol: str, experiments: frozenset[str] = frozenset()) -> An
                 self.runtime.times.clear()
             return out
 
-    base: type = TimedIngestBridge
-    if protocol == "311":
-        class TimedIngestBridgeMqtt311(TimedIngestBridge):
-            def _client(self) -> aiomqtt.Client:
-                host, port, user, password = self.settings.service_mqtt()
-                return aiomqtt.Client(host, port, username=user, password=password,
-                                      identifier=self._client_id(password), max_queued_incoming_messages=0,
-                                      timeout=10, clean_session=False)
-
-        base = TimedIngestBridgeMqtt311
-    if "thin" in experiments:
-        base = thin_bridge(base)
-    if not experiments - {"thin", "gcfreeze"}:
-        return base
-
-    deadline = "deadline" in experiments
-    depth = 2 if "pipeline" in experiments else 1
-
-    class ExperimentalIngestBridge(base):  # type: ignore[misc, valid-type]
-        """EXPERIMENT (not shipped): `deadline` closes a batch when it is full or its oldest message
-        has waited ingest_batch_ms (instead of sleeping ingest_batch_ms after every wake-up);
-        `pipeline` keeps 2 batches in flight and still acknowledges in arrival order."""
-
-        async def _read(self, client: aiomqtt.Client) -> None:
-            self.arrival: list[float] = []
-            async for message in client.messages:
-                self.pending.append(message)
-                self.arrival.append(time.monotonic())
-                self.arrived.set()
-
-        async def _batches(self, client: aiomqtt.Client) -> None:
-            size, wait_s = self.settings.ingest_batch_size, self.settings.ingest_batch_ms / 1000
-            inflight: list[asyncio.Task] = []
-            try:
-                while True:
-                    await self.arrived.wait()
-                    if len(self.pending) < size:
-                        delay = (self.arrival[0] + wait_s - time.monotonic()) if deadline else wait_s
-                        if delay > 0:
-                            await asyncio.sleep(delay)
-                    batch, self.pending = self.pending[:size], self.pending[size:]
-                    self.arrival = self.arrival[len(batch):]
-                    if not self.pending:
-                        self.arrived.clear()
-                    if not batch:
-                        continue
-                    prev = inflight[-1] if inflight else None
-                    inflight.append(asyncio.create_task(self._process_and_ack(client, batch, prev)))
-                    while len(inflight) >= depth:
-                        await inflight.pop(0)
-            finally:
-                for t in inflight:
-                    t.cancel()
-
-        async def _process_and_ack(self, client: aiomqtt.Client, batch: list, prev: asyncio.Task | None) -> None:
-            await self.process(batch)
-            if prev is not None:
-                await prev  # MQTT: PUBACKs go out in the order the PUBLISHes came in
-            for m in batch:
-                if m.qos > 0:
-                    client._client.ack(m.mid, m.qos)  # noqa: SLF001 - as pulse.actors.ingest._paho
-            self.counts["acked"] += len(batch)
-
-    return ExperimentalIngestBridge
-
-
-def thin_bridge(base: type) -> type:
-    """EXPERIMENT (not shipped), with `thin_shard_class`: the bridge only reads MQTT, routes raw
-    (topic, payload) pairs to the shards by the ids in the topic, and acknowledges; each shard
-    decodes, runs its actors, builds the Arrow rows and appends them to the lake WAL itself, and
-    returns counts, rejections and effects - not the accepted messages."""
-    from pulse.actors.ingest import _payload_bytes
-    from pulse.actors.runtime import IngestResult
-    from pulse.storage import quarantine
-
-    class ThinIngestBridge(base):  # type: ignore[misc, valid-type]
-        async def do_process(self, batch: list) -> None:
-            started = time.monotonic()
-            rt = self.runtime
-            by_shard: dict[int, list[tuple[str, bytes]]] = defaultdict(list)
-            for m in batch:
-                topic = m.topic.value
-                parts = topic.split("/", 4)
-                shard = rt.devices.device_shard(parts[1], parts[3]) if len(parts) == 5 else 0
-                by_shard[shard].append((topic, _payload_bytes(m.payload)))
-            now_ms = int(time.time() * 1000)
-            results = await asyncio.gather(*(rt._call(rt.device_refs[sh], "handle_raw", items, now_ms, self.limits)
-                                             for sh, items in by_shard.items()))
-            out = IngestResult()
-            rejections, events = [], []
-            for r in results:
-                out.accepted += r["accepted"]
-                out.rows += r["rows"]
-                rejections += r["rejections"]
-                events += r["alert_events"]
-                out.publishes += r["publishes"]
-            if events:
-                out.alerts_opened = await rt._tenant_events(events)
-            await quarantine.record(self.db, rejections)
-            if out.publishes:
-                await self.downlink.publish(out.publishes)
-            self._count(len(batch), out, rejections, started)
-
-    return ThinIngestBridge
-
-
-def thin_shard_class() -> type:
-    """The DeviceShard side of the `thin` EXPERIMENT (see `thin_bridge`)."""
-    from pulse.actors.envelope import decode
-    from pulse.actors.host import DeviceShard
-    from pulse.actors.messages import Telemetry
-    from pulse.actors.runtime import NAMESPACE
-    from pulse.storage.lake import telemetry_table
-
-    class ThinDeviceShard(DeviceShard):
-        async def handle_raw(self, items: list[tuple[str, bytes]], now_ms: int, limits: Any) -> dict[str, Any]:
-            import ray
-
-            msgs, rejections = [], []
-            for topic, payload in items:
-                ok, bad = decode(topic, payload, now_ms, limits)
-                msgs += ok
-                rejections += bad
-            res = await self.handle_batch(msgs)
-            telemetry = [m for m in res.accepted if isinstance(m, Telemetry)]
-            rows = 0
-            if telemetry:
-                if not hasattr(self, "_lake"):
-                    self._lake = ray.get_actor("lake-writer", namespace=NAMESPACE)
-                table = telemetry_table(telemetry)
-                rows = table.num_rows
-                await self._lake.append.remote(table)
-            return {"accepted": len(res.accepted), "rows": rows, "rejections": rejections + res.rejections,
-                    "alert_events": res.alert_events, "publishes": res.publishes}
-
-    return ThinDeviceShard
+    return TimedIngestBridge
 
 
 def timing_line(timings: list[dict[str, Any]], wall: float) -> str:
@@ -658,7 +520,7 @@ def timing_line(timings: list[dict[str, Any]], wall: float) -> str:
         for k, v in b["calls"].items():
             calls[k] += v
     parts = [f"{k} p50 {1000 * np.median(v):.1f} / max {1000 * max(v):.0f} ms (x{len(v)})" for k, v in sorted(calls.items())
-             if k in ("handle_batch", "handle_raw", "append", "handle_events")]
+             if k in ("handle_raw", "append", "handle_events")]
     busy = proc.sum() / 1000 / wall / max(1, len(timings))
     return (f"bridge batches: {len(proc)} of {sizes.mean():.0f} msgs avg (max {sizes.max()}); process() p50 "
             f"{np.median(proc):.1f} ms p99 {np.percentile(proc, 99):.1f} ms max {proc.max():.0f} ms, "
@@ -668,10 +530,8 @@ def timing_line(timings: list[dict[str, Any]], wall: float) -> str:
 
 # ---- ceiling: a bare aiomqtt subscriber subprocess ---------------------------------------------
 async def ceiling_subscriber(args: argparse.Namespace) -> None:
-    import aiomqtt
-
     result = {"count": 0, "t_first": None, "t_last": None}
-    async with mqtt_client(args.protocol, args.port, args.user, args.password, f"ceiling-{uuid.uuid4().hex[:8]}") as client:
+    async with mqtt_client(args.port, args.user, args.password, f"ceiling-{uuid.uuid4().hex[:8]}") as client:
         await client.subscribe(f"$share/ceiling/{SHARE_FILTER}", qos=1)
         r0 = resource.getrusage(resource.RUSAGE_SELF)
         print("READY", flush=True)
@@ -693,10 +553,10 @@ async def ceiling_subscriber(args: argparse.Namespace) -> None:
 
 
 class Ceiling:
-    def __init__(self, port: int, user: str, password: str, expect: int, timeout: float, protocol: str) -> None:
+    def __init__(self, port: int, user: str, password: str, expect: int, timeout: float) -> None:
         self.proc = subprocess.Popen(
             [sys.executable, __file__, "--role", "ceiling", "--port", str(port), "--user", user,
-             "--password", password, "--expect", str(expect), "--timeout", str(timeout), "--protocol", protocol],
+             "--password", password, "--expect", str(expect), "--timeout", str(timeout)],
             stdout=subprocess.PIPE, text=True)
         line = self.proc.stdout.readline().strip()
         if line != "READY":
@@ -728,8 +588,8 @@ class Sink:
 class NaiveSubscriber:
     """An async Ray actor like the bridge, but awaiting one actor call per message."""
 
-    def __init__(self, port: int, user: str, password: str, sink: Any, protocol: str) -> None:
-        self.port, self.user, self.password, self.sink, self.protocol = port, user, password, sink, protocol
+    def __init__(self, port: int, user: str, password: str, sink: Any) -> None:
+        self.port, self.user, self.password, self.sink = port, user, password, sink
         self.count, self.t_last = 0, None
         self.task: asyncio.Task | None = None
 
@@ -740,8 +600,7 @@ class NaiveSubscriber:
         return True
 
     async def _run(self, ready: asyncio.Event) -> None:
-        async with mqtt_client(self.protocol, self.port, self.user, self.password,
-                               f"naive-{uuid.uuid4().hex[:8]}") as client:
+        async with mqtt_client(self.port, self.user, self.password, f"naive-{uuid.uuid4().hex[:8]}") as client:
             await client.subscribe(f"$share/naive/{SHARE_FILTER}", qos=1)
             ready.set()
             async for m in client.messages:
@@ -839,13 +698,13 @@ def blobs_for(env: Env, per_device: int, first_seq: int = 0) -> list[bytes]:
     return [device_blob(first_seq, per_device, env.args.metrics) for _ in env.devices]
 
 
-async def run_ceiling(env: Env, per_device: int, protocol: str) -> dict[str, Any]:
+async def run_ceiling(env: Env, per_device: int) -> dict[str, Any]:
     from pulse.broker.auth_plugin import SERVICE_USERNAME
 
     total = per_device * len(env.devices)
     blobs = blobs_for(env, per_device)
     pubs = env.publishers_for(env.devices)
-    env.ceiling = Ceiling(env.port, SERVICE_USERNAME, env.service_password, total, env.args.phase_timeout, protocol)
+    env.ceiling = Ceiling(env.port, SERVICE_USERNAME, env.service_password, total, env.args.phase_timeout)
     meter = CpuMeter()
     t0 = pubs.feed(blobs, per_device)
     res = await asyncio.to_thread(env.ceiling.result, env.args.phase_timeout + 30)
@@ -856,10 +715,10 @@ async def run_ceiling(env: Env, per_device: int, protocol: str) -> dict[str, Any
     cpu["cpu"]["ceiling subscriber (aiomqtt)"] = res["cpu"]
     elapsed = (res["t_last"] or time.time()) - t0
     return {"msgs": res["count"], "expected": total, "seconds": elapsed, "rate": res["count"] / elapsed, "cpu": cpu,
-            "protocol": protocol}
+            "protocol": CLIENT_PROTOCOL}
 
 
-async def run_naive(env: Env, per_device: int, protocol: str) -> dict[str, Any]:
+async def run_naive(env: Env, per_device: int) -> dict[str, Any]:
     import ray
 
     from pulse.broker.auth_plugin import SERVICE_USERNAME
@@ -867,8 +726,7 @@ async def run_naive(env: Env, per_device: int, protocol: str) -> dict[str, Any]:
     total = per_device * len(env.devices)
     blobs = blobs_for(env, per_device)
     sink = ray.remote(Sink).options(num_cpus=0).remote()
-    sub = ray.remote(NaiveSubscriber).options(num_cpus=0).remote(env.port, SERVICE_USERNAME, env.service_password, sink,
-                                                                 protocol)
+    sub = ray.remote(NaiveSubscriber).options(num_cpus=0).remote(env.port, SERVICE_USERNAME, env.service_password, sink)
     env.actors += [sub, sink]
     await sub.start.remote()
     pubs = env.publishers_for(env.devices)
@@ -889,7 +747,7 @@ async def run_naive(env: Env, per_device: int, protocol: str) -> dict[str, Any]:
         ray.kill(a, no_restart=True)
     elapsed = (stats["t_last"] or time.time()) - t0
     return {"msgs": stats["count"], "expected": total, "seconds": elapsed, "rate": stats["count"] / elapsed,
-            "complete": stats["count"] >= total, "cpu": cpu}
+            "complete": stats["count"] >= total, "cpu": cpu, "protocol": CLIENT_PROTOCOL}
 
 
 async def deploy_pulse(env: Env, cfg: Cfg) -> Any:
@@ -901,9 +759,9 @@ async def deploy_pulse(env: Env, cfg: Cfg) -> Any:
     s = env.settings(cfg)
     rt = RayRuntime(s)
     shipped_shard, shipped_lake = runtime_module.DeviceShard, runtime_module.LakeWriter
-    # RayRuntime.deploy() with GC-probed subclasses (and the experiment's DeviceShard if asked)
+    # RayRuntime.deploy() with GC-probed subclasses (gc.freeze() in them for EXPERIMENT gcfreeze)
     freeze = "gcfreeze" in cfg.experiments
-    runtime_module.DeviceShard = gc_probed(thin_shard_class() if "thin" in cfg.experiments else shipped_shard, freeze)
+    runtime_module.DeviceShard = gc_probed(shipped_shard, freeze)
     runtime_module.LakeWriter = gc_probed(shipped_lake, freeze)
     try:
         rt.deploy()
@@ -913,7 +771,7 @@ async def deploy_pulse(env: Env, cfg: Cfg) -> Any:
     await rt.start()
     opts = {"namespace": NAMESPACE, "lifetime": "detached", "get_if_exists": True, "num_cpus": 0,
             "max_restarts": -1, "runtime_env": {"env_vars": s.env()}}  # as pulse.node.Node creates bridges
-    cls = bridge_class(cfg.protocol, cfg.experiments)
+    cls = bridge_class(cfg.experiments)
     env.bridges = [ray.remote(cls).options(name=f"ingest-bridge-{i}", **opts).remote(s, i) for i in range(s.ingest_bridges)]
     await asyncio.gather(*(b.start.remote() for b in env.bridges))
     await rt.device_call(TENANT, PROBE, "latest_view")  # activate the probe's actor
@@ -922,14 +780,12 @@ async def deploy_pulse(env: Env, cfg: Cfg) -> Any:
 
 async def teardown_pulse(env: Env, s: Any) -> None:
     """Stop bridges and actors, wait until their names are free, and delete the bridges'
-    persistent sessions (Mosquitto would otherwise keep routing shared-subscription messages
-    to an offline member of the group, i.e. queue them for a bridge that is gone)."""
-    import aiomqtt
+    persistent sessions with the shipped `retire_sessions` (a clean-session connect per bridge id):
+    Mosquitto would otherwise keep routing shared-subscription messages to an offline member of
+    the group, i.e. queue them for a bridge that is gone."""
     import ray
-    from paho.mqtt.packettypes import PacketTypes
-    from paho.mqtt.properties import Properties
 
-    from pulse.actors.ingest import IngestBridge
+    from pulse.actors.ingest import retire_sessions
     from pulse.actors.runtime import NAMESPACE
 
     for b in env.bridges:
@@ -942,14 +798,7 @@ async def teardown_pulse(env: Env, s: Any) -> None:
     while time.monotonic() < deadline and any(
             a.get("namespace") == NAMESPACE for a in ray.util.list_named_actors(all_namespaces=True)):
         await asyncio.sleep(0.1)
-    host, port, user, password = s.service_mqtt()
-    for i in range(len(env.bridges)):
-        props = Properties(PacketTypes.CONNECT)
-        props.SessionExpiryInterval = 0
-        async with aiomqtt.Client(host, port, username=user, password=password,
-                                  identifier=IngestBridge(s, i)._client_id(password),  # noqa: SLF001
-                                  protocol=aiomqtt.ProtocolVersion.V5, clean_start=True, properties=props):
-            pass
+    await retire_sessions(s.model_copy(update={"ingest_bridges": 0}))  # ids 0..MAX_BRIDGES-1; raises on failure
     env.bridges, env.runtime = [], None
 
 
@@ -1015,7 +864,7 @@ async def run_pulse_throughput(env: Env, per_device: int) -> dict[str, Any]:
     return {"msgs": done, "expected": total, "seconds": elapsed, "rate": done / elapsed,
             "points_rate": (tot["rows"] - base["rows"]) / elapsed, "complete": done >= total,
             "batches": tot["batches"] - base["batches"], "cpu": cpu, "profile": profile,
-            "timing": timing_line(timings, t_done - t0) + f"; bridges' backlog (pending) up to {tot['max_queued']:,} msgs",
+            "timing": timing_line(timings, t_done - t0) + f"; bridges' backlog (queued in MqttSubscriber) up to {tot['max_queued']:,} msgs",
             "t0": t0, "raw_timings": timings, "gc": gc_line(gcs)}
 
 
@@ -1120,7 +969,10 @@ async def main_async(args: argparse.Namespace, env: Env) -> None:
         latency_s = args.sweep_latency_seconds
     else:
         experiments = frozenset(x for x in args.experiment.split(",") if x)
-        configs = [Cfg(args.batch_size, args.batch_ms, args.bridges, args.shards, args.protocol, experiments)]
+        unknown = experiments - EXPERIMENTS.keys()
+        if unknown:
+            raise SystemExit(f"unknown --experiment {','.join(sorted(unknown))}; known: {', '.join(EXPERIMENTS)}")
+        configs = [Cfg(args.batch_size, args.batch_ms, args.bridges, args.shards, experiments)]
         latency_s = args.latency_seconds
     conf = write_mosquitto_config(env.tmp / "mosquitto", env.port, SERVICE_USERNAME, env.service_password)
     env.mosquitto = MosquittoProcess(conf, env.port)
@@ -1132,11 +984,9 @@ async def main_async(args: argparse.Namespace, env: Env) -> None:
     total = per_device * args.devices
     naive_per_device = max(1, min(per_device, args.naive_messages // args.devices))
 
-    ceilings = {}
-    for protocol in sorted({c.protocol for c in configs}, reverse=True):
-        log(f"ceiling: bare aiomqtt subscriber, MQTT {protocol}")
-        ceilings[protocol] = c = await run_ceiling(env, per_device, protocol)
-        log(f"ceiling: {c['rate']:,.0f} msg/s ({c['msgs']:,}/{c['expected']:,})")
+    log(f"ceiling: bare aiomqtt subscriber, {CLIENT_PROTOCOL}")
+    ceiling = await run_ceiling(env, per_device)
+    log(f"ceiling: {ceiling['rate']:,.0f} msg/s ({ceiling['msgs']:,}/{ceiling['expected']:,})")
 
     log("starting Ray")
     ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=args.ray_logs,
@@ -1146,7 +996,7 @@ async def main_async(args: argparse.Namespace, env: Env) -> None:
     naive = None
     if not args.sweep:
         log("naive: one Ray actor call per message")
-        naive = await run_naive(env, naive_per_device, configs[0].protocol)
+        naive = await run_naive(env, naive_per_device)
         log(f"naive: {naive['rate']:,.0f} msg/s ({naive['msgs']:,}/{naive['expected']:,})")
 
     results = []
@@ -1154,14 +1004,14 @@ async def main_async(args: argparse.Namespace, env: Env) -> None:
         log(f"pulse e2e [{i + 1}/{len(configs)}] {cfg.label()}")
         results.append(await one_config(env, cfg, per_device, latency_s))
 
-    report(args, ceilings, naive, results, total, time.monotonic() - started)
+    report(args, ceiling, naive, results, total, time.monotonic() - started)
 
 
 def others_pct(cpu: dict[str, Any]) -> float:
     return 100 * cpu["cpu"].get("(other processes on this host)", 0.0) / cpu["wall"]
 
 
-def report(args: argparse.Namespace, ceilings: dict[str, dict], naive: dict | None, results: list[dict], total: int,
+def report(args: argparse.Namespace, ceiling: dict[str, Any], naive: dict | None, results: list[dict], total: int,
            wall: float) -> None:
     import numpy as np
 
@@ -1171,24 +1021,24 @@ def report(args: argparse.Namespace, ceilings: dict[str, dict], naive: dict | No
         print(f"settings overridden: {' '.join(args.set)}")
     print(f"load: {args.devices} devices x {total // args.devices:,} msgs = {total:,} msgs x {args.metrics} metrics, "
           f"QoS 1, one mosquitto_pub -l per device (-M {args.inflight}), {args.rules} rules (never firing)")
-    for protocol, ceiling in ceilings.items():
-        print(f"ceiling  bare aiomqtt subscriber (MQTT {protocol}), counts only {ceiling['rate']:>9,.0f} msg/s   "
-              f"({ceiling['msgs']:,}/{ceiling['expected']:,} msgs in {ceiling['seconds']:.1f} s)")
-        print(f"  {cpu_line(ceiling['cpu'])}")
+    print(f"ceiling  bare aiomqtt subscriber ({ceiling['protocol']}, $share, QoS 1), counts only "
+          f"{ceiling['rate']:>9,.0f} msg/s   ({ceiling['msgs']:,}/{ceiling['expected']:,} msgs in "
+          f"{ceiling['seconds']:.1f} s)")
+    print(f"  {cpu_line(ceiling['cpu'])}")
     if naive:
-        print(f"naive    1 awaited Ray actor call per message         {naive['rate']:>9,.0f} msg/s   "
+        print(f"naive    1 awaited Ray actor call per message (aiomqtt, {naive['protocol']}) "
+              f"{naive['rate']:>9,.0f} msg/s   "
               f"({naive['msgs']:,}/{naive['expected']:,} msgs in {naive['seconds']:.1f} s)")
         print(f"  {cpu_line(naive['cpu'])}")
     for r in results:
         cfg: Cfg = r["cfg"]
-        ceiling = ceilings[cfg.protocol]
         thr, lat, tot = r["thr"], r["lat"], r["totals"]
         tag = "  (defaults, shipped code)" if cfg.defaults else "" if cfg.shipped else \
             "  (EXPERIMENT: benchmark-local subclasses, not shipped code)"
         print(f"\npulse e2e  {cfg.label()}{tag}")
         print(f"  throughput  {thr['rate']:>9,.0f} msg/s  {thr['points_rate']:>10,.0f} points/s   "
               f"({thr['msgs']:,}/{thr['expected']:,} msgs in {thr['seconds']:.1f} s, {thr['batches']:,} batches; "
-              f"first publish -> bridges' accepted+rejected == published)")
+              f"first publish -> bridges' accepted+rejected == published; bridge: MqttSubscriber, MQTT 3.1.1)")
         w = thr["warm_up"]
         print(f"  cold start (before the clock): 1 message per device activated {args.devices} device actors in "
               f"{w['seconds']:.2f} s; slowest batch {w['slowest_batch_ms']:.0f} ms")
@@ -1225,8 +1075,8 @@ def report(args: argparse.Namespace, ceilings: dict[str, dict], naive: dict | No
         for r in results:
             by_cfg[r["cfg"]].append(r)
         n = max(len(v) for v in by_cfg.values())
-        print(f"\nsweep summary: {'median of ' + str(n) + ' runs, ' if n > 1 else ''}throughput, % of the ceiling of "
-              f"the same MQTT version, latency at half load, CPU of other processes on the host (noise)")
+        print(f"\nsweep summary: {'median of ' + str(n) + ' runs, ' if n > 1 else ''}throughput, % of the ceiling "
+              f"({ceiling['rate']:,.0f} msg/s), latency at half load, CPU of other processes on the host (noise)")
         medians = {c: float(np.median([r["thr"]["rate"] for r in rs])) for c, rs in by_cfg.items()}
         best = max(medians, key=medians.get)
         base_rate = medians.get(Cfg())
@@ -1239,12 +1089,12 @@ def report(args: argparse.Namespace, ceilings: dict[str, dict], naive: dict | No
             vs = f" {medians[c] / base_rate:4.2f}x defaults" if base_rate else ""
             runs = "/".join(f"{x:,.0f}" for x in rates) if len(rates) > 1 else ""
             print(f"  {c.label():<62} {medians[c]:>7,.0f} msg/s{vs} "
-                  f"{pct(medians[c], ceilings[c.protocol]['rate']):>5}  {lat_s}  others {noise:3.0f}%"
+                  f"{pct(medians[c], ceiling['rate']):>5}  {lat_s}  others {noise:3.0f}%"
                   f"{'  <- best' if c == best else ''}  {runs}")
     print(f"\ntotal wall time {wall:.0f} s. Absolute rates vary with whatever else runs on this host (see 'other "
           f"processes' in the CPU lines); compare ratios within one run.")
     if args.json:
-        Path(args.json).write_text(json.dumps({"ceilings": ceilings, "naive": naive, "results": results},
+        Path(args.json).write_text(json.dumps({"ceiling": ceiling, "naive": naive, "results": results},
                                               indent=2, default=str))
 
 
@@ -1279,7 +1129,7 @@ def parse_args() -> argparse.Namespace:
     p.add_argument("--shards", type=int, default=DEFAULTS["device_shards"])
     p.add_argument("--inflight", type=int, default=100, help="mosquitto_pub -M (QoS 1 window per publisher)")
     p.add_argument("--sweep", choices=sorted(SWEEPS), help="run the e2e phases for each config of SWEEPS[name] "
-                   "(settings: shipped code, other settings; changes: code EXPERIMENTS); no naive phase")
+                   "(settings: shipped code, other settings; changes: shipped code vs EXPERIMENTS); no naive phase")
     p.add_argument("--repeat", type=int, default=1, help="sweep: run the list this many times, alternating order")
     p.add_argument("--sweep-latency-seconds", type=float, default=8.0)
     p.add_argument("--phase-timeout", type=float, default=120.0, help="upper bound of each phase (s)")
@@ -1288,14 +1138,9 @@ def parse_args() -> argparse.Namespace:
     p.add_argument("--ray-logs", action="store_true", help="show the actors' logs")
     p.add_argument("--profile", action="store_true", help="py-spy the actors during the throughput phase")
     p.add_argument("--experiment", default="", help="comma list of EXPERIMENTS (benchmark-local subclasses, not "
-                   "shipped code): thin = shards decode raw payloads and append to the lake themselves; "
-                   "deadline = a batch closes when full or when its oldest message waited batch_ms; "
-                   "pipeline = 2 batches in flight, acks in order; "
-                   "gcfreeze = gc.freeze() in the bridge, shard and lake writer processes after start")
+                   "shipped code): " + "; ".join(f"{k} = {v}" for k, v in EXPERIMENTS.items()))
     p.add_argument("--set", action="append", default=[], metavar="NAME=VALUE",
                    help="other Settings for the Pulse actors, e.g. --set lake_flush_rows=1000000 (repeatable)")
-    p.add_argument("--protocol", choices=("5", "311"), default="5",
-                   help="MQTT version of the subscribers: ceiling, naive and (experiment) the bridge; 5 = as shipped")
     # internal: the ceiling subscriber subprocess
     p.add_argument("--role", default="main", help=argparse.SUPPRESS)
     p.add_argument("--port", type=int, help=argparse.SUPPRESS)

@@ -363,7 +363,8 @@ class Notifier:
         if self._mqtt is None:
             self._mqtt = MqttPublisher(*self.settings.service_mqtt(), timeout_s=self.settings.notifier_timeout_s)
         return DeliveryContext(http=self._http, mqtt=self._mqtt, timeout_s=self.settings.notifier_timeout_s,
-                               block_private_targets=self.settings.notifier_block_private_targets)
+                               block_private_targets=self.settings.notifier_block_private_targets,
+                               db=self.db, secrets=self.box)
 
     def _bucket(self, channel: Mapping[str, Any]) -> TokenBucket:
         per_minute = float(channel.get("rate_limit_per_minute") or self.settings.notifier_rate_per_minute)

@@ -33,7 +33,7 @@ def service_classes() -> dict[str, type]:
     from pulse.actors.notifier import Notifier
     from pulse.actors.telemetron_sync import TelemetronSync
 
-    return {"notifier": Notifier}
+    return {"notifier": Notifier, "carrier-sync": CarrierSync, "telemetron-sync": TelemetronSync}
 
 
 def partition_of(key: str, partitions: int) -> int:

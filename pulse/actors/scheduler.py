@@ -31,7 +31,10 @@ class Scheduler:
                 "telemetry_gaps": (self.settings.timer_rules_interval_s, self.tick_telemetry_gaps),
                 "presence": (self.settings.timer_rules_interval_s, self.tick_presence),
                 "escalations": (self.settings.escalation_interval_s, self.tick_escalations),
-                "digests": (60.0, self.tick_digests)}
+                "digests": (60.0, self.tick_digests),
+                "carrier_sync": (self.settings.carrier_check_interval_s, self.tick_carrier_sync),
+                "carrier_requests": (self.settings.carrier_request_poll_interval_s, self.tick_carrier_requests),
+                "telemetron": (self.settings.telemetron_drain_interval_s, self.tick_telemetron)}
 
     async def start(self) -> bool:
         if self._tasks:
@@ -74,6 +77,18 @@ class Scheduler:
 
     async def tick_digests(self) -> int:
         return await self.runtime.notifier_call("send_digests")
+
+    async def tick_carrier_sync(self) -> int:
+        """Carrier integrations whose own sync interval has passed (docs/carriers.md)."""
+        return await self.runtime.service_call("carrier-sync", "sync_due")
+
+    async def tick_carrier_requests(self) -> int:
+        """Pending asynchronous carrier requests the callbacks have not settled yet."""
+        return await self.runtime.service_call("carrier-sync", "poll_requests")
+
+    async def tick_telemetron(self) -> int:
+        """Deliver the Telemetron outbox (docs/telemetron.md); a device Telemetron refused waits its backoff."""
+        return await self.runtime.service_call("telemetron-sync", "drain")
 
     async def _loop(self, name: str, period: float, fn: Callable[[], Awaitable[int]]) -> None:
         while True:

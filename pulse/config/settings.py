@@ -85,6 +85,12 @@ class Settings(BaseSettings):
     telemetron_http_timeout_s: float = 15.0
     telemetron_retry_attempts: int = 3
     telemetron_retry_base_s: float = 0.5
+    # A device whose change Telemetron could not take (down, 5xx) waits 10 s, 20 s, ... (capped) before
+    # its queue is tried again; other devices and tenants go on. Delivered outbox rows are kept this long.
+    telemetron_backoff_base_s: float = 10.0
+    telemetron_backoff_max_s: float = 600.0
+    telemetron_batch_size: int = 500  # outbox rows read per tenant and drain
+    telemetron_outbox_retention_days: float = 7.0
 
     # Lake
     # Reads merge the writer's unflushed rows, so a long interval costs no freshness and keeps files few.

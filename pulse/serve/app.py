@@ -49,11 +49,15 @@ def _routers():
     from pulse.serve.routes import oncall
     from pulse.serve.routes import notifications
     from pulse.serve.routes import digest, escalation
+    from pulse.serve.routes import carrier_callbacks, carriers, operator_carriers
+    from pulse.serve.routes import owners, telemetron
 
     return [auth.router, ingest.router, devices.router, telemetry.router, commands.router, alert_rules.router, alert_rules.templates_router,
             alerts.router, quarantine.router, tags.router, groups.router, maintenance.router,
             templates.router, modules.router, sensors.router, transports.router, oncall.router,
-            notifications.router, escalation.router, digest.router]
+            notifications.router, escalation.router, digest.router,
+            carriers.router, operator_carriers.router, carrier_callbacks.router,
+            owners.router, telemetron.router]
 
 
 def create_app(build: Callable[[], Awaitable[Services]] | None = None,

@@ -6,7 +6,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from pulse.errors import Conflict, NotFound
-from pulse.storage import templates, tokens
+from pulse.storage import telemetron, templates, tokens
 from pulse.storage.db import Database, count, utcnow
 from pulse.storage.tables import device_state, devices
 
@@ -88,6 +88,7 @@ async def update(db: Database, tenant_id: str, device_id: str, fields: dict[str,
             raise NotFound(f"device {device_id} not found")
         if values.get("template_id") is not None:  # re-templated: add what the new template requires
             await templates.apply_template(conn, tenant_id, device_id, values["template_id"])
+        await telemetron.device_changed(conn, tenant_id, device_id)  # owned: outbox row in this transaction
     return await get(db, tenant_id, device_id)
 
 
@@ -100,6 +101,7 @@ async def decommission(db: Database, tenant_id: str, device_id: str) -> dict[str
             status="REVOKED", decommissioned_at=now, updated_at=now))
         if res.rowcount == 0:
             raise NotFound(f"device {device_id} not found")
+        await telemetron.device_retired(conn, tenant_id, device_id, deleted=False)  # ownership ends
     return await get(db, tenant_id, device_id)
 
 
@@ -108,6 +110,7 @@ async def delete(db: Database, tenant_id: str, device_id: str) -> None:
     async with db.begin() as conn:
         await conn.execute(device_state.delete().where(
             device_state.c.tenant_id == tenant_id, device_state.c.device_id == device_id))
+        await telemetron.device_retired(conn, tenant_id, device_id, deleted=True)  # ownership ends
         res = await conn.execute(devices.delete().where(
             devices.c.tenant_id == tenant_id, devices.c.device_id == device_id))
         if res.rowcount == 0:

@@ -654,3 +654,223 @@ alert_digest_settings = sa.Table(
     sa.Column("created_at", TS, nullable=False),
     sa.Column("updated_at", TS, nullable=False),
 )
+
+
+# ---- carrier integrations (docs/carriers.md) ------------------------------------------------------
+# One integration per (tenant, carrier). Credentials live in `secrets` (one Fernet token:
+# api_key, api_secret, username, password, callback_username, callback_password); `config` holds
+# only non-secret carrier extras. Deleting an integration unlinks its devices (FK cascade).
+carrier_integrations = sa.Table(
+    "carrier_integrations",
+    metadata,
+    sa.Column("integration_id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("tenant_id", sa.String(64), sa.ForeignKey("tenants.tenant_id", ondelete="CASCADE"), nullable=False),
+    sa.Column("carrier_name", sa.String(32), nullable=False),  # a key of pulse.integrations.carriers.PROVIDERS
+    sa.Column("display_name", sa.String(200), nullable=False),
+    sa.Column("enabled", sa.Boolean, nullable=False, server_default=sa.true()),
+    sa.Column("sync_enabled", sa.Boolean, nullable=False, server_default=sa.true()),
+    sa.Column("sync_interval_minutes", sa.Integer, nullable=False, server_default="60"),
+    sa.Column("api_base_url", sa.String(2000), nullable=False),
+    sa.Column("account_id", sa.String(200), nullable=True),
+    sa.Column("config", sa.JSON, nullable=False),
+    sa.Column("secrets", sa.Text, nullable=True),
+    sa.Column("callback_url", sa.String(2000), nullable=True),  # set once registered with the carrier
+    sa.Column("callback_error", sa.Text, nullable=True),
+    sa.Column("last_sync_at", TS, nullable=True),
+    sa.Column("last_sync_status", sa.String(16), nullable=True),  # success | partial | error
+    sa.Column("last_sync_error", sa.Text, nullable=True),
+    sa.Column("created_at", TS, nullable=False),
+    sa.Column("updated_at", TS, nullable=False),
+    sa.UniqueConstraint("tenant_id", "carrier_name", name="uq_carrier_integrations_tenant_carrier"),
+)
+
+# A device's SIM line: which integration and carrier id, plus the latest synced status and usage.
+carrier_links = sa.Table(
+    "carrier_links",
+    metadata,
+    sa.Column("tenant_id", sa.String(64), primary_key=True),
+    sa.Column("device_id", sa.String(128), primary_key=True),
+    sa.Column("integration_id", sa.Integer,
+              sa.ForeignKey("carrier_integrations.integration_id", ondelete="CASCADE"), nullable=False),
+    sa.Column("carrier_device_id", sa.String(64), nullable=False),
+    sa.Column("iccid", sa.String(32), nullable=True),
+    sa.Column("sim_status", sa.String(16), nullable=True),
+    sa.Column("network_status", sa.String(32), nullable=True),
+    sa.Column("network_type", sa.String(32), nullable=True),
+    sa.Column("ip_address", sa.String(64), nullable=True),
+    sa.Column("signal_strength", sa.Integer, nullable=True),
+    sa.Column("msisdn", sa.String(32), nullable=True),
+    sa.Column("plan", sa.String(200), nullable=True),
+    sa.Column("last_connection", TS, nullable=True),
+    sa.Column("data_used_bytes", sa.BigInteger, nullable=True),
+    sa.Column("data_limit_bytes", sa.BigInteger, nullable=True),
+    sa.Column("sms_count", sa.Integer, nullable=True),
+    sa.Column("billing_cycle_start", TS, nullable=True),
+    sa.Column("billing_cycle_end", TS, nullable=True),
+    # the data-usage alert is open for this line (edge detection across syncs)
+    sa.Column("usage_alert_active", sa.Boolean, nullable=False, server_default=sa.false()),
+    sa.Column("last_synced_at", TS, nullable=True),
+    sa.Column("last_sync_error", sa.Text, nullable=True),
+    sa.Column("linked_at", TS, nullable=False),
+    sa.Column("updated_at", TS, nullable=False),
+    sa.ForeignKeyConstraint(
+        ["tenant_id", "device_id"], ["devices.tenant_id", "devices.device_id"], ondelete="CASCADE"
+    ),
+    # one SIM line belongs to one device
+    sa.UniqueConstraint("integration_id", "carrier_device_id", name="uq_carrier_links_line"),
+)
+
+# Usage over time, one row per link per sync (or refresh): the usage chart.
+carrier_usage_snapshots = sa.Table(
+    "carrier_usage_snapshots",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("tenant_id", sa.String(64), nullable=False),
+    sa.Column("device_id", sa.String(128), nullable=False),
+    sa.Column("taken_at", TS, nullable=False),
+    sa.Column("data_used_bytes", sa.BigInteger, nullable=False),
+    sa.Column("data_limit_bytes", sa.BigInteger, nullable=True),
+    sa.Column("sms_count", sa.Integer, nullable=True),
+    sa.ForeignKeyConstraint(
+        ["tenant_id", "device_id"], ["carrier_links.tenant_id", "carrier_links.device_id"], ondelete="CASCADE"
+    ),
+    sa.Index("ix_carrier_usage_snapshots_device", "tenant_id", "device_id", "taken_at"),
+)
+
+# Every carrier action a user asked for; asynchronous ones stay pending under the carrier's
+# request_id until a callback or the poller settles them (idempotent on (integration, request_id)).
+carrier_requests = sa.Table(
+    "carrier_requests",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("tenant_id", sa.String(64), nullable=False),
+    sa.Column("integration_id", sa.Integer,
+              sa.ForeignKey("carrier_integrations.integration_id", ondelete="CASCADE"), nullable=False),
+    sa.Column("device_id", sa.String(128), nullable=False),
+    sa.Column("carrier_device_id", sa.String(64), nullable=False),
+    sa.Column("action", sa.String(32), nullable=False),  # activate | suspend | restore | deactivate | reboot | provision
+    sa.Column("request_id", sa.String(128), nullable=True),  # NULL when the carrier answered synchronously
+    sa.Column("state", sa.String(16), nullable=False),  # pending | succeeded | failed
+    sa.Column("detail", sa.Text, nullable=True),
+    sa.Column("requested_by", sa.String(320), nullable=True),
+    sa.Column("created_at", TS, nullable=False),
+    sa.Column("completed_at", TS, nullable=True),
+    sa.UniqueConstraint("integration_id", "request_id", name="uq_carrier_requests_request"),
+    sa.Index("ix_carrier_requests_state", "state", "created_at"),
+    sa.Index("ix_carrier_requests_device", "tenant_id", "device_id", "created_at"),
+)
+
+# Every inbound callback, verified or not (credentials are stripped from the stored body).
+carrier_callbacks = sa.Table(
+    "carrier_callbacks",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("integration_id", sa.Integer, nullable=True),  # as addressed: may name no integration
+    sa.Column("tenant_id", sa.String(64), nullable=True),
+    sa.Column("received_at", TS, nullable=False),
+    sa.Column("outcome", sa.String(16), nullable=False),  # settled | duplicate | unmatched | recorded | rejected | invalid
+    sa.Column("kind", sa.String(32), nullable=True),
+    sa.Column("request_id", sa.String(128), nullable=True),
+    sa.Column("detail", sa.Text, nullable=True),
+    sa.Column("remote_ip", sa.String(64), nullable=True),
+    sa.Column("body", sa.JSON, nullable=True),
+    sa.Index("ix_carrier_callbacks_integration", "integration_id", "received_at"),
+)
+
+# Who changed what on carrier integrations and lines (customer and operator writes, actions).
+carrier_audit_log = sa.Table(
+    "carrier_audit_log",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("at", TS, nullable=False),
+    sa.Column("tenant_id", sa.String(64), nullable=False),
+    sa.Column("integration_id", sa.Integer, nullable=True),
+    sa.Column("device_id", sa.String(128), nullable=True),
+    sa.Column("user_id", sa.String(320), nullable=False),
+    sa.Column("role", sa.String(32), nullable=False),
+    sa.Column("action", sa.String(32), nullable=False),  # integration.create|update|delete, device.link|provision|<action>
+    sa.Column("changes", sa.JSON, nullable=False),
+    sa.Index("ix_carrier_audit_log_tenant", "tenant_id", "at"),
+)
+
+
+# ---- Telemetron: device owners, transactional outbox, integration (docs/telemetron.md) -----------
+# End customers own devices; they are kept per tenant by e-mail (Telemetron's customer key too).
+end_customers = sa.Table(
+    "end_customers",
+    metadata,
+    sa.Column("tenant_id", sa.String(64), sa.ForeignKey("tenants.tenant_id", ondelete="CASCADE"), primary_key=True),
+    sa.Column("customer_id", sa.String(36), primary_key=True),
+    sa.Column("email", sa.String(320), nullable=False),  # trimmed, lower-case
+    sa.Column("name", sa.String(200), nullable=False),
+    sa.Column("phone", sa.String(40), nullable=True),
+    sa.Column("address", sa.String(500), nullable=True),
+    sa.Column("created_at", TS, nullable=False),
+    sa.Column("updated_at", TS, nullable=False),
+    sa.UniqueConstraint("tenant_id", "email", name="uq_end_customers_tenant_email"),
+)
+
+device_owners = sa.Table(
+    "device_owners",
+    metadata,
+    sa.Column("tenant_id", sa.String(64), primary_key=True),
+    sa.Column("device_id", sa.String(128), primary_key=True),
+    sa.Column("customer_id", sa.String(36), primary_key=True),
+    sa.Column("position", sa.Integer, nullable=False, server_default="0"),  # order given by the last PUT
+    sa.Column("created_at", TS, nullable=False),
+    sa.ForeignKeyConstraint(["tenant_id", "device_id"], ["devices.tenant_id", "devices.device_id"],
+                            name="fk_device_owners_device", ondelete="CASCADE"),
+    sa.ForeignKeyConstraint(["tenant_id", "customer_id"], ["end_customers.tenant_id", "end_customers.customer_id"],
+                            name="fk_device_owners_customer", ondelete="CASCADE"),
+    sa.Index("ix_device_owners_customer", "tenant_id", "customer_id"),
+)
+
+# Generic transactional outbox: rows are written in the transaction of the change they describe and
+# delivered in `id` order per (topic, tenant_id, aggregate_id). SQLite AUTOINCREMENT so ids never repeat.
+outbox = sa.Table(
+    "outbox",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("topic", sa.String(32), nullable=False),  # "telemetron"
+    sa.Column("tenant_id", sa.String(64), sa.ForeignKey("tenants.tenant_id", ondelete="CASCADE"), nullable=False),
+    sa.Column("aggregate_id", sa.String(128), nullable=False),  # the ordering key: a device id for Telemetron
+    sa.Column("operation", sa.String(32), nullable=False),
+    sa.Column("payload", sa.JSON, nullable=False),
+    sa.Column("status", sa.String(16), nullable=False, server_default="PENDING"),  # PENDING | DELIVERED | FAILED
+    sa.Column("attempts", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("next_attempt_at", TS, nullable=True),  # set while a retryable failure backs off
+    sa.Column("last_error", sa.Text, nullable=True),
+    sa.Column("created_at", TS, nullable=False),
+    sa.Column("updated_at", TS, nullable=False),
+    sa.Column("delivered_at", TS, nullable=True),
+    sa.Index("ix_outbox_queue", "topic", "tenant_id", "status", "id"),
+    sa.Index("ix_outbox_delivered", "status", "delivered_at"),
+    sqlite_autoincrement=True,
+)
+
+# One per tenant; `secrets` is a Fernet token holding {"api_key"}.
+telemetron_integrations = sa.Table(
+    "telemetron_integrations",
+    metadata,
+    sa.Column("tenant_id", sa.String(64), sa.ForeignKey("tenants.tenant_id", ondelete="CASCADE"), primary_key=True),
+    sa.Column("base_url", sa.String(2000), nullable=False),
+    sa.Column("secrets", sa.Text, nullable=False),
+    sa.Column("enabled", sa.Boolean, nullable=False, server_default=sa.true()),
+    sa.Column("last_sync_at", TS, nullable=True),
+    sa.Column("last_error", sa.Text, nullable=True),
+    sa.Column("last_error_at", TS, nullable=True),
+    sa.Column("created_at", TS, nullable=False),
+    sa.Column("updated_at", TS, nullable=False),
+)
+
+# Our end customer <-> Telemetron's customer id (Telemetron has no external-id field).
+telemetron_customers = sa.Table(
+    "telemetron_customers",
+    metadata,
+    sa.Column("tenant_id", sa.String(64), primary_key=True),
+    sa.Column("customer_id", sa.String(36), primary_key=True),
+    sa.Column("telemetron_customer_id", sa.String(128), nullable=False),
+    sa.Column("synced_at", TS, nullable=False),
+    sa.ForeignKeyConstraint(["tenant_id", "customer_id"], ["end_customers.tenant_id", "end_customers.customer_id"],
+                            name="fk_telemetron_customers_customer", ondelete="CASCADE"),
+)

@@ -303,7 +303,7 @@ def test_every_builder_renders_every_event(channel_type):
     samples = {"webhook": {"url": "https://h.example"}, "slack": {"webhook_url": "https://h.example"},
                "teams": {"webhook_url": "https://h.example"}, "pagerduty": {"routing_key": "k"},
                "mqtt": {}, "email": {"smtp_host": "m.example", "smtp_port": 25, "from": "a@b.example",
-                                     "recipients": ["c@d.example"]}}
+                                     "recipients": ["c@d.example"]}, "telemetron": {}}
     config = parse_config(channel_type, samples[channel_type])
     for ev in ALL:
         assert CHANNELS[channel_type].build(message(ev), config)

@@ -18,10 +18,12 @@ from pulse.integrations.channels.mqtt import MqttChannel
 from pulse.integrations.channels.pagerduty import PagerDutyChannel
 from pulse.integrations.channels.slack import SlackChannel
 from pulse.integrations.channels.teams import TeamsChannel
+from pulse.integrations.channels.telemetron import TelemetronChannel
 from pulse.integrations.channels.webhook import WebhookChannel
 
 CHANNELS: dict[str, Channel] = {c.type: c for c in (
-    WebhookChannel(), EmailChannel(), SlackChannel(), TeamsChannel(), PagerDutyChannel(), MqttChannel())}
+    WebhookChannel(), EmailChannel(), SlackChannel(), TeamsChannel(), PagerDutyChannel(), MqttChannel(),
+    TelemetronChannel())}
 CHANNEL_TYPES = tuple(CHANNELS)
 
 __all__ = ["CHANNELS", "CHANNEL_TYPES", "Channel", "ChannelConfig", "DeliveryContext", "DeliveryResult", "Message",

@@ -151,6 +151,9 @@ class DeliveryContext:
     mqtt: "MqttPublisher | None"
     timeout_s: float = 10.0
     block_private_targets: bool = False
+    # The store and the secret box, for channels that act through a tenant's integration (telemetron).
+    db: Any = None
+    secrets: Any = None
 
 
 class Channel(Protocol):

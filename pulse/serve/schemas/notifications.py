@@ -15,7 +15,7 @@ from pulse.serve.schemas.devices import ID_PATTERN
 from pulse.serve.schemas.tags import Tag
 from pulse.serve.schemas.common import Update
 
-ChannelType = Literal["webhook", "email", "slack", "teams", "pagerduty", "mqtt"]
+ChannelType = Literal["webhook", "email", "slack", "teams", "pagerduty", "mqtt", "telemetron"]
 Event = Literal["OPEN", "ACKNOWLEDGED", "CLOSED", "ESCALATED"]
 JobStatus = Literal["PENDING", "PROCESSING", "COMPLETED", "FAILED"]
 Day = Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"]

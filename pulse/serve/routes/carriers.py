@@ -1,0 +1,163 @@
+"""Customer carrier routes: integrations, and the carrier line of a device (HTTP only; docs/carriers.md).
+
+Every route needs the `carrier_self_service` tier feature on top of its permission. Status and
+usage serve what the last sync stored; `?refresh=true` asks the carrier first. Diagnostics and
+plans always ask the carrier.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Depends, Query, Response
+from fastapi.encoders import jsonable_encoder
+from fastapi.responses import JSONResponse
+
+from pulse.actors import carrier_sync as carrier
+from pulse.serve.app import Services, services
+from pulse.serve.auth import Principal, customer
+from pulse.serve.entitlements import feature
+from pulse.serve.schemas.carriers import IntegrationCreate, IntegrationUpdate, LinkBody, ProvisionBody
+from pulse.serve.schemas.common import PageParams, page, page_params
+from pulse.storage import carriers as store
+from pulse.storage.secrets import box_for
+
+router = APIRouter(prefix="/api/v1/customer", tags=["carrier"])
+
+FEATURE = "carrier_self_service"
+READ = feature(FEATURE, customer("carrier.integrations.read"))
+WRITE = feature(FEATURE, customer("carrier.integrations.write"))
+ACT = feature(FEATURE, customer("carrier.actions.execute"))
+LINK = feature(FEATURE, customer("carrier.links.write"))
+MAX_HISTORY = 1000
+
+
+# ---- integrations ------------------------------------------------------------------------------
+@router.get("/carrier/integrations")
+async def list_integrations(carrier_name: str | None = Query(None, max_length=32), enabled: bool | None = None,
+                            pg: PageParams = Depends(page_params), p: Principal = Depends(READ),
+                            svc: Services = Depends(services)) -> dict[str, Any]:
+    items, total = await store.list_integrations(svc.db, box_for(svc.settings), tenant_id=p.tenant_id,
+                                                 limit=pg.limit, offset=pg.offset, carrier_name=carrier_name,
+                                                 enabled=enabled)
+    return page("integrations", items, total, pg)
+
+
+@router.post("/carrier/integrations", status_code=201)
+async def create_integration(body: IntegrationCreate, p: Principal = Depends(WRITE),
+                             svc: Services = Depends(services)) -> dict[str, Any]:
+    """One per carrier; 400 for a carrier Pulse has no provider for. The callback is registered with
+    the carrier when `public_base_url` is configured."""
+    return await carrier.create_integration(svc.settings, svc.db, p.tenant_id, body.model_dump(), p)
+
+
+@router.get("/carrier/integrations/{integration_id}")
+async def get_integration(integration_id: int, p: Principal = Depends(READ),
+                          svc: Services = Depends(services)) -> dict[str, Any]:
+    return await store.get_integration(svc.db, box_for(svc.settings), integration_id, p.tenant_id)
+
+
+@router.put("/carrier/integrations/{integration_id}")
+async def update_integration(integration_id: int, body: IntegrationUpdate, p: Principal = Depends(WRITE),
+                             svc: Services = Depends(services)) -> dict[str, Any]:
+    """A partial update; secrets left out or sent back masked stay as they are."""
+    return await carrier.update_integration(svc.settings, svc.db, integration_id, p.tenant_id, body.changes(), p)
+
+
+@router.delete("/carrier/integrations/{integration_id}", status_code=204)
+async def delete_integration(integration_id: int, p: Principal = Depends(WRITE),
+                             svc: Services = Depends(services)) -> Response:
+    """Also unlinks every device linked through it (their usage history goes too)."""
+    await carrier.delete_integration(svc.db, integration_id, p.tenant_id, p)
+    return Response(status_code=204)
+
+
+@router.get("/carrier/integrations/{integration_id}/plans")
+async def list_plans(integration_id: int, p: Principal = Depends(READ),
+                     svc: Services = Depends(services)) -> dict[str, Any]:
+    """The carrier's data plans; an empty list where the carrier sells none (1NCE)."""
+    return await carrier.plans(svc.settings, svc.db, p.tenant_id, integration_id)
+
+
+# ---- a device's line ---------------------------------------------------------------------------
+def _usage_numbers(link: dict[str, Any], threshold: float) -> dict[str, Any]:
+    pct = carrier.used_pct(link["data_used_bytes"], link["data_limit_bytes"])
+    return {"data_used_bytes": link["data_used_bytes"], "data_limit_bytes": link["data_limit_bytes"],
+            "data_used_pct": pct, "usage_alert_threshold_pct": threshold,
+            "over_usage_threshold": pct is not None and pct >= threshold,
+            "usage_alert_active": link["usage_alert_active"]}
+
+
+async def _carrier_name(svc: Services, tenant_id: str, integration_id: int) -> str:
+    return (await store.get_integration(svc.db, box_for(svc.settings), integration_id, tenant_id))["carrier_name"]
+
+
+@router.get("/devices/{device_id}/carrier/status")
+async def line_status(device_id: str, refresh: bool = Query(False, description="ask the carrier now"),
+                      p: Principal = Depends(READ), svc: Services = Depends(services)) -> dict[str, Any]:
+    """The line as last synced (or refreshed), with its pending carrier requests and recent ones."""
+    if refresh:
+        await carrier.refresh_status(svc.settings, svc.db, p.tenant_id, device_id)
+    link = await store.get_link(svc.db, p.tenant_id, device_id)
+    recent = await store.recent_requests(svc.db, p.tenant_id, device_id)
+    state = {k: link[k] for k in ("integration_id", "carrier_device_id", *store.LINK_STATE_FIELDS,
+                                  "last_synced_at", "last_sync_error", "linked_at")}
+    return {"device_id": device_id, "carrier_name": await _carrier_name(svc, p.tenant_id, link["integration_id"]),
+            **state, **_usage_numbers(link, svc.settings.carrier_data_usage_alert_pct),
+            "pending_requests": [r for r in recent if r["state"] == store.PENDING], "recent_requests": recent}
+
+
+@router.get("/devices/{device_id}/carrier/usage")
+async def line_usage(device_id: str, refresh: bool = Query(False, description="ask the carrier now"),
+                     history_limit: int = Query(100, ge=1, le=MAX_HISTORY),
+                     p: Principal = Depends(READ), svc: Services = Depends(services)) -> dict[str, Any]:
+    """Latest usage, share of the plan used against the alert threshold, and the history for charts."""
+    if refresh:
+        event = await carrier.refresh_usage(svc.settings, svc.db, p.tenant_id, device_id)
+        if event is not None:
+            await carrier.open_usage_alerts(svc.runtime, [event])
+    link = await store.get_link(svc.db, p.tenant_id, device_id)
+    return {"device_id": device_id, "carrier_name": await _carrier_name(svc, p.tenant_id, link["integration_id"]),
+            "carrier_device_id": link["carrier_device_id"],
+            **_usage_numbers(link, svc.settings.carrier_data_usage_alert_pct),
+            **{k: link[k] for k in ("sms_count", "billing_cycle_start", "billing_cycle_end", "last_synced_at")},
+            "history": await store.usage_history(svc.db, p.tenant_id, device_id, history_limit)}
+
+
+@router.get("/devices/{device_id}/carrier/diagnostics")
+async def line_diagnostics(device_id: str, p: Principal = Depends(READ),
+                           svc: Services = Depends(services)) -> dict[str, Any]:
+    """Asked of the carrier on every call (never synced); 501 where the carrier has none (1NCE)."""
+    return await carrier.diagnostics(svc.settings, svc.db, p.tenant_id, device_id)
+
+
+@router.post("/devices/{device_id}/carrier/actions/{action}",
+             responses={202: {"description": "the carrier is working on it: see request_id"}})
+async def line_action(device_id: str, action: str, p: Principal = Depends(ACT),
+                      svc: Services = Depends(services)) -> JSONResponse:
+    """activate | suspend | restore | deactivate | reboot (an SMS "REBOOT"). 200 when done, 202 with
+    `request_id` while the carrier works on it (settled by callback or polling); 501 if unsupported."""
+    status, body = await carrier.execute_action(svc.settings, svc.db, p, device_id, action)
+    return JSONResponse(jsonable_encoder(body), status_code=status)
+
+
+@router.post("/devices/{device_id}/carrier/link")
+async def link_line(device_id: str, body: LinkBody, p: Principal = Depends(LINK),
+                    svc: Services = Depends(services)) -> dict[str, Any]:
+    """Link the device to a line of one of the tenant's integrations, once the carrier confirms it."""
+    return await carrier.link_line(svc.settings, svc.db, p, device_id, body.carrier_integration_id,
+                                   body.carrier_device_id)
+
+
+@router.delete("/devices/{device_id}/carrier/link", status_code=204)
+async def unlink_line(device_id: str, p: Principal = Depends(LINK), svc: Services = Depends(services)) -> Response:
+    """Forget the device's line (the SIM itself is not changed at the carrier)."""
+    await carrier.unlink_line(svc.db, p, device_id)
+    return Response(status_code=204)
+
+
+@router.post("/devices/{device_id}/carrier/provision")
+async def provision_line(device_id: str, body: ProvisionBody, p: Principal = Depends(LINK),
+                         svc: Services = Depends(services)) -> dict[str, Any]:
+    """Claim a SIM by ICCID (15–22 digits) from the carrier, optionally on a plan, and link the device."""
+    return await carrier.provision_line(svc.settings, svc.db, p, device_id, body.carrier_integration_id,
+                                        body.iccid, body.plan_id)

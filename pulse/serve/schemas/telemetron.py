@@ -1,0 +1,30 @@
+"""HTTP body of the Telemetron integration (`PUT /api/v1/customer/integrations/telemetron`)."""
+from __future__ import annotations
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from pulse.integrations.channels.base import http_url, is_masked
+
+
+class TelemetronIntegrationPut(BaseModel):
+    """Create or update. `api_key` is required when creating; on an update, leaving it out (or
+    sending back its mask) keeps the stored key. `base_url` defaults to Telemetron's ext-v1 API."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    base_url: str | None = Field(None, max_length=2000, examples=["https://admin.telemetron.ai/api/ext-v1"])
+    api_key: str | None = Field(None, min_length=1, max_length=256, pattern=r"^\S+$",
+                                description="write-only; read back masked (last 4 characters)")
+    enabled: bool | None = None
+
+    @field_validator("base_url")
+    @classmethod
+    def _url(cls, v: str | None) -> str | None:
+        return http_url(v).rstrip("/") if v is not None else None
+
+    @field_validator("api_key")
+    @classmethod
+    def _key(cls, v: str | None) -> str | None:
+        if v is not None and not is_masked(v) and len(v) < 8:
+            raise ValueError("an API key has at least 8 characters")
+        return v

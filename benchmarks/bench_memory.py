@@ -6,7 +6,7 @@
    decoded by `pulse.actors.envelope.decode` (JSON from bytes, ids split from the topic) and handled
    by a real `DeviceShard.handle_batch` / `DeviceShard.call`. Only the database is left out:
    `_activate` makes new actors without a snapshot (as for a new device; key strings copied as a DB
-   driver returns them) and the first-sight sensor discovery write is a no-op. Per device:
+   driver returns them) and the first-sight sensor discovery write (`discover_unmodeled_many`) is a no-op. Per device:
    1 telemetry envelope with 10 metrics and 3 threshold rules evaluated (3 rule states), 1
    reported-state merge (3 keys), 1 desired patch (2 keys): a twin, 10 latest values and 3 rules'
    state, plus the shard's `actors` / `status` / `last_used` entries.
@@ -65,7 +65,7 @@ async def build(n: int, flags: set[str], trace: bool, steady: int, batch: int = 
     async def no_discovery(*_: Any) -> None:  # first sight of a metric: a DB write, not memory
         return None
 
-    sensors.discover_unmodeled = no_discovery
+    sensors.discover_unmodeled_many = no_discovery
     rules = [Rule.from_row({"rule_id": f"00000000-0000-4000-8000-00000000000{k}", "tenant_id": TENANT,
                             "name": f"rule {k}", "rule_type": "threshold", "metric": f"metric_{k:02d}",
                             "operator": "GT", "threshold": 90.0, "severity": 3}) for k in range(RULES)]

@@ -12,21 +12,14 @@ from pulse.simulators.onence import DEMO_CLIENT_ID, DEMO_CLIENT_SECRET, OneNceSi
 from pulse.simulators.server import SimServer
 from pulse.storage import carriers as store
 from pulse.storage.tables import carrier_audit_log, carrier_callbacks, carrier_integrations, carrier_requests, tenants
+from tests.integrations.carriers.helpers import INTEGRATIONS, fast_carrier_retries, line
 
-INTEGRATIONS = "/api/v1/customer/carrier/integrations"
 SIM1, SIM2, SIM4 = "8988280666000000001", "8988280666000000002", "8988280666000000004"
-
-
-def line(device: str, what: str) -> str:
-    return f"/api/v1/customer/devices/{device}/carrier/{what}"
 
 
 @pytest.fixture
 async def carrier_api(api):
-    """The API with fast carrier retries, so an unreachable carrier fails in milliseconds."""
-    s = api.services.settings
-    s.carrier_retry_attempts, s.carrier_retry_base_s, s.carrier_http_timeout_s = 2, 0.01, 5.0
-    return api
+    return fast_carrier_retries(api)
 
 
 @pytest.fixture

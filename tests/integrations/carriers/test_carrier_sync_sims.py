@@ -23,20 +23,14 @@ from pulse.simulators.thingspace import ThingSpaceSim
 from pulse.storage import carriers as store
 from pulse.storage.tables import carrier_callbacks
 from tests.broker.fixtures import free_port
+from tests.integrations.carriers.helpers import INTEGRATIONS, fast_carrier_retries, line
 
-INTEGRATIONS = "/api/v1/customer/carrier/integrations"
 TS_LINES = ["89148000000000000001", "89148000000000000002", "89148000000000000003"]
-
-
-def line(device: str, what: str) -> str:
-    return f"/api/v1/customer/devices/{device}/carrier/{what}"
 
 
 @pytest.fixture
 async def capi(api):
-    s = api.services.settings
-    s.carrier_retry_attempts, s.carrier_retry_base_s, s.carrier_http_timeout_s = 2, 0.01, 5.0
-    return api
+    return fast_carrier_retries(api)
 
 
 @pytest.fixture

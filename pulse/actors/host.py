@@ -57,6 +57,8 @@ class ActorHost(Generic[K, A]):
     async def stop(self) -> None:
         if self._loop_task:
             self._loop_task.cancel()
+            # wait for it: a snapshot it was writing must not overlap the final one below
+            await asyncio.gather(self._loop_task, return_exceptions=True)
             self._loop_task = None
         await self.persist()
         await self.db.dispose()

@@ -32,9 +32,10 @@ def _in_ray() -> bool:
 
 
 def _metric(name: str, kind: str, description: str, tag_keys: tuple[str, ...]) -> Any:
-    key = f"{kind}:{name}"
+    in_ray = _in_ray()
+    key = f"{kind}:{name}:{in_ray}"  # a process may start and stop Ray (tests): never reuse across that
     if key not in _made:
-        if _in_ray():
+        if in_ray:
             from ray.util import metrics
 
             cls = metrics.Counter if kind == "counter" else metrics.Gauge

@@ -34,8 +34,9 @@ class Stack:
         return r.json()["token"]
 
 
-@pytest.fixture(scope="session", params=["embedded", "mosquitto"])
+@pytest.fixture(scope="package", params=["embedded", "mosquitto"])
 def stack(request, tmp_path_factory) -> Iterator[Stack]:
+    # package scope: the node (and Ray in this process) is gone before the other test packages run
     from pulse.broker.auth_plugin import SERVICE_USERNAME
     from pulse.broker.mosquitto import MosquittoProcess, write_mosquitto_config
     from pulse.node import Node

@@ -17,9 +17,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections import defaultdict
+from collections import OrderedDict, defaultdict
 from datetime import datetime, timedelta
 from typing import Any
+from weakref import WeakKeyDictionary
 
 from pulse.actors.messages import AlertEvent
 from pulse.config.settings import Settings
@@ -92,6 +93,45 @@ def open_provider(settings: Settings, integration: dict[str, Any]) -> CarrierPro
     """A provider for one unit of work; use it as `async with` so its HTTP client is closed."""
     return provider_for(integration["carrier_name"], credentials_of(integration), retry=retry_policy(settings),
                         timeout_s=settings.carrier_http_timeout_s)
+
+
+class ProviderPool:
+    """Providers kept between API calls, so a carrier's tokens — ThingSpace's OAuth token and session
+    login above all — are reused instead of logging in for every request.
+
+    Keyed by integration and its `updated_at` (new credentials -> a new provider; the old one is
+    closed), and per event loop, because a provider's HTTP client belongs to the loop it was made on.
+    A provider whose login was refused stays in the pool and refuses at once: that is what keeps a
+    wrong password from locking the carrier account."""
+
+    MAX_PER_LOOP = 64
+
+    def __init__(self) -> None:
+        self._by_loop: WeakKeyDictionary[asyncio.AbstractEventLoop, OrderedDict[int, tuple[Any, CarrierProvider]]] = (
+            WeakKeyDictionary())
+
+    def get(self, settings: Settings, integration: dict[str, Any]) -> CarrierProvider:
+        pool = self._by_loop.setdefault(asyncio.get_running_loop(), OrderedDict())
+        iid, version = integration["integration_id"], integration["updated_at"]
+        held = pool.get(iid)
+        if held is not None and held[0] == version:
+            pool.move_to_end(iid)
+            return held[1]
+        if held is not None:
+            self._retire(held[1])
+        provider = open_provider(settings, integration)
+        pool[iid] = (version, provider)
+        while len(pool) > self.MAX_PER_LOOP:
+            self._retire(pool.popitem(last=False)[1][1])
+        return provider
+
+    @staticmethod
+    def _retire(provider: CarrierProvider) -> None:
+        task = asyncio.get_running_loop().create_task(provider.aclose())
+        task.add_done_callback(lambda t: t.cancelled() or t.exception())  # closing is best effort
+
+
+PROVIDERS = ProviderPool()
 
 
 def state_values(info: DeviceInfo) -> dict[str, Any]:
@@ -381,12 +421,11 @@ async def _usable(db: Database, box: SecretBox, integration_id: int, tenant_id: 
 
 
 async def _call(settings: Settings, integration: dict[str, Any], fn: Any) -> Any:
-    """Run `fn(provider)` on a fresh provider, carrier errors mapped to domain errors."""
-    async with open_provider(settings, integration) as provider:
-        try:
-            return await fn(provider)
-        except (CarrierError, Unavailable) as e:
-            raise failure(e, integration["carrier_name"]) from None
+    """Run `fn(provider)` on the integration's pooled provider, carrier errors mapped to domain errors."""
+    try:
+        return await fn(PROVIDERS.get(settings, integration))
+    except (CarrierError, Unavailable) as e:
+        raise failure(e, integration["carrier_name"]) from None
 
 
 async def execute_action(settings: Settings, db: Database, who: Any, device_id: str,

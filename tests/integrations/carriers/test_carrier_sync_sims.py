@@ -266,3 +266,16 @@ async def test_a_line_crossing_the_data_threshold_opens_an_alert(capi, onence, s
     assert [(a["alert_type"], a["device_id"]) for a in alerts] == [("CARRIER_DATA_USAGE", "pump")]
     await sync.sync_integration(iid)  # still over: no second alert
     assert len((await capi.get("/api/v1/customer/alerts")).json()["alerts"]) == 1
+
+
+async def test_api_calls_reuse_one_thingspace_session_until_the_integration_changes(capi, thingspace):
+    iid = await ts_integration(capi, thingspace)
+    await link(capi, "pump", iid, TS_LINES[0])
+    for _ in range(3):
+        assert (await capi.get(line("pump", "status"), params={"refresh": "true"})).status_code == 200
+        assert (await capi.get(line("pump", "diagnostics"))).status_code == 200
+    assert thingspace.sim.login_attempts == 1  # link + 6 reads: one session login
+    r = await capi.request("PUT", f"{INTEGRATIONS}/{iid}", json={"display_name": "renamed"})  # a new version
+    assert r.status_code == 200, r.text
+    assert (await capi.get(line("pump", "diagnostics"))).status_code == 200
+    assert thingspace.sim.login_attempts == 2

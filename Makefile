@@ -21,7 +21,7 @@ up: $(STAMP)
 test: $(STAMP)
 	$(VENV)/bin/python -m pytest -q
 
-# Everything but the Ray/broker end-to-end tests (about 20 s).
+# Everything but the Ray end-to-end tests (a few minutes; `make test` is about 10 min in CI).
 test-fast: $(STAMP)
 	$(VENV)/bin/python -m pytest -q -m "not slow"
 

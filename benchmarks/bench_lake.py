@@ -29,7 +29,7 @@ import pyarrow.parquet as pq
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # runnable without installing
 
-from pulse.actors.messages import Telemetry  # noqa: E402
+from pulse.domain.messages import Telemetry  # noqa: E402
 from pulse.storage.lake import (  # noqa: E402
     ROW_GROUP_ROWS,
     TELEMETRY_SCHEMA,

@@ -3,7 +3,7 @@
     .venv/bin/python benchmarks/bench_memory.py [--actors 100000] [--full auto|yes|no] [--ray-actors 4]
 
 1. Virtual actors, built in fresh subprocesses the way production builds them: envelopes are
-   decoded by `pulse.actors.envelope.decode` (JSON from bytes, ids split from the topic) and handled
+   decoded by `pulse.domain.envelope.decode` (JSON from bytes, ids split from the topic) and handled
    by a real `DeviceShard.handle_batch` / `DeviceShard.call`. Only the database is left out:
    `_activate` makes new actors without a snapshot (as for a new device; key strings copied as a DB
    driver returns them) and the first-sight sensor discovery write (`discover_unmodeled_many`) is a no-op. Per device:
@@ -56,10 +56,10 @@ async def build(n: int, flags: set[str], trace: bool, steady: int, batch: int = 
 
     import psutil
 
-    from pulse.actors.device import DeviceActor
-    from pulse.actors.envelope import decode
+    from pulse.domain.device import DeviceActor
+    from pulse.domain.envelope import decode
     from pulse.actors.host import DeviceShard
-    from pulse.actors.rules import Rule
+    from pulse.domain.rules import Rule
     from pulse.storage import sensors
 
     async def no_discovery(*_: Any) -> None:  # first sight of a metric: a DB write, not memory
@@ -147,7 +147,7 @@ async def steady_state(shard: Any, n: int, count: int, tpl: str, batch: int) -> 
     how often the collector runs a full (generation 2) collection, and for how long."""
     import gc
 
-    from pulse.actors.envelope import decode
+    from pulse.domain.envelope import decode
 
     pauses: list[float] = []
     started: list[float] = []

@@ -24,7 +24,7 @@ import pyarrow as pa
 
 
 def rules_for(tenant: str) -> list:
-    from pulse.actors.rules import Condition, Rule
+    from pulse.domain.rules import Condition, Rule
 
     def r(i: int, rule_type: str, metric: str, op: str, thr: float, **kw) -> Rule:
         return Rule(f"r{i}", tenant, f"rule {i}", (Condition(metric, op, thr),), rule_type=rule_type, **kw)
@@ -39,7 +39,7 @@ def rules_for(tenant: str) -> list:
 
 async def shard_throughput(devices: int, messages: int, with_rules: bool, db_url: str) -> float:
     from pulse.actors.host import DeviceShard
-    from pulse.actors.messages import Telemetry
+    from pulse.domain.messages import Telemetry
 
     shard = DeviceShard(0, db_url, snapshot_interval_s=3600)
     keys = [("bench", f"d{i:05d}") for i in range(devices)]
@@ -109,7 +109,7 @@ def main() -> int:
     args = ap.parse_args()
 
 
-    from pulse.actors.rules import Condition, Rule
+    from pulse.domain.rules import Condition, Rule
     from pulse.pipelines import backtest
 
     tmp = Path(tempfile.mkdtemp(prefix="pulse-bench-rules-"))

@@ -64,8 +64,9 @@ def load(url: str, token: str, seconds: float, concurrency: int) -> dict:
 
 def seed(settings, devices: int = 50) -> str:
     """Tenant, admin token and a page of devices, straight into the store."""
-    from pulse.serve.auth import issue_token
-    from pulse.storage import bootstrap, devices as device_store
+    from pulse.services.identity import issue_token
+    from pulse.services import bootstrap
+    from pulse.storage import devices as device_store
     from pulse.storage.db import Database
 
     async def go() -> None:
@@ -88,8 +89,9 @@ def uvicorn_baseline(settings, token: str, seconds: float, concurrency: int) -> 
         from pulse.actors.runtime import LocalRuntime
         from pulse.broker.credentials import EmbeddedCredentials
         from pulse.config.settings import Settings
-        from pulse.serve.app import Services, create_app
-        from pulse.serve.auth import TokenDecoder
+        from pulse.serve.app import create_app
+    from pulse.services.context import ServiceContext as Services
+        from pulse.services.identity import TokenDecoder
         from pulse.storage.db import Database
         from pulse.storage.lake import LakeReader
         s = Settings(data_dir={str(settings.data_dir)!r})
@@ -113,7 +115,7 @@ def uvicorn_baseline(settings, token: str, seconds: float, concurrency: int) -> 
 def serve_variant(settings, token: str, max_ongoing: int, seconds: float, concurrency: int) -> dict:
     from ray import serve
 
-    from pulse.serve.deployment import application
+    from pulse.deployment import application
 
     settings.serve_max_ongoing_requests = max_ongoing
     serve.run(application(settings), name="pulse", route_prefix="/")

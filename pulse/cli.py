@@ -46,8 +46,9 @@ Ctrl-C stops Pulse; data stays in the data dir.""", flush=True)
 
 def cmd_token(args: argparse.Namespace) -> int:
     from pulse.config.settings import load_settings
-    from pulse.serve.auth import ROLES, issue_token
-    from pulse.storage.bootstrap import ensure_principal
+    from pulse.domain.permissions import ROLES
+    from pulse.services.identity import issue_token
+    from pulse.services.bootstrap import ensure_principal
 
     if args.role not in ROLES:
         print(f"unknown role {args.role!r}; one of {', '.join(ROLES)}", file=sys.stderr)

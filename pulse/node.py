@@ -16,7 +16,7 @@ from pulse.actors.runtime import NAMESPACE, RayRuntime
 from pulse.actors.scheduler import Scheduler
 from pulse.broker.embedded import EmbeddedBroker
 from pulse.config.settings import Settings
-from pulse.storage import bootstrap
+from pulse.services import bootstrap
 
 log = logging.getLogger(__name__)
 
@@ -52,7 +52,7 @@ class Node:
         import ray
         from ray import serve
 
-        from pulse.serve.deployment import application
+        from pulse.deployment import application
 
         s = self.settings
         s.ensure_dirs()

@@ -146,7 +146,7 @@ class Api:
         self.services = services
 
     def token(self, tenant: str | None = "acme", role: str = "customer_admin", sub: str | None = None) -> str:
-        from pulse.serve.auth import issue_token
+        from pulse.services.identity import issue_token
 
         return issue_token(self.services.settings, sub or f"{role}@{tenant}", tenant, role)
 
@@ -176,8 +176,9 @@ async def api(embedded_broker) -> AsyncIterator[Api]:
     """The real app on a LocalRuntime, real store, real lake, and the embedded broker for downlinks."""
     from pulse.actors.downlink import Downlink
     from pulse.actors.runtime import LocalRuntime
-    from pulse.serve.app import Services, create_app
-    from pulse.serve.auth import TokenDecoder
+    from pulse.serve.app import create_app
+    from pulse.services.context import ServiceContext as Services
+    from pulse.services.identity import TokenDecoder
     from pulse.storage import tenants
     from pulse.storage.lake import LakeReader
 

@@ -10,7 +10,7 @@ import logging
 
 import aiomqtt
 
-from pulse.actors.messages import Publish
+from pulse.domain.messages import Publish
 from pulse.config.settings import Settings
 
 log = logging.getLogger(__name__)

@@ -15,12 +15,12 @@ from typing import Any, Callable, Generic, Hashable, TypeVar
 import pyarrow as pa
 
 from pulse.actors import metrics
-from pulse.actors.device import DeviceActor
-from pulse.actors.envelope import Limits, decode
-from pulse.actors.messages import (AlertEvent, CommandStatus, DeviceMessage, MetricsDiscovered, Publish, Rejection,
+from pulse.domain.device import DeviceActor
+from pulse.domain.envelope import Limits, decode
+from pulse.domain.messages import (AlertEvent, CommandStatus, DeviceMessage, MetricsDiscovered, Publish, Rejection,
                                    Telemetry)
-from pulse.actors.rules import Rule
-from pulse.actors.tenant import AlertOp, CreateAlert, RetriggerAlert, TenantActor
+from pulse.domain.rules import Rule
+from pulse.domain.tenant import AlertOp, CreateAlert, RetriggerAlert, TenantActor
 from pulse.errors import Invalid, NotFound
 from pulse.storage import alerts as alert_store
 from pulse.storage import commands as command_store

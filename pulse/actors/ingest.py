@@ -20,11 +20,12 @@ from typing import Any, Sequence
 
 from pulse.actors import metrics
 from pulse.actors.downlink import Downlink
-from pulse.actors.envelope import Limits
-from pulse.actors.messages import Rejection
+from pulse.domain.envelope import Limits
+from pulse.domain.messages import Rejection
 from pulse.actors.runtime import IngestResult, RayRuntime, Runtime
 from pulse.broker.subscriber import MqttSubscriber, Received
 from pulse.config.settings import Settings
+from pulse.services.ingest import accept, limits_from
 from pulse.storage import quarantine
 from pulse.storage.db import Database
 
@@ -32,23 +33,6 @@ log = logging.getLogger(__name__)
 TOPIC_FILTER = "tenant/+/device/+/#"
 SHARE_GROUP = "pulse-ingest"
 MAX_BRIDGES = 16  # sessions of bridge ids from ingest_bridges up to this are retired at start
-
-
-def limits_from(settings: Settings) -> Limits:
-    return Limits(settings.max_payload_bytes, settings.max_metrics, settings.max_future_skew_s * 1000)
-
-
-async def accept(runtime: Runtime, db: Database, limits: Limits,
-                 items: Sequence[tuple[str, bytes]]) -> tuple[IngestResult | None, list[Rejection]]:
-    """The ingest pipeline shared by MQTT and HTTP: the shards decode and run the actors, the rest is quarantined.
-
-    Returns after accepted telemetry is in the WAL and rejections are recorded.
-    """
-    if not items:
-        return None, []
-    result = await runtime.ingest(items, int(time.time() * 1000), limits)
-    await quarantine.record(db, result.rejections)
-    return result, result.rejections
 
 
 def bridge_client_id(bridge_id: int, password: str) -> str:

@@ -17,22 +17,19 @@ import pyarrow as pa
 from pulse.actors import metrics
 from pulse.actors.host import DeviceShard, ShardResult, TenantShard
 from pulse.actors.lake_writer import LakeWriter
-from pulse.actors.envelope import Limits
-from pulse.actors.messages import AlertEvent, Publish, Rejection
+from pulse.domain.envelope import Limits
+from pulse.domain.messages import AlertEvent, Publish, Rejection
 from pulse.config.settings import Settings
+from pulse.services.carrier_sync import CarrierSync
+from pulse.services.notifier import Notifier
+from pulse.services.telemetron_sync import TelemetronSync
 
 NAMESPACE = "pulse"
 log = logging.getLogger(__name__)
 
 
 def service_classes() -> dict[str, type]:
-    """Singleton service actors: name -> class taking `(settings)`, with async `start`/`stop`.
-
-    Imported here, not at module top, because services import storage and runtime pieces."""
-    from pulse.actors.carrier_sync import CarrierSync
-    from pulse.actors.notifier import Notifier
-    from pulse.actors.telemetron_sync import TelemetronSync
-
+    """Singleton service actors: name -> class taking `(settings)`, with async `start(runtime)`/`stop`."""
     return {"notifier": Notifier, "carrier-sync": CarrierSync, "telemetron-sync": TelemetronSync}
 
 
@@ -252,9 +249,7 @@ class LocalRuntime(Runtime):
         self.service_refs = {name: cls(s) for name, cls in service_classes().items()}
         await self.lake_ref.start()
         for ref in self.service_refs.values():
-            if getattr(ref, "runtime", False) is None:  # a service that feeds actors reaches them through us
-                ref.runtime = self
-            await ref.start()
+            await ref.start(self)  # a service that feeds actors (carrier alerts) reaches them through us
         for r in self.device_refs + self.tenant_refs:
             await r.start()
 
@@ -313,7 +308,8 @@ class RayRuntime(Runtime):
         if not self.device_refs:
             self.connect()
         await self._call(self.lake_ref, "start")
-        await asyncio.gather(*(self._call(r, "start") for r in self.service_refs.values()))
+        # the services get this runtime (its actor handles travel with it) to reach the shards
+        await asyncio.gather(*(self._call(r, "start", self) for r in self.service_refs.values()))
         await asyncio.gather(*(self._call(r, "start") for r in self.device_refs + self.tenant_refs))
 
     async def stop(self) -> None:

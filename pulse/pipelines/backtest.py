@@ -1,7 +1,7 @@
 """Backtest a draft alert rule over the Parquet lake with the live evaluation code.
 
 Polars does the data work (partition pruning, filter, de-duplication, sort); each device's
-readings then go through `pulse.actors.rules.step` / `tick`, the very functions the device
+readings then go through `pulse.domain.rules.step` / `tick`, the very functions the device
 actors run, so a backtest and live evaluation of the same data open and close the same alerts.
 """
 from __future__ import annotations
@@ -14,7 +14,7 @@ from typing import Any, Iterator
 
 import polars as pl
 
-from pulse.actors.rules import Rule, RuleState, step, tick
+from pulse.domain.rules import Rule, RuleState, step, tick
 from pulse.storage.lake import telemetry_root, validate_tenant_id
 
 

@@ -13,6 +13,8 @@ import aiomqtt
 import httpx
 
 from pulse.config.settings import Settings
+from pulse.services.bootstrap import ensure_principal
+from pulse.services.identity import issue_token
 
 
 async def register(api: str, token: str, tenant: str, ids: list[str]) -> dict[str, str]:
@@ -61,9 +63,6 @@ async def run_device(host: str, port: int, tenant: str, device_id: str, secret: 
 
 async def simulate(settings: Settings, *, tenant: str, devices: int, rate: float, seconds: float,
                    api: str | None = None, prefix: str = "sim") -> dict[str, Any]:
-    from pulse.serve.auth import issue_token
-    from pulse.storage.bootstrap import ensure_principal
-
     api = api or f"http://{settings.http_host}:{settings.http_port}"
     sub = f"simulator@{tenant}.local"
     await ensure_principal(settings, tenant, "customer_admin", sub)

@@ -6,8 +6,8 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from pulse.actors.tenant import CreateAlert, OpenAlert, RetriggerAlert, TransitionAlert
-from pulse.actors.rules import SEVERITY_LABELS
+from pulse.domain.tenant import CreateAlert, OpenAlert, RetriggerAlert, TransitionAlert
+from pulse.domain.rules import SEVERITY_LABELS
 from pulse.errors import NotFound
 from pulse.storage.db import Database, count
 from pulse.storage.tables import alert_transitions, alerts

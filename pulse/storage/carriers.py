@@ -16,7 +16,7 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from pulse.errors import Conflict, Invalid, NotFound
-from pulse.integrations.channels.base import mask
+from pulse.domain.masking import mask
 from pulse.storage.db import Database, count, utcnow
 from pulse.storage.secrets import SecretBox, SecretsUnreadable
 from pulse.storage.tables import carrier_audit_log as audit_log

@@ -7,7 +7,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from pulse.actors.messages import CommandStatus
+from pulse.domain.messages import CommandStatus
 from pulse.errors import NotFound
 from pulse.storage.db import Database, count, utcnow
 from pulse.storage.tables import device_commands

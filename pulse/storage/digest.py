@@ -1,7 +1,7 @@
 """Alert digest settings of a tenant, which digests are due, and what one says (docs/escalation.md).
 
 One settings row per tenant; none stored = the defaults (disabled). The schedule (`is_due`, with
-time zones) is pure and lives in `pulse.actors.escalation`; the scheduler asks `due_digests`, builds
+time zones) is pure and lives in `pulse.domain.escalation`; the scheduler asks `due_digests`, builds
 each with `digest_content` over `digest_window(settings, now)`, sends it, then calls `mark_sent`.
 """
 from __future__ import annotations
@@ -12,8 +12,8 @@ from typing import Any, Mapping
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from pulse.actors.escalation import is_due
-from pulse.actors.rules import SEVERITY_LABELS
+from pulse.domain.escalation import is_due
+from pulse.domain.rules import SEVERITY_LABELS
 from pulse.errors import Invalid
 from pulse.storage import tables
 from pulse.storage.db import Database, utcnow

@@ -8,7 +8,7 @@ Timers live in the `alerts` row (`escalation_level`, `next_escalation_at`), so t
 and any scheduler process can run them: `start` arms the timer when an alert is created, `due` finds
 the alerts whose step is due (all tenants), `mark_escalated` advances one alert by compare-and-set on
 its level (two schedulers never both advance it), `stop` disarms it on acknowledge or close. The step
-arithmetic is `pulse.actors.escalation`.
+arithmetic is `pulse.domain.escalation`.
 """
 from __future__ import annotations
 
@@ -20,7 +20,7 @@ from typing import Any, Iterable, Mapping
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from pulse.actors.escalation import check_levels, plan
+from pulse.domain.escalation import check_levels, plan
 from pulse.errors import Conflict, Invalid, NotFound
 from pulse.storage import tables
 from pulse.storage.db import Database, count, utcnow

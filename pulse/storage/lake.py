@@ -31,7 +31,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from pulse.actors.messages import Telemetry
+from pulse.domain.messages import Telemetry
 from pulse.errors import Invalid
 
 log = logging.getLogger(__name__)
@@ -51,7 +51,7 @@ TELEMETRY_SCHEMA = pa.schema(
 REQUIRED_COLUMNS = ("tenant_id", "device_id", "ts", "metric", "value")
 FILE_COLUMNS = ["device_id", "ts", "metric", "value", "seq"]
 
-# Same shape the edge accepts (`pulse.actors.envelope.ID_RE`), so anything ingested is storable;
+# Same shape the edge accepts (`pulse.domain.envelope.ID_RE`), so anything ingested is storable;
 # it cannot contain '/', '=' or start with '.', so it can never leave the tenant directory.
 TENANT_ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,127}$")
 

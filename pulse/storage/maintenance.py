@@ -1,7 +1,7 @@
 """Maintenance windows of a tenant, and which of them cover a device at an instant.
 
 Alerting calls `in_maintenance` (or `active_windows_for`) before it notifies. Schedules and scopes
-are evaluated by the pure functions of `pulse.actors.maintenance`; SQL only narrows the candidates
+are evaluated by the pure functions of `pulse.domain.maintenance`; SQL only narrows the candidates
 to enabled windows whose bounds contain the instant.
 """
 from __future__ import annotations
@@ -13,7 +13,7 @@ from typing import Any, Iterable
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from pulse.actors.maintenance import SCOPE_KEYS, DeviceFacts, WindowSchedule, as_utc, covers, is_active
+from pulse.domain.maintenance import SCOPE_KEYS, DeviceFacts, WindowSchedule, as_utc, covers, is_active
 from pulse.errors import Invalid, NotFound
 from pulse.storage import groups
 from pulse.storage.db import Database, count, utcnow

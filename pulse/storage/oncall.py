@@ -1,6 +1,6 @@
 """On-call schedules of a tenant: schedules, their layers and overrides, and who is on call.
 
-The rotation maths lives in `pulse.actors.oncall`; this module loads what an answer needs (the
+The rotation maths lives in `pulse.domain.oncall`; this module loads what an answer needs (the
 schedule, its layers, the overrides overlapping the period asked about) and keeps the invariants:
 schedule names unique per tenant, layer orders unique per schedule, at most MAX_LAYERS layers, an
 override's layer belongs to its schedule. Escalation asks `responders_now`.
@@ -14,7 +14,7 @@ from typing import Any, Iterable
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from pulse.actors.oncall import (CURRENT_HORIZON, Layer, Override, as_utc, check_range, final_timeline,
+from pulse.domain.oncall import (CURRENT_HORIZON, Layer, Override, as_utc, check_range, final_timeline,
                                  layer_on_call, layer_shifts, on_call_at, responder_at, wall_clock, zone)
 from pulse.errors import Conflict, Invalid, NotFound
 from pulse.storage.db import Database, count, utcnow

@@ -2,7 +2,7 @@
 
 A writer calls `enqueue(conn, ...)` inside the transaction that changes Pulse's own data, so a
 row exists exactly when the change committed (a rolled-back change leaves none). A consumer
-(e.g. `pulse.actors.telemetron_sync`) reads PENDING rows per topic and tenant in `id` order and
+(e.g. `pulse.services.telemetron_sync`) reads PENDING rows per topic and tenant in `id` order and
 must deliver each aggregate's rows in that order: ids grow monotonically, and writers lock the
 aggregate's own row first, so rows of one aggregate commit in id order too.
 

@@ -7,7 +7,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from pulse.actors.messages import Rejection
+from pulse.domain.messages import Rejection
 from pulse.storage.db import Database, count
 from pulse.storage.tables import quarantine_counters, quarantine_events
 

@@ -7,7 +7,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from pulse.actors.rules import Rule
+from pulse.domain.rules import Rule
 from pulse.errors import Invalid, NotFound
 from pulse.storage import escalation, groups
 from pulse.storage.tags import has_all_tags

@@ -301,7 +301,7 @@ maintenance_windows = sa.Table(
     sa.Column("enabled", sa.Boolean, nullable=False, server_default=sa.true()),
     sa.Column("starts_at", TS, nullable=False),
     sa.Column("ends_at", TS, nullable=True),  # NULL = indefinite
-    # NULL = one period [starts_at, ends_at); else weekly occurrences inside it (pulse.actors.maintenance)
+    # NULL = one period [starts_at, ends_at); else weekly occurrences inside it (pulse.domain.maintenance)
     sa.Column("recurrence", sa.JSON(none_as_null=True), nullable=True),
     # {"device_ids", "group_ids", "site_ids", "tags"}: any match selects a device; all empty = tenant
     sa.Column("scope", sa.JSON, nullable=False),
@@ -483,7 +483,7 @@ notification_channels = sa.Table(
     sa.UniqueConstraint("tenant_id", "name", name="uq_notification_channels_tenant_name"),
 )
 
-# Which channels an alert event goes to; evaluated by priority ascending (pulse.actors.notifier.match_rules).
+# Which channels an alert event goes to; evaluated by priority ascending (pulse.services.notifier.match_rules).
 notification_routing_rules = sa.Table(
     "notification_routing_rules",
     metadata,
@@ -562,7 +562,7 @@ notification_log = sa.Table(
 
 # ---- on-call schedules --------------------------------------------------------------------------
 # A schedule's layers rotate participants through shifts on the schedule's wall clock; overrides put
-# one person on call for a period, for the whole schedule or one layer (pulse.actors.oncall).
+# one person on call for a period, for the whole schedule or one layer (pulse.domain.oncall).
 # Layers and overrides carry tenant_id too, so every query filters by tenant.
 oncall_schedules = sa.Table(
     "oncall_schedules",

@@ -23,7 +23,7 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from pulse.errors import Invalid, NotFound
-from pulse.integrations.channels.base import is_masked, mask
+from pulse.domain.masking import is_masked, mask
 from pulse.integrations.telemetron import DEFAULT_BASE_URL, device_record
 from pulse.storage import outbox, owners
 from pulse.storage.db import Database, upsert, utcnow

@@ -12,7 +12,7 @@ import pytest
 
 import pulse.actors.lake_writer as lake_writer_module
 from pulse.actors.lake_writer import LakeWriter
-from pulse.actors.messages import Telemetry
+from pulse.domain.messages import Telemetry
 from pulse.errors import Invalid
 from pulse.storage.lake import LakeReader, read_wal, telemetry_table, write_parquet
 

@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from pulse.actors.notifier import Notifier
+from pulse.services.notifier import Notifier
 from pulse.config.settings import Settings
 from pulse.storage import notifications as store
 from pulse.storage import tenants

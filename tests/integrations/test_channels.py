@@ -9,7 +9,7 @@ import json
 
 import pytest
 
-from pulse.actors.notifier import Notifier
+from pulse.services.notifier import Notifier
 from pulse.integrations.channels import CHANNELS, Message, canonical, merge_secrets, parse_config, split_secrets
 from pulse.integrations.channels.pagerduty import severity as pd_severity
 from pulse.errors import Invalid

@@ -4,8 +4,8 @@ from __future__ import annotations
 import json
 from datetime import datetime, timedelta, timezone
 
-from pulse.actors.envelope import Limits
-from pulse.actors.ingest import accept
+from pulse.domain.envelope import Limits
+from pulse.services.ingest import accept
 
 T0 = datetime.now(timezone.utc).replace(microsecond=0) - timedelta(hours=1)
 

@@ -100,7 +100,7 @@ async def test_requests_without_a_token_are_401(api, method, path, body):
 
 async def test_expired_and_foreign_tokens_are_401(api):
     import jwt
-    from pulse.serve.auth import issue_token
+    from pulse.services.identity import issue_token
 
     expired = issue_token(api.services.settings, "u", "acme", "customer_admin", ttl_s=-10)
     r = await api.client.get(BASE, headers={"Authorization": f"Bearer {expired}"})

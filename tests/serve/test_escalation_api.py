@@ -9,7 +9,7 @@ from datetime import datetime, timedelta, timezone
 import pytest
 import sqlalchemy as sa
 
-from pulse.actors.escalation import advance
+from pulse.domain.escalation import advance
 from pulse.errors import Conflict, Invalid
 from pulse.storage import escalation, tenants
 from pulse.storage.db import Database

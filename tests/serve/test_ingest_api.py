@@ -1,7 +1,7 @@
 """HTTP ingest: same envelopes, validation and quarantine as MQTT; token auth; per-device rate limit."""
 import pytest
 
-from pulse.serve.rate_limit import RateLimiter
+from pulse.domain.rate_limit import RateLimiter
 
 URL = "/ingest/v1/tenant/acme/device/d1/telemetry"
 

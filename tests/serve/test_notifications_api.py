@@ -11,7 +11,7 @@ import uuid
 import pytest
 import sqlalchemy as sa
 
-from pulse.actors.notifier import Notifier
+from pulse.services.notifier import Notifier
 from pulse.storage.secrets import box_for
 from pulse.storage.tables import notification_channels
 from tests.integrations.helpers import T0, Reply, http_targets, sample_alert  # noqa: F401

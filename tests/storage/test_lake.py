@@ -14,7 +14,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from pulse.actors.messages import Telemetry
+from pulse.domain.messages import Telemetry
 from pulse.errors import Invalid
 from pulse.storage.lake import TELEMETRY_SCHEMA, LakeReader, Wal, WalLocked, read_wal, telemetry_table, write_parquet
 
@@ -117,7 +117,7 @@ def test_acknowledged_wal_append_survives_kill_9(tmp_path: Path) -> None:
     script = textwrap.dedent(
         f"""
         import sys, time
-        from pulse.actors.messages import Telemetry
+        from pulse.domain.messages import Telemetry
         from pulse.storage.lake import Wal, telemetry_table
         wal = Wal({str(tmp_path)!r})
         wal.append(telemetry_table([Telemetry("acme", "d1", {ms(DAY1)}, {{"temp": 1.5}}, 1)]))

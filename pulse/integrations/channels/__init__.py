@@ -11,8 +11,8 @@ from typing import Any
 from pydantic import ValidationError
 
 from pulse.errors import Invalid
-from pulse.integrations.channels.base import (Channel, ChannelConfig, DeliveryContext, DeliveryResult, Message, is_masked,
-                                              mask)
+from pulse.domain.masking import is_masked, mask
+from pulse.integrations.channels.base import Channel, ChannelConfig, DeliveryContext, DeliveryResult, Message
 from pulse.integrations.channels.email import EmailChannel
 from pulse.integrations.channels.mqtt import MqttChannel
 from pulse.integrations.channels.pagerduty import PagerDutyChannel

@@ -22,7 +22,7 @@ from urllib.parse import urlsplit
 import httpx
 from pydantic import BaseModel, ConfigDict
 
-from pulse.actors.rules import SEVERITY_LABELS
+from pulse.domain.rules import SEVERITY_LABELS
 
 if TYPE_CHECKING:
     from pulse.integrations.channels.mqtt import MqttPublisher
@@ -33,21 +33,8 @@ EVENT_TITLES = {"OPEN": "Alert opened", "ACKNOWLEDGED": "Alert acknowledged", "C
                 "ESCALATED": "Alert escalated", TEST_EVENT: "Test notification"}
 # The colour of a severity in chat cards (Slack attachments, Teams themeColor).
 SEVERITY_COLORS = {1: "2EB67D", 2: "ECB22E", 3: "F2A33A", 4: "E8590C", 5: "E01E5A"}
-MASK_PREFIX = "***"
 USER_AGENT = "Pulse-Notifier/1"
 _ERROR_MAX = 500
-
-
-def mask(value: Any) -> Any:
-    """How a secret reads back: "***" plus its last 4 characters (only "***" when it is short)."""
-    if isinstance(value, dict):
-        return {k: mask(v) for k, v in value.items()}
-    text = str(value)
-    return MASK_PREFIX + (text[-4:] if len(text) >= 12 else "")
-
-
-def is_masked(value: Any) -> bool:
-    return isinstance(value, str) and value.startswith(MASK_PREFIX)
 
 
 def http_url(value: str) -> str:

@@ -10,9 +10,10 @@ from fastapi.exceptions import RequestValidationError
 from pydantic import ValidationError
 
 from pulse.errors import Invalid
-from pulse.serve.app import Services, services
+from pulse.serve.deps import services
+from pulse.services.context import ServiceContext
 from pulse.serve.auth import Principal, customer
-from pulse.actors.rules import Rule
+from pulse.domain.rules import Rule
 from pulse.pipelines import backtest as backtest_pipeline
 from pulse.serve.schemas.alerts import ApplyTemplates, BacktestBody, RuleCreate, rule_document
 from pulse.serve.schemas.common import PageParams, page, page_params
@@ -24,14 +25,14 @@ router = APIRouter(prefix="/api/v1/customer/alert-rules", tags=["alert rules"])
 
 @router.get("")
 async def list_rules(pg: PageParams = Depends(page_params), p: Principal = Depends(customer("alerts.rules.read")),
-                     svc: Services = Depends(services)) -> dict[str, Any]:
+                     svc: ServiceContext = Depends(services)) -> dict[str, Any]:
     items, total = await store.list_rules(svc.db, p.tenant_id, pg.limit, pg.offset)
     return page("rules", items, total, pg)
 
 
 @router.post("/backtest")
 async def backtest(body: BacktestBody, p: Principal = Depends(customer("alerts.rules.read")),
-                   svc: Services = Depends(services)) -> dict[str, Any]:
+                   svc: ServiceContext = Depends(services)) -> dict[str, Any]:
     """Which alerts a draft rule would have opened and closed over [start, end) of lake data,
     evaluated by the same code as the device actors. Data not yet flushed to Parquet is not seen."""
     fields = body.rule.to_fields()
@@ -47,13 +48,13 @@ async def backtest(body: BacktestBody, p: Principal = Depends(customer("alerts.r
 
 @router.get("/{rule_id}")
 async def get_rule(rule_id: str, p: Principal = Depends(customer("alerts.rules.read")),
-                   svc: Services = Depends(services)) -> dict[str, Any]:
+                   svc: ServiceContext = Depends(services)) -> dict[str, Any]:
     return await store.get(svc.db, p.tenant_id, rule_id)
 
 
 @router.post("", status_code=201)
 async def create_rule(body: RuleCreate, p: Principal = Depends(customer("alert-rules.create")),
-                      svc: Services = Depends(services)) -> dict[str, Any]:
+                      svc: ServiceContext = Depends(services)) -> dict[str, Any]:
     rule = await store.create(svc.db, p.tenant_id, body.to_fields())
     await svc.runtime.rules_changed(p.tenant_id)
     return rule
@@ -62,7 +63,7 @@ async def create_rule(body: RuleCreate, p: Principal = Depends(customer("alert-r
 @router.patch("/{rule_id}")
 async def patch_rule(rule_id: str, patch: dict[str, Any] = Body(..., examples=[{"threshold": 35}]),
                      p: Principal = Depends(customer("alert-rules.update")),
-                     svc: Services = Depends(services)) -> dict[str, Any]:
+                     svc: ServiceContext = Depends(services)) -> dict[str, Any]:
     """Merges the given fields into the rule and validates the result as a whole rule."""
     if not patch:
         raise Invalid("nothing to update")
@@ -78,7 +79,7 @@ async def patch_rule(rule_id: str, patch: dict[str, Any] = Body(..., examples=[{
 
 @router.delete("/{rule_id}", status_code=204)
 async def delete_rule(rule_id: str, p: Principal = Depends(customer("alert-rules.delete")),
-                      svc: Services = Depends(services)) -> Response:
+                      svc: ServiceContext = Depends(services)) -> Response:
     await store.delete(svc.db, p.tenant_id, rule_id)
     await svc.runtime.rules_changed(p.tenant_id)
     await svc.runtime.tenant_call(p.tenant_id, "rule_deleted", rule_id, int(time.time() * 1000))
@@ -96,7 +97,7 @@ async def list_templates(p: Principal = Depends(customer("alerts.rules.read"))) 
 
 @templates_router.post("/apply")
 async def apply_templates(body: ApplyTemplates, p: Principal = Depends(customer("alert-rules.create")),
-                          svc: Services = Depends(services)) -> dict[str, Any]:
+                          svc: ServiceContext = Depends(services)) -> dict[str, Any]:
     """Create rules from templates for a scope; applying the same template to the same scope again
     returns the existing rule instead of a duplicate."""
     unknown = sorted(set(body.template_keys) - rule_templates.TEMPLATES.keys())

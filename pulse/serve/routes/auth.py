@@ -6,8 +6,10 @@ from typing import Any
 from fastapi import APIRouter, Depends, Response
 
 from pulse.errors import Unauthorized
-from pulse.serve.app import Services, services
-from pulse.serve.auth import COOKIE, issue_token
+from pulse.serve.deps import services
+from pulse.services.context import ServiceContext
+from pulse.serve.auth import COOKIE
+from pulse.services.identity import issue_token
 from pulse.serve.schemas.auth import LoginBody
 from pulse.storage import tenants
 
@@ -15,7 +17,7 @@ router = APIRouter(prefix="/api/v1/auth", tags=["auth"])
 
 
 @router.post("/login")
-async def login(body: LoginBody, response: Response, svc: Services = Depends(services)) -> dict[str, Any]:
+async def login(body: LoginBody, response: Response, svc: ServiceContext = Depends(services)) -> dict[str, Any]:
     user = await tenants.authenticate(svc.db, body.email, body.password)
     if user is None:
         raise Unauthorized("wrong email or password")

@@ -12,9 +12,10 @@ from typing import Any
 
 from fastapi import APIRouter, Depends, Request
 
-from pulse.actors import carrier_sync as carrier
+from pulse.services import carrier_sync as carrier
 from pulse.errors import Invalid
-from pulse.serve.app import Services, services
+from pulse.serve.deps import services
+from pulse.services.context import ServiceContext
 from pulse.storage import carriers as store
 
 router = APIRouter(prefix="/api/v1/carrier/callbacks", tags=["carrier callbacks"])
@@ -23,7 +24,7 @@ MAX_BODY_BYTES = 1_000_000
 
 
 @router.post("/{integration_id}")
-async def receive_callback(integration_id: int, request: Request, svc: Services = Depends(services)) -> dict[str, Any]:
+async def receive_callback(integration_id: int, request: Request, svc: ServiceContext = Depends(services)) -> dict[str, Any]:
     ip = request.client.host if request.client else None
     raw = await request.body()
     if len(raw) > MAX_BODY_BYTES:

@@ -12,8 +12,9 @@ from fastapi import APIRouter, Depends, Query, Response
 from fastapi.encoders import jsonable_encoder
 from fastapi.responses import JSONResponse
 
-from pulse.actors import carrier_sync as carrier
-from pulse.serve.app import Services, services
+from pulse.services import carrier_sync as carrier
+from pulse.serve.deps import services
+from pulse.services.context import ServiceContext
 from pulse.serve.auth import Principal, customer
 from pulse.serve.entitlements import feature
 from pulse.serve.schemas.carriers import IntegrationCreate, IntegrationUpdate, LinkBody, ProvisionBody
@@ -35,7 +36,7 @@ MAX_HISTORY = 1000
 @router.get("/carrier/integrations")
 async def list_integrations(carrier_name: str | None = Query(None, max_length=32), enabled: bool | None = None,
                             pg: PageParams = Depends(page_params), p: Principal = Depends(READ),
-                            svc: Services = Depends(services)) -> dict[str, Any]:
+                            svc: ServiceContext = Depends(services)) -> dict[str, Any]:
     items, total = await store.list_integrations(svc.db, box_for(svc.settings), tenant_id=p.tenant_id,
                                                  limit=pg.limit, offset=pg.offset, carrier_name=carrier_name,
                                                  enabled=enabled)
@@ -44,7 +45,7 @@ async def list_integrations(carrier_name: str | None = Query(None, max_length=32
 
 @router.post("/carrier/integrations", status_code=201)
 async def create_integration(body: IntegrationCreate, p: Principal = Depends(WRITE),
-                             svc: Services = Depends(services)) -> dict[str, Any]:
+                             svc: ServiceContext = Depends(services)) -> dict[str, Any]:
     """One per carrier; 400 for a carrier Pulse has no provider for. The callback is registered with
     the carrier when `public_base_url` is configured."""
     return await carrier.create_integration(svc.settings, svc.db, p.tenant_id, body.model_dump(), p)
@@ -52,20 +53,20 @@ async def create_integration(body: IntegrationCreate, p: Principal = Depends(WRI
 
 @router.get("/carrier/integrations/{integration_id}")
 async def get_integration(integration_id: int, p: Principal = Depends(READ),
-                          svc: Services = Depends(services)) -> dict[str, Any]:
+                          svc: ServiceContext = Depends(services)) -> dict[str, Any]:
     return await store.get_integration(svc.db, box_for(svc.settings), integration_id, p.tenant_id)
 
 
 @router.put("/carrier/integrations/{integration_id}")
 async def update_integration(integration_id: int, body: IntegrationUpdate, p: Principal = Depends(WRITE),
-                             svc: Services = Depends(services)) -> dict[str, Any]:
+                             svc: ServiceContext = Depends(services)) -> dict[str, Any]:
     """A partial update; secrets left out or sent back masked stay as they are."""
     return await carrier.update_integration(svc.settings, svc.db, integration_id, p.tenant_id, body.changes(), p)
 
 
 @router.delete("/carrier/integrations/{integration_id}", status_code=204)
 async def delete_integration(integration_id: int, p: Principal = Depends(WRITE),
-                             svc: Services = Depends(services)) -> Response:
+                             svc: ServiceContext = Depends(services)) -> Response:
     """Also unlinks every device linked through it (their usage history goes too)."""
     await carrier.delete_integration(svc.db, integration_id, p.tenant_id, p)
     return Response(status_code=204)
@@ -73,7 +74,7 @@ async def delete_integration(integration_id: int, p: Principal = Depends(WRITE),
 
 @router.get("/carrier/integrations/{integration_id}/plans")
 async def list_plans(integration_id: int, p: Principal = Depends(READ),
-                     svc: Services = Depends(services)) -> dict[str, Any]:
+                     svc: ServiceContext = Depends(services)) -> dict[str, Any]:
     """The carrier's data plans; an empty list where the carrier sells none (1NCE)."""
     return await carrier.plans(svc.settings, svc.db, p.tenant_id, integration_id)
 
@@ -87,13 +88,13 @@ def _usage_numbers(link: dict[str, Any], threshold: float) -> dict[str, Any]:
             "usage_alert_active": link["usage_alert_active"]}
 
 
-async def _carrier_name(svc: Services, tenant_id: str, integration_id: int) -> str:
+async def _carrier_name(svc: ServiceContext, tenant_id: str, integration_id: int) -> str:
     return (await store.get_integration(svc.db, box_for(svc.settings), integration_id, tenant_id))["carrier_name"]
 
 
 @router.get("/devices/{device_id}/carrier/status")
 async def line_status(device_id: str, refresh: bool = Query(False, description="ask the carrier now"),
-                      p: Principal = Depends(READ), svc: Services = Depends(services)) -> dict[str, Any]:
+                      p: Principal = Depends(READ), svc: ServiceContext = Depends(services)) -> dict[str, Any]:
     """The line as last synced (or refreshed), with its pending carrier requests and recent ones."""
     if refresh:
         await carrier.refresh_status(svc.settings, svc.db, p.tenant_id, device_id)
@@ -109,7 +110,7 @@ async def line_status(device_id: str, refresh: bool = Query(False, description="
 @router.get("/devices/{device_id}/carrier/usage")
 async def line_usage(device_id: str, refresh: bool = Query(False, description="ask the carrier now"),
                      history_limit: int = Query(100, ge=1, le=MAX_HISTORY),
-                     p: Principal = Depends(READ), svc: Services = Depends(services)) -> dict[str, Any]:
+                     p: Principal = Depends(READ), svc: ServiceContext = Depends(services)) -> dict[str, Any]:
     """Latest usage, share of the plan used against the alert threshold, and the history for charts."""
     if refresh:
         event = await carrier.refresh_usage(svc.settings, svc.db, p.tenant_id, device_id)
@@ -125,7 +126,7 @@ async def line_usage(device_id: str, refresh: bool = Query(False, description="a
 
 @router.get("/devices/{device_id}/carrier/diagnostics")
 async def line_diagnostics(device_id: str, p: Principal = Depends(READ),
-                           svc: Services = Depends(services)) -> dict[str, Any]:
+                           svc: ServiceContext = Depends(services)) -> dict[str, Any]:
     """Asked of the carrier on every call (never synced); 501 where the carrier has none (1NCE)."""
     return await carrier.diagnostics(svc.settings, svc.db, p.tenant_id, device_id)
 
@@ -133,7 +134,7 @@ async def line_diagnostics(device_id: str, p: Principal = Depends(READ),
 @router.post("/devices/{device_id}/carrier/actions/{action}",
              responses={202: {"description": "the carrier is working on it: see request_id"}})
 async def line_action(device_id: str, action: str, p: Principal = Depends(ACT),
-                      svc: Services = Depends(services)) -> JSONResponse:
+                      svc: ServiceContext = Depends(services)) -> JSONResponse:
     """activate | suspend | restore | deactivate | reboot (an SMS "REBOOT"). 200 when done, 202 with
     `request_id` while the carrier works on it (settled by callback or polling); 501 if unsupported."""
     status, body = await carrier.execute_action(svc.settings, svc.db, p, device_id, action)
@@ -142,14 +143,14 @@ async def line_action(device_id: str, action: str, p: Principal = Depends(ACT),
 
 @router.post("/devices/{device_id}/carrier/link")
 async def link_line(device_id: str, body: LinkBody, p: Principal = Depends(LINK),
-                    svc: Services = Depends(services)) -> dict[str, Any]:
+                    svc: ServiceContext = Depends(services)) -> dict[str, Any]:
     """Link the device to a line of one of the tenant's integrations, once the carrier confirms it."""
     return await carrier.link_line(svc.settings, svc.db, p, device_id, body.carrier_integration_id,
                                    body.carrier_device_id)
 
 
 @router.delete("/devices/{device_id}/carrier/link", status_code=204)
-async def unlink_line(device_id: str, p: Principal = Depends(LINK), svc: Services = Depends(services)) -> Response:
+async def unlink_line(device_id: str, p: Principal = Depends(LINK), svc: ServiceContext = Depends(services)) -> Response:
     """Forget the device's line (the SIM itself is not changed at the carrier)."""
     await carrier.unlink_line(svc.db, p, device_id)
     return Response(status_code=204)
@@ -157,7 +158,7 @@ async def unlink_line(device_id: str, p: Principal = Depends(LINK), svc: Service
 
 @router.post("/devices/{device_id}/carrier/provision")
 async def provision_line(device_id: str, body: ProvisionBody, p: Principal = Depends(LINK),
-                         svc: Services = Depends(services)) -> dict[str, Any]:
+                         svc: ServiceContext = Depends(services)) -> dict[str, Any]:
     """Claim a SIM by ICCID (15–22 digits) from the carrier, optionally on a plan, and link the device."""
     return await carrier.provision_line(svc.settings, svc.db, p, device_id, body.carrier_integration_id,
                                         body.iccid, body.plan_id)

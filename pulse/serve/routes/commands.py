@@ -8,7 +8,8 @@ from typing import Any
 from fastapi import APIRouter, Depends, Query
 
 from pulse.errors import Invalid
-from pulse.serve.app import Services, services
+from pulse.serve.deps import services
+from pulse.services.context import ServiceContext
 from pulse.serve.auth import Principal, customer
 from pulse.serve.schemas.commands import CommandCreate
 from pulse.serve.schemas.common import PageParams, page, page_params
@@ -21,7 +22,7 @@ MAX_PARAMS_BYTES = 4096
 
 @router.post("", status_code=201)
 async def send_command(device_id: str, body: CommandCreate, p: Principal = Depends(customer("devices.commands.send")),
-                       svc: Services = Depends(services)) -> dict[str, Any]:
+                       svc: ServiceContext = Depends(services)) -> dict[str, Any]:
     """Published at once (QoS 1) when the device is connected, else when it next connects."""
     device = await device_store.get(svc.db, p.tenant_id, device_id)
     if device["status"] != "ACTIVE":
@@ -39,14 +40,14 @@ async def send_command(device_id: str, body: CommandCreate, p: Principal = Depen
 @router.get("")
 async def list_commands(device_id: str, status: str | None = Query(None, pattern="^(" + "|".join(store.STATUSES) + ")$"),
                         pg: PageParams = Depends(page_params), p: Principal = Depends(customer("devices.read")),
-                        svc: Services = Depends(services)) -> dict[str, Any]:
+                        svc: ServiceContext = Depends(services)) -> dict[str, Any]:
     await device_store.get(svc.db, p.tenant_id, device_id)
     items, total = await store.list_commands(svc.db, p.tenant_id, device_id, status, pg.limit, pg.offset)
     return page("commands", items, total, pg)
 
 
-async def _dispatch(svc: Services, tenant_id: str, device_id: str, effects: list) -> None:
-    from pulse.actors.messages import CommandStatus, Publish
+async def _dispatch(svc: ServiceContext, tenant_id: str, device_id: str, effects: list) -> None:
+    from pulse.domain.messages import CommandStatus, Publish
 
     await svc.downlink.publish([e for e in effects if isinstance(e, Publish)])
     updates = [(tenant_id, device_id, e) for e in effects if isinstance(e, CommandStatus)]
@@ -54,7 +55,7 @@ async def _dispatch(svc: Services, tenant_id: str, device_id: str, effects: list
         await store.apply_statuses(svc.db, updates)
 
 
-async def _validate_against_template(svc: Services, tenant_id: str, device: dict[str, Any], body: CommandCreate) -> None:
+async def _validate_against_template(svc: ServiceContext, tenant_id: str, device: dict[str, Any], body: CommandCreate) -> None:
     """Devices with a template accept only its commands, with params matching its schema."""
     if device.get("template_id") is None:
         return

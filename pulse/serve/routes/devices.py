@@ -7,8 +7,9 @@ from typing import Any
 
 from fastapi import APIRouter, Depends, Query, Response
 
-from pulse.actors.device import presence_status
-from pulse.serve.app import Services, services
+from pulse.domain.device import presence_status
+from pulse.serve.deps import services
+from pulse.services.context import ServiceContext
 from pulse.serve.auth import Principal, customer
 from pulse.serve.schemas.common import PageParams, page, page_params
 from pulse.serve.schemas.devices import DecommissionBody, DeviceCreate, DevicePatch
@@ -19,7 +20,7 @@ from pulse.errors import Invalid
 router = APIRouter(prefix="/api/v1/customer", tags=["devices"])
 
 
-def _status(svc: Services, presence: dict[str, Any], now_ms: int) -> str:
+def _status(svc: ServiceContext, presence: dict[str, Any], now_ms: int) -> str:
     s = svc.settings
     return presence_status(presence.get("last_seen_ms"), now_ms, s.stale_after_s, s.offline_after_s,
                            presence.get("connected"))
@@ -27,7 +28,7 @@ def _status(svc: Services, presence: dict[str, Any], now_ms: int) -> str:
 
 @router.post("/devices", status_code=201)
 async def create_device(body: DeviceCreate, p: Principal = Depends(customer("devices.create")),
-                        svc: Services = Depends(services)) -> dict[str, Any]:
+                        svc: ServiceContext = Depends(services)) -> dict[str, Any]:
     device, token = await store.create(svc.db, p.tenant_id, body.model_dump(exclude_none=True))
     await svc.credentials.set_device_secret(p.tenant_id, body.device_id, token["token"])
     return {**device, "token": token["token"], "token_id": token["token_id"]}
@@ -41,7 +42,7 @@ async def list_devices(status: str | None = Query(None, pattern="^(ACTIVE|INACTI
                        template_id: int | None = None,
                        sort: str = Query("device_id", pattern="^-?(device_id|name|site_id|status|created_at|updated_at)$"),
                        pg: PageParams = Depends(page_params), p: Principal = Depends(customer("devices.read")),
-                       svc: Services = Depends(services)) -> dict[str, Any]:
+                       svc: ServiceContext = Depends(services)) -> dict[str, Any]:
     import re
 
     from pulse.serve.schemas.tags import TAG_PATTERN
@@ -55,7 +56,7 @@ async def list_devices(status: str | None = Query(None, pattern="^(ACTIVE|INACTI
 
 
 @router.get("/devices/summary")
-async def summary(p: Principal = Depends(customer("devices.read")), svc: Services = Depends(services)) -> dict[str, Any]:
+async def summary(p: Principal = Depends(customer("devices.read")), svc: ServiceContext = Depends(services)) -> dict[str, Any]:
     registry = await store.registry_counts(svc.db, p.tenant_id)
     now = int(time.time() * 1000)
     presence = Counter(_status(svc, pr, now) for pr in await store.presences(svc.db, p.tenant_id))
@@ -65,7 +66,7 @@ async def summary(p: Principal = Depends(customer("devices.read")), svc: Service
 
 @router.get("/devices/{device_id}")
 async def get_device(device_id: str, p: Principal = Depends(customer("devices.read")),
-                     svc: Services = Depends(services)) -> dict[str, Any]:
+                     svc: ServiceContext = Depends(services)) -> dict[str, Any]:
     device = await store.get(svc.db, p.tenant_id, device_id)
     presence = await svc.runtime.device_call(p.tenant_id, device_id, "presence_view")
     return {**device, "presence": {**presence, "status": _status(svc, presence, int(time.time() * 1000))}}
@@ -73,7 +74,7 @@ async def get_device(device_id: str, p: Principal = Depends(customer("devices.re
 
 @router.patch("/devices/{device_id}")
 async def patch_device(device_id: str, body: DevicePatch, p: Principal = Depends(customer("devices.update")),
-                       svc: Services = Depends(services)) -> dict[str, Any]:
+                       svc: ServiceContext = Depends(services)) -> dict[str, Any]:
     fields = body.model_dump(exclude_unset=True)
     if not fields:
         raise Invalid("nothing to update")
@@ -88,7 +89,7 @@ async def patch_device(device_id: str, body: DevicePatch, p: Principal = Depends
 @router.patch("/devices/{device_id}/decommission")
 async def decommission(device_id: str, body: DecommissionBody | None = None,
                        p: Principal = Depends(customer("devices.decommission")),
-                       svc: Services = Depends(services)) -> dict[str, Any]:
+                       svc: ServiceContext = Depends(services)) -> dict[str, Any]:
     device = await store.decommission(svc.db, p.tenant_id, device_id)
     await svc.runtime.device_changed(p.tenant_id, device_id, "REVOKED")
     await svc.credentials.remove_device(p.tenant_id, device_id)
@@ -97,7 +98,7 @@ async def decommission(device_id: str, body: DecommissionBody | None = None,
 
 @router.delete("/devices/{device_id}", status_code=204)
 async def delete_device(device_id: str, p: Principal = Depends(customer("devices.delete")),
-                        svc: Services = Depends(services)) -> Response:
+                        svc: ServiceContext = Depends(services)) -> Response:
     await store.delete(svc.db, p.tenant_id, device_id)
     await svc.runtime.device_changed(p.tenant_id, device_id, None)
     await svc.credentials.remove_device(p.tenant_id, device_id)
@@ -107,7 +108,7 @@ async def delete_device(device_id: str, p: Principal = Depends(customer("devices
 # ---- tokens --------------------------------------------------------------------------------------
 @router.get("/devices/{device_id}/tokens")
 async def list_tokens(device_id: str, p: Principal = Depends(customer("devices.read")),
-                      svc: Services = Depends(services)) -> dict[str, Any]:
+                      svc: ServiceContext = Depends(services)) -> dict[str, Any]:
     await store.get(svc.db, p.tenant_id, device_id)
     items = await tokens.list_tokens(svc.db, p.tenant_id, device_id)
     return {"tokens": items, "total": len(items)}
@@ -115,7 +116,7 @@ async def list_tokens(device_id: str, p: Principal = Depends(customer("devices.r
 
 @router.post("/devices/{device_id}/tokens/rotate", status_code=201)
 async def rotate_token(device_id: str, p: Principal = Depends(customer("devices.tokens.rotate")),
-                       svc: Services = Depends(services)) -> dict[str, Any]:
+                       svc: ServiceContext = Depends(services)) -> dict[str, Any]:
     """Revokes the device's active tokens and returns the new secret (shown only this once)."""
     await store.get(svc.db, p.tenant_id, device_id)
     token = await tokens.rotate(svc.db, p.tenant_id, device_id)
@@ -125,7 +126,7 @@ async def rotate_token(device_id: str, p: Principal = Depends(customer("devices.
 
 @router.delete("/devices/{device_id}/tokens/{token_id}", status_code=204)
 async def revoke_token(device_id: str, token_id: str, p: Principal = Depends(customer("devices.tokens.revoke")),
-                       svc: Services = Depends(services)) -> Response:
+                       svc: ServiceContext = Depends(services)) -> Response:
     await store.get(svc.db, p.tenant_id, device_id)
     await tokens.revoke(svc.db, p.tenant_id, device_id, token_id)
     # A broker that holds one password per device (Mosquitto) cannot tell which token it has:

@@ -7,7 +7,8 @@ from fastapi import APIRouter, Depends
 from fastapi.exceptions import RequestValidationError
 from pydantic import ValidationError
 
-from pulse.serve.app import Services, services
+from pulse.serve.deps import services
+from pulse.services.context import ServiceContext
 from pulse.serve.auth import Principal, customer
 from pulse.serve.schemas.digest import DigestSettings, DigestSettingsUpdate
 from pulse.storage import digest as store
@@ -17,14 +18,14 @@ router = APIRouter(prefix="/api/v1/customer/alert-digest-settings", tags=["alert
 
 @router.get("")
 async def get_settings(p: Principal = Depends(customer("alerts.read")),
-                       svc: Services = Depends(services)) -> dict[str, Any]:
+                       svc: ServiceContext = Depends(services)) -> dict[str, Any]:
     """The defaults (disabled) until settings are stored."""
     return await store.get_settings(svc.db, p.tenant_id)
 
 
 @router.put("")
 async def put_settings(body: DigestSettingsUpdate, p: Principal = Depends(customer("alerts.digest.write")),
-                       svc: Services = Depends(services)) -> dict[str, Any]:
+                       svc: ServiceContext = Depends(services)) -> dict[str, Any]:
     """Merges the given fields into the current settings and checks the result as a whole."""
     merged = {**store.document(await store.get_settings(svc.db, p.tenant_id)), **body.changes()}
     try:

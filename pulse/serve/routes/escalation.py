@@ -5,7 +5,8 @@ from typing import Any
 
 from fastapi import APIRouter, Depends, Response
 
-from pulse.serve.app import Services, services
+from pulse.serve.deps import services
+from pulse.services.context import ServiceContext
 from pulse.serve.auth import Principal, customer
 from pulse.serve.schemas.common import PageParams, page, page_params
 from pulse.serve.schemas.escalation import PolicyCreate, PolicyUpdate
@@ -18,7 +19,7 @@ READ = customer("escalation.read")
 
 @router.get("")
 async def list_policies(pg: PageParams = Depends(page_params), p: Principal = Depends(READ),
-                        svc: Services = Depends(services)) -> dict[str, Any]:
+                        svc: ServiceContext = Depends(services)) -> dict[str, Any]:
     """By name."""
     items, total = await store.list_policies(svc.db, p.tenant_id, pg.limit, pg.offset)
     return page("policies", items, total, pg)
@@ -26,19 +27,19 @@ async def list_policies(pg: PageParams = Depends(page_params), p: Principal = De
 
 @router.post("", status_code=201)
 async def create_policy(body: PolicyCreate, p: Principal = Depends(customer("escalation.create")),
-                        svc: Services = Depends(services)) -> dict[str, Any]:
+                        svc: ServiceContext = Depends(services)) -> dict[str, Any]:
     """`is_default: true` makes it the tenant's default and clears the previous one."""
     return await store.create(svc.db, p.tenant_id, body.model_dump())
 
 
 @router.get("/{policy_id}")
-async def get_policy(policy_id: str, p: Principal = Depends(READ), svc: Services = Depends(services)) -> dict[str, Any]:
+async def get_policy(policy_id: str, p: Principal = Depends(READ), svc: ServiceContext = Depends(services)) -> dict[str, Any]:
     return await store.get(svc.db, p.tenant_id, policy_id)
 
 
 @router.put("/{policy_id}")
 async def update_policy(policy_id: str, body: PolicyUpdate, p: Principal = Depends(customer("escalation.update")),
-                        svc: Services = Depends(services)) -> dict[str, Any]:
+                        svc: ServiceContext = Depends(services)) -> dict[str, Any]:
     """A partial update: fields left out stay as they are. Escalating alerts follow the new levels
     from their next step on."""
     return await store.update(svc.db, p.tenant_id, policy_id, body.changes())
@@ -46,7 +47,7 @@ async def update_policy(policy_id: str, body: PolicyUpdate, p: Principal = Depen
 
 @router.delete("/{policy_id}", status_code=204)
 async def delete_policy(policy_id: str, p: Principal = Depends(customer("escalation.delete")),
-                        svc: Services = Depends(services)) -> Response:
+                        svc: ServiceContext = Depends(services)) -> Response:
     """409 while an alert rule names the policy; open alerts following it stop escalating."""
     await store.delete(svc.db, p.tenant_id, policy_id)
     return Response(status_code=204)

@@ -6,7 +6,8 @@ from typing import Any
 from fastapi import APIRouter, Depends, Response
 
 from pulse.errors import Invalid
-from pulse.serve.app import Services, services
+from pulse.serve.deps import services
+from pulse.services.context import ServiceContext
 from pulse.serve.auth import Principal, customer
 from pulse.serve.schemas.common import PageParams, page, page_params
 from pulse.serve.schemas.groups import GroupCreate, GroupPatch
@@ -18,21 +19,21 @@ router = APIRouter(prefix="/api/v1/customer/device-groups", tags=["device groups
 
 @router.get("")
 async def list_groups(pg: PageParams = Depends(page_params), p: Principal = Depends(customer("devices.read")),
-                      svc: Services = Depends(services)) -> dict[str, Any]:
+                      svc: ServiceContext = Depends(services)) -> dict[str, Any]:
     items, total = await store.list_groups(svc.db, p.tenant_id, pg.limit, pg.offset)
     return page("groups", items, total, pg)
 
 
 @router.post("", status_code=201)
 async def create_group(body: GroupCreate, p: Principal = Depends(customer("devices.groups.write")),
-                       svc: Services = Depends(services)) -> dict[str, Any]:
+                       svc: ServiceContext = Depends(services)) -> dict[str, Any]:
     """Without `query` the group is static (members added one by one); with it, dynamic."""
     return await store.create(svc.db, p.tenant_id, body.model_dump())
 
 
 @router.patch("/{group_id}")
 async def patch_group(group_id: str, body: GroupPatch, p: Principal = Depends(customer("devices.groups.write")),
-                      svc: Services = Depends(services)) -> dict[str, Any]:
+                      svc: ServiceContext = Depends(services)) -> dict[str, Any]:
     fields = {k: v for k, v in body.model_dump().items() if k in body.model_fields_set}  # nested bodies whole
     if not fields:
         raise Invalid("nothing to update")
@@ -45,7 +46,7 @@ async def patch_group(group_id: str, body: GroupPatch, p: Principal = Depends(cu
 
 @router.delete("/{group_id}", status_code=204)
 async def delete_group(group_id: str, p: Principal = Depends(customer("devices.groups.write")),
-                       svc: Services = Depends(services)) -> Response:
+                       svc: ServiceContext = Depends(services)) -> Response:
     await store.delete(svc.db, p.tenant_id, group_id)
     await svc.runtime.rules_changed(p.tenant_id)  # rules scoped by group see the new membership
     return Response(status_code=204)
@@ -54,7 +55,7 @@ async def delete_group(group_id: str, p: Principal = Depends(customer("devices.g
 @router.get("/{group_id}/devices")
 async def group_devices(group_id: str, pg: PageParams = Depends(page_params),
                         p: Principal = Depends(customer("devices.read")),
-                        svc: Services = Depends(services)) -> dict[str, Any]:
+                        svc: ServiceContext = Depends(services)) -> dict[str, Any]:
     """Current members by device_id; a dynamic group's are computed from its query now."""
     items, total = await devices.list_devices(svc.db, p.tenant_id, group_id=group_id, limit=pg.limit, offset=pg.offset)
     return page("devices", items, total, pg)
@@ -62,7 +63,7 @@ async def group_devices(group_id: str, pg: PageParams = Depends(page_params),
 
 @router.put("/{group_id}/devices/{device_id}", status_code=204)
 async def add_member(group_id: str, device_id: str, p: Principal = Depends(customer("devices.groups.write")),
-                     svc: Services = Depends(services)) -> Response:
+                     svc: ServiceContext = Depends(services)) -> Response:
     await store.add_member(svc.db, p.tenant_id, group_id, device_id)
     await svc.runtime.rules_changed(p.tenant_id)  # rules scoped by group see the new membership
     return Response(status_code=204)
@@ -70,7 +71,7 @@ async def add_member(group_id: str, device_id: str, p: Principal = Depends(custo
 
 @router.delete("/{group_id}/devices/{device_id}", status_code=204)
 async def remove_member(group_id: str, device_id: str, p: Principal = Depends(customer("devices.groups.write")),
-                        svc: Services = Depends(services)) -> Response:
+                        svc: ServiceContext = Depends(services)) -> Response:
     await store.remove_member(svc.db, p.tenant_id, group_id, device_id)
     await svc.runtime.rules_changed(p.tenant_id)  # rules scoped by group see the new membership
     return Response(status_code=204)

@@ -7,9 +7,10 @@ from typing import Any
 from fastapi import APIRouter, Depends, Query, Response
 from pydantic import AwareDatetime
 
-from pulse.actors.maintenance import is_active, next_occurrences
+from pulse.domain.maintenance import is_active, next_occurrences
 from pulse.errors import Invalid
-from pulse.serve.app import Services, services
+from pulse.serve.deps import services
+from pulse.services.context import ServiceContext
 from pulse.serve.auth import Principal, customer
 from pulse.serve.schemas.common import PageParams, page, page_params
 from pulse.serve.schemas.maintenance import WindowCreate, WindowPatch
@@ -34,7 +35,7 @@ async def list_windows(active_at: AwareDatetime | None = Query(None, description
                        device_id: str | None = Query(None, description="only windows whose scope covers this device"),
                        enabled: bool | None = None, pg: PageParams = Depends(page_params),
                        p: Principal = Depends(customer("maintenance.read")),
-                       svc: Services = Depends(services)) -> dict[str, Any]:
+                       svc: ServiceContext = Depends(services)) -> dict[str, Any]:
     """With both `active_at` and `device_id`: the windows that suppress that device's alerts then."""
     if device_id is not None:
         await devices.get(svc.db, p.tenant_id, device_id)
@@ -46,14 +47,14 @@ async def list_windows(active_at: AwareDatetime | None = Query(None, description
 
 @router.post("", status_code=201)
 async def create_window(body: WindowCreate, p: Principal = Depends(customer("maintenance.create")),
-                        svc: Services = Depends(services)) -> dict[str, Any]:
+                        svc: ServiceContext = Depends(services)) -> dict[str, Any]:
     fields = body.model_dump(exclude_none=True)
     return _view(await store.create(svc.db, p.tenant_id, fields), utcnow())
 
 
 @router.patch("/{window_id}")
 async def patch_window(window_id: str, body: WindowPatch, p: Principal = Depends(customer("maintenance.update")),
-                       svc: Services = Depends(services)) -> dict[str, Any]:
+                       svc: ServiceContext = Depends(services)) -> dict[str, Any]:
     fields = {k: v for k, v in body.model_dump().items() if k in body.model_fields_set}  # nested bodies whole
     if not fields:
         raise Invalid("nothing to update")
@@ -65,6 +66,6 @@ async def patch_window(window_id: str, body: WindowPatch, p: Principal = Depends
 
 @router.delete("/{window_id}", status_code=204)
 async def delete_window(window_id: str, p: Principal = Depends(customer("maintenance.delete")),
-                        svc: Services = Depends(services)) -> Response:
+                        svc: ServiceContext = Depends(services)) -> Response:
     await store.delete(svc.db, p.tenant_id, window_id)
     return Response(status_code=204)

@@ -5,8 +5,9 @@ from typing import Any
 
 from fastapi import APIRouter, Depends, Query, Response
 
-from pulse.actors import notifier
-from pulse.serve.app import Services, services
+from pulse.services import notifier
+from pulse.serve.deps import services
+from pulse.services.context import ServiceContext
 from pulse.serve.auth import Principal, customer
 from pulse.serve.schemas.common import PageParams, page, page_params
 from pulse.serve.schemas.notifications import (ChannelCreate, ChannelType, ChannelUpdate, JobStatus, RoutingRuleCreate,
@@ -23,33 +24,33 @@ RULES = "/notification-routing-rules"
 @router.get(CHANNELS)
 async def list_channels(channel_type: ChannelType | None = None, pg: PageParams = Depends(page_params),
                         p: Principal = Depends(customer("notifications.read")),
-                        svc: Services = Depends(services)) -> dict[str, Any]:
+                        svc: ServiceContext = Depends(services)) -> dict[str, Any]:
     items, total = await store.list_channels(svc.db, p.tenant_id, pg.limit, pg.offset, channel_type)
     return page("channels", items, total, pg)
 
 
 @router.post(CHANNELS, status_code=201)
 async def create_channel(body: ChannelCreate, p: Principal = Depends(customer("notifications.create")),
-                         svc: Services = Depends(services)) -> dict[str, Any]:
+                         svc: ServiceContext = Depends(services)) -> dict[str, Any]:
     """Secrets in `config` are stored encrypted and only ever read back masked."""
     return await store.create_channel(svc.db, box_for(svc.settings), p.tenant_id, body.model_dump())
 
 
 @router.get(CHANNELS + "/{channel_id}")
 async def get_channel(channel_id: str, p: Principal = Depends(customer("notifications.read")),
-                      svc: Services = Depends(services)) -> dict[str, Any]:
+                      svc: ServiceContext = Depends(services)) -> dict[str, Any]:
     return await store.get_channel(svc.db, p.tenant_id, channel_id)
 
 
 @router.put(CHANNELS + "/{channel_id}")
 async def update_channel(channel_id: str, body: ChannelUpdate, p: Principal = Depends(customer("notifications.update")),
-                         svc: Services = Depends(services)) -> dict[str, Any]:
+                         svc: ServiceContext = Depends(services)) -> dict[str, Any]:
     return await store.update_channel(svc.db, box_for(svc.settings), p.tenant_id, channel_id, body.changes())
 
 
 @router.delete(CHANNELS + "/{channel_id}", status_code=204)
 async def delete_channel(channel_id: str, p: Principal = Depends(customer("notifications.delete")),
-                         svc: Services = Depends(services)) -> Response:
+                         svc: ServiceContext = Depends(services)) -> Response:
     """409 while a routing rule names the channel; its undelivered jobs are marked FAILED."""
     await store.delete_channel(svc.db, p.tenant_id, channel_id)
     return Response(status_code=204)
@@ -57,7 +58,7 @@ async def delete_channel(channel_id: str, p: Principal = Depends(customer("notif
 
 @router.post(CHANNELS + "/{channel_id}/test")
 async def test_channel(channel_id: str, p: Principal = Depends(customer("notifications.test")),
-                       svc: Services = Depends(services)) -> dict[str, Any]:
+                       svc: ServiceContext = Depends(services)) -> dict[str, Any]:
     """Send a test message now (also to a disabled channel); 200 with the outcome, `ok` false if it failed."""
     channel = await store.channel_for_delivery(svc.db, box_for(svc.settings), p.tenant_id, channel_id)
     return await notifier.send_test(svc.settings, svc.db, channel)
@@ -66,7 +67,7 @@ async def test_channel(channel_id: str, p: Principal = Depends(customer("notific
 # ---- routing rules -----------------------------------------------------------------------------
 @router.get(RULES)
 async def list_rules(pg: PageParams = Depends(page_params), p: Principal = Depends(customer("notifications.read")),
-                     svc: Services = Depends(services)) -> dict[str, Any]:
+                     svc: ServiceContext = Depends(services)) -> dict[str, Any]:
     """In evaluation order: priority ascending, then oldest first."""
     items, total = await store.list_rules(svc.db, p.tenant_id, pg.limit, pg.offset)
     return page("rules", items, total, pg)
@@ -74,20 +75,20 @@ async def list_rules(pg: PageParams = Depends(page_params), p: Principal = Depen
 
 @router.post(RULES, status_code=201)
 async def create_rule(body: RoutingRuleCreate, p: Principal = Depends(customer("notifications.routing.create")),
-                      svc: Services = Depends(services)) -> dict[str, Any]:
+                      svc: ServiceContext = Depends(services)) -> dict[str, Any]:
     return await store.create_rule(svc.db, p.tenant_id, body.model_dump())
 
 
 @router.put(RULES + "/{rule_id}")
 async def update_rule(rule_id: str, body: RoutingRuleUpdate,
                       p: Principal = Depends(customer("notifications.routing.update")),
-                      svc: Services = Depends(services)) -> dict[str, Any]:
+                      svc: ServiceContext = Depends(services)) -> dict[str, Any]:
     return await store.update_rule(svc.db, p.tenant_id, rule_id, body.changes())
 
 
 @router.delete(RULES + "/{rule_id}", status_code=204)
 async def delete_rule(rule_id: str, p: Principal = Depends(customer("notifications.routing.delete")),
-                      svc: Services = Depends(services)) -> Response:
+                      svc: ServiceContext = Depends(services)) -> Response:
     await store.delete_rule(svc.db, p.tenant_id, rule_id)
     return Response(status_code=204)
 
@@ -97,7 +98,7 @@ async def delete_rule(rule_id: str, p: Principal = Depends(customer("notificatio
 async def list_jobs(status: JobStatus | None = None, channel_id: str | None = None,
                     alert_id: int | None = Query(None, ge=0), pg: PageParams = Depends(page_params),
                     p: Principal = Depends(customer("notifications.read")),
-                    svc: Services = Depends(services)) -> dict[str, Any]:
+                    svc: ServiceContext = Depends(services)) -> dict[str, Any]:
     """Newest first, each with its attempts' log."""
     items, total = await store.list_jobs(svc.db, p.tenant_id, status=status, channel_id=channel_id, alert_id=alert_id,
                                          limit=pg.limit, offset=pg.offset)

@@ -7,7 +7,8 @@ from typing import Any
 from fastapi import APIRouter, Depends, Query, Response
 from pydantic import AwareDatetime
 
-from pulse.serve.app import Services, services
+from pulse.serve.deps import services
+from pulse.services.context import ServiceContext
 from pulse.serve.auth import Principal, customer
 from pulse.serve.schemas.common import PageParams, page, page_params
 from pulse.serve.schemas.oncall import LayerCreate, LayerUpdate, OverrideCreate, ScheduleCreate, ScheduleUpdate
@@ -24,7 +25,7 @@ DEFAULT_TIMELINE = timedelta(days=14)
 
 @router.get("")
 async def list_schedules(pg: PageParams = Depends(page_params), p: Principal = Depends(READ),
-                         svc: Services = Depends(services)) -> dict[str, Any]:
+                         svc: ServiceContext = Depends(services)) -> dict[str, Any]:
     """By name, each with its layers by priority."""
     items, total = await store.list_schedules(svc.db, p.tenant_id, pg.limit, pg.offset)
     return page("schedules", items, total, pg)
@@ -32,26 +33,26 @@ async def list_schedules(pg: PageParams = Depends(page_params), p: Principal = D
 
 @router.post("", status_code=201)
 async def create_schedule(body: ScheduleCreate, p: Principal = Depends(customer("oncall.create")),
-                          svc: Services = Depends(services)) -> dict[str, Any]:
+                          svc: ServiceContext = Depends(services)) -> dict[str, Any]:
     return await store.create_schedule(svc.db, p.tenant_id, body.model_dump())
 
 
 @router.get("/{schedule_id}")
 async def get_schedule(schedule_id: str, p: Principal = Depends(READ),
-                       svc: Services = Depends(services)) -> dict[str, Any]:
+                       svc: ServiceContext = Depends(services)) -> dict[str, Any]:
     return await store.get_schedule(svc.db, p.tenant_id, schedule_id)
 
 
 @router.put("/{schedule_id}")
 async def update_schedule(schedule_id: str, body: ScheduleUpdate, p: Principal = Depends(customer("oncall.update")),
-                          svc: Services = Depends(services)) -> dict[str, Any]:
+                          svc: ServiceContext = Depends(services)) -> dict[str, Any]:
     """A partial update: fields left out stay as they are."""
     return await store.update_schedule(svc.db, p.tenant_id, schedule_id, body.changes())
 
 
 @router.delete("/{schedule_id}", status_code=204)
 async def delete_schedule(schedule_id: str, p: Principal = Depends(customer("oncall.delete")),
-                          svc: Services = Depends(services)) -> Response:
+                          svc: ServiceContext = Depends(services)) -> Response:
     await store.delete_schedule(svc.db, p.tenant_id, schedule_id)
     return Response(status_code=204)
 
@@ -59,20 +60,20 @@ async def delete_schedule(schedule_id: str, p: Principal = Depends(customer("onc
 # ---- layers ------------------------------------------------------------------------------------
 @router.post("/{schedule_id}/layers", status_code=201)
 async def add_layer(schedule_id: str, body: LayerCreate, p: Principal = Depends(LAYERS_WRITE),
-                    svc: Services = Depends(services)) -> dict[str, Any]:
+                    svc: ServiceContext = Depends(services)) -> dict[str, Any]:
     return await store.add_layer(svc.db, p.tenant_id, schedule_id, body.model_dump())
 
 
 @router.put("/{schedule_id}/layers/{layer_id}")
 async def update_layer(schedule_id: str, layer_id: str, body: LayerUpdate, p: Principal = Depends(LAYERS_WRITE),
-                       svc: Services = Depends(services)) -> dict[str, Any]:
+                       svc: ServiceContext = Depends(services)) -> dict[str, Any]:
     """A partial update, checked as a whole with the stored layer."""
     return await store.update_layer(svc.db, p.tenant_id, schedule_id, layer_id, body.changes())
 
 
 @router.delete("/{schedule_id}/layers/{layer_id}", status_code=204)
 async def delete_layer(schedule_id: str, layer_id: str, p: Principal = Depends(LAYERS_WRITE),
-                       svc: Services = Depends(services)) -> Response:
+                       svc: ServiceContext = Depends(services)) -> Response:
     await store.delete_layer(svc.db, p.tenant_id, schedule_id, layer_id)
     return Response(status_code=204)
 
@@ -83,7 +84,7 @@ async def list_overrides(schedule_id: str,
                          start: AwareDatetime | None = Query(None, description="only overrides ending after this"),
                          end: AwareDatetime | None = Query(None, description="only overrides starting before this"),
                          pg: PageParams = Depends(page_params), p: Principal = Depends(READ),
-                         svc: Services = Depends(services)) -> dict[str, Any]:
+                         svc: ServiceContext = Depends(services)) -> dict[str, Any]:
     items, total = await store.list_overrides(svc.db, p.tenant_id, schedule_id, start=start, end=end,
                                               limit=pg.limit, offset=pg.offset)
     return page("overrides", items, total, pg)
@@ -91,14 +92,14 @@ async def list_overrides(schedule_id: str,
 
 @router.post("/{schedule_id}/overrides", status_code=201)
 async def create_override(schedule_id: str, body: OverrideCreate, p: Principal = Depends(OVERRIDES_WRITE),
-                          svc: Services = Depends(services)) -> dict[str, Any]:
+                          svc: ServiceContext = Depends(services)) -> dict[str, Any]:
     """Where overrides overlap, the one created last wins."""
     return await store.create_override(svc.db, p.tenant_id, schedule_id, body.model_dump(), created_by=p.sub)
 
 
 @router.delete("/{schedule_id}/overrides/{override_id}", status_code=204)
 async def delete_override(schedule_id: str, override_id: str, p: Principal = Depends(OVERRIDES_WRITE),
-                          svc: Services = Depends(services)) -> Response:
+                          svc: ServiceContext = Depends(services)) -> Response:
     await store.delete_override(svc.db, p.tenant_id, schedule_id, override_id)
     return Response(status_code=204)
 
@@ -106,7 +107,7 @@ async def delete_override(schedule_id: str, override_id: str, p: Principal = Dep
 # ---- views -------------------------------------------------------------------------------------
 @router.get("/{schedule_id}/current")
 async def current(schedule_id: str, at: AwareDatetime | None = Query(None, description="default: now"),
-                  p: Principal = Depends(READ), svc: Services = Depends(services)) -> dict[str, Any]:
+                  p: Principal = Depends(READ), svc: ServiceContext = Depends(services)) -> dict[str, Any]:
     """Who is on call at `at`: `on_call` / `responders` (final), and each layer's own rotation."""
     return await store.current(svc.db, p.tenant_id, schedule_id, at or utcnow())
 
@@ -114,6 +115,6 @@ async def current(schedule_id: str, at: AwareDatetime | None = Query(None, descr
 @router.get("/{schedule_id}/timeline")
 async def timeline(schedule_id: str, start: AwareDatetime | None = Query(None, description="default: now"),
                    end: AwareDatetime | None = Query(None, description="default: start + 14 days; at most 60 days"),
-                   p: Principal = Depends(READ), svc: Services = Depends(services)) -> dict[str, Any]:
+                   p: Principal = Depends(READ), svc: ServiceContext = Depends(services)) -> dict[str, Any]:
     start = start or utcnow()
     return await store.timeline(svc.db, p.tenant_id, schedule_id, start, end or start + DEFAULT_TIMELINE)

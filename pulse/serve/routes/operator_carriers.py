@@ -9,8 +9,9 @@ from typing import Any
 
 from fastapi import APIRouter, Depends, Query, Response
 
-from pulse.actors import carrier_sync as carrier
-from pulse.serve.app import Services, services
+from pulse.services import carrier_sync as carrier
+from pulse.serve.deps import services
+from pulse.services.context import ServiceContext
 from pulse.serve.auth import Principal, operator
 from pulse.serve.schemas.carriers import IntegrationUpdate, OperatorIntegrationCreate
 from pulse.serve.schemas.common import PageParams, page, page_params
@@ -27,7 +28,7 @@ WRITE = operator("operator.write")
 async def list_integrations(tenant_id: str | None = Query(None, max_length=64),
                             carrier_name: str | None = Query(None, max_length=32), enabled: bool | None = None,
                             pg: PageParams = Depends(page_params), p: Principal = Depends(READ),
-                            svc: Services = Depends(services)) -> dict[str, Any]:
+                            svc: ServiceContext = Depends(services)) -> dict[str, Any]:
     """All tenants' integrations by tenant, then id; filters combine."""
     items, total = await store.list_integrations(svc.db, box_for(svc.settings), tenant_id=tenant_id, limit=pg.limit,
                                                  offset=pg.offset, carrier_name=carrier_name, enabled=enabled,
@@ -37,7 +38,7 @@ async def list_integrations(tenant_id: str | None = Query(None, max_length=64),
 
 @router.post("", status_code=201)
 async def create_integration(body: OperatorIntegrationCreate, p: Principal = Depends(WRITE),
-                             svc: Services = Depends(services)) -> dict[str, Any]:
+                             svc: ServiceContext = Depends(services)) -> dict[str, Any]:
     """For the tenant named in the body (404 if it does not exist)."""
     fields = body.model_dump(exclude={"tenant_id"})
     return await carrier.create_integration(svc.settings, svc.db, body.tenant_id, fields, p, with_tenant=True)
@@ -45,20 +46,20 @@ async def create_integration(body: OperatorIntegrationCreate, p: Principal = Dep
 
 @router.get("/{integration_id}")
 async def get_integration(integration_id: int, p: Principal = Depends(READ),
-                          svc: Services = Depends(services)) -> dict[str, Any]:
+                          svc: ServiceContext = Depends(services)) -> dict[str, Any]:
     return await store.get_integration(svc.db, box_for(svc.settings), integration_id, with_tenant=True)
 
 
 @router.put("/{integration_id}")
 async def update_integration(integration_id: int, body: IntegrationUpdate, p: Principal = Depends(WRITE),
-                             svc: Services = Depends(services)) -> dict[str, Any]:
+                             svc: ServiceContext = Depends(services)) -> dict[str, Any]:
     return await carrier.update_integration(svc.settings, svc.db, integration_id, None, body.changes(), p,
                                             with_tenant=True)
 
 
 @router.delete("/{integration_id}", status_code=204)
 async def delete_integration(integration_id: int, p: Principal = Depends(WRITE),
-                             svc: Services = Depends(services)) -> Response:
+                             svc: ServiceContext = Depends(services)) -> Response:
     """Deletes it and unlinks its devices."""
     await carrier.delete_integration(svc.db, integration_id, None, p)
     return Response(status_code=204)

@@ -5,7 +5,8 @@ from typing import Any
 
 from fastapi import APIRouter, Depends
 
-from pulse.serve.app import Services, services
+from pulse.serve.deps import services
+from pulse.services.context import ServiceContext
 from pulse.serve.auth import Principal, customer
 from pulse.serve.schemas.owners import OwnersPut
 from pulse.storage import owners as store
@@ -19,14 +20,14 @@ def _shape(device_id: str, items: list[dict[str, Any]]) -> dict[str, Any]:
 
 @router.get("/{device_id}/owners")
 async def get_owners(device_id: str, p: Principal = Depends(customer("devices.read")),
-                     svc: Services = Depends(services)) -> dict[str, Any]:
+                     svc: ServiceContext = Depends(services)) -> dict[str, Any]:
     """The device's owners in the order last given, each with `since` (when they became an owner)."""
     return _shape(device_id, await store.list_owners(svc.db, p.tenant_id, device_id))
 
 
 @router.put("/{device_id}/owners")
 async def put_owners(device_id: str, body: OwnersPut, p: Principal = Depends(customer("devices.owners.write")),
-                     svc: Services = Depends(services)) -> dict[str, Any]:
+                     svc: ServiceContext = Depends(services)) -> dict[str, Any]:
     """Replace the owners (a transfer is a PUT with the new owner). With a Telemetron integration the
     change is queued for it in the same transaction."""
     owners = [o.model_dump(exclude_unset=True) for o in body.owners]  # unsent phone/address stay as stored

@@ -5,7 +5,8 @@ from typing import Any
 
 from fastapi import APIRouter, Depends, Path, Response
 
-from pulse.serve.app import Services, services
+from pulse.serve.deps import services
+from pulse.services.context import ServiceContext
 from pulse.serve.auth import Principal, customer
 from pulse.serve.schemas.common import PageParams, page, page_params
 from pulse.serve.schemas.tags import TAG_PATTERN, TagsPut
@@ -23,13 +24,13 @@ def _view(device_id: str, tags: list[str]) -> dict[str, Any]:
 
 @router.get("/devices/{device_id}/tags")
 async def get_tags(device_id: str, p: Principal = Depends(customer("devices.read")),
-                   svc: Services = Depends(services)) -> dict[str, Any]:
+                   svc: ServiceContext = Depends(services)) -> dict[str, Any]:
     return _view(device_id, await store.device_tags_of(svc.db, p.tenant_id, device_id))
 
 
 @router.put("/devices/{device_id}/tags")
 async def put_tags(device_id: str, body: TagsPut, p: Principal = Depends(customer("devices.tags.write")),
-                   svc: Services = Depends(services)) -> dict[str, Any]:
+                   svc: ServiceContext = Depends(services)) -> dict[str, Any]:
     """Replaces the device's tag set (an empty list removes every tag)."""
     tags = await store.replace(svc.db, p.tenant_id, device_id, body.tags)
     await svc.runtime.rules_changed(p.tenant_id)  # rules scoped by tag see the new set
@@ -38,7 +39,7 @@ async def put_tags(device_id: str, body: TagsPut, p: Principal = Depends(custome
 
 @router.post("/devices/{device_id}/tags/{tag:path}")
 async def add_tag(device_id: str, tag: str = TagPath, p: Principal = Depends(customer("devices.tags.write")),
-                  svc: Services = Depends(services)) -> dict[str, Any]:
+                  svc: ServiceContext = Depends(services)) -> dict[str, Any]:
     """Idempotent: adding a tag the device already carries changes nothing."""
     tags = await store.add(svc.db, p.tenant_id, device_id, tag)
     await svc.runtime.rules_changed(p.tenant_id)
@@ -47,7 +48,7 @@ async def add_tag(device_id: str, tag: str = TagPath, p: Principal = Depends(cus
 
 @router.delete("/devices/{device_id}/tags/{tag:path}", status_code=204)
 async def remove_tag(device_id: str, tag: str = TagPath, p: Principal = Depends(customer("devices.tags.write")),
-                     svc: Services = Depends(services)) -> Response:
+                     svc: ServiceContext = Depends(services)) -> Response:
     """Idempotent: removing a tag the device does not carry is not an error."""
     await store.remove(svc.db, p.tenant_id, device_id, tag)
     await svc.runtime.rules_changed(p.tenant_id)
@@ -56,7 +57,7 @@ async def remove_tag(device_id: str, tag: str = TagPath, p: Principal = Depends(
 
 @router.get("/tags")
 async def list_tags(pg: PageParams = Depends(page_params), p: Principal = Depends(customer("devices.read")),
-                    svc: Services = Depends(services)) -> dict[str, Any]:
+                    svc: ServiceContext = Depends(services)) -> dict[str, Any]:
     """Tags in use in the tenant with their device counts, by tag."""
     items, total = await store.tenant_tags(svc.db, p.tenant_id, pg.limit, pg.offset)
     return page("tags", items, total, pg)

@@ -13,7 +13,8 @@ from starlette.background import BackgroundTask
 
 from pulse.errors import Invalid
 from pulse.pipelines import exports
-from pulse.serve.app import Services, services
+from pulse.serve.deps import services
+from pulse.services.context import ServiceContext
 from pulse.serve.auth import Principal, customer
 from pulse.serve.schemas.common import MAX_LIMIT
 from pulse.storage import devices as device_store
@@ -26,7 +27,7 @@ def _iso(ms: int | None) -> str | None:
     return None if ms is None else datetime.fromtimestamp(ms / 1000, tz=timezone.utc).isoformat()
 
 
-async def _lake_read(svc: Services, tenant_id: str, device_id: str, fn: str, *args: Any) -> Any:
+async def _lake_read(svc: ServiceContext, tenant_id: str, device_id: str, fn: str, *args: Any) -> Any:
     """Parquet plus the lake writer's unflushed rows: reads see every acknowledged message."""
     await device_store.get(svc.db, tenant_id, device_id)
     extra = await svc.runtime.pending_telemetry(tenant_id, device_id)
@@ -35,7 +36,7 @@ async def _lake_read(svc: Services, tenant_id: str, device_id: str, fn: str, *ar
 
 @router.get("/telemetry/latest")
 async def latest(device_id: str, p: Principal = Depends(customer("devices.read")),
-                 svc: Services = Depends(services)) -> dict[str, Any]:
+                 svc: ServiceContext = Depends(services)) -> dict[str, Any]:
     await device_store.get(svc.db, p.tenant_id, device_id)
     values = await svc.runtime.device_call(p.tenant_id, device_id, "latest_view")
     metrics = {m: {"value": v["value"], "ts": _iso(v["ts_ms"])} for m, v in values.items()}
@@ -44,14 +45,14 @@ async def latest(device_id: str, p: Principal = Depends(customer("devices.read")
 
 @router.get("/telemetry/metrics")
 async def metric_names(device_id: str, p: Principal = Depends(customer("devices.read")),
-                       svc: Services = Depends(services)) -> dict[str, Any]:
+                       svc: ServiceContext = Depends(services)) -> dict[str, Any]:
     names = await _lake_read(svc, p.tenant_id, device_id, "metrics")
     return {"device_id": device_id, "metrics": names}
 
 
 @router.get("/telemetry")
 async def recent(device_id: str, limit: int = Query(100, ge=1, le=MAX_LIMIT),
-                 p: Principal = Depends(customer("devices.read")), svc: Services = Depends(services)) -> dict[str, Any]:
+                 p: Principal = Depends(customer("devices.read")), svc: ServiceContext = Depends(services)) -> dict[str, Any]:
     rows = await _lake_read(svc, p.tenant_id, device_id, "recent", limit)
     return {"device_id": device_id, "rows": rows, "count": len(rows)}
 
@@ -60,7 +61,7 @@ async def recent(device_id: str, limit: int = Query(100, ge=1, le=MAX_LIMIT),
 async def history(device_id: str, metric: str | None = Query(None, max_length=128),
                   start: datetime | None = None, end: datetime | None = None,
                   limit: int = Query(1000, ge=1, le=10_000),
-                  p: Principal = Depends(customer("devices.read")), svc: Services = Depends(services)) -> dict[str, Any]:
+                  p: Principal = Depends(customer("devices.read")), svc: ServiceContext = Depends(services)) -> dict[str, Any]:
     start, end = _utc(start), _utc(end)
     if start and end and start > end:
         raise Invalid("start must be before end")
@@ -85,7 +86,7 @@ def out_of_range(value: float, sensor: dict[str, Any] | None) -> bool:
 async def export(device_id: str, format: Literal["csv", "parquet"] = "csv",
                  metric: str | None = Query(None, max_length=128), start: datetime | None = None,
                  end: datetime | None = None, p: Principal = Depends(customer("devices.read")),
-                 svc: Services = Depends(services)) -> Response:
+                 svc: ServiceContext = Depends(services)) -> Response:
     """Every row in [start, end), streamed: memory stays flat whatever the range."""
     start, end = _utc(start), _utc(end)
     if start and end and start > end:
@@ -120,7 +121,7 @@ def _twin(device_id: str, view: dict[str, Any]) -> dict[str, Any]:
 
 @router.get("/twin")
 async def twin(device_id: str, p: Principal = Depends(customer("devices.read")),
-               svc: Services = Depends(services)) -> dict[str, Any]:
+               svc: ServiceContext = Depends(services)) -> dict[str, Any]:
     await device_store.get(svc.db, p.tenant_id, device_id)
     return _twin(device_id, await svc.runtime.device_call(p.tenant_id, device_id, "twin_view"))
 
@@ -128,7 +129,7 @@ async def twin(device_id: str, p: Principal = Depends(customer("devices.read")),
 @router.patch("/twin/desired")
 async def patch_desired(device_id: str, patch: dict[str, Any] = Body(..., examples=[{"interval_s": 30}]),
                         p: Principal = Depends(customer("devices.twin.write")),
-                        svc: Services = Depends(services)) -> dict[str, Any]:
+                        svc: ServiceContext = Depends(services)) -> dict[str, Any]:
     """JSON merge patch of the desired state; bumps the version and publishes it retained (QoS 1)."""
     if not patch:
         raise Invalid("empty patch")
@@ -141,7 +142,7 @@ async def patch_desired(device_id: str, patch: dict[str, Any] = Body(..., exampl
 
 @router.get("/twin/delta")
 async def twin_delta(device_id: str, p: Principal = Depends(customer("devices.read")),
-                     svc: Services = Depends(services)) -> dict[str, Any]:
+                     svc: ServiceContext = Depends(services)) -> dict[str, Any]:
     await device_store.get(svc.db, p.tenant_id, device_id)
     view = await svc.runtime.device_call(p.tenant_id, device_id, "twin_view")
     return {"device_id": device_id, "delta": view["delta"], "desired_version": view["desired_version"],

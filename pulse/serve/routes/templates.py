@@ -5,7 +5,8 @@ from typing import Any, Literal
 
 from fastapi import APIRouter, Depends, Query, Response
 
-from pulse.serve.app import Services, services
+from pulse.serve.deps import services
+from pulse.services.context import ServiceContext
 from pulse.serve.auth import Principal, customer
 from pulse.serve.schemas.common import PageParams, page, page_params
 from pulse.serve.schemas.templates import (Category, CloneBody, CommandCreate, CommandUpdate, MetricCreate,
@@ -19,7 +20,7 @@ READ, WRITE = customer("templates.read"), customer("templates.write")
 @router.get("")
 async def list_templates(category: Category | None = None, source: Literal["system", "tenant"] | None = None,
                          search: str | None = Query(None, max_length=200), pg: PageParams = Depends(page_params),
-                         p: Principal = Depends(READ), svc: Services = Depends(services)) -> dict[str, Any]:
+                         p: Principal = Depends(READ), svc: ServiceContext = Depends(services)) -> dict[str, Any]:
     """System templates and the tenant's own."""
     items, total = await store.list_templates(svc.db, p.tenant_id, category=category, source=source, search=search,
                                               limit=pg.limit, offset=pg.offset)
@@ -28,13 +29,13 @@ async def list_templates(category: Category | None = None, source: Literal["syst
 
 @router.get("/{template_id}")
 async def get_template(template_id: int, p: Principal = Depends(READ),
-                       svc: Services = Depends(services)) -> dict[str, Any]:
+                       svc: ServiceContext = Depends(services)) -> dict[str, Any]:
     return await store.get(svc.db, p.tenant_id, template_id)
 
 
 @router.post("", status_code=201)
 async def create_template(body: TemplateCreate, p: Principal = Depends(WRITE),
-                          svc: Services = Depends(services)) -> dict[str, Any]:
+                          svc: ServiceContext = Depends(services)) -> dict[str, Any]:
     parts = {kind: [item.model_dump(exclude_none=True) for item in getattr(body, kind)] for kind in store.PARTS}
     fields = body.model_dump(exclude=set(store.PARTS), exclude_none=True)
     return await store.create(svc.db, p.tenant_id, fields, parts)
@@ -42,14 +43,14 @@ async def create_template(body: TemplateCreate, p: Principal = Depends(WRITE),
 
 @router.put("/{template_id}")
 async def update_template(template_id: int, body: TemplateUpdate, p: Principal = Depends(WRITE),
-                          svc: Services = Depends(services)) -> dict[str, Any]:
+                          svc: ServiceContext = Depends(services)) -> dict[str, Any]:
     """403 for system and locked templates; a locked one accepts `{"is_locked": false}`."""
     return await store.update(svc.db, p.tenant_id, template_id, body.changes())
 
 
 @router.delete("/{template_id}", status_code=204)
 async def delete_template(template_id: int, p: Principal = Depends(WRITE),
-                          svc: Services = Depends(services)) -> Response:
+                          svc: ServiceContext = Depends(services)) -> Response:
     """409 while a device (or an installed module) uses the template."""
     await store.delete(svc.db, p.tenant_id, template_id)
     return Response(status_code=204)
@@ -57,7 +58,7 @@ async def delete_template(template_id: int, p: Principal = Depends(WRITE),
 
 @router.post("/{template_id}/clone", status_code=201)
 async def clone_template(template_id: int, body: CloneBody | None = None, p: Principal = Depends(WRITE),
-                         svc: Services = Depends(services)) -> dict[str, Any]:
+                         svc: ServiceContext = Depends(services)) -> dict[str, Any]:
     """A tenant-owned, unlocked copy with its metrics, commands and slots."""
     body = body or CloneBody()
     return await store.clone(svc.db, p.tenant_id, template_id, name=body.name, slug=body.slug)
@@ -66,56 +67,56 @@ async def clone_template(template_id: int, body: CloneBody | None = None, p: Pri
 # ---- metrics, commands, slots --------------------------------------------------------------------
 @router.post("/{template_id}/metrics", status_code=201)
 async def add_metric(template_id: int, body: MetricCreate, p: Principal = Depends(WRITE),
-                     svc: Services = Depends(services)) -> dict[str, Any]:
+                     svc: ServiceContext = Depends(services)) -> dict[str, Any]:
     return await store.add_part(svc.db, p.tenant_id, template_id, "metrics", body.model_dump(exclude_none=True))
 
 
 @router.put("/{template_id}/metrics/{metric_id}")
 async def update_metric(template_id: int, metric_id: int, body: MetricUpdate, p: Principal = Depends(WRITE),
-                        svc: Services = Depends(services)) -> dict[str, Any]:
+                        svc: ServiceContext = Depends(services)) -> dict[str, Any]:
     return await store.update_part(svc.db, p.tenant_id, template_id, "metrics", metric_id, body.changes())
 
 
 @router.delete("/{template_id}/metrics/{metric_id}", status_code=204)
 async def delete_metric(template_id: int, metric_id: int, p: Principal = Depends(WRITE),
-                        svc: Services = Depends(services)) -> Response:
+                        svc: ServiceContext = Depends(services)) -> Response:
     await store.delete_part(svc.db, p.tenant_id, template_id, "metrics", metric_id)
     return Response(status_code=204)
 
 
 @router.post("/{template_id}/commands", status_code=201)
 async def add_command(template_id: int, body: CommandCreate, p: Principal = Depends(WRITE),
-                      svc: Services = Depends(services)) -> dict[str, Any]:
+                      svc: ServiceContext = Depends(services)) -> dict[str, Any]:
     return await store.add_part(svc.db, p.tenant_id, template_id, "commands", body.model_dump(exclude_none=True))
 
 
 @router.put("/{template_id}/commands/{command_id}")
 async def update_command(template_id: int, command_id: int, body: CommandUpdate, p: Principal = Depends(WRITE),
-                         svc: Services = Depends(services)) -> dict[str, Any]:
+                         svc: ServiceContext = Depends(services)) -> dict[str, Any]:
     return await store.update_part(svc.db, p.tenant_id, template_id, "commands", command_id, body.changes())
 
 
 @router.delete("/{template_id}/commands/{command_id}", status_code=204)
 async def delete_command(template_id: int, command_id: int, p: Principal = Depends(WRITE),
-                         svc: Services = Depends(services)) -> Response:
+                         svc: ServiceContext = Depends(services)) -> Response:
     await store.delete_part(svc.db, p.tenant_id, template_id, "commands", command_id)
     return Response(status_code=204)
 
 
 @router.post("/{template_id}/slots", status_code=201)
 async def add_slot(template_id: int, body: SlotCreate, p: Principal = Depends(WRITE),
-                   svc: Services = Depends(services)) -> dict[str, Any]:
+                   svc: ServiceContext = Depends(services)) -> dict[str, Any]:
     return await store.add_part(svc.db, p.tenant_id, template_id, "slots", body.model_dump())
 
 
 @router.put("/{template_id}/slots/{slot_id}")
 async def update_slot(template_id: int, slot_id: int, body: SlotUpdate, p: Principal = Depends(WRITE),
-                      svc: Services = Depends(services)) -> dict[str, Any]:
+                      svc: ServiceContext = Depends(services)) -> dict[str, Any]:
     return await store.update_part(svc.db, p.tenant_id, template_id, "slots", slot_id, body.changes())
 
 
 @router.delete("/{template_id}/slots/{slot_id}", status_code=204)
 async def delete_slot(template_id: int, slot_id: int, p: Principal = Depends(WRITE),
-                      svc: Services = Depends(services)) -> Response:
+                      svc: ServiceContext = Depends(services)) -> Response:
     await store.delete_part(svc.db, p.tenant_id, template_id, "slots", slot_id)
     return Response(status_code=204)

@@ -6,7 +6,8 @@ from typing import Any, Callable
 from fastapi import APIRouter, Depends, Request, Response
 from fastapi.routing import APIRoute
 
-from pulse.serve.app import Services, services
+from pulse.serve.deps import services
+from pulse.services.context import ServiceContext
 from pulse.serve.auth import Principal, customer
 from pulse.serve.schemas.common import PageParams, page, page_params
 from pulse.serve.schemas.transports import CONNECTION_KEYS, ConnectionPut, TransportCreate, TransportUpdate
@@ -19,7 +20,7 @@ router = APIRouter(prefix="/api/v1/customer/devices/{device_id}", tags=["device 
 @router.get("/transports")
 async def list_transports(device_id: str, pg: PageParams = Depends(page_params),
                           p: Principal = Depends(customer("devices.read")),
-                          svc: Services = Depends(services)) -> dict[str, Any]:
+                          svc: ServiceContext = Depends(services)) -> dict[str, Any]:
     """The primary transport first."""
     await device_store.get(svc.db, p.tenant_id, device_id)
     items, total = await store.list_transports(svc.db, p.tenant_id, device_id, limit=pg.limit, offset=pg.offset)
@@ -28,7 +29,7 @@ async def list_transports(device_id: str, pg: PageParams = Depends(page_params),
 
 @router.post("/transports", status_code=201)
 async def add_transport(device_id: str, body: TransportCreate, p: Principal = Depends(customer("devices.update")),
-                        svc: Services = Depends(services)) -> dict[str, Any]:
+                        svc: ServiceContext = Depends(services)) -> dict[str, Any]:
     """Primary when is_primary is true, or when left out and the device has no primary yet."""
     return await store.create(svc.db, p.tenant_id, device_id, body.model_dump(exclude_unset=True))
 
@@ -36,14 +37,14 @@ async def add_transport(device_id: str, body: TransportCreate, p: Principal = De
 @router.put("/transports/{transport_id}")
 async def update_transport(device_id: str, transport_id: int, body: TransportUpdate,
                            p: Principal = Depends(customer("devices.update")),
-                           svc: Services = Depends(services)) -> dict[str, Any]:
+                           svc: ServiceContext = Depends(services)) -> dict[str, Any]:
     """is_primary: true clears it on the device's other transports."""
     return await store.update(svc.db, p.tenant_id, device_id, transport_id, body.changes())
 
 
 @router.delete("/transports/{transport_id}", status_code=204)
 async def delete_transport(device_id: str, transport_id: int, p: Principal = Depends(customer("devices.update")),
-                           svc: Services = Depends(services)) -> Response:
+                           svc: ServiceContext = Depends(services)) -> Response:
     await store.delete(svc.db, p.tenant_id, device_id, transport_id)
     return Response(status_code=204)
 
@@ -95,14 +96,14 @@ def _connection(device_id: str, t: dict[str, Any]) -> dict[str, Any]:
 
 @connection.get("/connection")
 async def get_connection(device_id: str, p: Principal = Depends(customer("devices.read")),
-                         svc: Services = Depends(services)) -> dict[str, Any]:
+                         svc: ServiceContext = Depends(services)) -> dict[str, Any]:
     """Deprecated: use /transports. The device's primary transport in the legacy shape."""
     return _connection(device_id, await store.primary(svc.db, p.tenant_id, device_id))
 
 
 @connection.put("/connection")
 async def put_connection(device_id: str, body: ConnectionPut, p: Principal = Depends(customer("devices.update")),
-                         svc: Services = Depends(services)) -> dict[str, Any]:
+                         svc: ServiceContext = Depends(services)) -> dict[str, Any]:
     """Deprecated: use /transports. Creates or updates the primary transport."""
     changes = body.changes()
     connectivity = {k: changes.pop(k) for k in CONNECTION_KEYS if k in changes}
@@ -113,7 +114,7 @@ async def put_connection(device_id: str, body: ConnectionPut, p: Principal = Dep
 
 @connection.delete("/connection", status_code=204)
 async def delete_connection(device_id: str, p: Principal = Depends(customer("devices.update")),
-                            svc: Services = Depends(services)) -> Response:
+                            svc: ServiceContext = Depends(services)) -> Response:
     """Deprecated: use /transports. Deletes the primary transport."""
     await store.delete_primary(svc.db, p.tenant_id, device_id)
     return Response(status_code=204)

@@ -7,7 +7,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from pulse.actors.rules import AGGREGATIONS, RULE_TYPES, SEVERITY_NAMES
+from pulse.domain.rules import AGGREGATIONS, RULE_TYPES, SEVERITY_NAMES
 from pulse.serve.schemas.devices import ID_PATTERN
 
 Operator = Literal["GT", "GTE", "LT", "LTE", "EQ", "NE"]

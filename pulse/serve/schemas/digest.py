@@ -6,7 +6,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from pulse.actors.escalation import zone
+from pulse.domain.escalation import zone
 from pulse.serve.schemas.common import Update
 
 Frequency = Literal["disabled", "hourly", "daily", "weekly"]

@@ -5,7 +5,7 @@ from typing import Annotated, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 
-from pulse.actors.escalation import MAX_DELAY_MINUTES, MAX_LEVELS, MAX_REPEAT, MAX_TARGETS, check_levels
+from pulse.domain.escalation import MAX_DELAY_MINUTES, MAX_LEVELS, MAX_REPEAT, MAX_TARGETS, check_levels
 from pulse.serve.schemas.common import Update
 
 TargetType = Literal["channel", "oncall_schedule", "user"]

@@ -6,7 +6,7 @@ import re
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from pulse.serve.schemas.common import weekdays
-from pulse.actors.maintenance import MAX_DURATION_MINUTES, zone
+from pulse.domain.maintenance import MAX_DURATION_MINUTES, zone
 from pulse.serve.schemas.devices import ID_PATTERN
 from pulse.serve.schemas.tags import TAG_PATTERN
 

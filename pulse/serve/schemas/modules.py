@@ -5,7 +5,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from pulse.actors.envelope import METRIC_KEY_RE
+from pulse.domain.envelope import METRIC_KEY_RE
 from pulse.serve.schemas.common import Update
 from pulse.serve.schemas.templates import SLOT_KEY
 

@@ -10,7 +10,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import AfterValidator, AliasChoices, BaseModel, BeforeValidator, ConfigDict, Field, field_validator, model_validator
 
-from pulse.actors.rules import SEVERITY_NAMES
+from pulse.domain.rules import SEVERITY_NAMES
 from pulse.serve.schemas.devices import ID_PATTERN
 from pulse.serve.schemas.tags import Tag
 from pulse.serve.schemas.common import Update
@@ -23,7 +23,7 @@ MAX_LIST = 100
 
 
 def _severity(v: Any) -> Any:
-    """1..5, or a name: info, warning, minor, major, critical (pulse.actors.rules)."""
+    """1..5, or a name: info, warning, minor, major, critical (pulse.domain.rules)."""
     if isinstance(v, str) and not v.isdigit():
         if v.lower() not in SEVERITY_NAMES:
             raise ValueError(f"unknown severity {v!r}; 1-5 or one of {', '.join(SEVERITY_NAMES)}")

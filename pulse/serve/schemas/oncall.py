@@ -6,7 +6,7 @@ from typing import Annotated, Literal
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StringConstraints, field_validator, model_validator
 
 from pulse.serve.schemas.common import Update, weekdays
-from pulse.actors.oncall import END_HHMM_PATTERN, HHMM_PATTERN, MAX_PARTICIPANTS, MAX_SHIFT_HOURS, zone
+from pulse.domain.oncall import END_HHMM_PATTERN, HHMM_PATTERN, MAX_PARTICIPANTS, MAX_SHIFT_HOURS, zone
 
 # A user's email or id: no spaces, no slashes, at most an email address's length.
 Person = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9._%+@:-]{0,319}$")]

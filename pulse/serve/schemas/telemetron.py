@@ -3,7 +3,8 @@ from __future__ import annotations
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from pulse.integrations.channels.base import http_url, is_masked
+from pulse.domain.masking import is_masked
+from pulse.integrations.channels.base import http_url
 
 
 class TelemetronIntegrationPut(BaseModel):

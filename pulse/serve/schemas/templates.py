@@ -7,7 +7,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from pulse.serve.schemas.common import Update
-from pulse.actors.envelope import METRIC_KEY_RE
+from pulse.domain.envelope import METRIC_KEY_RE
 
 Category = Literal["gateway", "edge_device", "standalone_sensor", "controller", "expansion_module"]
 DataType = Literal["float", "integer", "boolean", "string", "enum"]

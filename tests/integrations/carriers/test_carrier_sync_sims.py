@@ -13,7 +13,7 @@ import pytest
 import sqlalchemy as sa
 import uvicorn
 
-from pulse.actors.carrier_sync import CarrierSync
+from pulse.services.carrier_sync import CarrierSync
 from pulse.serve.app import create_app
 from pulse.simulators import onence as onence_sim
 from pulse.simulators import thingspace as ts_sim

@@ -3,9 +3,9 @@ import json
 
 import pytest
 
-from pulse.actors.device import DeviceActor, merge_patch, presence_status
-from pulse.actors.messages import AlertEvent, Heartbeat, Publish, ReportedState, Telemetry
-from pulse.actors.rules import Condition, Rule
+from pulse.domain.device import DeviceActor, merge_patch, presence_status
+from pulse.domain.messages import AlertEvent, Heartbeat, Publish, ReportedState, Telemetry
+from pulse.domain.rules import Condition, Rule
 
 
 def tele(ts, **metrics):
@@ -124,7 +124,7 @@ def test_deleted_rule_state_is_forgotten():
 
 
 def test_first_sight_of_a_metric_is_reported_once():
-    from pulse.actors.messages import MetricsDiscovered
+    from pulse.domain.messages import MetricsDiscovered
 
     a = DeviceActor("t1", "d1")
     (d,) = [e for e in a.on_telemetry(tele(1, temp=1, hum=2), []) if isinstance(e, MetricsDiscovered)]
@@ -133,7 +133,7 @@ def test_first_sight_of_a_metric_is_reported_once():
 
 
 def test_no_heartbeat_opens_when_silent_and_closes_when_back():
-    from pulse.actors.messages import AlertEvent
+    from pulse.domain.messages import AlertEvent
 
     a = DeviceActor("t1", "d1")
     assert a.on_tick(10_000, [], (60, 4)) == []  # never heard from

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
-from pulse.actors.telemetron_sync import TelemetronSync
+from pulse.services.telemetron_sync import TelemetronSync
 from pulse.config.settings import Settings
 from pulse.errors import NotFound
 from pulse.simulators.server import SimServer

@@ -1,4 +1,6 @@
-"""Ray Serve wiring: the ingress deployment builds the FastAPI app inside each replica."""
+"""Ray Serve wiring: the ingress deployment builds the FastAPI app, and its services, in each replica.
+
+Composition, not HTTP: this is where the Ray runtime is handed to the services as their `Runtime`."""
 from __future__ import annotations
 
 from ray import serve
@@ -7,24 +9,23 @@ from pulse.actors.downlink import Downlink
 from pulse.actors.runtime import RayRuntime
 from pulse.broker.credentials import credentials_for
 from pulse.config.settings import Settings, load_settings
-from pulse.serve.app import Services, create_app
-from pulse.serve.auth import TokenDecoder
+from pulse.serve.app import create_app
+from pulse.services.context import ServiceContext
+from pulse.services.identity import TokenDecoder
 from pulse.storage.db import Database
 from pulse.storage.lake import LakeReader
 
 
-async def build_services(settings: Settings) -> Services:
+async def build_services(settings: Settings) -> ServiceContext:
     runtime = RayRuntime(settings)
     runtime.connect()
-    return Services(settings=settings, db=Database(settings.db_url), runtime=runtime,
-                    lake=LakeReader(settings.lake_dir), downlink=Downlink(settings),
-                    credentials=credentials_for(settings), decoder=TokenDecoder(settings))
+    return ServiceContext(settings=settings, db=Database(settings.db_url), runtime=runtime,
+                          lake=LakeReader(settings.lake_dir), downlink=Downlink(settings),
+                          credentials=credentials_for(settings), decoder=TokenDecoder(settings))
 
 
-async def close_services(svc: Services) -> None:
-    await svc.downlink.close()
-    await svc.credentials.close()
-    await svc.db.dispose()
+async def close_services(svc: ServiceContext) -> None:
+    await svc.close()
 
 
 def build_app():

@@ -1,7 +1,7 @@
 """Messages actors receive and effects they return.
 
 Plain slotted dataclasses: they cross the hot path by the thousand, so no validation here;
-validation happens once at the edge (`pulse.actors.envelope`).
+validation happens once at the edge (`pulse.domain.envelope`).
 """
 from __future__ import annotations
 

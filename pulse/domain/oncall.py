@@ -27,7 +27,7 @@ from itertools import pairwise
 from typing import Any, Iterable, Iterator, Mapping, Sequence
 from zoneinfo import ZoneInfo
 
-from pulse.actors.maintenance import zone  # noqa: F401 - the IANA check schedules share with maintenance
+from pulse.domain.maintenance import zone  # noqa: F401 - the IANA check schedules share with maintenance
 
 ROTATION_TYPES = ("daily", "weekly", "custom")
 MAX_SHIFT_HOURS = 720

@@ -5,7 +5,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from pulse.actors.oncall import (Layer, Override, check_range, final_timeline, layer_on_call, layer_shifts,
+from pulse.domain.oncall import (Layer, Override, check_range, final_timeline, layer_on_call, layer_shifts,
                                  on_call_at, responder_at, zone)
 
 UTC = timezone.utc

@@ -5,6 +5,7 @@ import secrets
 from typing import Any
 
 from pulse.config.settings import Settings
+from pulse.services.identity import issue_token
 from pulse.storage import tenants
 from pulse.storage.db import Database
 
@@ -21,8 +22,6 @@ def _admin_password(settings: Settings) -> str:
 
 
 async def first_start(settings: Settings) -> dict[str, Any]:
-    from pulse.serve.auth import issue_token
-
     settings.ensure_dirs()
     db = Database(settings.db_url)
     try:

@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from pulse.actors.messages import AlertEvent
+from pulse.domain.messages import AlertEvent
 from pulse.errors import Conflict, Invalid
 
 OPEN, ACKNOWLEDGED, CLOSED = "OPEN", "ACKNOWLEDGED", "CLOSED"

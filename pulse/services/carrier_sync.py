@@ -22,13 +22,14 @@ from datetime import datetime, timedelta
 from typing import Any
 from weakref import WeakKeyDictionary
 
-from pulse.actors.messages import AlertEvent
+from pulse.domain.messages import AlertEvent
 from pulse.config.settings import Settings
 from pulse.errors import Conflict, Invalid, NotFound, PulseError
 from pulse.integrations.carriers import provider_class, provider_for
 from pulse.integrations.carriers.base import (ActionResult, CallbackEvent, CarrierAuthError, CarrierError,
                                               CarrierProvider, Credentials, DeviceInfo, NotSupported, Usage)
 from pulse.integrations.http import RetryPolicy, Unavailable
+from pulse.services.ports import Runtime
 from pulse.storage import carriers as store
 from pulse.storage.db import Database, utcnow
 from pulse.storage.secrets import SecretBox, box_for
@@ -207,15 +208,17 @@ async def apply_settled(db: Database, request: dict[str, Any]) -> None:
 
 # ---- the scheduled actor -------------------------------------------------------------------------
 class CarrierSync:
-    def __init__(self, settings: Settings, db: Database | None = None, runtime: Any = None) -> None:
+    def __init__(self, settings: Settings, db: Database | None = None, runtime: Runtime | None = None) -> None:
         self.settings = settings
         self.db = db
         self._owns_db = db is None
         self.box: SecretBox = box_for(settings)
-        self.runtime = runtime  # for data-usage alerts; found lazily on Ray (see _alert_runtime)
+        self.runtime = runtime  # for data-usage alerts; handed over by the actor runtime at start
         self._stats = {"synced": 0, "sync_errors": 0, "requests_settled": 0, "alerts": 0}
 
-    async def start(self) -> bool:
+    async def start(self, runtime: Runtime | None = None) -> bool:
+        if runtime is not None:
+            self.runtime = runtime
         if self.db is None:
             self.db = Database(self.settings.db_url)
         return True
@@ -227,22 +230,6 @@ class CarrierSync:
 
     async def stats(self) -> dict[str, int]:
         return dict(self._stats)
-
-    def _alert_runtime(self) -> Any:
-        """The runtime to open alerts through: the one given, else the Ray cluster's when on Ray."""
-        if self.runtime is None:
-            try:
-                import ray
-
-                if ray.is_initialized():
-                    from pulse.actors.runtime import RayRuntime
-
-                    rt = RayRuntime(self.settings)
-                    rt.connect()
-                    self.runtime = rt
-            except Exception:
-                log.exception("carrier data-usage alerts: no runtime reachable")
-        return self.runtime
 
     # ---- sync ------------------------------------------------------------------------------
     async def sync_due(self) -> int:
@@ -286,7 +273,7 @@ class CarrierSync:
             return await self._finish(out | {"failed": len(lines)}, "error", f"carrier unavailable: {e}", started)
         out["failed"], out["synced"] = len(errors), len(lines) - len(errors)
         if events:
-            self._stats["alerts"] += await open_usage_alerts(self._alert_runtime(), events)
+            self._stats["alerts"] += await open_usage_alerts(self.runtime, events)
         status = "success" if not errors else "partial" if out["synced"] else "error"
         summary = "; ".join(f"{d}: {err}" for d, err in list(errors.items())[:5]) if errors else None
         if errors and len(errors) > 5:

@@ -2,7 +2,7 @@
 hysteresis and telemetry gaps."""
 import pytest
 
-from pulse.actors.rules import Condition, Rule, RuleState, step, tick
+from pulse.domain.rules import Condition, Rule, RuleState, step, tick
 
 
 def rule(rule_type="threshold", conditions=(("temp", "GT", 30.0),), **kw):

@@ -59,7 +59,8 @@ class TelemetronSync:
         self._last_prune = 0.0
         self._stats: Counter[str] = Counter()
 
-    async def start(self) -> bool:
+    async def start(self, runtime: Any = None) -> bool:
+        """`runtime` (the actor runtime, handed over by it) is unused: deliveries need no actor."""
         return True  # no loop of its own: the scheduler calls drain()
 
     async def stop(self) -> None:

@@ -9,9 +9,9 @@ import json
 import sys
 from typing import Any, Iterable
 
-from pulse.actors.messages import (AlertEvent, CommandAck, CommandStatus, Effect, Heartbeat, MetricsDiscovered, Presence, Publish,
+from pulse.domain.messages import (AlertEvent, CommandAck, CommandStatus, Effect, Heartbeat, MetricsDiscovered, Presence, Publish,
                                    ReportedState, Telemetry)
-from pulse.actors.rules import Rule, RuleState, step, tick
+from pulse.domain.rules import Rule, RuleState, step, tick
 
 MAX_DESIRED_BYTES = 8192  # documented limit of a desired-state document (docs/device-protocol.md)
 NO_HEARTBEAT = "NO_HEARTBEAT"  # the built-in alert's type, and its key among the rule states

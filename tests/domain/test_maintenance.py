@@ -4,7 +4,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from pulse.actors.maintenance import DeviceFacts, WeeklyRecurrence, covers, is_active, next_occurrences
+from pulse.domain.maintenance import DeviceFacts, WeeklyRecurrence, covers, is_active, next_occurrences
 
 UTC = timezone.utc
 BERLIN = ZoneInfo("Europe/Berlin")

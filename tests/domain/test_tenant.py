@@ -1,8 +1,8 @@
 """TenantActor: one open alert per fingerprint, lifecycle transitions, auto-close."""
 import pytest
 
-from pulse.actors.messages import AlertEvent
-from pulse.actors.tenant import CreateAlert, OpenAlert, RetriggerAlert, TenantActor, TransitionAlert
+from pulse.domain.messages import AlertEvent
+from pulse.domain.tenant import CreateAlert, OpenAlert, RetriggerAlert, TenantActor, TransitionAlert
 from pulse.errors import Conflict, Invalid
 
 

@@ -27,11 +27,11 @@ from zoneinfo import ZoneInfo
 
 import httpx
 
-from pulse.actors.escalation import digest_window
+from pulse.domain.escalation import digest_window
 from pulse.integrations.channels.email import EmailConfig, plain_email, send_mail
 from pulse.pipelines import reports
 from pulse.storage import digest
-from pulse.actors.escalation import advance
+from pulse.domain.escalation import advance
 from pulse.storage import escalation
 from pulse.storage import alerts as alert_store
 from pulse.storage import maintenance
@@ -185,7 +185,8 @@ class Notifier:
                        "throttled": 0, "loop_errors": 0}
 
     # ---- lifecycle -----------------------------------------------------------------------------
-    async def start(self) -> bool:
+    async def start(self, runtime: Any = None) -> bool:
+        """`runtime` (the actor runtime, handed over by it) is unused: deliveries need no actor."""
         if self._task is None:
             self._running = True
             self._task = asyncio.create_task(self._loop(), name="notifier")

@@ -16,7 +16,7 @@ from collections import deque
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
-from pulse.actors.messages import AlertEvent
+from pulse.domain.messages import AlertEvent
 
 OPERATORS: dict[str, Callable[[float, float], bool]] = {
     "GT": op.gt,

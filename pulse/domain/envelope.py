@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any
 
-from pulse.actors.messages import CommandAck, DeviceMessage, Heartbeat, Presence, Rejection, ReportedState, Telemetry
+from pulse.domain.messages import CommandAck, DeviceMessage, Heartbeat, Presence, Rejection, ReportedState, Telemetry
 
 ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,127}$")
 METRIC_KEY_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.:/-]{0,127}$")

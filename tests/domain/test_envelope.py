@@ -4,8 +4,8 @@ import time
 
 import pytest
 
-from pulse.actors.envelope import Limits, decode
-from pulse.actors.messages import CommandAck, Heartbeat, ReportedState, Telemetry
+from pulse.domain.envelope import Limits, decode
+from pulse.domain.messages import CommandAck, Heartbeat, ReportedState, Telemetry
 
 NOW = int(time.time() * 1000)
 TOPIC = "tenant/acme/device/d1/telemetry"

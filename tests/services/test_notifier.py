@@ -9,7 +9,7 @@ from datetime import datetime, timedelta, timezone
 import pytest
 from cryptography.fernet import Fernet
 
-from pulse.actors.notifier import in_window, match_rules
+from pulse.services.notifier import in_window, match_rules
 from pulse.errors import Invalid
 from pulse.storage import notifications as store
 from pulse.storage.db import utcnow

@@ -9,7 +9,7 @@ from datetime import timedelta
 import pytest
 import sqlalchemy as sa
 
-from pulse.actors.carrier_sync import REQUEST_GIVE_UP, CarrierSync, apply_settled, failure, usage_alert
+from pulse.services.carrier_sync import REQUEST_GIVE_UP, CarrierSync, apply_settled, failure, usage_alert
 from pulse.config.settings import Settings
 from pulse.integrations.carriers.base import CarrierAuthError, CarrierError, NotSupported, Unavailable
 from pulse.storage import carriers as store

@@ -1,0 +1,36 @@
+"""The dependencies a use case gets: one `ServiceContext` per process (a Serve replica, a test)."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from pulse.broker.credentials import DeviceCredentials
+from pulse.config.settings import Settings
+from pulse.domain.rate_limit import RateLimiter
+from pulse.services.identity import TokenDecoder
+from pulse.services.ports import Downlink, Runtime
+from pulse.storage.db import Database
+from pulse.storage.lake import LakeReader
+from pulse.storage.tokens import VerificationCache
+
+
+@dataclass
+class ServiceContext:
+    settings: Settings
+    db: Database
+    runtime: Runtime
+    lake: LakeReader
+    downlink: Downlink
+    credentials: DeviceCredentials
+    decoder: TokenDecoder
+    # per-process HTTP ingest state (one Serve replica = one limiter; docs/operations.md)
+    rate_limiter: RateLimiter = field(init=False)
+    token_cache: VerificationCache = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.rate_limiter = RateLimiter(self.settings.http_ingest_rate_per_s, self.settings.http_ingest_burst)
+        self.token_cache = VerificationCache(positive_ttl=30.0, negative_ttl=5.0)
+
+    async def close(self) -> None:
+        await self.downlink.close()
+        await self.credentials.close()
+        await self.db.dispose()

@@ -30,14 +30,10 @@ import pyarrow.parquet as pq
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # runnable without installing
 
 from pulse.domain.messages import Telemetry  # noqa: E402
-from pulse.storage.lake import (  # noqa: E402
-    ROW_GROUP_ROWS,
-    TELEMETRY_SCHEMA,
-    LakeReader,
-    Wal,
-    telemetry_table,
-    write_parquet,
-)
+from pulse.pipelines.telemetry import LakeReader  # noqa: E402
+from pulse.storage.lake.parquet import ROW_GROUP_ROWS, write_parquet  # noqa: E402
+from pulse.storage.lake.rows import TELEMETRY_SCHEMA, telemetry_table  # noqa: E402
+from pulse.storage.lake.wal import Wal  # noqa: E402
 
 MSGS_PER_BATCH, METRICS = 500, 10
 WAL_BATCHES = 200  # 1M rows

@@ -82,7 +82,7 @@ async def seed_devices(db_url: str, devices: int) -> None:
 
 def write_lake(lake: Path, rows: int, devices: int) -> tuple[datetime, datetime]:
     """`rows` readings of one metric: `devices` devices, one reading a minute each, hovering near 30."""
-    from pulse.storage.lake import write_parquet
+    from pulse.storage.lake.parquet import write_parquet
 
     per_device = rows // devices
     start = datetime(2026, 10, 1, tzinfo=timezone.utc)

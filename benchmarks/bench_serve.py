@@ -93,7 +93,7 @@ def uvicorn_baseline(settings, token: str, seconds: float, concurrency: int) -> 
     from pulse.services.context import ServiceContext as Services
         from pulse.services.identity import TokenDecoder
         from pulse.storage.db import Database
-        from pulse.storage.lake import LakeReader
+        from pulse.pipelines.telemetry import LakeReader
         s = Settings(data_dir={str(settings.data_dir)!r})
         async def build():
             rt = LocalRuntime(s)

@@ -9,11 +9,11 @@ from pulse.actors.downlink import Downlink
 from pulse.actors.runtime import RayRuntime
 from pulse.broker.credentials import credentials_for
 from pulse.config.settings import Settings, load_settings
+from pulse.pipelines.telemetry import LakeReader
 from pulse.serve.app import create_app
 from pulse.services.context import ServiceContext
 from pulse.services.identity import TokenDecoder
 from pulse.storage.db import Database
-from pulse.storage.lake import LakeReader
 
 
 async def build_services(settings: Settings) -> ServiceContext:

@@ -180,7 +180,7 @@ async def api(embedded_broker) -> AsyncIterator[Api]:
     from pulse.services.context import ServiceContext as Services
     from pulse.services.identity import TokenDecoder
     from pulse.storage import tenants
-    from pulse.storage.lake import LakeReader
+    from pulse.pipelines.telemetry import LakeReader
 
     settings = embedded_broker.settings
     settings.device_shards = 2

@@ -29,7 +29,7 @@ from pulse.storage import device_state
 from pulse.storage import rules as rule_store
 from pulse.storage import sensors as sensor_store
 from pulse.storage.db import Database, utcnow
-from pulse.storage.lake import telemetry_table
+from pulse.storage.lake.rows import telemetry_table
 
 log = logging.getLogger(__name__)
 K = TypeVar("K", bound=Hashable)

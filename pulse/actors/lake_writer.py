@@ -21,7 +21,9 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from pulse.actors import metrics
-from pulse.storage.lake import Wal, conform, write_parquet
+from pulse.storage.lake.parquet import write_parquet
+from pulse.storage.lake.rows import conform
+from pulse.storage.lake.wal import Wal
 
 log = logging.getLogger(__name__)
 

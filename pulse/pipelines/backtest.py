@@ -15,7 +15,8 @@ from typing import Any, Iterator
 import polars as pl
 
 from pulse.domain.rules import Rule, RuleState, step, tick
-from pulse.storage.lake import telemetry_root, validate_tenant_id
+from pulse.storage.lake.parquet import telemetry_root
+from pulse.storage.lake.rows import validate_tenant_id
 
 
 @dataclass

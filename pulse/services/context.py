@@ -6,10 +6,10 @@ from dataclasses import dataclass, field
 from pulse.broker.credentials import DeviceCredentials
 from pulse.config.settings import Settings
 from pulse.domain.rate_limit import RateLimiter
+from pulse.pipelines.telemetry import LakeReader
 from pulse.services.identity import TokenDecoder
 from pulse.services.ports import Downlink, Runtime
 from pulse.storage.db import Database
-from pulse.storage.lake import LakeReader
 from pulse.storage.tokens import VerificationCache
 
 

@@ -14,7 +14,10 @@ import pulse.actors.lake_writer as lake_writer_module
 from pulse.actors.lake_writer import LakeWriter
 from pulse.domain.messages import Telemetry
 from pulse.errors import Invalid
-from pulse.storage.lake import LakeReader, read_wal, telemetry_table, write_parquet
+from pulse.pipelines.telemetry import LakeReader
+from pulse.storage.lake.parquet import write_parquet
+from pulse.storage.lake.rows import telemetry_table
+from pulse.storage.lake.wal import read_wal
 
 T0 = datetime(2026, 3, 1, 12, tzinfo=timezone.utc)
 

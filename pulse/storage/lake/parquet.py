@@ -1,0 +1,113 @@
+"""The lake's Parquet files: writing rows as hive-partitioned part files, and finding them.
+
+One place knows the layout `telemetry/tenant_id=<t>/date=YYYY-MM-DD/part-<uuid>.parquet`: the
+writer and every query (DuckDB, Polars) go through these functions to name or list partitions.
+"""
+from __future__ import annotations
+
+import logging
+import os
+import uuid
+from collections.abc import Iterable, Iterator
+from datetime import date
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+
+from pulse.storage.lake.durable import fsync
+from pulse.storage.lake.rows import conform, validate_tenant_id
+
+log = logging.getLogger(__name__)
+
+FILE_COLUMNS = ["device_id", "ts", "metric", "value", "seq"]
+# Small enough that one device's rows touch few row groups (min/max pruning on device_id: 16k
+# rows measured ~2x faster point reads than 128k), large enough that footers stay small.
+ROW_GROUP_ROWS = 16_384
+PART_GLOB = "part-*.parquet"
+
+
+def telemetry_root(lake_dir: str | os.PathLike[str]) -> Path:
+    return Path(lake_dir) / "telemetry"
+
+
+def tenant_dir(lake_dir: str | os.PathLike[str], tenant_id: str) -> Path:
+    """A tenant's directory; the id is validated, so the path never leaves the lake."""
+    return telemetry_root(lake_dir) / f"tenant_id={validate_tenant_id(tenant_id)}"
+
+
+def partition_dir(lake_dir: str | os.PathLike[str], tenant_id: str, day: date) -> Path:
+    return tenant_dir(lake_dir, tenant_id) / f"date={day.isoformat()}"
+
+
+def partition_days(
+    lake_dir: str | os.PathLike[str], tenant_id: str, first: date | None = None, last: date | None = None
+) -> list[date]:
+    """A tenant's date partitions within [first, last] (open ends: all), oldest first; a missing
+    directory is just no data."""
+    try:
+        entries = list(os.scandir(tenant_dir(lake_dir, tenant_id)))
+    except (FileNotFoundError, NotADirectoryError):
+        return []
+    days = []
+    for entry in entries:
+        if entry.is_dir() and entry.name.startswith("date="):
+            try:
+                days.append(date.fromisoformat(entry.name[5:]))
+            except ValueError:
+                log.warning("lake: ignoring unexpected directory %s", entry.path)
+    return sorted(d for d in days if (first is None or d >= first) and (last is None or d <= last))
+
+
+def part_files(lake_dir: str | os.PathLike[str], tenant_id: str, days: Iterable[date]) -> list[str]:
+    """The part files of these date partitions of a tenant, in a stable order."""
+    files: list[str] = []
+    for day in days:
+        files.extend(sorted(str(p) for p in partition_dir(lake_dir, tenant_id, day).glob(PART_GLOB)))
+    return files
+
+
+def write_parquet(
+    lake_dir: str | os.PathLike[str], table: pa.Table, row_group_rows: int = ROW_GROUP_ROWS
+) -> list[Path]:
+    """Write rows as new part files, one per (tenant, UTC date), each sorted by (device_id, ts).
+
+    Each file is written under a temporary name, fsynced and renamed, so readers never see a
+    partial file and the caller may drop the WAL once this returns."""
+    table = conform(table)
+    if table.num_rows == 0:
+        return []
+    dates = pc.cast(table["ts"], pa.date32())  # ts is UTC, so this is the UTC calendar date
+    table = table.append_column("date", dates)
+    keys = ["tenant_id", "date", "device_id", "ts", "metric"]
+    table = table.take(pc.sort_indices(table, [(k, "ascending") for k in keys]))
+    return [_write_part(lake_dir, part, row_group_rows) for part in _split_by_partition(table)]
+
+
+def _split_by_partition(table: pa.Table) -> Iterator[pa.Table]:
+    """Slices of a table sorted by (tenant_id, date): one per distinct pair."""
+    n = table.num_rows
+    tenants = table["tenant_id"].combine_chunks()
+    days = table["date"].combine_chunks()
+    changed = pc.or_(
+        pc.not_equal(tenants.slice(1), tenants.slice(0, n - 1)),
+        pc.not_equal(days.slice(1), days.slice(0, n - 1)),
+    )
+    bounds = [0, *(np.flatnonzero(changed.to_numpy(zero_copy_only=False)) + 1).tolist(), n]
+    for lo, hi in zip(bounds, bounds[1:]):
+        yield table.slice(lo, hi - lo)
+
+
+def _write_part(lake_dir: str | os.PathLike[str], part: pa.Table, row_group_rows: int) -> Path:
+    directory = partition_dir(lake_dir, part["tenant_id"][0].as_py(), part["date"][0].as_py())
+    directory.mkdir(parents=True, exist_ok=True)
+    name = f"part-{uuid.uuid4().hex}.parquet"
+    tmp = directory / f".{name}.tmp"
+    pq.write_table(part.select(FILE_COLUMNS), tmp, row_group_size=row_group_rows, compression="zstd")
+    fsync(tmp)
+    final = directory / name
+    os.replace(tmp, final)
+    fsync(directory)
+    return final

@@ -70,8 +70,8 @@ async def stored_alerts(db: Database) -> list[str]:
 
 
 def spy(monkeypatch, module, name: str, before: Callable[..., Awaitable[None]] | None = None) -> list[tuple]:
-    """Wrap `module.name` (the real function still runs); returns the list of call arguments.
-    `before(*args)` runs first: a pause that widens a race, a failure, a message mid-write."""
+    """Wrap `module.name` (the real function still runs); returns each call's arguments after the
+    first (the store or connection). `before(*those)` runs first: a pause that widens a race, a failure, a message mid-write."""
     real = getattr(module, name)
     calls: list[tuple] = []
 
@@ -143,7 +143,7 @@ async def test_the_snapshot_interval_persists_without_being_asked(db, shards):
     shard = shards(snapshot_interval_s=0.05)
     await shard.start()
     await shard.handle_batch([temp("d1", 25.0)])
-    for _ in range(100):
+    for _ in range(250):
         if "d1" in await stored_state(db):
             break
         await asyncio.sleep(0.02)
@@ -178,9 +178,9 @@ async def test_a_failed_write_keeps_the_actors_dirty(monkeypatch, db, shards):
 
 # ---- passivation -----------------------------------------------------------------------------------
 async def test_idle_actors_are_persisted_then_evicted_and_come_back_with_their_state(monkeypatch, db, shards):
-    shard = shards(passivate_after_s=0.2)
+    shard = shards(passivate_after_s=0.5)
     await shard.handle_batch([temp("d1", 20.0), temp("d2", 21.0)])
-    await asyncio.sleep(0.3)
+    await asyncio.sleep(0.6)
     await shard.handle_batch([temp("d2", 22.0, at_s=1)])  # d2 is busy
     assert await shard.passivate_idle() == 1
     assert set(shard.actors) == {("acme", "d2")}
@@ -195,7 +195,7 @@ async def test_the_maintenance_loop_passivates(db, shards):
     shard = shards(snapshot_interval_s=0.05, passivate_after_s=0.1)
     await shard.start()
     await shard.handle_batch([temp("d1", 20.0)])
-    for _ in range(100):
+    for _ in range(250):
         if not shard.actors:
             break
         await asyncio.sleep(0.02)

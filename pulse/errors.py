@@ -28,7 +28,3 @@ class Unauthorized(PulseError):
 
 class Invalid(PulseError):
     status_code = 422
-
-
-class RateLimited(PulseError):
-    status_code = 429

@@ -77,16 +77,46 @@ class ActorHost(Generic[K, A]):
         """Publish gauges (Ray dashboard); overridden per kind."""
 
     async def passivate_idle(self) -> int:
-        """Drop actors idle longer than `passivate_after_s` (after persisting them)."""
+        """Persist, then drop the actors idle longer than `passivate_after_s`.
+
+        An actor used or changed while the snapshot was being written stays: it is busy again, and
+        its change is not in the store yet."""
         cutoff = time.monotonic() - self.passivate_after_s
-        idle = [k for k, t in self.last_used.items() if t < cutoff]
-        if not idle:
+        if not any(t < cutoff for t in self.last_used.values()):
             return 0
         await self.persist()
-        for k in idle:
-            self.actors.pop(k, None)
-            self.last_used.pop(k, None)
+        # under the lock: an activation in progress counts on the actors it found in memory
+        async with self._activation:
+            idle = [k for k, t in self.last_used.items() if t < cutoff and not self._unsaved(k)]
+            for k in idle:
+                self._evict(k)
         return len(idle)
+
+    async def active_keys(self) -> list[K]:
+        return list(self.actors)
+
+    async def release(self, keys: list[K]) -> int:
+        """Persist and evict these actors now, busy or not: their partition moves to another shard.
+
+        The caller routes no traffic to them meanwhile; should a message still slip in during the
+        write, the changed actors are written again before they go."""
+        left = [k for k in keys if k in self.actors]
+        released = len(left)
+        while left:
+            await self.persist()
+            async with self._activation:
+                for k in [k for k in left if not self._unsaved(k)]:
+                    self._evict(k)
+                left = [k for k in left if k in self.actors]
+        return released
+
+    def _unsaved(self, key: K) -> bool:
+        """True while the actor has changes the store has not (kinds with write-behind say so)."""
+        return False
+
+    def _evict(self, key: K) -> None:
+        self.actors.pop(key, None)
+        self.last_used.pop(key, None)
 
     async def _maintenance_loop(self) -> None:
         while True:
@@ -140,17 +170,26 @@ class DeviceShard(ActorHost[tuple[str, str], DeviceActor]):
         self.messages_handled = 0
 
     async def _activate(self, keys: set[tuple[str, str]]) -> None:
-        missing = [k for k in keys if k not in self.actors]
-        if not missing:
+        """Bring the devices not in memory into it, from their snapshots.
+
+        One activation at a time (the lock): concurrent first messages to a device load it once.
+        Everything (snapshots, the tenants' rules) is loaded before anything is registered, so a
+        failed load leaves no actor half-activated (e.g. without its rules) and the next message
+        simply retries."""
+        if all(k in self.actors for k in keys):
             return
         async with self._activation:
-            missing = [k for k in missing if k not in self.actors]
+            missing = [k for k in keys if k not in self.actors]
             loaded = await device_state.load_many(self.db, missing)
+            rules = {t: await rule_store.load_active(self.db, t) for t in {t for t, _ in loaded} - self.rules.keys()}
+            for tenant, tenant_rules in rules.items():
+                self.rules.setdefault(tenant, tenant_rules)
+            now = time.monotonic()
             for key, (status, snap) in loaded.items():
                 self.actors[key] = DeviceActor(key[0], key[1], snap)
                 self.status[key] = status
-            for tenant in {t for t, _ in loaded} - self.rules.keys():
-                self.rules[tenant] = await rule_store.load_active(self.db, tenant)
+                # activated counts as used: a revoked or only-ticked device is passivated in time too
+                self.last_used[key] = now
 
     async def handle_raw(self, items: list[tuple[str, bytes]], now_ms: int, limits: Limits) -> ShardResult:
         """Decode and validate raw MQTT/HTTP messages here, in the shard, then handle them."""
@@ -226,9 +265,7 @@ class DeviceShard(ActorHost[tuple[str, str], DeviceActor]):
         """Registry change: new status, or None when the device was deleted."""
         key = (tenant_id, device_id)
         if status is None:
-            self.actors.pop(key, None)
-            self.status.pop(key, None)
-            self.last_used.pop(key, None)
+            self._evict(key)
         elif key in self.actors:
             self.status[key] = status
 
@@ -245,13 +282,32 @@ class DeviceShard(ActorHost[tuple[str, str], DeviceActor]):
         return len(rules)
 
     async def persist(self) -> int:
-        dirty = {k: a.snapshot() for k, a in self.actors.items() if a.dirty}
+        """Write-behind: every dirty actor's snapshot in one transaction.
+
+        The flags are cleared before the write, so an actor changed while it runs is dirty again
+        (and written next time) instead of being marked clean with its change unsaved; a failed or
+        cancelled write marks them all dirty again."""
+        dirty = {k: a for k, a in self.actors.items() if a.dirty}
         if not dirty:
             return 0
-        await device_state.save_many(self.db, dirty)
-        for k in dirty:
-            self.actors[k].dirty = False
+        snapshots = {k: a.snapshot() for k, a in dirty.items()}
+        for actor in dirty.values():
+            actor.dirty = False
+        try:
+            await device_state.save_many(self.db, snapshots)
+        except BaseException:
+            for actor in dirty.values():
+                actor.dirty = True
+            raise
         return len(dirty)
+
+    def _unsaved(self, key: tuple[str, str]) -> bool:
+        actor = self.actors.get(key)
+        return actor is not None and actor.dirty
+
+    def _evict(self, key: tuple[str, str]) -> None:
+        super()._evict(key)
+        self.status.pop(key, None)
 
     def report(self) -> None:
         metrics.gauge(metrics.ACTIVE_DEVICE_ACTORS, "device actors in memory", ("shard",)).set(

@@ -40,7 +40,12 @@ def partition_of(key: str, partitions: int) -> int:
 
 @dataclass
 class Placement:
-    """partition -> shard. Owned by the runtime so partitions can move when shards are added."""
+    """partition -> shard for one kind of actor; every key is routed through `table`.
+
+    Single-process for now: each process builds its own table from the settings (the same one
+    everywhere, as long as no partition moved), and `Runtime.move_partition` changes this process's
+    copy only, which is all a `LocalRuntime` needs. Multi-node moves (the table kept in the store,
+    read by every router, with a handoff between the shards) are later work."""
 
     partitions: int
     shards: int
@@ -50,11 +55,15 @@ class Placement:
         if not self.table:
             self.table = [p % self.shards for p in range(self.partitions)]
 
+    def partition(self, key: str | tuple[str, str]) -> int:
+        """A tenant actor's key is its tenant id, a device actor's is (tenant id, device id)."""
+        return partition_of(key if isinstance(key, str) else f"{key[0]}/{key[1]}", self.partitions)
+
     def device_shard(self, tenant_id: str, device_id: str) -> int:
         return self.table[partition_of(f"{tenant_id}/{device_id}", self.partitions)]
 
     def tenant_shard(self, tenant_id: str) -> int:
-        return partition_of(tenant_id, self.partitions) % self.shards
+        return self.table[partition_of(tenant_id, self.partitions)]
 
 
 @dataclass
@@ -204,6 +213,28 @@ class Runtime:
     async def rules_changed(self, tenant_id: str) -> None:
         """Broadcast: every shard reloads the tenant's rules now (no restart needed)."""
         await asyncio.gather(*(self._call(r, "rules_changed", tenant_id) for r in self.device_refs))
+
+    async def move_partition(self, kind: str, partition: int, shard: int) -> int:
+        """Route a partition of device or tenant actors (`kind`) to another shard.
+
+        The old shard first persists and evicts the partition's actors; then the table changes, and
+        the next message activates each actor on the new shard from its persisted state. Call it
+        between batches: a message handled by the old shard during the move would be written and
+        evicted, but one sent to the new shard before the old one let go would read stale state.
+        Returns the actors released. (Single process only, see `Placement`.)"""
+        kinds = {"device": (self.devices, self.device_refs), "tenant": (self.tenants, self.tenant_refs)}
+        if kind not in kinds:
+            raise ValueError(f"kind must be one of {', '.join(kinds)}")
+        placement, refs = kinds[kind]
+        if not 0 <= partition < placement.partitions or not 0 <= shard < len(refs):
+            raise ValueError(f"no partition {partition} or no {kind} shard {shard}")
+        current = placement.table[partition]
+        if current == shard:
+            return 0
+        keys = [k for k in await self._call(refs[current], "active_keys") if placement.partition(k) == partition]
+        released = await self._call(refs[current], "release", keys)
+        placement.table[partition] = shard
+        return released
 
     async def pending_telemetry(self, tenant_id: str, device_id: str) -> Any:
         return await self._call(self.lake_ref, "pending", tenant_id, device_id)

@@ -15,10 +15,10 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from pulse.domain.escalation import is_due
 from pulse.domain.rules import SEVERITY_LABELS
 from pulse.errors import Invalid
-from pulse.storage import tables
 from pulse.storage.db import Database, utcnow
 from pulse.storage.tables import alert_digest_settings as settings_table
 from pulse.storage.tables import alerts
+from pulse.storage.tables import notification_channels as channels
 
 SETTINGS_FIELDS = ("frequency", "recipients", "channel_id", "send_at_hour", "send_on_day", "timezone")
 DEFAULTS: dict[str, Any] = {"frequency": "disabled", "recipients": [], "channel_id": None, "send_at_hour": 8,
@@ -54,8 +54,7 @@ async def get_settings(db: Database, tenant_id: str) -> dict[str, Any]:
 
 
 async def _check_channel(conn: AsyncConnection, tenant_id: str, channel_id: str | None) -> None:
-    channels = tables.metadata.tables.get("notification_channels")
-    if channel_id is None or channels is None:  # channels area not built yet: shape checked only
+    if channel_id is None:
         return
     row = (await conn.execute(sa.select(channels.c.channel_type).where(
         channels.c.tenant_id == tenant_id, channels.c.channel_id == channel_id))).first()

@@ -1,16 +1,19 @@
 """Escalation policies over HTTP (CRUD, one default per tenant, target checks, tenancy, roles, 409/422)
-and the alert escalation timers in the store (start, due, mark_escalated with its compare-and-set, stop)."""
+and the alert escalation timers in the store (start, due, mark_escalated with its compare-and-set, stop),
+walked by the scheduler's tick: the real `Notifier.escalate_due`."""
 from __future__ import annotations
 
 import asyncio
+import base64
 from collections.abc import AsyncIterator
 from datetime import datetime, timedelta, timezone
 
 import pytest
 import sqlalchemy as sa
 
-from pulse.domain.escalation import advance
+from pulse.config.settings import Settings
 from pulse.errors import Conflict, Invalid
+from pulse.services.notifier import Notifier
 from pulse.storage import escalation, tenants
 from pulse.storage.db import Database
 from pulse.storage.tables import alert_rules, alert_transitions, alerts, escalation_policies
@@ -245,15 +248,37 @@ async def escalations(db, alert_id) -> list[dict]:
         return [r.details for r in rows]
 
 
+# the notifier's settings: only its secrets box reads them (a fixed key, so no file is generated)
+SCHEDULER = Settings(secrets_key=base64.urlsafe_b64encode(bytes(32)).decode())
+
+
+async def escalate(db, now) -> int:
+    """One scheduler tick of escalation, as the scheduler runs it: the real `Notifier.escalate_due`."""
+    return await Notifier(SCHEDULER, db).escalate_due(now)
+
+
+async def escalated_since(db, after_id: int) -> list[tuple[int, int, list[str]]]:
+    """The ESCALATED transitions recorded after `after_id`: [(alert_id, level, target ids)]."""
+    async with db.connect() as conn:
+        rows = await conn.execute(sa.select(alert_transitions.c.alert_id, alert_transitions.c.details).where(
+            alert_transitions.c.id > after_id, alert_transitions.c.action == "ESCALATED")
+            .order_by(alert_transitions.c.id))
+        return [(r.alert_id, r.details["level"], r.details["targets"]["channel_ids"] + r.details["targets"]["people"])
+                for r in rows]
+
+
+async def last_transition(db) -> int:
+    async with db.connect() as conn:
+        return (await conn.execute(sa.select(sa.func.coalesce(sa.func.max(alert_transitions.c.id), 0)))).scalar_one()
+
+
 async def tick(db, now) -> list[tuple[int, int, list[str]]]:
-    """What the scheduler's escalation tick does with the store; -> [(alert_id, level, target ids)]."""
-    fired = []
-    for a in await escalation.due(db, now):
-        targets, level, next_at = advance(a["policy"], a["escalation_level"], now)
-        if level == a["escalation_level"]:
-            await escalation.finish(db, a["tenant_id"], a["alert_id"], level)
-        elif await escalation.mark_escalated(db, a["tenant_id"], a["alert_id"], level, next_at, now, targets=targets):
-            fired.append((a["alert_id"], level, [t["id"] for t in targets]))
+    """One escalation tick; -> the steps it fired [(alert_id, level, target ids)], read back from
+    the transitions it recorded (one per step it counted)."""
+    before = await last_transition(db)
+    steps = await escalate(db, now)
+    fired = await escalated_since(db, before)
+    assert len(fired) == steps
     return fired
 
 
@@ -284,7 +309,8 @@ async def test_start_arms_the_default_policy_and_ticks_walk_the_levels(db):
     assert row["escalation_level"] == 3 and row["next_escalation_at"] is None
     assert row["last_escalated_at"] == T0 + timedelta(minutes=20)
     assert [e["level"] for e in await escalations(db, aid)] == [1, 2, 3]
-    assert (await escalations(db, aid))[0]["targets"] == [{"type": "user", "id": "a@x.io"}]
+    # the step's targets as resolved when it fired (users as given, on-call schedules as who was on call)
+    assert (await escalations(db, aid))[0]["targets"] == {"channel_ids": [], "people": ["a@x.io"]}
     assert await tick(db, T0 + timedelta(days=1)) == []
 
 
@@ -351,12 +377,14 @@ async def test_mark_escalated_is_a_compare_and_set_on_the_level(db):
 async def test_two_schedulers_never_escalate_the_same_step_twice(db):
     await store_policy(db, is_default=True)
     ids = [await open_alert(db, device=f"d{i}") for i in range(8)]
+    before = await last_transition(db)
     other = Database(db.url)  # a second scheduler process: its own engine and connections
     try:
-        results = await asyncio.gather(tick(db, T0), tick(other, T0), tick(db, T0), tick(other, T0))
+        steps = await asyncio.gather(escalate(db, T0), escalate(other, T0), escalate(db, T0), escalate(other, T0))
     finally:
         await other.dispose()
-    fired = sorted(f for r in results for f in r)
+    assert sum(steps) == len(ids)  # each step counted (paged) by exactly one of them
+    fired = sorted(await escalated_since(db, before))
     assert fired == sorted((aid, 1, ["a@x.io"]) for aid in ids)
     for aid in ids:
         assert [e["level"] for e in await escalations(db, aid)] == [1]

@@ -34,9 +34,3 @@ class DevicePatch(DeviceFields):
 
 class DecommissionBody(BaseModel):
     reason: str | None = Field(None, max_length=500)
-
-
-class DesiredPatch(BaseModel):
-    """A JSON merge patch of the desired state: null removes a key."""
-
-    model_config = ConfigDict(extra="allow")

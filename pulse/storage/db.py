@@ -46,19 +46,22 @@ def _alembic_config(url: str):
     return cfg
 
 
-def _upgrade(sync_conn: sa.Connection, url: str) -> None:
+def _upgrade(sync_conn: sa.Connection, url: str, revision: str) -> None:
     from alembic import command
 
     cfg = _alembic_config(url)
     cfg.attributes["connection"] = sync_conn
-    command.upgrade(cfg, "heads")  # areas add independent branches off 0001
+    command.upgrade(cfg, revision)
 
 
-async def migrate(engine: AsyncEngine) -> None:
-    """Bring the schema to the newest revision (run at every start; a no-op when current)."""
+async def migrate(engine: AsyncEngine, revision: str = "head") -> None:
+    """Bring the schema to `revision`, by default the newest (run at every start; a no-op when current).
+
+    The migrations are one linear history, so "head" is one revision; a second head makes this fail
+    instead of silently applying a branch."""
     url = engine.url.render_as_string(hide_password=False)
     async with engine.begin() as conn:
-        await conn.run_sync(_upgrade, url)
+        await conn.run_sync(_upgrade, url, revision)
 
 
 def run_migrations(url: str) -> None:

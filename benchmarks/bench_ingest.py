@@ -7,7 +7,7 @@
 Everything runs on 127.0.0.1 inside this run: a Mosquitto subprocess (dynamic-security, the
 config Pulse ships), a temporary data dir with SQLite, a private local Ray cluster, the Pulse
 actors (`RayRuntime.deploy()`) and `IngestBridge` Ray actors created the way `pulse.node` does
-(the shipped bridge: `pulse.broker.subscriber.MqttSubscriber`, MQTT 3.1.1, persistent session,
+(the shipped bridge: `pulse.mqtt.subscriber.MqttSubscriber`, MQTT 3.1.1, persistent session,
 `$share/pulse-ingest/...`, deadline batches, acks after the lake WAL append; the shards decode).
 The load comes from one `mosquitto_pub -l` process per device (each logs in as `{tenant}/{device}`
 with its own token, as the broker ACL requires), QoS 1, envelope v1 with K metrics and a `seq`.

@@ -85,7 +85,7 @@ def uvicorn_baseline(settings, token: str, seconds: float, concurrency: int) -> 
     port = free_port()
     code = textwrap.dedent(f"""
         import asyncio, uvicorn
-        from pulse.actors.downlink import Downlink
+        from pulse.mqtt.publisher import Downlink
         from pulse.actors.runtime import LocalRuntime
         from pulse.broker.credentials import EmbeddedCredentials
         from pulse.config.settings import Settings

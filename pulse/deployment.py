@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from ray import serve
 
-from pulse.actors.downlink import Downlink
+from pulse.mqtt.publisher import Downlink
 from pulse.actors.runtime import RayRuntime
 from pulse.broker.credentials import credentials_for
 from pulse.config.settings import Settings, load_settings

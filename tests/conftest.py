@@ -174,7 +174,7 @@ class Api:
 @pytest.fixture
 async def api(embedded_broker) -> AsyncIterator[Api]:
     """The real app on a LocalRuntime, real store, real lake, and the embedded broker for downlinks."""
-    from pulse.actors.downlink import Downlink
+    from pulse.mqtt.publisher import Downlink
     from pulse.actors.runtime import LocalRuntime
     from pulse.serve.app import create_app
     from pulse.services.context import ServiceContext as Services

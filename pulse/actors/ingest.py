@@ -7,7 +7,7 @@ is redelivered to the next one; the lake ignores the duplicates on read.
 
 The bridge only reads the socket, routes raw `(topic, payload)` pairs to the shard that owns each
 device and acknowledges: decoding and validation run in the shards, in parallel, and only Arrow
-rows and effects come back. Its MQTT client is `pulse.broker.subscriber` (why: see there).
+rows and effects come back. Its MQTT client is `pulse.mqtt.subscriber` (why: see there).
 """
 from __future__ import annotations
 
@@ -19,12 +19,13 @@ import time
 from typing import Any, Sequence
 
 from pulse.actors import metrics
-from pulse.actors.downlink import Downlink
 from pulse.domain.envelope import Limits
 from pulse.domain.messages import Rejection
 from pulse.actors.runtime import IngestResult, RayRuntime, Runtime
-from pulse.broker.subscriber import MqttSubscriber, Received
 from pulse.config.settings import Settings
+from pulse.mqtt.endpoint import service_endpoint
+from pulse.mqtt.publisher import Downlink
+from pulse.mqtt.subscriber import MqttSubscriber, Received
 from pulse.services.ingest import accept, limits_from
 from pulse.storage import quarantine
 from pulse.storage.db import Database
@@ -107,11 +108,11 @@ class IngestBridge:
 
     async def _run(self) -> None:
         backoff = 0.5
-        host, port, user, password = self.settings.service_mqtt()
+        endpoint = service_endpoint(self.settings)
         while True:
             sub = MqttSubscriber()
             try:
-                await sub.connect(host, port, bridge_client_id(self.bridge_id, password), user, password)
+                await sub.connect(endpoint, bridge_client_id(self.bridge_id, endpoint.password or ""))
                 await sub.subscribe(self._filter(), qos=1)
                 self.subscriber = sub
                 self._connected.set()
@@ -129,12 +130,12 @@ class IngestBridge:
 
     async def retire(self, idle_s: float = 1.0) -> int:
         """Ingest what this bridge's persistent session holds, then end the session; -> messages."""
-        host, port, user, password = self.settings.service_mqtt()
-        client_id = bridge_client_id(self.bridge_id, password)
+        endpoint = service_endpoint(self.settings)
+        client_id = bridge_client_id(self.bridge_id, endpoint.password or "")
         taken = 0
         sub = MqttSubscriber()
         try:
-            await sub.connect(host, port, client_id, user, password)
+            await sub.connect(endpoint, client_id)
             if sub.session_present:
                 await sub.unsubscribe(self._filter())  # no new share traffic; what is queued still comes
                 while True:
@@ -152,7 +153,7 @@ class IngestBridge:
             await sub.close()
         sub = MqttSubscriber()
         try:
-            await sub.connect(host, port, client_id, user, password, clean_session=True)
+            await sub.connect(endpoint, client_id, clean_session=True)
         finally:
             await sub.close()
         if taken:

@@ -26,7 +26,7 @@ from pulse.storage.db import Database
 
 log = logging.getLogger(__name__)
 
-SERVICE_USERNAME = SERVICE_MQTT_USER  # "pulse-service"; defined with the settings (Settings.service_mqtt)
+SERVICE_USERNAME = SERVICE_MQTT_USER  # "pulse-service"; defined with the settings (see pulse.mqtt.endpoint.service_endpoint)
 
 # Characters that would let an id escape its topic level or act as an MQTT wildcard.
 _FORBIDDEN_ID_CHARS = frozenset("/+#\x00")

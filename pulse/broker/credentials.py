@@ -18,13 +18,14 @@ import logging
 import ssl
 import uuid
 from abc import ABC, abstractmethod
+from pathlib import Path
 from typing import Any
-from urllib.parse import unquote, urlsplit
 
 import aiomqtt
 
 from pulse.broker.auth_plugin import device_topic_prefix, invalidate_cache, valid_id
 from pulse.config.settings import Settings
+from pulse.mqtt.endpoint import MqttEndpoint
 
 log = logging.getLogger(__name__)
 
@@ -81,12 +82,12 @@ class DynsecCredentials(DeviceCredentials):
         username: str,
         password: str,
         *,
-        tls: bool = False,
+        tls_context: ssl.SSLContext | None = None,
         timeout: float = 10.0,
     ) -> None:
         self.host, self.port = host, port
         self.username, self.password = username, password
-        self.tls = tls
+        self.tls_context = tls_context
         self.timeout = timeout
         self._client: aiomqtt.Client | None = None
         self._reader: asyncio.Task[None] | None = None
@@ -94,22 +95,13 @@ class DynsecCredentials(DeviceCredentials):
         self._lock = asyncio.Lock()
 
     @classmethod
-    def from_url(cls, url: str, **kwargs: Any) -> DynsecCredentials:
-        """`mqtt://user:password@host:port` (or `mqtts://`)."""
-        parts = urlsplit(url)
-        if parts.scheme not in ("mqtt", "mqtts", "tcp"):
-            raise ValueError(f"unsupported MQTT URL scheme: {parts.scheme!r}")
-        if not parts.username or not parts.password:
+    def from_url(cls, url: str, ca_file: Path | None = None, **kwargs: Any) -> DynsecCredentials:
+        """`mqtt://user:password@host:port` (or `mqtts://`, verified against `ca_file` if given)."""
+        endpoint = MqttEndpoint.parse(url, ca_file)
+        if not endpoint.username or not endpoint.password:
             raise ValueError("the MQTT URL must carry the service account's credentials")
-        tls = parts.scheme == "mqtts"
-        return cls(
-            parts.hostname or "127.0.0.1",
-            parts.port or (8883 if tls else 1883),
-            unquote(parts.username),
-            unquote(parts.password),
-            tls=tls,
-            **kwargs,
-        )
+        return cls(endpoint.host, endpoint.port, endpoint.username, endpoint.password,
+                   tls_context=endpoint.tls_context(), **kwargs)
 
     @staticmethod
     def role_name(tenant_id: str, device_id: str) -> str:
@@ -200,7 +192,7 @@ class DynsecCredentials(DeviceCredentials):
             password=self.password,
             identifier=f"pulse-dynsec-{uuid.uuid4().hex[:12]}",
             timeout=self.timeout,
-            tls_context=ssl.create_default_context() if self.tls else None,
+            tls_context=self.tls_context,
         )
         await asyncio.wait_for(client.__aenter__(), self.timeout)
         try:
@@ -261,4 +253,4 @@ def credentials_for(settings: Settings) -> DeviceCredentials:
     if settings.mqtt_auth_mode != "dynsec":
         raise ValueError(f"unsupported mqtt_auth_mode {settings.mqtt_auth_mode!r} (supported: dynsec)")
     assert settings.mqtt_url is not None
-    return DynsecCredentials.from_url(settings.mqtt_url)
+    return DynsecCredentials.from_url(settings.mqtt_url, settings.mqtt_ca_file)

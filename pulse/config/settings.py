@@ -10,7 +10,6 @@ import os
 import secrets
 from pathlib import Path
 from typing import Any, Callable
-from urllib.parse import unquote, urlsplit
 
 from pydantic import field_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict, TomlConfigSettingsSource
@@ -29,8 +28,11 @@ class Settings(BaseSettings):
     http_port: int = 8000
     mqtt_host: str = "127.0.0.1"
     mqtt_port: int = 1883
-    # Set -> use that external broker (e.g. mqtt://pulse:secret@127.0.0.1:1883) instead of the embedded one.
+    # Set -> use that external broker (e.g. mqtt://pulse:secret@127.0.0.1:1883) instead of the embedded one;
+    # mqtts://… connects with TLS (default port 8883), verifying the broker's certificate.
     mqtt_url: str | None = None
+    # mqtts:// only: a PEM file of the CA that signed the broker's certificate (a private CA); unset -> system CAs.
+    mqtt_ca_file: Path | None = None
     # Mosquitto only: how Pulse manages device credentials ("dynsec" = dynamic security plugin).
     mqtt_auth_mode: str = "dynsec"
     database_url: str | None = None
@@ -189,13 +191,6 @@ class Settings(BaseSettings):
     def service_mqtt_password(self) -> str:
         """Password of Pulse's own MQTT account on the embedded broker (generated once)."""
         return self._generated("mqtt_service_password", lambda: secrets.token_urlsafe(24))
-
-    def service_mqtt(self) -> tuple[str, int, str, str]:
-        """(host, port, username, password) of Pulse's own MQTT account."""
-        if self.mqtt_url:
-            u = urlsplit(self.mqtt_url)
-            return u.hostname or "127.0.0.1", u.port or 1883, unquote(u.username or ""), unquote(u.password or "")
-        return self.mqtt_host, self.mqtt_port, SERVICE_MQTT_USER, self.service_mqtt_password()
 
     def env(self) -> dict[str, str]:
         """These settings as PULSE_* variables, for processes Pulse starts (Ray workers, subprocesses)."""

@@ -39,7 +39,8 @@ from pulse.config.settings import Settings
 from pulse.errors import Invalid
 from pulse.integrations.channels import CHANNELS, DeliveryContext, DeliveryResult, Message, parse_config
 from pulse.integrations.channels.base import EVENTS, TEST_EVENT
-from pulse.integrations.channels.mqtt import MqttPublisher
+from pulse.mqtt.endpoint import service_endpoint
+from pulse.mqtt.publisher import MqttPublisher
 from pulse.storage import notifications as store
 from pulse.storage.db import Database, utcnow
 from pulse.storage.secrets import box_for
@@ -362,7 +363,7 @@ class Notifier:
         if self._http is None:
             self._http = httpx.AsyncClient(follow_redirects=False, timeout=self.settings.notifier_timeout_s)
         if self._mqtt is None:
-            self._mqtt = MqttPublisher(*self.settings.service_mqtt(), timeout_s=self.settings.notifier_timeout_s)
+            self._mqtt = MqttPublisher(service_endpoint(self.settings), timeout_s=self.settings.notifier_timeout_s)
         return DeliveryContext(http=self._http, mqtt=self._mqtt, timeout_s=self.settings.notifier_timeout_s,
                                block_private_targets=self.settings.notifier_block_private_targets,
                                db=self.db, secrets=self.box)

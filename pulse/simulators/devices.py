@@ -13,6 +13,7 @@ import aiomqtt
 import httpx
 
 from pulse.config.settings import Settings
+from pulse.mqtt.endpoint import MqttEndpoint
 from pulse.services.bootstrap import ensure_principal
 from pulse.services.identity import issue_token
 
@@ -71,7 +72,8 @@ async def simulate(settings: Settings, *, tenant: str, devices: int, rate: float
     secrets = await register(api, token, tenant, ids)
     host, port = settings.mqtt_host, settings.mqtt_port
     if settings.mqtt_url:
-        host, port, _, _ = settings.service_mqtt()
+        endpoint = MqttEndpoint.parse(settings.mqtt_url)
+        host, port = endpoint.host, endpoint.port
     stats = {"published": 0}
     started = time.monotonic()
     await asyncio.gather(*(run_device(host, port, tenant, d, secrets[d], i, rate, seconds, stats)

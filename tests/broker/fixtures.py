@@ -28,6 +28,7 @@ from pulse.broker.credentials import DeviceCredentials, credentials_for
 from pulse.broker.embedded import EmbeddedBroker
 from pulse.broker.mosquitto import MosquittoProcess, find_dynsec_plugin, write_mosquitto_config
 from pulse.config.settings import Settings
+from pulse.mqtt.endpoint import MqttEndpoint
 from pulse.storage import tokens
 from pulse.storage.db import Database, utcnow
 from pulse.storage.tables import devices, tenants
@@ -62,6 +63,12 @@ class BrokerHandle:
             username, password = self.service_username, self.service_password
         kwargs.setdefault("timeout", 5)
         return aiomqtt.Client(self.host, self.port, username=username, password=password, **kwargs)
+
+    def endpoint(self, username: str | None = None, password: str | None = None) -> MqttEndpoint:
+        """Where Pulse's MQTT clients reach this broker; the service account unless username is given."""
+        if username is None:
+            username, password = self.service_username, self.service_password
+        return MqttEndpoint(self.host, self.port, username, password)
 
     async def provision(self, tenant_id: str, device_id: str) -> tuple[str, str]:
         """Create tenant and device rows if missing, issue a token, tell the broker; -> (secret, token_id)."""

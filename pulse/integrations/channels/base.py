@@ -16,16 +16,14 @@ import re
 import time
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
-from typing import TYPE_CHECKING, Any, ClassVar, Protocol
+from typing import Any, ClassVar, Protocol
 from urllib.parse import urlsplit
 
 import httpx
 from pydantic import BaseModel, ConfigDict
 
 from pulse.domain.rules import SEVERITY_LABELS
-
-if TYPE_CHECKING:
-    from pulse.integrations.channels.mqtt import MqttPublisher
+from pulse.mqtt.publisher import MqttPublisher
 
 EVENTS = ("OPEN", "ACKNOWLEDGED", "CLOSED", "ESCALATED")
 TEST_EVENT = "TEST"
@@ -135,7 +133,7 @@ class DeliveryContext:
     """What a send may use: one pooled HTTP client, the service MQTT publisher, limits."""
 
     http: httpx.AsyncClient
-    mqtt: "MqttPublisher | None"
+    mqtt: MqttPublisher | None
     timeout_s: float = 10.0
     block_private_targets: bool = False
     # The store and the secret box, for channels that act through a tenant's integration (telemetron).

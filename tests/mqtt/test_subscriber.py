@@ -7,7 +7,8 @@ from typing import TYPE_CHECKING
 
 import pytest
 
-from pulse.broker.subscriber import MqttError, MqttSubscriber, connect_packet, _remaining_length
+from pulse.mqtt.errors import MqttError
+from pulse.mqtt.subscriber import MqttSubscriber, connect_packet, _remaining_length
 
 if TYPE_CHECKING:
     from tests.broker.fixtures import BrokerHandle
@@ -34,7 +35,7 @@ def test_connect_packet_carries_flags_and_credentials():
 
 async def _subscriber(h: BrokerHandle, client_id: str, clean: bool = False) -> MqttSubscriber:
     sub = MqttSubscriber()
-    await sub.connect(h.host, h.port, client_id, h.service_username, h.service_password, clean_session=clean)
+    await sub.connect(h.endpoint(), client_id, clean_session=clean)
     await sub.subscribe(FILTER, qos=1)
     return sub
 
@@ -101,7 +102,7 @@ async def test_unacked_messages_are_redelivered_to_the_persistent_session(mosqui
 async def test_wrong_password_is_refused(mqtt_broker: BrokerHandle):
     sub = MqttSubscriber()
     with pytest.raises((MqttError, ConnectionError)):
-        await sub.connect(mqtt_broker.host, mqtt_broker.port, "bridge-test-c", mqtt_broker.service_username, "wrong")
+        await sub.connect(mqtt_broker.endpoint(mqtt_broker.service_username, "wrong"), "bridge-test-c")
     await sub.close()
 
 
@@ -123,8 +124,7 @@ async def test_retiring_a_removed_bridge_ingests_what_its_session_held(mosquitto
     subs = []
     for bridge_id in (0, 1):
         sub = MqttSubscriber()
-        await sub.connect(h.host, h.port, bridge_client_id(bridge_id, h.service_password), h.service_username,
-                          h.service_password, clean_session=False)
+        await sub.connect(h.endpoint(), bridge_client_id(bridge_id, h.service_password), clean_session=False)
         await sub.subscribe(share, qos=1)
         subs.append(sub)
     await subs[1].close()  # bridge 1 is gone; its persistent session stays in the share group
@@ -148,13 +148,11 @@ async def test_retiring_a_removed_bridge_ingests_what_its_session_held(mosquitto
         await runtime.stop()
     assert pending is not None and sorted(pending["seq"].to_pylist()) == sorted(set(range(40)) - set(_seqs(got)))
     again = MqttSubscriber()
-    await again.connect(h.host, h.port, bridge_client_id(1, h.service_password), h.service_username,
-                        h.service_password, clean_session=False)
+    await again.connect(h.endpoint(), bridge_client_id(1, h.service_password), clean_session=False)
     try:
         assert not again.session_present  # ended after it was drained
     finally:
         await again.close()
         cleanup = MqttSubscriber()
-        await cleanup.connect(h.host, h.port, bridge_client_id(1, h.service_password), h.service_username,
-                              h.service_password, clean_session=True)
+        await cleanup.connect(h.endpoint(), bridge_client_id(1, h.service_password), clean_session=True)
         await cleanup.close()

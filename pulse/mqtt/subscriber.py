@@ -9,14 +9,19 @@ tuples and hands them over a batch at a time. Acknowledgements are explicit (`ac
 order as MQTT requires, one socket write per batch.
 
 Both brokers Pulse runs on speak 3.1.1, shared subscriptions (`$share/...`) included on Mosquitto.
-Devices and the downlink keep using aiomqtt; this is only the bridge's intake.
+`mqtts://` endpoints are read over asyncio's TLS transport, certificate verified (see `endpoint`).
+Devices and the outbound publisher (`pulse.mqtt.publisher`) use aiomqtt; this is only the bridge's intake.
 """
 from __future__ import annotations
 
 import asyncio
+import ssl
 import struct
 import time
 from collections import deque
+
+from pulse.mqtt.endpoint import MqttEndpoint
+from pulse.mqtt.errors import MqttError
 
 CONNECT, CONNACK, PUBLISH, PUBACK, SUBSCRIBE, SUBACK, UNSUBSCRIBE, UNSUBACK, PINGREQ, PINGRESP, DISCONNECT = (
     1, 2, 3, 4, 8, 9, 10, 11, 12, 13, 14)
@@ -26,10 +31,6 @@ PAUSE_AT = 100_000  # queued messages: stop reading the socket (the broker holds
 RESUME_AT = 20_000  # ... and read again once the bridge has caught up this far
 
 Received = tuple[str, bytes, int]  # topic, payload, packet id (0 for QoS 0)
-
-
-class MqttError(Exception):
-    """Refused by the broker, or the connection broke."""
 
 
 def _utf8(value: str) -> bytes:
@@ -135,13 +136,20 @@ class MqttSubscriber:
         self._next_id = 0
 
     # ---- connection -----------------------------------------------------------------------
-    async def connect(self, host: str, port: int, client_id: str, username: str | None = None,
-                      password: str | None = None, clean_session: bool = False, timeout_s: float = 10.0) -> None:
+    async def connect(self, endpoint: MqttEndpoint, client_id: str, clean_session: bool = False,
+                      timeout_s: float = 10.0) -> None:
         loop = asyncio.get_running_loop()
         self._wake = asyncio.Event()
-        await asyncio.wait_for(loop.create_connection(lambda: _Protocol(self), host, port), timeout_s)
+        tls = endpoint.tls_context()
+        try:
+            await asyncio.wait_for(loop.create_connection(
+                lambda: _Protocol(self), endpoint.host, endpoint.port, ssl=tls,
+                ssl_handshake_timeout=timeout_s if tls else None), timeout_s)
+        except ssl.SSLError as e:
+            raise MqttError(f"TLS with {endpoint} failed: {e}") from e
         answer = self._expect(CONNACK)
-        self._transport.write(connect_packet(client_id, username, password, clean_session, self.keepalive_s))
+        self._transport.write(connect_packet(client_id, endpoint.username, endpoint.password, clean_session,
+                                             self.keepalive_s))
         body = await asyncio.wait_for(answer, timeout_s)
         if body[1] != 0:
             self._transport.close()

@@ -13,7 +13,7 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from pulse.domain.escalation import is_due
-from pulse.domain.rules import SEVERITY_LABELS
+from pulse.domain.severity import SEVERITY_LABELS, severity_label
 from pulse.errors import Invalid
 from pulse.storage import tables
 from pulse.storage.db import Database, utcnow
@@ -90,7 +90,7 @@ def _by_severity(counts: Mapping[int, int]) -> dict[str, int]:
     """Every label, most severe first, so a digest always has the same rows."""
     out = {SEVERITY_LABELS[s]: 0 for s in sorted(SEVERITY_LABELS, reverse=True)}
     for severity, n in counts.items():
-        label = SEVERITY_LABELS.get(severity, str(severity))
+        label = severity_label(severity)
         out[label] = out.get(label, 0) + n
     return out
 

@@ -12,10 +12,11 @@ from typing import Any, Iterable, Mapping
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from pulse.domain.scopes import DeviceFacts
 from pulse.errors import Conflict, NotFound
 from pulse.storage.db import Database, count, utcnow
 from pulse.storage.tables import device_group_members as members
-from pulse.storage.tables import device_groups, devices
+from pulse.storage.tables import device_groups, device_tags, devices
 from pulse.storage.tags import has_all_tags, insert_missing
 
 GROUP_FIELDS = ("name", "description", "query")
@@ -187,3 +188,16 @@ async def memberships(conn: AsyncConnection, tenant_id: str, device_id: str, gro
                               *query_conditions(g["query"])).label(f"m{j}") for j, g in enumerate(dynamic)]))).one()
         found |= {g["group_id"] for g, member in zip(dynamic, row) if member}
     return found
+
+
+async def device_facts(conn: AsyncConnection, tenant_id: str, device_id: str, group_ids: Iterable[str]) -> DeviceFacts:
+    """What a scope can select the device by: its site, template, tags, and its memberships among
+    `group_ids` (the groups the caller's scopes name: each dynamic one costs a query). A device
+    that is not registered has none of them."""
+    row = (await conn.execute(sa.select(devices.c.site_id, devices.c.template_id).where(
+        devices.c.tenant_id == tenant_id, devices.c.device_id == device_id))).first()
+    tags = await conn.execute(sa.select(device_tags.c.tag).where(
+        device_tags.c.tenant_id == tenant_id, device_tags.c.device_id == device_id))
+    return DeviceFacts(device_id, row.site_id if row else None, frozenset(r.tag for r in tags),
+                       frozenset(await memberships(conn, tenant_id, device_id, group_ids)),
+                       row.template_id if row else None)

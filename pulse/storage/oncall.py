@@ -14,8 +14,10 @@ from typing import Any, Iterable
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from pulse.domain.oncall import (CURRENT_HORIZON, Layer, Override, as_utc, check_range, final_timeline,
-                                 layer_on_call, layer_shifts, on_call_at, responder_at, wall_clock, zone)
+from pulse.domain.oncall import (CURRENT_HORIZON, Layer, Override, check_range, final_timeline, layer_on_call,
+                                 layer_shifts, on_call_at, responder_at)
+from pulse.domain.timezones import as_utc, zone
+from pulse.domain.windows import wall_clock
 from pulse.errors import Conflict, Invalid, NotFound
 from pulse.storage.db import Database, count, utcnow
 from pulse.storage.tables import oncall_layers as layers

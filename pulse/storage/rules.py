@@ -8,6 +8,7 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from pulse.domain.rules import Rule
+from pulse.domain.scopes import selectors
 from pulse.errors import Invalid, NotFound
 from pulse.storage import escalation, groups
 from pulse.storage.tags import has_all_tags
@@ -16,7 +17,6 @@ from pulse.storage.tables import alert_rules, devices
 
 RULE_FIELDS = ("name", "description", "rule_type", "metric", "operator", "threshold", "severity",
                "duration_seconds", "device_ids", "auto_resolve", "enabled", "config", "escalation_policy_id")
-SCOPE_KEYS = ("group_ids", "tags", "site_ids", "template_ids")
 
 
 def _public(row) -> dict[str, Any]:
@@ -85,17 +85,18 @@ async def load_active(db: Database, tenant_id: str) -> list[Rule]:
 
 
 async def scope_device_ids(conn: AsyncConnection, tenant_id: str, row: dict[str, Any]) -> frozenset[str] | None:
-    """Devices a rule applies to: any listed device, group, tag, site or template (None = all).
+    """Devices a rule applies to (None = all): its scope read as `pulse.domain.scopes.covers` does
+    (any listed device, group, tag, site or template), in SQL.
 
     Resolved when rules load; routes that change tags, groups or templates broadcast
     `rules_changed` so the actors see the new membership."""
-    scope = (row.get("config") or {}).get("scope") or {}
-    if not row.get("device_ids") and not any(scope.get(k) for k in SCOPE_KEYS):
+    scope = selectors({**((row.get("config") or {}).get("scope") or {}), "device_ids": row.get("device_ids")})
+    if not scope:
         return None
     d = devices.c
     conds: list[sa.ColumnElement[bool]] = []
-    if row.get("device_ids"):
-        conds.append(d.device_id.in_(row["device_ids"]))
+    if scope.get("device_ids"):
+        conds.append(d.device_id.in_(scope["device_ids"]))
     if scope.get("site_ids"):
         conds.append(d.site_id.in_(scope["site_ids"]))
     if scope.get("template_ids"):

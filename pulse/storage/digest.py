@@ -16,7 +16,7 @@ from pulse.domain.escalation import is_due
 from pulse.domain.severity import SEVERITY_LABELS, severity_label
 from pulse.errors import Invalid
 from pulse.storage import tables
-from pulse.storage.db import Database, utcnow
+from pulse.storage.db import Database, upsert, utcnow
 from pulse.storage.tables import alert_digest_settings as settings_table
 from pulse.storage.tables import alerts
 
@@ -26,14 +26,6 @@ DEFAULTS: dict[str, Any] = {"frequency": "disabled", "recipients": [], "channel_
                             "updated_at": None}
 STATUSES = ("OPEN", "ACKNOWLEDGED", "CLOSED")
 TOP_DEVICES = 10
-
-
-def _insert_for(conn: AsyncConnection):
-    if conn.dialect.name == "postgresql":
-        from sqlalchemy.dialects.postgresql import insert
-    else:
-        from sqlalchemy.dialects.sqlite import insert
-    return insert
 
 
 def _public(row: Any) -> dict[str, Any]:
@@ -71,10 +63,8 @@ async def put_settings(db: Database, tenant_id: str, fields: Mapping[str, Any]) 
     now = utcnow()
     async with db.begin() as conn:
         await _check_channel(conn, tenant_id, values["channel_id"])
-        insert = _insert_for(conn)
-        stmt = insert(settings_table).values(tenant_id=tenant_id, created_at=now, updated_at=now, **values)
-        await conn.execute(stmt.on_conflict_do_update(index_elements=["tenant_id"],
-                                                      set_={"updated_at": now, **values}))
+        await upsert(conn, settings_table, [{"tenant_id": tenant_id, "created_at": now, "updated_at": now, **values}],
+                     ["tenant_id"], keep=("created_at",))
     return await get_settings(db, tenant_id)
 
 

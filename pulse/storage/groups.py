@@ -14,10 +14,10 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from pulse.domain.scopes import DeviceFacts
 from pulse.errors import Conflict, NotFound
-from pulse.storage.db import Database, count, utcnow
+from pulse.storage.db import Database, count, insert_missing, utcnow
 from pulse.storage.tables import device_group_members as members
 from pulse.storage.tables import device_groups, device_tags, devices
-from pulse.storage.tags import has_all_tags, insert_missing
+from pulse.storage.tags import has_all_tags
 
 GROUP_FIELDS = ("name", "description", "query")
 _COUNT_CHUNK = 200  # scalar subqueries per statement when counting dynamic groups

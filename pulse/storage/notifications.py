@@ -17,13 +17,12 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from pulse.errors import Conflict, Invalid, NotFound
 from pulse.integrations.channels import canonical, merge_secrets, split_secrets
-from pulse.storage.db import Database, count, utcnow
+from pulse.storage.db import Database, count, insert_missing, utcnow
 from pulse.storage.secrets import SecretBox, SecretsUnreadable
 from pulse.storage.tables import notification_channels as channels
 from pulse.storage.tables import notification_jobs as jobs
 from pulse.storage.tables import notification_log as log_table
 from pulse.storage.tables import notification_routing_rules as routing_rules
-from pulse.storage.tags import insert_missing
 
 PENDING, PROCESSING, COMPLETED, FAILED = "PENDING", "PROCESSING", "COMPLETED", "FAILED"
 JOB_STATUSES = (PENDING, PROCESSING, COMPLETED, FAILED)

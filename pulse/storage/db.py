@@ -4,11 +4,14 @@ from __future__ import annotations
 import asyncio
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy import event
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
+
+from pulse.errors import NotFound
 
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
 
@@ -96,6 +99,34 @@ class Database:
 
 async def count(conn: AsyncConnection, query: sa.Select) -> int:
     return (await conn.execute(sa.select(sa.func.count()).select_from(query.order_by(None).subquery()))).scalar_one()
+
+
+async def page_rows(conn: AsyncConnection, query: sa.Select, order: list[sa.ColumnElement[Any]], limit: int,
+                    offset: int) -> tuple[list[sa.Row], int]:
+    """One page of `query` in `order` (end it with a unique column: pages stay stable), and the total."""
+    total = await count(conn, query)
+    return list(await conn.execute(query.order_by(*order).limit(limit).offset(offset))), total
+
+
+def _owned(table: sa.Table, tenant_id: str, key: str, value: Any) -> list[sa.ColumnElement[bool]]:
+    return [table.c.tenant_id == tenant_id, table.c[key] == value]
+
+
+async def tenant_row(conn: AsyncConnection, table: sa.Table, tenant_id: str, key: str, value: Any,
+                     what: str) -> sa.Row:
+    """The tenant's row whose `key` column is `value`; NotFound ("{what} {value} not found") otherwise."""
+    row = (await conn.execute(sa.select(table).where(*_owned(table, tenant_id, key, value)))).first()
+    if row is None:
+        raise NotFound(f"{what} {value} not found")
+    return row
+
+
+async def delete_tenant_row(conn: AsyncConnection, table: sa.Table, tenant_id: str, key: str, value: Any,
+                            what: str) -> None:
+    """Delete the tenant's row whose `key` column is `value`; NotFound when there is none."""
+    res = await conn.execute(table.delete().where(*_owned(table, tenant_id, key, value)))
+    if res.rowcount == 0:
+        raise NotFound(f"{what} {value} not found")
 
 
 def _insert(conn: AsyncConnection, table: sa.Table) -> postgresql.Insert | sqlite.Insert:

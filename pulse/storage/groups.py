@@ -14,7 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from pulse.domain.scopes import DeviceFacts
 from pulse.errors import Conflict, NotFound
-from pulse.storage.db import Database, count, insert_missing, utcnow
+from pulse.storage.db import Database, delete_tenant_row, insert_missing, page_rows, tenant_row, utcnow
 from pulse.storage.tables import device_group_members as members
 from pulse.storage.tables import device_groups, device_tags, devices
 from pulse.storage.tags import has_all_tags
@@ -46,11 +46,7 @@ def _member_conditions(group: Mapping[str, Any]) -> list[sa.ColumnElement[bool]]
 
 
 async def _row(conn: AsyncConnection, tenant_id: str, group_id: str) -> dict[str, Any]:
-    row = (await conn.execute(sa.select(device_groups).where(
-        device_groups.c.tenant_id == tenant_id, device_groups.c.group_id == group_id))).first()
-    if row is None:
-        raise NotFound(f"device group {group_id} not found")
-    return dict(row._mapping)
+    return dict((await tenant_row(conn, device_groups, tenant_id, "group_id", group_id, "device group"))._mapping)
 
 
 async def member_conditions(conn: AsyncConnection, tenant_id: str, group_id: str) -> list[sa.ColumnElement[bool]]:
@@ -86,9 +82,7 @@ async def get(db: Database, tenant_id: str, group_id: str) -> dict[str, Any]:
 async def list_groups(db: Database, tenant_id: str, limit: int, offset: int) -> tuple[list[dict[str, Any]], int]:
     q = sa.select(device_groups).where(device_groups.c.tenant_id == tenant_id)
     async with db.connect() as conn:
-        total = await count(conn, q)
-        rows = await conn.execute(q.order_by(device_groups.c.name, device_groups.c.group_id)
-                                  .limit(limit).offset(offset))
+        rows, total = await page_rows(conn, q, [device_groups.c.name, device_groups.c.group_id], limit, offset)
         return await _with_counts(conn, tenant_id, [dict(r._mapping) for r in rows]), total
 
 
@@ -127,10 +121,7 @@ async def update(db: Database, tenant_id: str, group_id: str, fields: dict[str, 
 async def delete(db: Database, tenant_id: str, group_id: str) -> None:
     """Memberships go with the group; windows and rules naming it no longer match anything through it."""
     async with db.begin() as conn:
-        res = await conn.execute(device_groups.delete().where(
-            device_groups.c.tenant_id == tenant_id, device_groups.c.group_id == group_id))
-        if res.rowcount == 0:
-            raise NotFound(f"device group {group_id} not found")
+        await delete_tenant_row(conn, device_groups, tenant_id, "group_id", group_id, "device group")
 
 
 async def _static_group_and_device(conn: AsyncConnection, tenant_id: str, group_id: str, device_id: str) -> None:

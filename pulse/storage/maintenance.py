@@ -16,9 +16,9 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from pulse.domain.maintenance import WINDOW_SCOPE_KEYS, WindowSchedule, is_active
 from pulse.domain.scopes import covers
 from pulse.domain.timezones import as_utc
-from pulse.errors import Invalid, NotFound
+from pulse.errors import Invalid
 from pulse.storage import groups
-from pulse.storage.db import Database, count, utcnow
+from pulse.storage.db import Database, count, delete_tenant_row, tenant_row, utcnow
 from pulse.storage.tables import devices, maintenance_windows as windows
 
 WINDOW_FIELDS = ("name", "enabled", "starts_at", "ends_at", "recurrence", "scope")
@@ -69,11 +69,7 @@ async def create(db: Database, tenant_id: str, fields: dict[str, Any]) -> dict[s
 
 
 async def _row(conn: AsyncConnection, tenant_id: str, window_id: str) -> dict[str, Any]:
-    row = (await conn.execute(sa.select(windows).where(
-        windows.c.tenant_id == tenant_id, windows.c.window_id == window_id))).first()
-    if row is None:
-        raise NotFound(f"maintenance window {window_id} not found")
-    return _public(row)
+    return _public(await tenant_row(conn, windows, tenant_id, "window_id", window_id, "maintenance window"))
 
 
 async def get(db: Database, tenant_id: str, window_id: str) -> dict[str, Any]:
@@ -95,10 +91,7 @@ async def update(db: Database, tenant_id: str, window_id: str, fields: dict[str,
 
 async def delete(db: Database, tenant_id: str, window_id: str) -> None:
     async with db.begin() as conn:
-        res = await conn.execute(windows.delete().where(
-            windows.c.tenant_id == tenant_id, windows.c.window_id == window_id))
-        if res.rowcount == 0:
-            raise NotFound(f"maintenance window {window_id} not found")
+        await delete_tenant_row(conn, windows, tenant_id, "window_id", window_id, "maintenance window")
 
 
 def _bounds_contain(at: datetime) -> list[sa.ColumnElement[bool]]:

@@ -12,7 +12,7 @@ from pulse.domain.scopes import selectors
 from pulse.errors import Invalid, NotFound
 from pulse.storage import escalation, groups
 from pulse.storage.tags import has_all_tags
-from pulse.storage.db import Database, count, utcnow
+from pulse.storage.db import Database, delete_tenant_row, page_rows, tenant_row, utcnow
 from pulse.storage.tables import alert_rules, devices
 
 RULE_FIELDS = ("name", "description", "rule_type", "metric", "operator", "threshold", "severity",
@@ -37,18 +37,13 @@ async def create(db: Database, tenant_id: str, fields: dict[str, Any]) -> dict[s
 
 async def get(db: Database, tenant_id: str, rule_id: str) -> dict[str, Any]:
     async with db.connect() as conn:
-        row = (await conn.execute(sa.select(alert_rules).where(
-            alert_rules.c.tenant_id == tenant_id, alert_rules.c.rule_id == rule_id))).first()
-    if row is None:
-        raise NotFound(f"alert rule {rule_id} not found")
-    return _public(row)
+        return _public(await tenant_row(conn, alert_rules, tenant_id, "rule_id", rule_id, "alert rule"))
 
 
 async def list_rules(db: Database, tenant_id: str, limit: int, offset: int) -> tuple[list[dict[str, Any]], int]:
     q = sa.select(alert_rules).where(alert_rules.c.tenant_id == tenant_id)
     async with db.connect() as conn:
-        total = await count(conn, q)
-        rows = await conn.execute(q.order_by(alert_rules.c.created_at, alert_rules.c.rule_id).limit(limit).offset(offset))
+        rows, total = await page_rows(conn, q, [alert_rules.c.created_at, alert_rules.c.rule_id], limit, offset)
         return [_public(r) for r in rows], total
 
 
@@ -66,10 +61,7 @@ async def update(db: Database, tenant_id: str, rule_id: str, fields: dict[str, A
 
 async def delete(db: Database, tenant_id: str, rule_id: str) -> None:
     async with db.begin() as conn:
-        res = await conn.execute(alert_rules.delete().where(
-            alert_rules.c.tenant_id == tenant_id, alert_rules.c.rule_id == rule_id))
-        if res.rowcount == 0:
-            raise NotFound(f"alert rule {rule_id} not found")
+        await delete_tenant_row(conn, alert_rules, tenant_id, "rule_id", rule_id, "alert rule")
 
 
 async def load_active(db: Database, tenant_id: str) -> list[Rule]:

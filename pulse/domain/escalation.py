@@ -13,17 +13,19 @@ down delays the rest of the chain instead of firing several levels in one burst 
 
 Digest schedule. `is_due` lives here too because it is the same kind of thing: a pure timer on a
 wall clock. Slots are local to the settings' IANA time zone (hourly: every local hour; daily:
-`send_at_hour`; weekly: `send_on_day` at `send_at_hour`); a digest is due once the latest slot is
-after both the last send and the last save of the settings. `digest_window` is the period a
-digest reports on.
+`send_at_hour`; weekly: `send_on_day` at `send_at_hour`), read as `pulse.domain.windows` reads
+local times; a digest is due once the latest slot is after both the last send and the last save
+of the settings. `digest_window` is the period a digest reports on.
 """
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import date, datetime, time, timedelta, timezone
+from datetime import datetime, time, timedelta, timezone
 from typing import Any
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from pulse.domain.timezones import zone
+from pulse.domain.windows import DAY_NAMES, local_instant
 
 TARGET_TYPES = ("channel", "oncall_schedule", "user")
 MAX_LEVELS = 10
@@ -32,7 +34,6 @@ MAX_REPEAT = 5
 MAX_DELAY_MINUTES = 24 * 60
 
 DIGEST_FREQUENCIES = ("disabled", "hourly", "daily", "weekly")
-DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")  # index = Python weekday()
 
 
 # ---- escalation ----------------------------------------------------------------------------------
@@ -114,21 +115,6 @@ def check_levels(levels: Sequence[Mapping[str, Any]], repeat: int) -> None:
 
 
 # ---- digest schedule -----------------------------------------------------------------------------
-def zone(name: str) -> ZoneInfo:
-    """An IANA time zone (ValueError for anything else, including "localtime")."""
-    if not name or name != name.strip() or name.lower() == "localtime":
-        raise ValueError(f"unknown time zone {name!r}")
-    try:
-        return ZoneInfo(name)
-    except (ZoneInfoNotFoundError, ValueError):
-        raise ValueError(f"unknown time zone {name!r}") from None
-
-
-def _local(day: date, hour: int, tz: ZoneInfo) -> datetime:
-    # A wall time skipped by a DST change maps forward by the gap (zoneinfo's fold=0 reading).
-    return datetime.combine(day, time(hour), tzinfo=tz).astimezone(timezone.utc)
-
-
 def last_slot(settings: Mapping[str, Any], now: datetime) -> datetime | None:
     """The latest scheduled digest time at or before `now` (UTC), None when disabled."""
     frequency = settings.get("frequency") or "disabled"
@@ -140,13 +126,13 @@ def last_slot(settings: Mapping[str, Any], now: datetime) -> datetime | None:
         return local.replace(minute=0, second=0, microsecond=0).astimezone(timezone.utc)
     hour = int(settings.get("send_at_hour") or 0)
     if frequency == "daily":
-        slot = _local(local.date(), hour, tz)
-        return slot if slot <= now else _local(local.date() - timedelta(days=1), hour, tz)
+        slot = local_instant(local.date(), time(hour), tz)
+        return slot if slot <= now else local_instant(local.date() - timedelta(days=1), time(hour), tz)
     if frequency == "weekly":
-        weekday = DAYS.index(settings.get("send_on_day") or "mon")
+        weekday = DAY_NAMES.index(settings.get("send_on_day") or "mon")
         day = local.date() - timedelta(days=(local.weekday() - weekday) % 7)
-        slot = _local(day, hour, tz)
-        return slot if slot <= now else _local(day - timedelta(days=7), hour, tz)
+        slot = local_instant(day, time(hour), tz)
+        return slot if slot <= now else local_instant(day - timedelta(days=7), time(hour), tz)
     raise ValueError(f"unknown digest frequency {frequency!r}")
 
 

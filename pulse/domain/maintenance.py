@@ -12,39 +12,23 @@ of minutes. Daylight-saving transitions follow RFC 5545 (iCalendar) §3.3.5:
   summer time: 02:30 on a Europe/Berlin fall-back day is 02:30 CEST (00:30 UTC);
 - the duration is elapsed time, not wall-clock time: a 120-minute occurrence from 01:30 on a
   fall-back day ends at 02:30 CET, after 120 real minutes (the wall clock shows 01:30 → 02:30).
-Python's zoneinfo implements exactly this with `fold=0`, which is what `_local_start` relies on.
+Python's zoneinfo implements exactly this with `fold=0` (`pulse.domain.windows`). Time zones are
+checked by `pulse.domain.timezones`; which devices a window covers, by `pulse.domain.scopes`.
 """
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
-from datetime import date, datetime, time, timedelta, timezone
-from functools import cache
-from typing import Any, Iterable, Iterator, Mapping
-from zoneinfo import ZoneInfo, available_timezones
+from datetime import date, datetime, time, timedelta
+from typing import Any, Iterator, Mapping
+from zoneinfo import ZoneInfo
+
+from pulse.domain.scopes import SCOPE_KEYS
+from pulse.domain.timezones import as_utc, zone
+from pulse.domain.windows import local_instant, time_of, weekday_set
 
 MAX_DURATION_MINUTES = 7 * 24 * 60
-_HHMM = re.compile(r"^([01]\d|2[0-3]):([0-5]\d)$")
-
-
-@cache
-def _zone_names() -> frozenset[str]:
-    # "localtime" is whatever the host is set to, "Factory" is a placeholder: neither names a place.
-    return frozenset(available_timezones()) - {"localtime", "Factory", "posixrules"}
-
-
-def zone(name: str) -> ZoneInfo:
-    """An IANA zone by name; ValueError for anything else (including paths and 'localtime')."""
-    if name not in _zone_names():
-        raise ValueError(f"unknown IANA time zone {name!r}")
-    return ZoneInfo(name)
-
-
-def as_utc(at: datetime) -> datetime:
-    """`at` in UTC; ValueError for a naive datetime (whose instant is unknown)."""
-    if at.tzinfo is None or at.utcoffset() is None:
-        raise ValueError("naive datetime: maintenance schedules need timezone-aware instants")
-    return at.astimezone(timezone.utc)
+# windows select devices by every scope key but their template
+WINDOW_SCOPE_KEYS = tuple(k for k in SCOPE_KEYS if k != "template_ids")
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,28 +42,18 @@ class WeeklyRecurrence:
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> "WeeklyRecurrence":
-        days = [int(x) for x in d["days_of_week"]]
-        if not days or any(not 0 <= x <= 6 for x in days):
-            raise ValueError("days_of_week must list 1-7 days, 0 (Monday) to 6 (Sunday)")
-        m = _HHMM.match(str(d["start_time"]))
-        if not m:
-            raise ValueError("start_time must be HH:MM (24-hour)")
+        days = weekday_set(d["days_of_week"], "days_of_week")
+        start = time_of(str(d["start_time"]), "start_time")
         minutes = int(d["duration_minutes"])
         if not 1 <= minutes <= MAX_DURATION_MINUTES:
             raise ValueError(f"duration_minutes must be between 1 and {MAX_DURATION_MINUTES}")
-        return cls(frozenset(days), time(int(m[1]), int(m[2])), timedelta(minutes=minutes),
-                   zone(str(d.get("timezone") or "UTC")))
-
-    def _local_start(self, day: date) -> datetime:
-        # fold=0: a time in a DST gap takes the offset before the gap (moves later), an ambiguous
-        # time means its first occurrence (RFC 5545 §3.3.5).
-        return datetime.combine(day, self.start, tzinfo=self.tz).astimezone(timezone.utc)
+        return cls(days, start, timedelta(minutes=minutes), zone(str(d.get("timezone") or "UTC")))
 
     def occurrences_from(self, day: date) -> Iterator[tuple[datetime, datetime]]:
         """(start, end) in UTC of every occurrence starting on `day` (local date) or later."""
         while True:
             if day.weekday() in self.days_of_week:
-                start = self._local_start(day)
+                start = local_instant(day, self.start, self.tz)
                 yield start, start + self.duration
             day += timedelta(days=1)
 
@@ -149,31 +123,3 @@ def next_occurrences(window: WindowSchedule | Mapping[str, Any], after: datetime
             if len(out) == count:
                 break
     return out
-
-
-# ---- scope ---------------------------------------------------------------------------------------
-SCOPE_KEYS = ("device_ids", "group_ids", "site_ids", "tags")
-
-
-@dataclass(frozen=True, slots=True)
-class DeviceFacts:
-    """What a scope can select a device by."""
-
-    device_id: str
-    site_id: str | None = None
-    tags: frozenset[str] = frozenset()
-    group_ids: frozenset[str] = frozenset()
-
-
-def scope_is_tenant_wide(scope: Mapping[str, Iterable[str]] | None) -> bool:
-    return not any((scope or {}).get(k) for k in SCOPE_KEYS)
-
-
-def covers(scope: Mapping[str, Iterable[str]] | None, device: DeviceFacts) -> bool:
-    """An empty scope covers the whole tenant; otherwise any one matching selector is enough."""
-    if scope_is_tenant_wide(scope):
-        return True
-    return bool(device.device_id in set(scope.get("device_ids") or ())
-                or (device.site_id is not None and device.site_id in set(scope.get("site_ids") or ()))
-                or device.tags & set(scope.get("tags") or ())
-                or device.group_ids & set(scope.get("group_ids") or ()))

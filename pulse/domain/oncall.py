@@ -19,34 +19,23 @@ Local times that do not exist or exist twice follow RFC 5545 §3.3.5, as mainten
 """
 from __future__ import annotations
 
-import re
 from bisect import bisect_right
 from dataclasses import dataclass, replace
-from datetime import date, datetime, time, timedelta, timezone
+from datetime import datetime, time, timedelta, timezone
 from itertools import pairwise
-from typing import Any, Iterable, Iterator, Mapping, Sequence
+from typing import Any, Iterable, Mapping, Sequence
 from zoneinfo import ZoneInfo
 
-from pulse.domain.maintenance import zone  # noqa: F401 - the IANA check schedules share with maintenance
+from pulse.domain.timezones import as_utc
+from pulse.domain.windows import DailyWindow, Span, instant, minutes_of, wall_clock, window_spans
 
 ROTATION_TYPES = ("daily", "weekly", "custom")
 MAX_SHIFT_HOURS = 720
 MAX_PARTICIPANTS = 100
 MAX_RANGE = timedelta(days=60)  # longest timeline one request may ask for
 CURRENT_HORIZON = timedelta(days=31)  # how far `on_call_at` looks for the edges of the current stretch
-HHMM_PATTERN = r"^([01]\d|2[0-3]):[0-5]\d$"
-END_HHMM_PATTERN = r"^(([01]\d|2[0-3]):[0-5]\d|24:00)$"
 _DAY, _WEEK = timedelta(days=1), timedelta(days=7)
 _EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
-
-Span = tuple[datetime, datetime]
-
-
-def as_utc(at: datetime) -> datetime:
-    """`at` in UTC; ValueError for a naive datetime (whose instant is unknown)."""
-    if at.tzinfo is None or at.utcoffset() is None:
-        raise ValueError("naive datetime: on-call schedules need timezone-aware instants")
-    return at.astimezone(timezone.utc)
 
 
 def check_range(start: datetime, end: datetime) -> tuple[datetime, datetime]:
@@ -56,77 +45,6 @@ def check_range(start: datetime, end: datetime) -> tuple[datetime, datetime]:
     if end - start > MAX_RANGE:
         raise ValueError(f"a timeline covers at most {MAX_RANGE.days} days")
     return start, end
-
-
-def instant(wall: datetime, tz: ZoneInfo) -> datetime:
-    """The UTC instant of a naive local wall-clock time; fold=0 gives the RFC 5545 reading of
-    times in a DST gap (offset from before the gap: later by the gap) or overlap (the first)."""
-    return wall.replace(tzinfo=tz, fold=0).astimezone(timezone.utc)
-
-
-def wall_clock(at: datetime, tz: ZoneInfo) -> datetime:
-    return at.astimezone(tz).replace(tzinfo=None, fold=0)
-
-
-def _minutes(value: Any, pattern: str, what: str) -> int:
-    """Minutes after midnight of an "HH:MM" string."""
-    if not isinstance(value, str) or not re.match(pattern, value):
-        raise ValueError(f"{what} must be HH:MM (24-hour)")
-    hours, minutes = value.split(":")
-    return int(hours) * 60 + int(minutes)
-
-
-def _union(spans: Iterable[Span]) -> list[Span]:
-    out: list[Span] = []
-    for start, end in sorted(spans):
-        if out and start <= out[-1][1]:
-            if end > out[-1][1]:
-                out[-1] = (out[-1][0], end)
-        else:
-            out.append((start, end))
-    return out
-
-
-@dataclass(frozen=True, slots=True)
-class Restriction:
-    """The layer is active from `start` to `end` minutes after local midnight on each listed day
-    (0 = Monday); an end at or before the start runs past midnight into the next day."""
-
-    days_of_week: frozenset[int]
-    start: int
-    end: int
-
-    @classmethod
-    def from_dict(cls, d: Mapping[str, Any]) -> "Restriction":
-        days = [int(x) for x in d["days_of_week"]]
-        if not days or any(not 0 <= x <= 6 for x in days):
-            raise ValueError("restriction days_of_week must list 1-7 days, 0 (Monday) to 6 (Sunday)")
-        start = _minutes(d["start_time"], HHMM_PATTERN, "restriction start_time")
-        end = _minutes(d["end_time"], END_HHMM_PATTERN, "restriction end_time")
-        if start == end:
-            raise ValueError("restriction end_time must differ from start_time (all day is 00:00-24:00)")
-        return cls(frozenset(days), start, end)
-
-    def spans(self, tz: ZoneInfo, first: date, last: date) -> Iterator[Span]:
-        """UTC spans of the windows starting on local dates first..last."""
-        length = self.end - self.start if self.end > self.start else self.end + 1440 - self.start
-        day = first
-        while day <= last:
-            if day.weekday() in self.days_of_week:
-                opens = datetime.combine(day, time()) + timedelta(minutes=self.start)
-                start, end = instant(opens, tz), instant(opens + timedelta(minutes=length), tz)
-                if end > start:  # a window lying wholly in a DST gap does not happen
-                    yield start, end
-            day += _DAY
-
-
-def restriction_windows(restrictions: Sequence[Restriction], tz: ZoneInfo, start: datetime,
-                        end: datetime) -> list[Span]:
-    """The union of the restriction windows, clipped to [start, end)."""
-    # a window opening the day before may run past midnight (at most 24 h)
-    first, last = wall_clock(start, tz).date() - _DAY, wall_clock(end, tz).date()
-    spans = _union(s for r in restrictions for s in r.spans(tz, first, last))
-    return [(max(s, start), min(e, end)) for s, e in spans if e > start and s < end]
 
 
 @dataclass(frozen=True, slots=True)
@@ -162,7 +80,7 @@ class Layer:
     start_at: datetime
     end_at: datetime | None
     participants: tuple[str, ...]
-    restrictions: tuple[Restriction, ...] = ()
+    restrictions: tuple[DailyWindow, ...] = ()
     name: str = ""
 
     @classmethod
@@ -187,7 +105,7 @@ class Layer:
             day = int(day)
         elif day is not None:
             raise ValueError("handoff_day is only for weekly rotations")
-        handoff = _minutes(row.get("handoff_time"), HHMM_PATTERN, "handoff_time")
+        handoff = minutes_of(row.get("handoff_time"), "handoff_time")
         participants = tuple(row.get("participants") or ())
         if not 1 <= len(participants) <= MAX_PARTICIPANTS or not all(isinstance(p, str) and p for p in participants):
             raise ValueError(f"participants must list 1 to {MAX_PARTICIPANTS} people")
@@ -197,7 +115,7 @@ class Layer:
             raise ValueError("end_at must be after start_at")
         return cls(str(row.get("layer_id") or ""), int(row.get("order") or 0), kind, length,
                    time(handoff // 60, handoff % 60), day, start_at, end_at, participants,
-                   tuple(Restriction.from_dict(r) for r in row.get("restrictions") or ()), str(row.get("name") or ""))
+                   tuple(DailyWindow.from_dict(r) for r in row.get("restrictions") or ()), str(row.get("name") or ""))
 
     def in_bounds(self, at: datetime) -> bool:
         return self.start_at <= at and (self.end_at is None or at < self.end_at)
@@ -285,7 +203,7 @@ def layer_shifts(layer: Layer, tz: ZoneInfo, start: datetime, end: datetime) -> 
     shifts = Rotation.of(layer, tz).shifts(as_utc(start), as_utc(end))
     if not layer.restrictions or not shifts:
         return shifts
-    return _cut(shifts, restriction_windows(layer.restrictions, tz, shifts[0].start, shifts[-1].end))
+    return _cut(shifts, window_spans(layer.restrictions, tz, shifts[0].start, shifts[-1].end))
 
 
 def layer_on_call(layer: Layer, tz: ZoneInfo, at: datetime) -> Shift | None:
@@ -294,7 +212,7 @@ def layer_on_call(layer: Layer, tz: ZoneInfo, at: datetime) -> Shift | None:
     shift = Rotation.of(layer, tz).shift_at(at)
     if shift is None or not layer.restrictions:
         return shift
-    pieces = _cut([shift], restriction_windows(layer.restrictions, tz, shift.start, shift.end))
+    pieces = _cut([shift], window_spans(layer.restrictions, tz, shift.start, shift.end))
     return next((p for p in pieces if p.contains(at)), None)
 
 

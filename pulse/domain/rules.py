@@ -32,10 +32,6 @@ ALERT_TYPES = {"threshold": "THRESHOLD", "window": "WINDOW", "rate_of_change": "
                "anomaly": "ANOMALY", "telemetry_gap": "NO_TELEMETRY"}
 MAX_WINDOW_SAMPLES = 1000  # per device and rule: bounds actor memory (docs/alerting.md)
 
-# Higher number = more severe (the documented system's senders and UI agree on this).
-SEVERITY_NAMES: dict[str, int] = {"info": 1, "warning": 2, "minor": 3, "major": 4, "critical": 5}
-SEVERITY_LABELS: dict[int, str] = {v: k for k, v in SEVERITY_NAMES.items()}
-
 
 @dataclass(frozen=True, slots=True)
 class Condition:

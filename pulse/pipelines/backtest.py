@@ -2,18 +2,24 @@
 
 Polars does the data work (partition pruning, filter, de-duplication, sort); each device's
 readings then go through `pulse.domain.rules.step` / `tick`, the very functions the device
-actors run, so a backtest and live evaluation of the same data open and close the same alerts.
+actors run, and the alert events they raise go through a `TenantActor`, the very lifecycle the
+tenant shards run (open, de-duplicate, auto-close), so a backtest and live evaluation of the same
+data open and close the same alerts. Only where the tenant shard writes the actor's ops to the
+store, `Lifecycle` keeps them in memory.
 """
 from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta, timezone
+from itertools import count
 from pathlib import Path
 from typing import Any, Iterator
 
 import polars as pl
 
+from pulse.domain.messages import AlertEvent
+from pulse.domain.tenant import CLOSED, CreateAlert, RetriggerAlert, TenantActor, TransitionAlert
 from pulse.domain.rules import Rule, RuleState, step, tick
 from pulse.storage.lake.parquet import telemetry_root
 from pulse.storage.lake.rows import validate_tenant_id
@@ -68,6 +74,43 @@ def _messages(df: pl.DataFrame) -> Iterator[tuple[str, int, dict[str, float]]]:
         yield key[0], key[1], values
 
 
+class Lifecycle:
+    """A tenant's alerts over a backtest: `TenantActor` decides, the ops are applied in memory."""
+
+    def __init__(self, tenant_id: str) -> None:
+        self.actor = TenantActor(tenant_id)
+        self.open: dict[int, dict[str, Any]] = {}
+        self.closed: list[dict[str, Any]] = []
+        self._ids = count(1)
+
+    def apply(self, event: AlertEvent | None) -> None:
+        if event is None:
+            return
+        for op in self.actor.on_alert_event(event):
+            if isinstance(op, CreateAlert):
+                self._create(op.event)
+            elif isinstance(op, RetriggerAlert):  # not auto-resolved: the open alert is triggered again
+                self.open[op.alert_id]["trigger_count"] += 1
+            elif isinstance(op, TransitionAlert) and op.status == CLOSED:
+                alert = self.open.pop(op.alert_id)
+                alert["closed_at"] = _at(op.at_ms)
+                self.closed.append(alert)
+
+    def alerts(self) -> list[dict[str, Any]]:
+        """Every alert opened, closed ones and those still open at the end, by opening time."""
+        return sorted([*self.closed, *self.open.values()], key=lambda a: (a["opened_at"], a["device_id"]))
+
+    def _create(self, ev: AlertEvent) -> None:
+        alert_id = next(self._ids)
+        self.open[alert_id] = {"device_id": ev.device_id, "opened_at": _at(ev.ts_ms), "closed_at": None,
+                               "trigger_value": ev.value, "alert_type": ev.alert_type, "trigger_count": 1}
+        self.actor.created(ev.fingerprint, alert_id, ev.rule_id)
+
+
+def _at(ts_ms: int) -> datetime:
+    return datetime.fromtimestamp(ts_ms / 1000, tz=timezone.utc)
+
+
 def run(lake_dir: str | Path, tenant_id: str, rule: Rule, start: datetime, end: datetime,
         device_ids: frozenset[str] | None = None, tick_s: float | None = None) -> BacktestResult:
     """Alerts the rule would have opened and closed. Timer rules are ticked between readings
@@ -76,47 +119,29 @@ def run(lake_dir: str | Path, tenant_id: str, rule: Rule, start: datetime, end: 
     df = readings_frame(lake_dir, tenant_id, rule, start, end, device_ids)
     out = BacktestResult(rows_scanned=df.height)
     states: dict[str, RuleState] = {}
-    open_alerts: dict[str, dict[str, Any]] = {}
+    alerts = Lifecycle(tenant_id)
     end_ms = int(end.timestamp() * 1000)
     last_seen: dict[str, int] = {}
     for device, ts, values in _messages(df):
         state = states.setdefault(device, RuleState())
         if rule.rule_type == "telemetry_gap" and device in last_seen:
-            _tick_until(rule, state, device, last_seen[device], ts, tick_s, open_alerts, out)
+            _tick_until(rule, state, device, last_seen[device], ts, tick_s, alerts)
         last_seen[device] = ts
         if rule.applies_to(device):
-            _record(step(rule, state, device, values, ts), open_alerts, out)
+            alerts.apply(step(rule, state, device, values, ts))
     if rule.rule_type == "telemetry_gap":
         for device, seen in last_seen.items():
-            _tick_until(rule, states[device], device, seen, end_ms, tick_s, open_alerts, out)
+            _tick_until(rule, states[device], device, seen, end_ms, tick_s, alerts)
     out.devices = len(states)
-    out.alerts.extend(open_alerts.values())  # still open at the end of the range
-    out.alerts.sort(key=lambda a: (a["opened_at"], a["device_id"]))
+    out.alerts = alerts.alerts()
     out.elapsed_ms = (time.perf_counter() - started) * 1000
     return out
 
 
 def _tick_until(rule: Rule, state: RuleState, device: str, since_ms: int, until_ms: int, tick_s: float | None,
-                open_alerts: dict[str, dict[str, Any]], out: BacktestResult) -> None:
+                alerts: Lifecycle) -> None:
     period_ms = int((tick_s or rule.gap_seconds) * 1000)
     t = since_ms + period_ms
     while t < until_ms and not state.firing:
-        _record(tick(rule, state, device, since_ms, t), open_alerts, out)
+        alerts.apply(tick(rule, state, device, since_ms, t))
         t += period_ms
-
-
-def _record(event, open_alerts: dict[str, dict[str, Any]], out: BacktestResult) -> None:
-    if event is None:
-        return
-    at = datetime.fromtimestamp(event.ts_ms / 1000, tz=timezone.utc)
-    if event.kind == "open":
-        if event.device_id in open_alerts:  # not auto-resolved: the open alert is triggered again
-            open_alerts[event.device_id]["trigger_count"] += 1
-            return
-        open_alerts[event.device_id] = {"device_id": event.device_id, "opened_at": at, "closed_at": None,
-                                        "trigger_value": event.value, "alert_type": event.alert_type,
-                                        "trigger_count": 1}
-    elif event.device_id in open_alerts and event.auto_resolve:
-        alert = open_alerts.pop(event.device_id)
-        alert["closed_at"] = at
-        out.alerts.append(alert)

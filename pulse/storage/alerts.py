@@ -7,7 +7,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from pulse.domain.tenant import CreateAlert, OpenAlert, RetriggerAlert, TransitionAlert
-from pulse.domain.rules import SEVERITY_LABELS
+from pulse.domain.severity import severity_label
 from pulse.errors import NotFound
 from pulse.storage.db import Database, count
 from pulse.storage.tables import alert_transitions, alerts
@@ -88,7 +88,7 @@ async def _record(conn, alert_id: int, tenant_id: str, action: str, actor: str |
 
 def _public(row) -> dict[str, Any]:
     d = dict(row._mapping)
-    d["severity_label"] = SEVERITY_LABELS.get(d["severity"], str(d["severity"]))
+    d["severity_label"] = severity_label(d["severity"])
     d["silenced"] = bool(d["silenced_until"] and d["silenced_until"] > datetime.now(timezone.utc))
     return d
 
@@ -137,7 +137,7 @@ async def trend(db: Database, tenant_id: str, start: datetime, end: datetime, bu
             alerts.c.tenant_id == tenant_id, alerts.c.triggered_at >= start, alerts.c.triggered_at < end))
         for at, severity, status in rows:
             b = (int(at.timestamp()) - t0) // bucket_s
-            by_sev[b][SEVERITY_LABELS.get(severity, str(severity))] += 1
+            by_sev[b][severity_label(severity)] += 1
             by_status[b][status] += 1
     n = -(-(int(end.timestamp()) - t0) // bucket_s)
     return [{"bucket_start": datetime.fromtimestamp(t0 + i * bucket_s, tz=timezone.utc),

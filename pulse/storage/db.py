@@ -4,10 +4,14 @@ from __future__ import annotations
 import asyncio
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy import event
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
+
+from pulse.errors import NotFound
 
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
 
@@ -100,14 +104,55 @@ async def count(conn: AsyncConnection, query: sa.Select) -> int:
     return (await conn.execute(sa.select(sa.func.count()).select_from(query.order_by(None).subquery()))).scalar_one()
 
 
-async def upsert(conn: AsyncConnection, table: sa.Table, rows: list[dict], keys: list[str]) -> None:
-    """Insert rows, updating non-key columns where the key exists (SQLite and PostgreSQL)."""
+async def page_rows(conn: AsyncConnection, query: sa.Select, order: list[sa.ColumnElement[Any]], limit: int,
+                    offset: int) -> tuple[list[sa.Row], int]:
+    """One page of `query` in `order` (end it with a unique column: pages stay stable), and the total."""
+    total = await count(conn, query)
+    return list(await conn.execute(query.order_by(*order).limit(limit).offset(offset))), total
+
+
+def _owned(table: sa.Table, tenant_id: str, key: str, value: Any) -> list[sa.ColumnElement[bool]]:
+    return [table.c.tenant_id == tenant_id, table.c[key] == value]
+
+
+async def tenant_row(conn: AsyncConnection, table: sa.Table, tenant_id: str, key: str, value: Any,
+                     what: str) -> sa.Row:
+    """The tenant's row whose `key` column is `value`; NotFound ("{what} {value} not found") otherwise."""
+    row = (await conn.execute(sa.select(table).where(*_owned(table, tenant_id, key, value)))).first()
+    if row is None:
+        raise NotFound(f"{what} {value} not found")
+    return row
+
+
+async def delete_tenant_row(conn: AsyncConnection, table: sa.Table, tenant_id: str, key: str, value: Any,
+                            what: str) -> None:
+    """Delete the tenant's row whose `key` column is `value`; NotFound when there is none."""
+    res = await conn.execute(table.delete().where(*_owned(table, tenant_id, key, value)))
+    if res.rowcount == 0:
+        raise NotFound(f"{what} {value} not found")
+
+
+def _insert(conn: AsyncConnection, table: sa.Table) -> postgresql.Insert | sqlite.Insert:
+    """An INSERT that can say ON CONFLICT: both dialects have one, with the same methods."""
+    return (postgresql if conn.dialect.name == "postgresql" else sqlite).insert(table)
+
+
+async def upsert(conn: AsyncConnection, table: sa.Table, rows: list[dict], keys: list[str],
+                 keep: tuple[str, ...] = ()) -> None:
+    """Insert rows; where the key exists, update the other columns given except those in `keep`
+    (e.g. `created_at`). SQLite and PostgreSQL."""
     if not rows:
         return
-    if conn.dialect.name == "postgresql":
-        from sqlalchemy.dialects.postgresql import insert
-    else:
-        from sqlalchemy.dialects.sqlite import insert
-    stmt = insert(table)
-    updates = {c: stmt.excluded[c] for c in rows[0] if c not in keys}
+    stmt = _insert(conn, table)
+    updates = {c: stmt.excluded[c] for c in rows[0] if c not in keys and c not in keep}
     await conn.execute(stmt.on_conflict_do_update(index_elements=keys, set_=updates), rows)
+
+
+async def insert_missing(conn: AsyncConnection, table: sa.Table, rows: list[dict],
+                         keys: list[str] | None = None) -> int:
+    """Insert the rows whose key (`keys`, default: any unique constraint) is not taken yet, leaving
+    existing rows untouched; race-safe (ON CONFLICT DO NOTHING). Returns the rows inserted."""
+    if not rows:
+        return 0
+    stmt = _insert(conn, table).values(rows).on_conflict_do_nothing(index_elements=keys)
+    return len((await conn.execute(stmt.returning(*table.primary_key.columns))).all())

@@ -13,9 +13,9 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from pulse.domain.escalation import is_due
-from pulse.domain.rules import SEVERITY_LABELS
+from pulse.domain.severity import SEVERITY_LABELS, severity_label
 from pulse.errors import Invalid
-from pulse.storage.db import Database, utcnow
+from pulse.storage.db import Database, upsert, utcnow
 from pulse.storage.tables import alert_digest_settings as settings_table
 from pulse.storage.tables import alerts
 from pulse.storage.tables import notification_channels as channels
@@ -26,14 +26,6 @@ DEFAULTS: dict[str, Any] = {"frequency": "disabled", "recipients": [], "channel_
                             "updated_at": None}
 STATUSES = ("OPEN", "ACKNOWLEDGED", "CLOSED")
 TOP_DEVICES = 10
-
-
-def _insert_for(conn: AsyncConnection):
-    if conn.dialect.name == "postgresql":
-        from sqlalchemy.dialects.postgresql import insert
-    else:
-        from sqlalchemy.dialects.sqlite import insert
-    return insert
 
 
 def _public(row: Any) -> dict[str, Any]:
@@ -70,10 +62,8 @@ async def put_settings(db: Database, tenant_id: str, fields: Mapping[str, Any]) 
     now = utcnow()
     async with db.begin() as conn:
         await _check_channel(conn, tenant_id, values["channel_id"])
-        insert = _insert_for(conn)
-        stmt = insert(settings_table).values(tenant_id=tenant_id, created_at=now, updated_at=now, **values)
-        await conn.execute(stmt.on_conflict_do_update(index_elements=["tenant_id"],
-                                                      set_={"updated_at": now, **values}))
+        await upsert(conn, settings_table, [{"tenant_id": tenant_id, "created_at": now, "updated_at": now, **values}],
+                     ["tenant_id"], keep=("created_at",))
     return await get_settings(db, tenant_id)
 
 
@@ -89,7 +79,7 @@ def _by_severity(counts: Mapping[int, int]) -> dict[str, int]:
     """Every label, most severe first, so a digest always has the same rows."""
     out = {SEVERITY_LABELS[s]: 0 for s in sorted(SEVERITY_LABELS, reverse=True)}
     for severity, n in counts.items():
-        label = SEVERITY_LABELS.get(severity, str(severity))
+        label = severity_label(severity)
         out[label] = out.get(label, 0) + n
     return out
 

@@ -23,7 +23,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from pulse.domain.escalation import check_levels, plan
 from pulse.errors import Conflict, Invalid, NotFound
 from pulse.storage import tables
-from pulse.storage.db import Database, count, utcnow
+from pulse.storage.db import Database, page_rows, tenant_row, utcnow
 from pulse.storage.tables import alert_rules, alert_transitions, alerts
 from pulse.storage.tables import escalation_policies as policies
 
@@ -52,11 +52,7 @@ def _stored_levels(levels: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:
 
 
 async def _row(conn: AsyncConnection, tenant_id: str, policy_id: str) -> Any:
-    row = (await conn.execute(sa.select(policies).where(
-        policies.c.tenant_id == tenant_id, policies.c.policy_id == policy_id))).first()
-    if row is None:
-        raise NotFound(f"escalation policy {policy_id} not found")
-    return row
+    return await tenant_row(conn, policies, tenant_id, "policy_id", policy_id, "escalation policy")
 
 
 async def get(db: Database, tenant_id: str, policy_id: str) -> dict[str, Any]:
@@ -67,8 +63,7 @@ async def get(db: Database, tenant_id: str, policy_id: str) -> dict[str, Any]:
 async def list_policies(db: Database, tenant_id: str, limit: int, offset: int) -> tuple[list[dict[str, Any]], int]:
     q = sa.select(policies).where(policies.c.tenant_id == tenant_id)
     async with db.connect() as conn:
-        total = await count(conn, q)
-        rows = await conn.execute(q.order_by(policies.c.name, policies.c.policy_id).limit(limit).offset(offset))
+        rows, total = await page_rows(conn, q, [policies.c.name, policies.c.policy_id], limit, offset)
         return [_public(r) for r in rows], total
 
 

@@ -12,11 +12,12 @@ from typing import Any, Iterable, Mapping
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from pulse.domain.scopes import DeviceFacts
 from pulse.errors import Conflict, NotFound
-from pulse.storage.db import Database, count, utcnow
+from pulse.storage.db import Database, delete_tenant_row, insert_missing, page_rows, tenant_row, utcnow
 from pulse.storage.tables import device_group_members as members
-from pulse.storage.tables import device_groups, devices
-from pulse.storage.tags import has_all_tags, insert_missing
+from pulse.storage.tables import device_groups, device_tags, devices
+from pulse.storage.tags import has_all_tags
 
 GROUP_FIELDS = ("name", "description", "query")
 _COUNT_CHUNK = 200  # scalar subqueries per statement when counting dynamic groups
@@ -45,11 +46,7 @@ def _member_conditions(group: Mapping[str, Any]) -> list[sa.ColumnElement[bool]]
 
 
 async def _row(conn: AsyncConnection, tenant_id: str, group_id: str) -> dict[str, Any]:
-    row = (await conn.execute(sa.select(device_groups).where(
-        device_groups.c.tenant_id == tenant_id, device_groups.c.group_id == group_id))).first()
-    if row is None:
-        raise NotFound(f"device group {group_id} not found")
-    return dict(row._mapping)
+    return dict((await tenant_row(conn, device_groups, tenant_id, "group_id", group_id, "device group"))._mapping)
 
 
 async def member_conditions(conn: AsyncConnection, tenant_id: str, group_id: str) -> list[sa.ColumnElement[bool]]:
@@ -85,9 +82,7 @@ async def get(db: Database, tenant_id: str, group_id: str) -> dict[str, Any]:
 async def list_groups(db: Database, tenant_id: str, limit: int, offset: int) -> tuple[list[dict[str, Any]], int]:
     q = sa.select(device_groups).where(device_groups.c.tenant_id == tenant_id)
     async with db.connect() as conn:
-        total = await count(conn, q)
-        rows = await conn.execute(q.order_by(device_groups.c.name, device_groups.c.group_id)
-                                  .limit(limit).offset(offset))
+        rows, total = await page_rows(conn, q, [device_groups.c.name, device_groups.c.group_id], limit, offset)
         return await _with_counts(conn, tenant_id, [dict(r._mapping) for r in rows]), total
 
 
@@ -126,10 +121,7 @@ async def update(db: Database, tenant_id: str, group_id: str, fields: dict[str, 
 async def delete(db: Database, tenant_id: str, group_id: str) -> None:
     """Memberships go with the group; windows and rules naming it no longer match anything through it."""
     async with db.begin() as conn:
-        res = await conn.execute(device_groups.delete().where(
-            device_groups.c.tenant_id == tenant_id, device_groups.c.group_id == group_id))
-        if res.rowcount == 0:
-            raise NotFound(f"device group {group_id} not found")
+        await delete_tenant_row(conn, device_groups, tenant_id, "group_id", group_id, "device group")
 
 
 async def _static_group_and_device(conn: AsyncConnection, tenant_id: str, group_id: str, device_id: str) -> None:
@@ -187,3 +179,16 @@ async def memberships(conn: AsyncConnection, tenant_id: str, device_id: str, gro
                               *query_conditions(g["query"])).label(f"m{j}") for j, g in enumerate(dynamic)]))).one()
         found |= {g["group_id"] for g, member in zip(dynamic, row) if member}
     return found
+
+
+async def device_facts(conn: AsyncConnection, tenant_id: str, device_id: str, group_ids: Iterable[str]) -> DeviceFacts:
+    """What a scope can select the device by: its site, template, tags, and its memberships among
+    `group_ids` (the groups the caller's scopes name: each dynamic one costs a query). A device
+    that is not registered has none of them."""
+    row = (await conn.execute(sa.select(devices.c.site_id, devices.c.template_id).where(
+        devices.c.tenant_id == tenant_id, devices.c.device_id == device_id))).first()
+    tags = await conn.execute(sa.select(device_tags.c.tag).where(
+        device_tags.c.tenant_id == tenant_id, device_tags.c.device_id == device_id))
+    return DeviceFacts(device_id, row.site_id if row else None, frozenset(r.tag for r in tags),
+                       frozenset(await memberships(conn, tenant_id, device_id, group_ids)),
+                       row.template_id if row else None)

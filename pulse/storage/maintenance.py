@@ -1,30 +1,32 @@
 """Maintenance windows of a tenant, and which of them cover a device at an instant.
 
-Alerting calls `in_maintenance` (or `active_windows_for`) before it notifies. Schedules and scopes
-are evaluated by the pure functions of `pulse.domain.maintenance`; SQL only narrows the candidates
-to enabled windows whose bounds contain the instant.
+Alerting calls `in_maintenance` (or `active_windows_for`) before it notifies. Schedules are
+evaluated by `pulse.domain.maintenance` and scopes by `pulse.domain.scopes.covers`; SQL only
+narrows the candidates to enabled windows whose bounds contain the instant.
 """
 from __future__ import annotations
 
 import uuid
 from datetime import datetime
-from typing import Any, Iterable
+from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from pulse.domain.maintenance import SCOPE_KEYS, DeviceFacts, WindowSchedule, as_utc, covers, is_active
-from pulse.errors import Invalid, NotFound
+from pulse.domain.maintenance import WINDOW_SCOPE_KEYS, WindowSchedule, is_active
+from pulse.domain.scopes import covers
+from pulse.domain.timezones import as_utc
+from pulse.errors import Invalid
 from pulse.storage import groups
-from pulse.storage.db import Database, count, utcnow
-from pulse.storage.tables import device_tags, devices, maintenance_windows as windows
+from pulse.storage.db import Database, count, delete_tenant_row, tenant_row, utcnow
+from pulse.storage.tables import devices, maintenance_windows as windows
 
 WINDOW_FIELDS = ("name", "enabled", "starts_at", "ends_at", "recurrence", "scope")
 
 
 def _public(row) -> dict[str, Any]:
     d = dict(row._mapping)
-    d["scope"] = {k: list((d.get("scope") or {}).get(k) or []) for k in SCOPE_KEYS}
+    d["scope"] = {k: list((d.get("scope") or {}).get(k) or []) for k in WINDOW_SCOPE_KEYS}
     return d
 
 
@@ -67,11 +69,7 @@ async def create(db: Database, tenant_id: str, fields: dict[str, Any]) -> dict[s
 
 
 async def _row(conn: AsyncConnection, tenant_id: str, window_id: str) -> dict[str, Any]:
-    row = (await conn.execute(sa.select(windows).where(
-        windows.c.tenant_id == tenant_id, windows.c.window_id == window_id))).first()
-    if row is None:
-        raise NotFound(f"maintenance window {window_id} not found")
-    return _public(row)
+    return _public(await tenant_row(conn, windows, tenant_id, "window_id", window_id, "maintenance window"))
 
 
 async def get(db: Database, tenant_id: str, window_id: str) -> dict[str, Any]:
@@ -93,21 +91,7 @@ async def update(db: Database, tenant_id: str, window_id: str, fields: dict[str,
 
 async def delete(db: Database, tenant_id: str, window_id: str) -> None:
     async with db.begin() as conn:
-        res = await conn.execute(windows.delete().where(
-            windows.c.tenant_id == tenant_id, windows.c.window_id == window_id))
-        if res.rowcount == 0:
-            raise NotFound(f"maintenance window {window_id} not found")
-
-
-async def _device_facts(conn: AsyncConnection, tenant_id: str, device_id: str, group_ids: Iterable[str]) -> DeviceFacts:
-    """Site, tags and memberships (among `group_ids`) of a device; a missing device has none of them."""
-    site = (await conn.execute(sa.select(devices.c.site_id).where(
-        devices.c.tenant_id == tenant_id, devices.c.device_id == device_id))).first()
-    tags = await conn.execute(sa.select(device_tags.c.tag).where(
-        device_tags.c.tenant_id == tenant_id, device_tags.c.device_id == device_id))
-    return DeviceFacts(device_id=device_id, site_id=site.site_id if site else None,
-                       tags=frozenset(r.tag for r in tags),
-                       group_ids=frozenset(await groups.memberships(conn, tenant_id, device_id, group_ids)))
+        await delete_tenant_row(conn, windows, tenant_id, "window_id", window_id, "maintenance window")
 
 
 def _bounds_contain(at: datetime) -> list[sa.ColumnElement[bool]]:
@@ -118,7 +102,7 @@ def _bounds_contain(at: datetime) -> list[sa.ColumnElement[bool]]:
 async def _covering(conn: AsyncConnection, tenant_id: str, device_id: str,
                     candidates: list[dict[str, Any]]) -> list[dict[str, Any]]:
     referenced = {g for w in candidates for g in w["scope"]["group_ids"]}
-    facts = await _device_facts(conn, tenant_id, device_id, referenced)
+    facts = await groups.device_facts(conn, tenant_id, device_id, referenced)
     return [w for w in candidates if covers(w["scope"], facts)]
 
 

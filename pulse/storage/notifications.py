@@ -17,15 +17,12 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from pulse.errors import Conflict, Invalid, NotFound
 from pulse.integrations.channels import canonical, merge_secrets, split_secrets
-from pulse.storage.db import Database, count, utcnow
-from pulse.storage.groups import memberships
+from pulse.storage.db import Database, count, insert_missing, utcnow
 from pulse.storage.secrets import SecretBox, SecretsUnreadable
-from pulse.storage.tables import device_tags, devices
 from pulse.storage.tables import notification_channels as channels
 from pulse.storage.tables import notification_jobs as jobs
 from pulse.storage.tables import notification_log as log_table
 from pulse.storage.tables import notification_routing_rules as routing_rules
-from pulse.storage.tags import insert_missing
 
 PENDING, PROCESSING, COMPLETED, FAILED = "PENDING", "PROCESSING", "COMPLETED", "FAILED"
 JOB_STATUSES = (PENDING, PROCESSING, COMPLETED, FAILED)
@@ -242,17 +239,6 @@ async def delete_rule(db: Database, tenant_id: str, rule_id: str) -> None:
             routing_rules.c.tenant_id == tenant_id, routing_rules.c.rule_id == rule_id))
         if res.rowcount == 0:
             raise NotFound(f"notification routing rule {rule_id} not found")
-
-
-async def device_facts(db: Database, tenant_id: str, device_id: str, group_ids: Iterable[str]) -> dict[str, Any]:
-    """What routing rules may match a device on: {site_id, tags, group_ids (of those asked about)}."""
-    async with db.connect() as conn:
-        site = (await conn.execute(sa.select(devices.c.site_id).where(
-            devices.c.tenant_id == tenant_id, devices.c.device_id == device_id))).scalar_one_or_none()
-        tags = {r.tag for r in await conn.execute(sa.select(device_tags.c.tag).where(
-            device_tags.c.tenant_id == tenant_id, device_tags.c.device_id == device_id))}
-        groups = await memberships(conn, tenant_id, device_id, group_ids)
-    return {"site_id": site, "tags": tags, "group_ids": groups}
 
 
 # ---- jobs --------------------------------------------------------------------------------------

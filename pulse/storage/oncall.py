@@ -14,10 +14,12 @@ from typing import Any, Iterable
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from pulse.domain.oncall import (CURRENT_HORIZON, Layer, Override, as_utc, check_range, final_timeline,
-                                 layer_on_call, layer_shifts, on_call_at, responder_at, wall_clock, zone)
+from pulse.domain.oncall import (CURRENT_HORIZON, Layer, Override, check_range, final_timeline, layer_on_call,
+                                 layer_shifts, on_call_at, responder_at)
+from pulse.domain.timezones import as_utc, zone
+from pulse.domain.windows import wall_clock
 from pulse.errors import Conflict, Invalid, NotFound
-from pulse.storage.db import Database, count, utcnow
+from pulse.storage.db import Database, delete_tenant_row, page_rows, tenant_row, utcnow
 from pulse.storage.tables import oncall_layers as layers
 from pulse.storage.tables import oncall_overrides as overrides
 from pulse.storage.tables import oncall_schedules as schedules
@@ -41,11 +43,8 @@ def _layer_public(row) -> dict[str, Any]:
 
 
 async def _schedule(conn: AsyncConnection, tenant_id: str, schedule_id: str) -> dict[str, Any]:
-    row = (await conn.execute(sa.select(schedules).where(
-        schedules.c.tenant_id == tenant_id, schedules.c.schedule_id == schedule_id))).first()
-    if row is None:
-        raise NotFound(f"on-call schedule {schedule_id} not found")
-    return _schedule_public(row)
+    return _schedule_public(await tenant_row(conn, schedules, tenant_id, "schedule_id", schedule_id,
+                                             "on-call schedule"))
 
 
 async def _layers_of(conn: AsyncConnection, tenant_id: str, schedule_ids: Iterable[str]) -> dict[str, list[dict]]:
@@ -75,8 +74,7 @@ async def get_schedule(db: Database, tenant_id: str, schedule_id: str) -> dict[s
 async def list_schedules(db: Database, tenant_id: str, limit: int, offset: int) -> tuple[list[dict[str, Any]], int]:
     q = sa.select(schedules).where(schedules.c.tenant_id == tenant_id)
     async with db.connect() as conn:
-        total = await count(conn, q)
-        rows = await conn.execute(q.order_by(schedules.c.name, schedules.c.schedule_id).limit(limit).offset(offset))
+        rows, total = await page_rows(conn, q, [schedules.c.name, schedules.c.schedule_id], limit, offset)
         return await _with_layers(conn, tenant_id, [_schedule_public(r) for r in rows]), total
 
 
@@ -122,10 +120,7 @@ async def update_schedule(db: Database, tenant_id: str, schedule_id: str, fields
 async def delete_schedule(db: Database, tenant_id: str, schedule_id: str) -> None:
     """Layers and overrides go with the schedule."""
     async with db.begin() as conn:
-        res = await conn.execute(schedules.delete().where(
-            schedules.c.tenant_id == tenant_id, schedules.c.schedule_id == schedule_id))
-        if res.rowcount == 0:
-            raise NotFound(f"on-call schedule {schedule_id} not found")
+        await delete_tenant_row(conn, schedules, tenant_id, "schedule_id", schedule_id, "on-call schedule")
 
 
 # ---- layers ------------------------------------------------------------------------------------
@@ -249,8 +244,7 @@ async def list_overrides(db: Database, tenant_id: str, schedule_id: str, *, star
                                    *_overlapping(start, end))
     async with db.connect() as conn:
         await _schedule(conn, tenant_id, schedule_id)
-        total = await count(conn, q)
-        rows = await conn.execute(q.order_by(overrides.c.start_at, overrides.c.override_id).limit(limit).offset(offset))
+        rows, total = await page_rows(conn, q, [overrides.c.start_at, overrides.c.override_id], limit, offset)
         return [_override_public(r) for r in rows], total
 
 

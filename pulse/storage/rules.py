@@ -8,15 +8,15 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from pulse.domain.rules import Rule
+from pulse.domain.scopes import selectors
 from pulse.errors import Invalid, NotFound
 from pulse.storage import escalation, groups
 from pulse.storage.tags import has_all_tags
-from pulse.storage.db import Database, count, utcnow
+from pulse.storage.db import Database, delete_tenant_row, page_rows, tenant_row, utcnow
 from pulse.storage.tables import alert_rules, devices
 
 RULE_FIELDS = ("name", "description", "rule_type", "metric", "operator", "threshold", "severity",
                "duration_seconds", "device_ids", "auto_resolve", "enabled", "config", "escalation_policy_id")
-SCOPE_KEYS = ("group_ids", "tags", "site_ids", "template_ids")
 
 
 def _public(row) -> dict[str, Any]:
@@ -37,18 +37,13 @@ async def create(db: Database, tenant_id: str, fields: dict[str, Any]) -> dict[s
 
 async def get(db: Database, tenant_id: str, rule_id: str) -> dict[str, Any]:
     async with db.connect() as conn:
-        row = (await conn.execute(sa.select(alert_rules).where(
-            alert_rules.c.tenant_id == tenant_id, alert_rules.c.rule_id == rule_id))).first()
-    if row is None:
-        raise NotFound(f"alert rule {rule_id} not found")
-    return _public(row)
+        return _public(await tenant_row(conn, alert_rules, tenant_id, "rule_id", rule_id, "alert rule"))
 
 
 async def list_rules(db: Database, tenant_id: str, limit: int, offset: int) -> tuple[list[dict[str, Any]], int]:
     q = sa.select(alert_rules).where(alert_rules.c.tenant_id == tenant_id)
     async with db.connect() as conn:
-        total = await count(conn, q)
-        rows = await conn.execute(q.order_by(alert_rules.c.created_at, alert_rules.c.rule_id).limit(limit).offset(offset))
+        rows, total = await page_rows(conn, q, [alert_rules.c.created_at, alert_rules.c.rule_id], limit, offset)
         return [_public(r) for r in rows], total
 
 
@@ -66,10 +61,7 @@ async def update(db: Database, tenant_id: str, rule_id: str, fields: dict[str, A
 
 async def delete(db: Database, tenant_id: str, rule_id: str) -> None:
     async with db.begin() as conn:
-        res = await conn.execute(alert_rules.delete().where(
-            alert_rules.c.tenant_id == tenant_id, alert_rules.c.rule_id == rule_id))
-        if res.rowcount == 0:
-            raise NotFound(f"alert rule {rule_id} not found")
+        await delete_tenant_row(conn, alert_rules, tenant_id, "rule_id", rule_id, "alert rule")
 
 
 async def load_active(db: Database, tenant_id: str) -> list[Rule]:
@@ -85,17 +77,18 @@ async def load_active(db: Database, tenant_id: str) -> list[Rule]:
 
 
 async def scope_device_ids(conn: AsyncConnection, tenant_id: str, row: dict[str, Any]) -> frozenset[str] | None:
-    """Devices a rule applies to: any listed device, group, tag, site or template (None = all).
+    """Devices a rule applies to (None = all): its scope read as `pulse.domain.scopes.covers` does
+    (any listed device, group, tag, site or template), in SQL.
 
     Resolved when rules load; routes that change tags, groups or templates broadcast
     `rules_changed` so the actors see the new membership."""
-    scope = (row.get("config") or {}).get("scope") or {}
-    if not row.get("device_ids") and not any(scope.get(k) for k in SCOPE_KEYS):
+    scope = selectors({**((row.get("config") or {}).get("scope") or {}), "device_ids": row.get("device_ids")})
+    if not scope:
         return None
     d = devices.c
     conds: list[sa.ColumnElement[bool]] = []
-    if row.get("device_ids"):
-        conds.append(d.device_id.in_(row["device_ids"]))
+    if scope.get("device_ids"):
+        conds.append(d.device_id.in_(scope["device_ids"]))
     if scope.get("site_ids"):
         conds.append(d.site_id.in_(scope["site_ids"]))
     if scope.get("template_ids"):

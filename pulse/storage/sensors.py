@@ -13,7 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from pulse.errors import Conflict, Invalid, NotFound
 from pulse.storage import templates
-from pulse.storage.db import Database, count, utcnow
+from pulse.storage.db import Database, count, insert_missing, utcnow
 from pulse.storage.tables import device_modules, device_sensors, template_metrics
 
 log = logging.getLogger(__name__)
@@ -151,7 +151,7 @@ async def discover_unmodeled_many(db: Database, discovered: dict[tuple[str, str]
         return 0
     try:
         async with db.begin() as conn:
-            return await templates.insert_missing(conn, device_sensors, rows, KEY)
+            return await insert_missing(conn, device_sensors, rows, KEY)
     except sa.exc.IntegrityError:  # a device row is gone (foreign key): the others one by one
         if len(discovered) == 1:
             log.warning("sensor discovery skipped: device %s/%s no longer exists", *next(iter(discovered)))

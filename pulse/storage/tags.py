@@ -7,21 +7,10 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from pulse.errors import Conflict, NotFound
-from pulse.storage.db import Database, count
+from pulse.storage.db import Database, count, insert_missing
 from pulse.storage.tables import device_tags, devices
 
 MAX_TAGS_PER_DEVICE = 100
-
-
-async def insert_missing(conn: AsyncConnection, table: sa.Table, rows: list[dict]) -> None:
-    """Insert rows, leaving those whose primary key exists untouched (SQLite and PostgreSQL)."""
-    if not rows:
-        return
-    if conn.dialect.name == "postgresql":
-        from sqlalchemy.dialects.postgresql import insert
-    else:
-        from sqlalchemy.dialects.sqlite import insert
-    await conn.execute(insert(table).on_conflict_do_nothing(), rows)
 
 
 def has_all_tags(tags: Iterable[str]) -> list[sa.ColumnElement[bool]]:

@@ -16,7 +16,7 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from pulse.errors import Conflict, Forbidden, Invalid, NotFound
-from pulse.storage.db import Database, count, utcnow
+from pulse.storage.db import Database, count, insert_missing, utcnow
 from pulse.storage.tables import (device_modules, device_sensors, device_templates, device_transports, devices,
                                   template_commands, template_metrics, template_slots)
 
@@ -78,21 +78,6 @@ async def device_template_id(conn: AsyncConnection, tenant_id: str, device_id: s
     if row is None:
         raise NotFound(f"device {device_id} not found")
     return row.template_id
-
-
-async def insert_missing(conn: AsyncConnection, table: sa.Table, rows: list[dict], keys: list[str]) -> int:
-    """Insert the rows whose key is not taken yet (race-safe: ON CONFLICT DO NOTHING); -> rows inserted.
-
-    The insert-only sibling of `pulse.storage.db.upsert`.
-    """
-    if not rows:
-        return 0
-    if conn.dialect.name == "postgresql":
-        from sqlalchemy.dialects.postgresql import insert
-    else:
-        from sqlalchemy.dialects.sqlite import insert
-    stmt = insert(table).values(rows).on_conflict_do_nothing(index_elements=keys).returning(table.c[keys[-1]])
-    return len((await conn.execute(stmt)).all())
 
 
 # ---- templates -----------------------------------------------------------------------------------

@@ -3,7 +3,8 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from pulse.domain.escalation import Policy, advance, check_levels, digest_window, is_due, last_slot, plan, zone
+from pulse.domain.escalation import Policy, advance, check_levels, digest_window, is_due, last_slot, plan
+from pulse.domain.timezones import zone
 
 UTC = timezone.utc
 T0 = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)  # a Monday

@@ -4,7 +4,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from pulse.domain.maintenance import DeviceFacts, WeeklyRecurrence, covers, is_active, next_occurrences
+from pulse.domain.maintenance import WeeklyRecurrence, is_active, next_occurrences
 
 UTC = timezone.utc
 BERLIN = ZoneInfo("Europe/Berlin")
@@ -144,16 +144,3 @@ def test_week_long_occurrence_covers_the_whole_week():
 def test_invalid_recurrences_are_refused(bad, message):
     with pytest.raises(ValueError, match=message):
         WeeklyRecurrence.from_dict(bad)
-
-
-def test_scope_matches_any_selector_and_empty_scope_covers_everything():
-    dev = DeviceFacts("d1", site_id="s1", tags=frozenset({"a", "b"}), group_ids=frozenset({"g1"}))
-    assert covers({}, dev) and covers(None, dev)
-    assert covers({"device_ids": [], "group_ids": [], "site_ids": [], "tags": []}, dev)
-    assert covers({"device_ids": ["d1"]}, dev)
-    assert covers({"site_ids": ["s1"]}, dev)
-    assert covers({"tags": ["x", "b"]}, dev)
-    assert covers({"group_ids": ["g1"]}, dev)
-    assert covers({"device_ids": ["d9"], "tags": ["a"]}, dev)
-    assert not covers({"device_ids": ["d9"], "site_ids": ["s2"], "tags": ["c"], "group_ids": ["g2"]}, dev)
-    assert not covers({"site_ids": ["s1"]}, DeviceFacts("d2"))

@@ -6,7 +6,8 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from pulse.domain.oncall import (Layer, Override, check_range, final_timeline, layer_on_call, layer_shifts,
-                                 on_call_at, responder_at, zone)
+                                 on_call_at, responder_at)
+from pulse.domain.timezones import zone
 
 UTC = timezone.utc
 BERLIN = ZoneInfo("Europe/Berlin")

@@ -9,7 +9,8 @@ from datetime import datetime, timedelta, timezone
 import pytest
 from cryptography.fernet import Fernet
 
-from pulse.services.notifier import in_window, match_rules
+from pulse.domain.windows import in_window
+from pulse.services.notifier import match_rules
 from pulse.errors import Invalid
 from pulse.storage import notifications as store
 from pulse.storage.db import utcnow

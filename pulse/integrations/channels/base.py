@@ -22,7 +22,7 @@ from urllib.parse import urlsplit
 import httpx
 from pydantic import BaseModel, ConfigDict
 
-from pulse.domain.rules import SEVERITY_LABELS
+from pulse.domain.severity import severity_label
 from pulse.mqtt.publisher import MqttPublisher
 
 EVENTS = ("OPEN", "ACKNOWLEDGED", "CLOSED", "ESCALATED")
@@ -69,7 +69,7 @@ class Message:
 
     @property
     def severity_label(self) -> str:
-        return SEVERITY_LABELS.get(self.severity, str(self.severity))
+        return severity_label(self.severity)
 
     @property
     def device_id(self) -> str:

@@ -7,22 +7,13 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from pulse.domain.rules import AGGREGATIONS, RULE_TYPES, SEVERITY_NAMES
+from pulse.domain.rules import AGGREGATIONS, RULE_TYPES
+from pulse.domain.scopes import SCOPE_KEYS
+from pulse.domain.severity import DEFAULT_SEVERITY, parse_severity
 from pulse.serve.schemas.devices import ID_PATTERN
 
 Operator = Literal["GT", "GTE", "LT", "LTE", "EQ", "NE"]
 MAX_CONDITIONS = 10
-
-
-def severity_value(v: int | str) -> int:
-    """1 (info) .. 5 (critical), or the level's name."""
-    if isinstance(v, str):
-        if v.lower() not in SEVERITY_NAMES:
-            raise ValueError(f"severity must be 1-5 or one of {', '.join(SEVERITY_NAMES)}")
-        return SEVERITY_NAMES[v.lower()]
-    if not 1 <= v <= 5:
-        raise ValueError("severity must be between 1 (info) and 5 (critical)")
-    return v
 
 
 def _ids(values: list[str] | None) -> list[str] | None:
@@ -67,7 +58,7 @@ class RuleCreate(BaseModel):
     min_samples: int | None = Field(None, ge=3, le=1000)
     window_size: int | None = Field(None, ge=3, le=1000)
     gap_seconds: int | None = Field(None, ge=60, le=86400)
-    severity: int | str = 3
+    severity: int | str = DEFAULT_SEVERITY
     duration_seconds: int = Field(0, ge=0, le=86400)
     device_ids: list[str] | None = Field(None, max_length=10000)
     group_ids: list[str] | None = Field(None, max_length=100)
@@ -78,7 +69,7 @@ class RuleCreate(BaseModel):
     enabled: bool = True
     escalation_policy_id: str | None = Field(None, max_length=64, description="default: the tenant's default policy")
 
-    _sev = field_validator("severity")(lambda cls, v: severity_value(v))
+    _sev = field_validator("severity")(lambda cls, v: parse_severity(v))
     _idlists = field_validator("device_ids", "group_ids", "site_ids")(lambda cls, v: _ids(v))
 
     @model_validator(mode="after")
@@ -115,8 +106,8 @@ class RuleCreate(BaseModel):
                                                  "z_threshold", "min_samples", "window_size", "gap_seconds")
                   if getattr(self, k) is not None}
         config["conditions"] = conds
-        config["scope"] = {k: getattr(self, k) for k in ("group_ids", "tags", "site_ids", "template_ids")
-                           if getattr(self, k)}
+        # device_ids has a column of its own; the rest of the scope lives in config
+        config["scope"] = {k: getattr(self, k) for k in SCOPE_KEYS if k != "device_ids" and getattr(self, k)}
         return {"name": self.name, "description": self.description, "rule_type": self.rule_type,
                 "metric": conds[0]["metric"], "operator": conds[0]["operator"], "threshold": conds[0]["threshold"],
                 "severity": self.severity, "duration_seconds": self.duration_seconds, "device_ids": self.device_ids,
@@ -165,8 +156,7 @@ class ApplyTemplates(BaseModel):
     _idlists = field_validator("device_ids", "group_ids", "site_ids")(lambda cls, v: _ids(v))
 
     def scope(self) -> dict[str, Any]:
-        return {k: sorted(getattr(self, k)) for k in ("device_ids", "group_ids", "tags", "site_ids", "template_ids")
-                if getattr(self, k)}
+        return {k: sorted(getattr(self, k)) for k in SCOPE_KEYS if getattr(self, k)}
 
 
 MAX_BACKTEST_DAYS = 92

@@ -6,7 +6,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from pulse.domain.escalation import zone
+from pulse.domain.timezones import check_zone
 from pulse.serve.schemas.common import Update
 
 Frequency = Literal["disabled", "hourly", "daily", "weekly"]
@@ -23,12 +23,6 @@ def _address(v: str) -> str:
 
 def _unique(v: list[str]) -> list[str]:
     return list(dict.fromkeys(a.lower() for a in v))
-
-
-def _iana(v: str | None) -> str | None:
-    if v is not None:
-        zone(v)
-    return v
 
 
 Email = Annotated[str, AfterValidator(_address)]
@@ -49,7 +43,7 @@ class DigestSettings(BaseModel):
     send_on_day: Day = Field("mon", description="weekly digests")
     timezone: str = Field("UTC", max_length=64, examples=["Europe/Berlin"], description="IANA zone of send_at_hour")
 
-    _zone = field_validator("timezone")(lambda cls, v: _iana(v))
+    _zone = field_validator("timezone")(lambda cls, v: check_zone(v))
 
     @model_validator(mode="after")
     def _recipients_when_enabled(self) -> "DigestSettings":
@@ -74,4 +68,4 @@ class DigestSettingsUpdate(Update):
     created_at: Any = Field(None, exclude=True)
     updated_at: Any = Field(None, exclude=True)
 
-    _zone = field_validator("timezone")(lambda cls, v: _iana(v))
+    _zone = field_validator("timezone")(lambda cls, v: check_zone(v))

@@ -6,7 +6,9 @@ import re
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from pulse.serve.schemas.common import weekdays
-from pulse.domain.maintenance import MAX_DURATION_MINUTES, zone
+from pulse.domain.maintenance import MAX_DURATION_MINUTES
+from pulse.domain.timezones import check_zone
+from pulse.domain.windows import HHMM_PATTERN
 from pulse.serve.schemas.devices import ID_PATTERN
 from pulse.serve.schemas.tags import TAG_PATTERN
 
@@ -20,17 +22,12 @@ class Recurrence(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     days_of_week: list[int] = Field(min_length=1, max_length=7)
-    start_time: str = Field(pattern=r"^([01]\d|2[0-3]):[0-5]\d$", examples=["02:30"])
+    start_time: str = Field(pattern=HHMM_PATTERN, examples=["02:30"])
     duration_minutes: int = Field(ge=1, le=MAX_DURATION_MINUTES)
     timezone: str = Field("UTC", max_length=64, examples=["Europe/Berlin"])
 
     _days = field_validator("days_of_week")(lambda cls, v: weekdays(v))
-
-    @field_validator("timezone")
-    @classmethod
-    def _zone(cls, v: str) -> str:
-        zone(v)  # the schedule maths' own check: an IANA name, not "localtime"
-        return v
+    _zone = field_validator("timezone")(lambda cls, v: check_zone(v))
 
 
 def _matching(values: list[str], pattern: str, what: str) -> list[str]:

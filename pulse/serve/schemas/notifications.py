@@ -6,11 +6,12 @@ store, after write-only secrets an update left out are filled in), so here it is
 from __future__ import annotations
 
 from typing import Annotated, Any, Literal
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import AfterValidator, AliasChoices, BaseModel, BeforeValidator, ConfigDict, Field, field_validator, model_validator
 
-from pulse.domain.rules import SEVERITY_NAMES
+from pulse.domain.severity import MAX_SEVERITY, MIN_SEVERITY, parse_severity
+from pulse.domain.timezones import check_zone
+from pulse.domain.windows import HHMM_PATTERN
 from pulse.serve.schemas.devices import ID_PATTERN
 from pulse.serve.schemas.tags import Tag
 from pulse.serve.schemas.common import Update
@@ -22,21 +23,12 @@ Day = Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
 MAX_LIST = 100
 
 
-def _severity(v: Any) -> Any:
-    """1..5, or a name: info, warning, minor, major, critical (pulse.domain.rules)."""
-    if isinstance(v, str) and not v.isdigit():
-        if v.lower() not in SEVERITY_NAMES:
-            raise ValueError(f"unknown severity {v!r}; 1-5 or one of {', '.join(SEVERITY_NAMES)}")
-        return SEVERITY_NAMES[v.lower()]
-    return v
-
-
 def _unique(v: list | None) -> list | None:
     """Order kept, duplicates folded; an empty list means "any", stored as null."""
     return (list(dict.fromkeys(v)) or None) if v is not None else None
 
 
-Severity = Annotated[int, BeforeValidator(_severity), Field(ge=1, le=5)]
+Severity = Annotated[int, BeforeValidator(parse_severity), Field(ge=MIN_SEVERITY, le=MAX_SEVERITY)]
 Id = Annotated[str, Field(pattern=ID_PATTERN)]
 AlertType = Annotated[str, BeforeValidator(lambda v: v.upper() if isinstance(v, str) else v),
                       Field(pattern=r"^[A-Z][A-Z0-9_]{0,31}$")]
@@ -48,7 +40,7 @@ Tags = Annotated[list[Tag] | None, Field(max_length=MAX_LIST), AfterValidator(_u
 ChannelIds = Annotated[list[Annotated[str, Field(min_length=1, max_length=36)]], Field(min_length=1, max_length=20),
                        AfterValidator(_unique)]
 Events = Annotated[list[Event], Field(min_length=1), AfterValidator(_unique)]
-HHMM = Annotated[str, Field(pattern=r"^([01][0-9]|2[0-3]):[0-5][0-9]$", examples=["08:00"])]
+HHMM = Annotated[str, Field(pattern=HHMM_PATTERN, examples=["08:00"])]
 
 
 class TimeWindow(BaseModel):
@@ -61,14 +53,7 @@ class TimeWindow(BaseModel):
     timezone: str = Field("UTC", max_length=64, examples=["Europe/Berlin"])
     days: list[Day] | None = Field(None, max_length=7)
 
-    @field_validator("timezone")
-    @classmethod
-    def _tz(cls, v: str) -> str:
-        try:
-            ZoneInfo(v)
-        except (ZoneInfoNotFoundError, ValueError):
-            raise ValueError(f"unknown time zone {v!r}") from None
-        return v
+    _tz = field_validator("timezone")(lambda cls, v: check_zone(v))
 
     @field_validator("days")
     @classmethod

@@ -6,18 +6,14 @@ from typing import Annotated, Literal
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StringConstraints, field_validator, model_validator
 
 from pulse.serve.schemas.common import Update, weekdays
-from pulse.domain.oncall import END_HHMM_PATTERN, HHMM_PATTERN, MAX_PARTICIPANTS, MAX_SHIFT_HOURS, zone
+from pulse.domain.oncall import MAX_PARTICIPANTS, MAX_SHIFT_HOURS
+from pulse.domain.timezones import check_zone
+from pulse.domain.windows import END_HHMM_PATTERN, HHMM_PATTERN
 
 # A user's email or id: no spaces, no slashes, at most an email address's length.
 Person = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9._%+@:-]{0,319}$")]
 RotationType = Literal["daily", "weekly", "custom"]
 MAX_RESTRICTIONS = 50
-
-
-def _iana(v: str | None) -> str | None:
-    if v is not None:
-        zone(v)  # the schedule maths' own check: an IANA name, not "localtime"
-    return v
 
 
 # ---- schedules ---------------------------------------------------------------------------------
@@ -29,7 +25,7 @@ class ScheduleCreate(BaseModel):
     timezone: str = Field("UTC", max_length=64, examples=["Europe/Berlin"],
                           description="IANA zone of handoff times and restrictions")
 
-    _zone = field_validator("timezone")(_iana)
+    _zone = field_validator("timezone")(lambda cls, v: check_zone(v))
 
 
 class ScheduleUpdate(Update):
@@ -39,7 +35,7 @@ class ScheduleUpdate(Update):
     description: str | None = Field(None, max_length=2000)
     timezone: str | None = Field(None, max_length=64)
 
-    _zone = field_validator("timezone")(_iana)
+    _zone = field_validator("timezone")(lambda cls, v: check_zone(v))
 
 
 # ---- layers ------------------------------------------------------------------------------------

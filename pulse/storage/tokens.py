@@ -16,7 +16,7 @@ import sqlalchemy as sa
 
 from pulse.errors import NotFound
 from pulse.storage.db import Database, utcnow
-from pulse.storage.tables import device_tokens
+from pulse.storage.tables import device_tokens, devices
 
 
 def hash_secret(secret: str) -> str:
@@ -106,8 +106,6 @@ async def active_hashes(db: Database, tenant_id: str, device_id: str) -> list[st
 
 async def verify(db: Database, tenant_id: str, device_id: str, secret: str) -> bool:
     """True when `secret` is an active token of an ACTIVE device (the broker and HTTP ingest use this)."""
-    from pulse.storage.tables import devices
-
     async with db.connect() as conn:
         rows = await conn.execute(
             sa.select(device_tokens.c.token_hash)

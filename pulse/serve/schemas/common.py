@@ -46,6 +46,18 @@ class Update(BaseModel):
         return fields
 
 
+def set_fields(body: BaseModel, not_null: tuple[str, ...] = ()) -> dict[str, Any]:
+    """A PATCH body's fields that were sent, nested bodies whole (unlike `Update.changes`, which drops
+    a nested body's unset fields); Invalid when none was sent or a `not_null` one is null."""
+    fields = {k: v for k, v in body.model_dump().items() if k in body.model_fields_set}
+    if not fields:
+        raise Invalid("nothing to update")
+    for key in not_null:
+        if key in fields and fields[key] is None:
+            raise Invalid(f"{key} cannot be null")
+    return fields
+
+
 def weekdays(v: list[int]) -> list[int]:
     """Days of the week, 0 (Monday) to 6 (Sunday), de-duplicated and sorted."""
     if any(not 0 <= d <= 6 for d in v):

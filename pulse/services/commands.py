@@ -5,6 +5,7 @@ import json
 import time
 from typing import Any
 
+from pulse.domain.command_params import validate_params
 from pulse.domain.commands import MAX_PARAMS_BYTES
 from pulse.domain.messages import CommandStatus, Effect, Publish
 from pulse.errors import Invalid
@@ -52,6 +53,6 @@ async def _check_template(ctx: ServiceContext, tenant_id: str, template_id: int 
     definition = await templates.command_definition(ctx.db, tenant_id, template_id, command_type)
     if definition is None:
         raise Invalid(f"the device's template has no command {command_type!r}")
-    errors = templates.validate_params(definition.get("parameters_schema") or {}, params)
+    errors = validate_params(definition.get("parameters_schema") or {}, params)
     if errors:
         raise Invalid("params: " + "; ".join(errors))

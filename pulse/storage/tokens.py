@@ -92,18 +92,6 @@ async def revoke(db: Database, tenant_id: str, device_id: str, token_id: str) ->
             raise NotFound(f"token {token_id} not found or already revoked")
 
 
-async def active_hashes(db: Database, tenant_id: str, device_id: str) -> list[str]:
-    async with db.connect() as conn:
-        rows = await conn.execute(
-            sa.select(device_tokens.c.token_hash).where(
-                device_tokens.c.tenant_id == tenant_id,
-                device_tokens.c.device_id == device_id,
-                device_tokens.c.revoked_at.is_(None),
-            )
-        )
-        return [r.token_hash for r in rows]
-
-
 async def verify(db: Database, tenant_id: str, device_id: str, secret: str) -> bool:
     """True when `secret` is an active token of an ACTIVE device (the broker and HTTP ingest use this)."""
     async with db.connect() as conn:

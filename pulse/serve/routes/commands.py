@@ -9,7 +9,7 @@ from pulse.domain.commands import STATUSES
 from pulse.serve.auth import Principal, customer
 from pulse.serve.deps import services
 from pulse.serve.schemas.commands import CommandCreate
-from pulse.serve.schemas.common import PageParams, page, page_params
+from pulse.serve.schemas.common import PageParams, one_of, page, page_params
 from pulse.services import commands as service
 from pulse.services.context import ServiceContext
 
@@ -24,7 +24,7 @@ async def send_command(device_id: str, body: CommandCreate, p: Principal = Depen
 
 
 @router.get("")
-async def list_commands(device_id: str, status: str | None = Query(None, pattern="^(" + "|".join(STATUSES) + ")$"),
+async def list_commands(device_id: str, status: str | None = Query(None, pattern=one_of(STATUSES)),
                         pg: PageParams = Depends(page_params), p: Principal = Depends(customer("devices.read")),
                         svc: ServiceContext = Depends(services)) -> dict[str, Any]:
     items, total = await service.list_commands(svc, p.tenant_id, device_id, status, pg.limit, pg.offset)

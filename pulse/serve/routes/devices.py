@@ -7,8 +7,8 @@ from fastapi import APIRouter, Depends, Query, Response
 
 from pulse.serve.auth import Principal, customer
 from pulse.serve.deps import services
-from pulse.serve.schemas.common import PageParams, page, page_params
-from pulse.serve.schemas.devices import DecommissionBody, DeviceCreate, DevicePatch
+from pulse.serve.schemas.common import PageParams, one_of, page, page_params
+from pulse.serve.schemas.devices import REGISTRY_STATUSES, DecommissionBody, DeviceCreate, DevicePatch
 from pulse.services import devices as service
 from pulse.services.context import ServiceContext
 
@@ -22,7 +22,7 @@ async def create_device(body: DeviceCreate, p: Principal = Depends(customer("dev
 
 
 @router.get("/devices")
-async def list_devices(status: str | None = Query(None, pattern="^(ACTIVE|INACTIVE|SUSPENDED|REVOKED)$"),
+async def list_devices(status: str | None = Query(None, pattern=one_of(REGISTRY_STATUSES)),
                        site_id: str | None = None, search: str | None = Query(None, max_length=200),
                        tag: list[str] | None = Query(None, description="repeatable: devices carrying every tag"),
                        group_id: str | None = Query(None, max_length=36, description="members of a static or dynamic group"),

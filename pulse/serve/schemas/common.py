@@ -22,6 +22,11 @@ def page_params(limit: int = Query(50, ge=1, le=MAX_LIMIT), offset: int = Query(
     return PageParams(limit, offset)
 
 
+def one_of(values: tuple[str, ...]) -> str:
+    """A regex accepting exactly one of `values` (a query parameter's allowed values)."""
+    return f"^({'|'.join(values)})$"
+
+
 def page(key: str, items: list, total: int, p: PageParams) -> dict:
     return {key: items, "total": total, "limit": p.limit, "offset": p.offset}
 

@@ -5,7 +5,7 @@ import re
 
 TAG_PATTERN = r"^[A-Za-z0-9_.:/-]{1,64}$"
 MAX_TAGS_PER_DEVICE = 100
-MAX_TAG_FILTER = 20  # tags one device listing may require at once
+MAX_TAG_FILTER = 20  # tags one device query (a listing, a dynamic group) may require at once
 
 
 def valid_filter(tags: list[str]) -> bool:

@@ -7,13 +7,11 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from pulse.domain.commands import OPEN_STATUSES
 from pulse.domain.messages import CommandStatus
 from pulse.errors import NotFound
 from pulse.storage.db import Database, count, utcnow
 from pulse.storage.tables import device_commands
-
-OPEN_STATUSES = ("pending", "delivered")
-STATUSES = ("pending", "delivered", "succeeded", "failed", "rejected", "expired")
 
 
 def _dt(ms: int) -> datetime:

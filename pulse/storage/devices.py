@@ -6,7 +6,8 @@ from typing import Any
 import sqlalchemy as sa
 
 from pulse.errors import Conflict, NotFound
-from pulse.storage import telemetron, templates, tokens
+from pulse.storage import groups, telemetron, templates, tokens
+from pulse.storage import tags as device_tags
 from pulse.storage.db import Database, count, utcnow
 from pulse.storage.tables import device_state, devices
 
@@ -53,8 +54,6 @@ async def list_devices(db: Database, tenant_id: str, *, status: str | None = Non
                        offset: int = 0) -> tuple[list[dict[str, Any]], int]:
     """Filters combine with AND; `tags` keeps devices carrying every tag; `group_id` (static or
     dynamic) raises NotFound when the tenant has no such group."""
-    from pulse.storage import groups, tags as device_tags  # fleet areas build on the registry, not vice versa
-
     q = sa.select(devices).where(devices.c.tenant_id == tenant_id)
     if status:
         q = q.where(devices.c.status == status)

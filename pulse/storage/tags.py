@@ -6,11 +6,10 @@ from typing import Any, Iterable
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from pulse.domain.tags import MAX_TAGS_PER_DEVICE
 from pulse.errors import Conflict, NotFound
 from pulse.storage.db import Database, count, insert_missing
 from pulse.storage.tables import device_tags, devices
-
-MAX_TAGS_PER_DEVICE = 100
 
 
 def has_all_tags(tags: Iterable[str]) -> list[sa.ColumnElement[bool]]:

@@ -16,7 +16,7 @@ import sqlalchemy as sa
 
 from pulse.errors import NotFound
 from pulse.storage.db import Database, utcnow
-from pulse.storage.tables import device_tokens
+from pulse.storage.tables import device_tokens, devices
 
 
 def hash_secret(secret: str) -> str:
@@ -94,8 +94,6 @@ async def revoke(db: Database, tenant_id: str, device_id: str, token_id: str) ->
 
 async def verify(db: Database, tenant_id: str, device_id: str, secret: str) -> bool:
     """True when `secret` is an active token of an ACTIVE device (the broker and HTTP ingest use this)."""
-    from pulse.storage.tables import devices
-
     async with db.connect() as conn:
         rows = await conn.execute(
             sa.select(device_tokens.c.token_hash)

@@ -1,5 +1,9 @@
 """Device registry and token routes through the real app on a LocalRuntime."""
+import jwt
 import pytest
+
+from pulse.services.identity import issue_token
+from pulse.storage import tokens
 
 BASE = "/api/v1/customer/devices"
 
@@ -76,8 +80,6 @@ async def test_rotate_revokes_old_tokens_and_revoke_works_once(api):
 
 
 async def test_token_secret_verifies_against_the_store(api):
-    from pulse.storage import tokens
-
     secret = (await api.post(BASE, json={"device_id": "d1"})).json()["token"]
     db = api.services.db
     assert await tokens.verify(db, "acme", "d1", secret)
@@ -99,9 +101,6 @@ async def test_requests_without_a_token_are_401(api, method, path, body):
 
 
 async def test_expired_and_foreign_tokens_are_401(api):
-    import jwt
-    from pulse.services.identity import issue_token
-
     expired = issue_token(api.services.settings, "u", "acme", "customer_admin", ttl_s=-10)
     r = await api.client.get(BASE, headers={"Authorization": f"Bearer {expired}"})
     assert r.status_code == 401

@@ -1,28 +1,22 @@
-"""Local login: sets the pulse_session cookie and returns the same JWT."""
+"""Local login: sets the pulse_session cookie and returns the same JWT (HTTP only)."""
 from __future__ import annotations
 
 from typing import Any
 
 from fastapi import APIRouter, Depends, Response
 
-from pulse.errors import Unauthorized
-from pulse.serve.deps import services
-from pulse.services.context import ServiceContext
 from pulse.serve.auth import COOKIE
-from pulse.services.identity import issue_token
+from pulse.serve.deps import services
 from pulse.serve.schemas.auth import LoginBody
-from pulse.storage import tenants
+from pulse.services import auth as service
+from pulse.services.context import ServiceContext
 
 router = APIRouter(prefix="/api/v1/auth", tags=["auth"])
 
 
 @router.post("/login")
 async def login(body: LoginBody, response: Response, svc: ServiceContext = Depends(services)) -> dict[str, Any]:
-    user = await tenants.authenticate(svc.db, body.email, body.password)
-    if user is None:
-        raise Unauthorized("wrong email or password")
-    ttl = svc.settings.jwt_ttl_seconds
-    token = issue_token(svc.settings, user["email"], user["tenant_id"], user["role"], ttl)
-    response.set_cookie(COOKIE, token, max_age=ttl, httponly=True, samesite="lax")
-    return {"access_token": token, "token_type": "bearer", "expires_in": ttl,
-            "tenant_id": user["tenant_id"], "role": user["role"]}
+    session = await service.login(svc, body.email, body.password)
+    response.set_cookie(COOKIE, session.token, max_age=session.ttl_s, httponly=True, samesite="lax")
+    return {"access_token": session.token, "token_type": "bearer", "expires_in": session.ttl_s,
+            "tenant_id": session.tenant_id, "role": session.role}

@@ -5,57 +5,55 @@ from typing import Any
 
 from fastapi import APIRouter, Depends, Query, Response
 
-from pulse.serve.deps import services
-from pulse.services.context import ServiceContext
 from pulse.serve.auth import Principal, customer
+from pulse.serve.deps import services
 from pulse.serve.schemas.common import PageParams, page, page_params
 from pulse.serve.schemas.devices import ID_PATTERN
 from pulse.serve.schemas.sensors import SensorCreate, SensorSource, SensorStatus, SensorUpdate
 from pulse.serve.schemas.templates import METRIC_KEY
-from pulse.storage import devices as device_store
-from pulse.storage import sensors as store
+from pulse.services import sensors as service
+from pulse.services.context import ServiceContext
 
 router = APIRouter(prefix="/api/v1/customer", tags=["device sensors"])
+READ, UPDATE = customer("devices.read"), customer("devices.update")
 
 
 @router.get("/sensors")
 async def list_fleet_sensors(device_id: str | None = Query(None, pattern=ID_PATTERN),
                              metric_key: str | None = Query(None, pattern=METRIC_KEY),
                              status: SensorStatus | None = None, source: SensorSource | None = None,
-                             pg: PageParams = Depends(page_params), p: Principal = Depends(customer("devices.read")),
+                             pg: PageParams = Depends(page_params), p: Principal = Depends(READ),
                              svc: ServiceContext = Depends(services)) -> dict[str, Any]:
     """Every sensor of the tenant's fleet."""
-    items, total = await store.list_sensors(svc.db, p.tenant_id, device_id=device_id, metric_key=metric_key,
-                                            status=status, source=source, limit=pg.limit, offset=pg.offset)
+    items, total = await service.list_sensors(svc, p.tenant_id, device_id=device_id, metric_key=metric_key,
+                                              status=status, source=source, limit=pg.limit, offset=pg.offset)
     return page("sensors", items, total, pg)
 
 
 @router.get("/devices/{device_id}/sensors")
 async def list_sensors(device_id: str, status: SensorStatus | None = None, source: SensorSource | None = None,
-                       pg: PageParams = Depends(page_params), p: Principal = Depends(customer("devices.read")),
+                       pg: PageParams = Depends(page_params), p: Principal = Depends(READ),
                        svc: ServiceContext = Depends(services)) -> dict[str, Any]:
-    await device_store.get(svc.db, p.tenant_id, device_id)
-    items, total = await store.list_sensors(svc.db, p.tenant_id, device_id=device_id, status=status, source=source,
-                                            limit=pg.limit, offset=pg.offset)
+    items, total = await service.of_device(svc, p.tenant_id, device_id, status=status, source=source,
+                                           limit=pg.limit, offset=pg.offset)
     return page("sensors", items, total, pg)
 
 
 @router.post("/devices/{device_id}/sensors", status_code=201)
-async def add_sensor(device_id: str, body: SensorCreate, p: Principal = Depends(customer("devices.update")),
+async def add_sensor(device_id: str, body: SensorCreate, p: Principal = Depends(UPDATE),
                      svc: ServiceContext = Depends(services)) -> dict[str, Any]:
-    return await store.create(svc.db, p.tenant_id, device_id, body.model_dump(exclude_none=True))
+    return await service.create(svc, p.tenant_id, device_id, body.model_dump(exclude_none=True))
 
 
 @router.put("/devices/{device_id}/sensors/{sensor_id}")
-async def update_sensor(device_id: str, sensor_id: int, body: SensorUpdate,
-                        p: Principal = Depends(customer("devices.update")),
+async def update_sensor(device_id: str, sensor_id: int, body: SensorUpdate, p: Principal = Depends(UPDATE),
                         svc: ServiceContext = Depends(services)) -> dict[str, Any]:
-    return await store.update(svc.db, p.tenant_id, device_id, sensor_id, body.changes())
+    return await service.update(svc, p.tenant_id, device_id, sensor_id, body.changes())
 
 
 @router.delete("/devices/{device_id}/sensors/{sensor_id}", status_code=204)
-async def delete_sensor(device_id: str, sensor_id: int, p: Principal = Depends(customer("devices.update")),
+async def delete_sensor(device_id: str, sensor_id: int, p: Principal = Depends(UPDATE),
                         svc: ServiceContext = Depends(services)) -> Response:
     """409 for source=required: deactivate it instead."""
-    await store.delete(svc.db, p.tenant_id, device_id, sensor_id)
+    await service.delete(svc, p.tenant_id, device_id, sensor_id)
     return Response(status_code=204)

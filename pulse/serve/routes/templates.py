@@ -1,17 +1,17 @@
-"""Device templates and their metrics, commands and slots (HTTP only)."""
+"""Device templates and their metrics, commands and slots (HTTP only: parse, authorize, call the service, shape)."""
 from __future__ import annotations
 
 from typing import Any, Literal
 
 from fastapi import APIRouter, Depends, Query, Response
 
-from pulse.serve.deps import services
-from pulse.services.context import ServiceContext
 from pulse.serve.auth import Principal, customer
+from pulse.serve.deps import services
 from pulse.serve.schemas.common import PageParams, page, page_params
 from pulse.serve.schemas.templates import (Category, CloneBody, CommandCreate, CommandUpdate, MetricCreate,
                                            MetricUpdate, SlotCreate, SlotUpdate, TemplateCreate, TemplateUpdate)
-from pulse.storage import templates as store
+from pulse.services import templates as service
+from pulse.services.context import ServiceContext
 
 router = APIRouter(prefix="/api/v1/customer/templates", tags=["device templates"])
 READ, WRITE = customer("templates.read"), customer("templates.write")
@@ -22,37 +22,35 @@ async def list_templates(category: Category | None = None, source: Literal["syst
                          search: str | None = Query(None, max_length=200), pg: PageParams = Depends(page_params),
                          p: Principal = Depends(READ), svc: ServiceContext = Depends(services)) -> dict[str, Any]:
     """System templates and the tenant's own."""
-    items, total = await store.list_templates(svc.db, p.tenant_id, category=category, source=source, search=search,
-                                              limit=pg.limit, offset=pg.offset)
+    items, total = await service.list_templates(svc, p.tenant_id, category=category, source=source, search=search,
+                                                limit=pg.limit, offset=pg.offset)
     return page("templates", items, total, pg)
 
 
 @router.get("/{template_id}")
 async def get_template(template_id: int, p: Principal = Depends(READ),
                        svc: ServiceContext = Depends(services)) -> dict[str, Any]:
-    return await store.get(svc.db, p.tenant_id, template_id)
+    return await service.get(svc, p.tenant_id, template_id)
 
 
 @router.post("", status_code=201)
 async def create_template(body: TemplateCreate, p: Principal = Depends(WRITE),
                           svc: ServiceContext = Depends(services)) -> dict[str, Any]:
-    parts = {kind: [item.model_dump(exclude_none=True) for item in getattr(body, kind)] for kind in store.PARTS}
-    fields = body.model_dump(exclude=set(store.PARTS), exclude_none=True)
-    return await store.create(svc.db, p.tenant_id, fields, parts)
+    return await service.create(svc, p.tenant_id, body.model_dump(exclude_none=True))
 
 
 @router.put("/{template_id}")
 async def update_template(template_id: int, body: TemplateUpdate, p: Principal = Depends(WRITE),
                           svc: ServiceContext = Depends(services)) -> dict[str, Any]:
     """403 for system and locked templates; a locked one accepts `{"is_locked": false}`."""
-    return await store.update(svc.db, p.tenant_id, template_id, body.changes())
+    return await service.update(svc, p.tenant_id, template_id, body.changes())
 
 
 @router.delete("/{template_id}", status_code=204)
 async def delete_template(template_id: int, p: Principal = Depends(WRITE),
                           svc: ServiceContext = Depends(services)) -> Response:
     """409 while a device (or an installed module) uses the template."""
-    await store.delete(svc.db, p.tenant_id, template_id)
+    await service.delete(svc, p.tenant_id, template_id)
     return Response(status_code=204)
 
 
@@ -61,62 +59,62 @@ async def clone_template(template_id: int, body: CloneBody | None = None, p: Pri
                          svc: ServiceContext = Depends(services)) -> dict[str, Any]:
     """A tenant-owned, unlocked copy with its metrics, commands and slots."""
     body = body or CloneBody()
-    return await store.clone(svc.db, p.tenant_id, template_id, name=body.name, slug=body.slug)
+    return await service.clone(svc, p.tenant_id, template_id, body.name, body.slug)
 
 
 # ---- metrics, commands, slots --------------------------------------------------------------------
 @router.post("/{template_id}/metrics", status_code=201)
 async def add_metric(template_id: int, body: MetricCreate, p: Principal = Depends(WRITE),
                      svc: ServiceContext = Depends(services)) -> dict[str, Any]:
-    return await store.add_part(svc.db, p.tenant_id, template_id, "metrics", body.model_dump(exclude_none=True))
+    return await service.add_part(svc, p.tenant_id, template_id, "metrics", body.model_dump(exclude_none=True))
 
 
 @router.put("/{template_id}/metrics/{metric_id}")
 async def update_metric(template_id: int, metric_id: int, body: MetricUpdate, p: Principal = Depends(WRITE),
                         svc: ServiceContext = Depends(services)) -> dict[str, Any]:
-    return await store.update_part(svc.db, p.tenant_id, template_id, "metrics", metric_id, body.changes())
+    return await service.update_part(svc, p.tenant_id, template_id, "metrics", metric_id, body.changes())
 
 
 @router.delete("/{template_id}/metrics/{metric_id}", status_code=204)
 async def delete_metric(template_id: int, metric_id: int, p: Principal = Depends(WRITE),
                         svc: ServiceContext = Depends(services)) -> Response:
-    await store.delete_part(svc.db, p.tenant_id, template_id, "metrics", metric_id)
+    await service.delete_part(svc, p.tenant_id, template_id, "metrics", metric_id)
     return Response(status_code=204)
 
 
 @router.post("/{template_id}/commands", status_code=201)
 async def add_command(template_id: int, body: CommandCreate, p: Principal = Depends(WRITE),
                       svc: ServiceContext = Depends(services)) -> dict[str, Any]:
-    return await store.add_part(svc.db, p.tenant_id, template_id, "commands", body.model_dump(exclude_none=True))
+    return await service.add_part(svc, p.tenant_id, template_id, "commands", body.model_dump(exclude_none=True))
 
 
 @router.put("/{template_id}/commands/{command_id}")
 async def update_command(template_id: int, command_id: int, body: CommandUpdate, p: Principal = Depends(WRITE),
                          svc: ServiceContext = Depends(services)) -> dict[str, Any]:
-    return await store.update_part(svc.db, p.tenant_id, template_id, "commands", command_id, body.changes())
+    return await service.update_part(svc, p.tenant_id, template_id, "commands", command_id, body.changes())
 
 
 @router.delete("/{template_id}/commands/{command_id}", status_code=204)
 async def delete_command(template_id: int, command_id: int, p: Principal = Depends(WRITE),
                          svc: ServiceContext = Depends(services)) -> Response:
-    await store.delete_part(svc.db, p.tenant_id, template_id, "commands", command_id)
+    await service.delete_part(svc, p.tenant_id, template_id, "commands", command_id)
     return Response(status_code=204)
 
 
 @router.post("/{template_id}/slots", status_code=201)
 async def add_slot(template_id: int, body: SlotCreate, p: Principal = Depends(WRITE),
                    svc: ServiceContext = Depends(services)) -> dict[str, Any]:
-    return await store.add_part(svc.db, p.tenant_id, template_id, "slots", body.model_dump())
+    return await service.add_part(svc, p.tenant_id, template_id, "slots", body.model_dump())
 
 
 @router.put("/{template_id}/slots/{slot_id}")
 async def update_slot(template_id: int, slot_id: int, body: SlotUpdate, p: Principal = Depends(WRITE),
                       svc: ServiceContext = Depends(services)) -> dict[str, Any]:
-    return await store.update_part(svc.db, p.tenant_id, template_id, "slots", slot_id, body.changes())
+    return await service.update_part(svc, p.tenant_id, template_id, "slots", slot_id, body.changes())
 
 
 @router.delete("/{template_id}/slots/{slot_id}", status_code=204)
 async def delete_slot(template_id: int, slot_id: int, p: Principal = Depends(WRITE),
                       svc: ServiceContext = Depends(services)) -> Response:
-    await store.delete_part(svc.db, p.tenant_id, template_id, "slots", slot_id)
+    await service.delete_part(svc, p.tenant_id, template_id, "slots", slot_id)
     return Response(status_code=204)

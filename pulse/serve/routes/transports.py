@@ -6,13 +6,12 @@ from typing import Any, Callable
 from fastapi import APIRouter, Depends, Request, Response
 from fastapi.routing import APIRoute
 
-from pulse.serve.deps import services
-from pulse.services.context import ServiceContext
 from pulse.serve.auth import Principal, customer
+from pulse.serve.deps import services
 from pulse.serve.schemas.common import PageParams, page, page_params
-from pulse.serve.schemas.transports import CONNECTION_KEYS, ConnectionPut, TransportCreate, TransportUpdate
-from pulse.storage import devices as device_store
-from pulse.storage import transports as store
+from pulse.serve.schemas.transports import ConnectionPut, TransportCreate, TransportUpdate
+from pulse.services import transports as service
+from pulse.services.context import ServiceContext
 
 router = APIRouter(prefix="/api/v1/customer/devices/{device_id}", tags=["device transports"])
 
@@ -22,8 +21,7 @@ async def list_transports(device_id: str, pg: PageParams = Depends(page_params),
                           p: Principal = Depends(customer("devices.read")),
                           svc: ServiceContext = Depends(services)) -> dict[str, Any]:
     """The primary transport first."""
-    await device_store.get(svc.db, p.tenant_id, device_id)
-    items, total = await store.list_transports(svc.db, p.tenant_id, device_id, limit=pg.limit, offset=pg.offset)
+    items, total = await service.list_transports(svc, p.tenant_id, device_id, pg.limit, pg.offset)
     return page("transports", items, total, pg)
 
 
@@ -31,7 +29,7 @@ async def list_transports(device_id: str, pg: PageParams = Depends(page_params),
 async def add_transport(device_id: str, body: TransportCreate, p: Principal = Depends(customer("devices.update")),
                         svc: ServiceContext = Depends(services)) -> dict[str, Any]:
     """Primary when is_primary is true, or when left out and the device has no primary yet."""
-    return await store.create(svc.db, p.tenant_id, device_id, body.model_dump(exclude_unset=True))
+    return await service.create(svc, p.tenant_id, device_id, body.model_dump(exclude_unset=True))
 
 
 @router.put("/transports/{transport_id}")
@@ -39,13 +37,13 @@ async def update_transport(device_id: str, transport_id: int, body: TransportUpd
                            p: Principal = Depends(customer("devices.update")),
                            svc: ServiceContext = Depends(services)) -> dict[str, Any]:
     """is_primary: true clears it on the device's other transports."""
-    return await store.update(svc.db, p.tenant_id, device_id, transport_id, body.changes())
+    return await service.update(svc, p.tenant_id, device_id, transport_id, body.changes())
 
 
 @router.delete("/transports/{transport_id}", status_code=204)
 async def delete_transport(device_id: str, transport_id: int, p: Principal = Depends(customer("devices.update")),
                            svc: ServiceContext = Depends(services)) -> Response:
-    await store.delete(svc.db, p.tenant_id, device_id, transport_id)
+    await service.delete(svc, p.tenant_id, device_id, transport_id)
     return Response(status_code=204)
 
 
@@ -85,38 +83,25 @@ def _handler_for(request: Request, exc: Exception) -> Callable | None:
 connection = APIRouter(route_class=DeprecatedRoute, deprecated=True, tags=["device transports"])
 
 
-def _connection(device_id: str, t: dict[str, Any]) -> dict[str, Any]:
-    """The legacy device_connections shape."""
-    config = t["connectivity_config"] or {}
-    return {"device_id": device_id, "transport_id": t["id"], "connection_type": t["physical_connectivity"],
-            "ingestion_protocol": t["ingestion_protocol"], "carrier_integration_id": t["carrier_integration_id"],
-            "status": t["status"], **{k: config.get(k) for k in CONNECTION_KEYS},
-            "created_at": t["created_at"], "updated_at": t["updated_at"]}
-
-
 @connection.get("/connection")
 async def get_connection(device_id: str, p: Principal = Depends(customer("devices.read")),
                          svc: ServiceContext = Depends(services)) -> dict[str, Any]:
     """Deprecated: use /transports. The device's primary transport in the legacy shape."""
-    return _connection(device_id, await store.primary(svc.db, p.tenant_id, device_id))
+    return await service.connection(svc, p.tenant_id, device_id)
 
 
 @connection.put("/connection")
 async def put_connection(device_id: str, body: ConnectionPut, p: Principal = Depends(customer("devices.update")),
                          svc: ServiceContext = Depends(services)) -> dict[str, Any]:
     """Deprecated: use /transports. Creates or updates the primary transport."""
-    changes = body.changes()
-    connectivity = {k: changes.pop(k) for k in CONNECTION_KEYS if k in changes}
-    if "connection_type" in changes:
-        changes["physical_connectivity"] = changes.pop("connection_type")
-    return _connection(device_id, await store.upsert_primary(svc.db, p.tenant_id, device_id, changes, connectivity))
+    return await service.put_connection(svc, p.tenant_id, device_id, body.changes())
 
 
 @connection.delete("/connection", status_code=204)
 async def delete_connection(device_id: str, p: Principal = Depends(customer("devices.update")),
                             svc: ServiceContext = Depends(services)) -> Response:
     """Deprecated: use /transports. Deletes the primary transport."""
-    await store.delete_primary(svc.db, p.tenant_id, device_id)
+    await service.delete_connection(svc, p.tenant_id, device_id)
     return Response(status_code=204)
 
 

@@ -22,6 +22,11 @@ def page_params(limit: int = Query(50, ge=1, le=MAX_LIMIT), offset: int = Query(
     return PageParams(limit, offset)
 
 
+def one_of(values: tuple[str, ...]) -> str:
+    """A regex accepting exactly one of `values` (a query parameter's allowed values)."""
+    return f"^({'|'.join(values)})$"
+
+
 def page(key: str, items: list, total: int, p: PageParams) -> dict:
     return {key: items, "total": total, "limit": p.limit, "offset": p.offset}
 
@@ -44,6 +49,18 @@ class Update(BaseModel):
         if not fields:
             raise Invalid("nothing to update")
         return fields
+
+
+def set_fields(body: BaseModel, not_null: tuple[str, ...] = ()) -> dict[str, Any]:
+    """A PATCH body's fields that were sent, nested bodies whole (unlike `Update.changes`, which drops
+    a nested body's unset fields); Invalid when none was sent or a `not_null` one is null."""
+    fields = {k: v for k, v in body.model_dump().items() if k in body.model_fields_set}
+    if not fields:
+        raise Invalid("nothing to update")
+    for key in not_null:
+        if key in fields and fields[key] is None:
+            raise Invalid(f"{key} cannot be null")
+    return fields
 
 
 def weekdays(v: list[int]) -> list[int]:

@@ -5,8 +5,11 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from pulse.serve.schemas.common import one_of
+
 ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,127}$"
-DEVICE_STATUSES = ("ACTIVE", "INACTIVE", "SUSPENDED")
+DEVICE_STATUSES = ("ACTIVE", "INACTIVE", "SUSPENDED")  # what a PATCH may set; REVOKED only by decommission
+REGISTRY_STATUSES = (*DEVICE_STATUSES, "REVOKED")
 
 
 class DeviceFields(BaseModel):
@@ -29,7 +32,7 @@ class DeviceCreate(DeviceFields):
 
 
 class DevicePatch(DeviceFields):
-    status: str | None = Field(None, pattern="^(ACTIVE|INACTIVE|SUSPENDED)$")
+    status: str | None = Field(None, pattern=one_of(DEVICE_STATUSES))
 
 
 class DecommissionBody(BaseModel):

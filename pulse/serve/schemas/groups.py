@@ -5,6 +5,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from pulse.domain.tags import MAX_TAG_FILTER
 from pulse.serve.schemas.devices import ID_PATTERN
 from pulse.serve.schemas.tags import Tag
 
@@ -17,7 +18,7 @@ class GroupQuery(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     status: RegistryStatus | None = None
-    tags: list[Tag] | None = Field(None, max_length=20)
+    tags: list[Tag] | None = Field(None, max_length=MAX_TAG_FILTER)
     site_id: str | None = Field(None, pattern=ID_PATTERN)
 
     @field_validator("tags")

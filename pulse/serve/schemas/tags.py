@@ -5,9 +5,8 @@ from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from pulse.storage.tags import MAX_TAGS_PER_DEVICE
+from pulse.domain.tags import MAX_TAGS_PER_DEVICE, TAG_PATTERN
 
-TAG_PATTERN = r"^[A-Za-z0-9_.:/-]{1,64}$"
 Tag = Annotated[str, Field(min_length=1, max_length=64, pattern=TAG_PATTERN)]
 
 

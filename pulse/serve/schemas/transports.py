@@ -10,10 +10,6 @@ from pulse.serve.schemas.templates import IngestionProtocol, PhysicalConnectivit
 
 TransportStatus = Literal["active", "inactive", "failover"]
 
-# connectivity_config keys the legacy connection exposed as columns
-CONNECTION_KEYS = ("carrier_name", "plan_name", "apn", "sim_iccid", "sim_status", "msisdn", "ip_address",
-                   "network_status", "data_limit_mb", "data_used_mb")
-
 
 class TransportCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
@@ -40,7 +36,8 @@ class TransportUpdate(Update):
 
 
 class ConnectionPut(Update):
-    """The legacy connection body; fields map onto the primary transport (null clears a field)."""
+    """The legacy connection body; fields map onto the primary transport (null clears a field).
+    The connectivity fields are `pulse.domain.transports.CONNECTION_KEYS`."""
 
     NOT_NULL = ("ingestion_protocol", "status")
 

@@ -1,0 +1,90 @@
+"""Reading a device's telemetry: the actor's latest values, and the lake plus the rows not yet flushed to it."""
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from typing import Any, Callable, Iterator, Literal, TypeVar
+
+from pulse.domain.sensors import out_of_range
+from pulse.errors import Invalid
+from pulse.pipelines import exports
+from pulse.services.context import ServiceContext
+from pulse.storage import devices as device_store
+from pulse.storage import sensors as sensor_store
+
+T = TypeVar("T")
+
+
+@dataclass
+class History:
+    start: datetime | None
+    end: datetime | None
+    points: list[dict[str, Any]]  # each flagged `out_of_range` against its sensor's declared range
+    sensors: dict[str, dict[str, Any]]  # metadata of the sensors the points (and the asked metric) belong to
+
+
+@dataclass
+class Export:
+    """Either CSV chunks to stream, or a temporary Parquet file the caller deletes once sent."""
+
+    filename: str
+    csv_chunks: Iterator[bytes] | None = None
+    parquet_path: str | None = None
+
+
+def _utc(dt: datetime | None) -> datetime | None:
+    if dt is not None and dt.tzinfo is None:
+        return dt.replace(tzinfo=timezone.utc)
+    return dt
+
+
+def _time_range(start: datetime | None, end: datetime | None) -> tuple[datetime | None, datetime | None]:
+    """Naive times are UTC; an empty range is a client error."""
+    start, end = _utc(start), _utc(end)
+    if start and end and start > end:
+        raise Invalid("start must be before end")
+    return start, end
+
+
+async def _lake_read(ctx: ServiceContext, tenant_id: str, device_id: str, query: Callable[..., T], *args: Any) -> T:
+    """Parquet plus the lake writer's unflushed rows: reads see every acknowledged message."""
+    await device_store.get(ctx.db, tenant_id, device_id)
+    extra = await ctx.runtime.pending_telemetry(tenant_id, device_id)
+    return await asyncio.to_thread(query, tenant_id, device_id, *args, extra=extra)
+
+
+async def latest(ctx: ServiceContext, tenant_id: str, device_id: str) -> dict[str, dict[str, Any]]:
+    """metric -> {"value", "ts_ms"}, as the device actor last saw it."""
+    await device_store.get(ctx.db, tenant_id, device_id)
+    return await ctx.runtime.device_call(tenant_id, device_id, "latest_view")
+
+
+async def metric_names(ctx: ServiceContext, tenant_id: str, device_id: str) -> list[str]:
+    return await _lake_read(ctx, tenant_id, device_id, ctx.lake.metrics)
+
+
+async def recent(ctx: ServiceContext, tenant_id: str, device_id: str, limit: int) -> list[dict[str, Any]]:
+    return await _lake_read(ctx, tenant_id, device_id, ctx.lake.recent, limit)
+
+
+async def history(ctx: ServiceContext, tenant_id: str, device_id: str, metric: str | None, start: datetime | None,
+                  end: datetime | None, limit: int) -> History:
+    start, end = _time_range(start, end)
+    rows = await _lake_read(ctx, tenant_id, device_id, ctx.lake.history, metric, start, end, limit)
+    sensors = await sensor_store.sensor_metadata(ctx.db, tenant_id, device_id)
+    for row in rows:
+        row["out_of_range"] = out_of_range(row["value"], sensors.get(row["metric"]))
+    shown = {r["metric"] for r in rows} | ({metric} if metric else set())
+    return History(start, end, rows, {m: sensors[m] for m in sorted(shown) if m in sensors})
+
+
+async def export(ctx: ServiceContext, tenant_id: str, device_id: str, format: Literal["csv", "parquet"],
+                 metric: str | None, start: datetime | None, end: datetime | None) -> Export:
+    """Every row in [start, end), batch by batch: memory stays flat whatever the range."""
+    start, end = _time_range(start, end)
+    reader = await _lake_read(ctx, tenant_id, device_id, ctx.lake.export, metric, start, end)
+    filename = f"{device_id}-telemetry.{format}"
+    if format == "csv":
+        return Export(filename, csv_chunks=exports.csv_chunks(reader))
+    return Export(filename, parquet_path=await asyncio.to_thread(exports.parquet_file, reader))

@@ -38,7 +38,7 @@ from pulse.storage import maintenance
 from pulse.config.settings import Settings
 from pulse.errors import Invalid
 from pulse.integrations.channels import CHANNELS, DeliveryContext, DeliveryResult, Message, parse_config
-from pulse.integrations.channels.base import EVENTS, TEST_EVENT
+from pulse.domain.channels import EVENTS, TEST_EVENT
 from pulse.integrations.channels.mqtt import MqttPublisher
 from pulse.storage import notifications as store
 from pulse.storage.db import Database, utcnow

@@ -40,7 +40,7 @@ from pulse.storage import groups, maintenance
 from pulse.config.settings import Settings
 from pulse.errors import Invalid
 from pulse.integrations.channels import CHANNELS, DeliveryContext, DeliveryResult, Message, parse_config
-from pulse.integrations.channels.base import EVENTS, TEST_EVENT
+from pulse.domain.channels import EVENTS, TEST_EVENT
 from pulse.mqtt.endpoint import service_endpoint
 from pulse.mqtt.publisher import MqttPublisher
 from pulse.storage import notifications as store

@@ -1,6 +1,7 @@
 """Alerts and their transition history. Writes come only from the tenant host (one writer per tenant)."""
 from __future__ import annotations
 
+from collections import Counter, defaultdict
 from datetime import datetime, timezone
 from typing import Any
 
@@ -127,8 +128,6 @@ async def get(db: Database, tenant_id: str, alert_id: int) -> dict[str, Any]:
 
 async def trend(db: Database, tenant_id: str, start: datetime, end: datetime, bucket_s: int) -> list[dict[str, Any]]:
     """Alerts opened per bucket in [start, end), counted by severity and by current status."""
-    from collections import Counter, defaultdict
-
     by_sev: dict[int, Counter] = defaultdict(Counter)
     by_status: dict[int, Counter] = defaultdict(Counter)
     t0 = int(start.timestamp())

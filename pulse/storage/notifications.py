@@ -1,10 +1,11 @@
 """Notification channels, routing rules and delivery jobs of a tenant (docs/notifications.md).
 
-Channel secrets are split from the plain config on the way in (pulse.integrations.channels) and
-stored as one Fernet token (pulse.storage.secrets); reads return masks, only the delivery path
-(`channel_for_delivery`, `channels_for_delivery`) decrypts. Jobs are written by the Notifier:
-`insert_jobs` is idempotent on (tenant, alert, channel, event, occurrence) and `claim_due` hands
-each due job to one sender at a time.
+A channel is stored as it comes from pulse.services.notifications: its plain `config` (secrets
+masked) and its secrets sealed as one Fernet token (pulse.storage.secrets); which fields are
+secret is the channels' business, not the store's. Reads return the masked config; only the
+delivery path (`channel_for_delivery`, `channels_for_delivery`) decrypts. Jobs are written by
+the Notifier: `insert_jobs` is idempotent on (tenant, alert, channel, event, occurrence) and
+`claim_due` hands each due job to one sender at a time.
 """
 from __future__ import annotations
 
@@ -15,8 +16,8 @@ from typing import Any, Iterable
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from pulse.domain.channels import COMPLETED, FAILED, JOB_STATUSES, PENDING, PROCESSING
 from pulse.errors import Conflict, Invalid, NotFound
-from pulse.integrations.channels import canonical, merge_secrets, split_secrets
 from pulse.storage.db import Database, count, insert_missing, utcnow
 from pulse.storage.secrets import SecretBox, SecretsUnreadable
 from pulse.storage.tables import notification_channels as channels
@@ -24,8 +25,6 @@ from pulse.storage.tables import notification_jobs as jobs
 from pulse.storage.tables import notification_log as log_table
 from pulse.storage.tables import notification_routing_rules as routing_rules
 
-PENDING, PROCESSING, COMPLETED, FAILED = "PENDING", "PROCESSING", "COMPLETED", "FAILED"
-JOB_STATUSES = (PENDING, PROCESSING, COMPLETED, FAILED)
 ACTIVE = (PENDING, PROCESSING)
 RULE_FIELDS = ("name", "enabled", "priority", "stop", "channel_ids", "min_severity", "alert_types", "rule_ids",
                "device_ids", "group_ids", "tags", "site_ids", "events", "active_hours", "throttle_minutes")
@@ -45,12 +44,6 @@ async def _channel_row(conn: AsyncConnection, tenant_id: str, channel_id: str) -
     if row is None:
         raise NotFound(f"notification channel {channel_id} not found")
     return row
-
-
-def _sealed(box: SecretBox, channel_type: str, raw_config: dict[str, Any]) -> dict[str, Any]:
-    """Validated config -> the `config` and `secrets` column values."""
-    plain, secret = split_secrets(channel_type, canonical(channel_type, raw_config))
-    return {"config": plain, "secrets": box.encrypt(secret) if secret else None}
 
 
 def _name_taken(name: str) -> Conflict:
@@ -73,34 +66,32 @@ async def get_channel(db: Database, tenant_id: str, channel_id: str) -> dict[str
         return _public_channel(await _channel_row(conn, tenant_id, channel_id))
 
 
-async def create_channel(db: Database, box: SecretBox, tenant_id: str, fields: dict[str, Any]) -> dict[str, Any]:
+async def create_channel(db: Database, tenant_id: str, fields: dict[str, Any]) -> dict[str, Any]:
+    """`fields["config"]` is the plain config, `fields["secrets"]` the sealed secrets (or None)."""
     now, channel_id = utcnow(), str(uuid.uuid4())
-    values = _sealed(box, fields["channel_type"], fields["config"])
     async with db.begin() as conn:
         try:
             await conn.execute(channels.insert().values(
                 channel_id=channel_id, tenant_id=tenant_id, name=fields["name"], channel_type=fields["channel_type"],
                 enabled=fields.get("enabled", True), rate_limit_per_minute=fields.get("rate_limit_per_minute"),
-                created_at=now, updated_at=now, **values))
+                config=fields["config"], secrets=fields["secrets"], created_at=now, updated_at=now))
         except sa.exc.IntegrityError:
             raise _name_taken(fields["name"]) from None
     return await get_channel(db, tenant_id, channel_id)
 
 
-async def update_channel(db: Database, box: SecretBox, tenant_id: str, channel_id: str,
-                         fields: dict[str, Any]) -> dict[str, Any]:
-    """A partial update; a given `config` replaces the old one, except for secrets it leaves out or masks."""
-    async with db.begin() as conn:
+async def sealed_secrets(db: Database, tenant_id: str, channel_id: str) -> tuple[str, str | None]:
+    """(channel type, sealed secrets) of a channel: what an update's new config is merged with."""
+    async with db.connect() as conn:
         row = await _channel_row(conn, tenant_id, channel_id)
-        if fields.get("channel_type", row.channel_type) != row.channel_type:
-            raise Conflict("a channel's type is fixed: create a new channel for another type")
-        values = {k: fields[k] for k in ("name", "enabled", "rate_limit_per_minute") if k in fields}
-        if "config" in fields:
-            try:
-                stored = box.decrypt(row.secrets)
-            except SecretsUnreadable:
-                stored = {}  # the key was lost: every secret has to be sent again
-            values.update(_sealed(box, row.channel_type, merge_secrets(row.channel_type, fields["config"], stored)))
+    return row.channel_type, row.secrets
+
+
+async def update_channel(db: Database, tenant_id: str, channel_id: str, fields: dict[str, Any]) -> dict[str, Any]:
+    """A partial update of name, enabled, rate limit and (together) plain `config` and sealed `secrets`."""
+    values = {k: fields[k] for k in ("name", "enabled", "rate_limit_per_minute", "config", "secrets") if k in fields}
+    async with db.begin() as conn:
+        await _channel_row(conn, tenant_id, channel_id)
         try:
             await conn.execute(channels.update().where(channels.c.channel_id == channel_id)
                                .values(updated_at=utcnow(), **values))

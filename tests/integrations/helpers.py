@@ -16,6 +16,7 @@ import pytest
 
 from pulse.services.notifier import Notifier
 from pulse.config.settings import Settings
+from pulse.services import notifications as service
 from pulse.storage import notifications as store
 from pulse.storage import tenants
 from tests.broker.fixtures import free_port
@@ -148,7 +149,7 @@ def sample_alert(alert_id: int = 1, **fields: Any) -> dict[str, Any]:
 
 async def make_channel(notifier: Notifier, channel_type: str, config: dict[str, Any], tenant: str = "acme",
                        **fields: Any) -> dict[str, Any]:
-    return await store.create_channel(notifier.db, notifier.box, tenant, {
+    return await service.create_channel(notifier.db, notifier.settings, tenant, {
         "name": f"{channel_type}-{uuid.uuid4().hex[:6]}", "channel_type": channel_type, "config": config, **fields})
 
 

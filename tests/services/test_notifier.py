@@ -12,6 +12,7 @@ from cryptography.fernet import Fernet
 from pulse.domain.windows import in_window
 from pulse.services.notifier import match_rules
 from pulse.errors import Invalid
+from pulse.services import notifications as service
 from pulse.storage import notifications as store
 from pulse.storage.db import utcnow
 from pulse.storage.secrets import SecretBox
@@ -292,7 +293,7 @@ async def test_a_disabled_channel_gets_nothing_more(notifier, http_targets):
     target = await http_targets()
     ch = await make_channel(notifier, "webhook", {"url": target.url})
     await notifier.enqueue("acme", sample_alert(), "OPEN", [ch["channel_id"]], now=T0)
-    await store.update_channel(notifier.db, notifier.box, "acme", ch["channel_id"], {"enabled": False})
+    await service.update_channel(notifier.db, notifier.settings, "acme", ch["channel_id"], {"enabled": False})
     await notifier.run_due(now=T0)
     [job] = await jobs_of(notifier)
     assert (job["status"], job["last_error"]) == ("FAILED", "channel disabled") and target.requests == []

@@ -10,8 +10,9 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from pulse.errors import Invalid
+from pulse.domain.channels import CHANNEL_TYPES
 from pulse.domain.masking import is_masked, mask
+from pulse.errors import Invalid
 from pulse.integrations.channels.base import Channel, ChannelConfig, DeliveryContext, DeliveryResult, Message
 from pulse.integrations.channels.email import EmailChannel
 from pulse.integrations.channels.mqtt import MqttChannel
@@ -24,7 +25,7 @@ from pulse.integrations.channels.webhook import WebhookChannel
 CHANNELS: dict[str, Channel] = {c.type: c for c in (
     WebhookChannel(), EmailChannel(), SlackChannel(), TeamsChannel(), PagerDutyChannel(), MqttChannel(),
     TelemetronChannel())}
-CHANNEL_TYPES = tuple(CHANNELS)
+assert tuple(CHANNELS) == CHANNEL_TYPES, "pulse.domain.channels.CHANNEL_TYPES names each implementation once, in order"
 
 __all__ = ["CHANNELS", "CHANNEL_TYPES", "Channel", "ChannelConfig", "DeliveryContext", "DeliveryResult", "Message",
            "canonical", "channel", "parse_config", "split_secrets", "merge_secrets", "masked"]

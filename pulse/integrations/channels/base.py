@@ -22,11 +22,10 @@ from urllib.parse import urlsplit
 import httpx
 from pydantic import BaseModel, ConfigDict
 
+from pulse.domain.channels import TEST_EVENT
 from pulse.domain.severity import severity_label
 from pulse.mqtt.publisher import MqttPublisher
 
-EVENTS = ("OPEN", "ACKNOWLEDGED", "CLOSED", "ESCALATED")
-TEST_EVENT = "TEST"
 EVENT_TITLES = {"OPEN": "Alert opened", "ACKNOWLEDGED": "Alert acknowledged", "CLOSED": "Alert closed",
                 "ESCALATED": "Alert escalated", TEST_EVENT: "Test notification"}
 # The colour of a severity in chat cards (Slack attachments, Teams themeColor).

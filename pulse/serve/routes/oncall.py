@@ -1,59 +1,56 @@
-"""On-call schedules, layers, overrides and who is on call (HTTP only: parse, authorize, call storage)."""
+"""On-call schedules, layers, overrides and who is on call (HTTP only: parse, authorize, call the service)."""
 from __future__ import annotations
 
-from datetime import timedelta
 from typing import Any
 
 from fastapi import APIRouter, Depends, Query, Response
 from pydantic import AwareDatetime
 
-from pulse.serve.deps import services
-from pulse.services.context import ServiceContext
 from pulse.serve.auth import Principal, customer
+from pulse.serve.deps import services
 from pulse.serve.schemas.common import PageParams, page, page_params
 from pulse.serve.schemas.oncall import LayerCreate, LayerUpdate, OverrideCreate, ScheduleCreate, ScheduleUpdate
-from pulse.storage import oncall as store
-from pulse.storage.db import utcnow
+from pulse.services import oncall as service
+from pulse.services.context import ServiceContext
 
 router = APIRouter(prefix="/api/v1/customer/oncall-schedules", tags=["on-call schedules"])
 
 READ = customer("oncall.read")
 LAYERS_WRITE = customer("oncall.layers.write")
 OVERRIDES_WRITE = customer("oncall.overrides.write")
-DEFAULT_TIMELINE = timedelta(days=14)
 
 
 @router.get("")
 async def list_schedules(pg: PageParams = Depends(page_params), p: Principal = Depends(READ),
                          svc: ServiceContext = Depends(services)) -> dict[str, Any]:
     """By name, each with its layers by priority."""
-    items, total = await store.list_schedules(svc.db, p.tenant_id, pg.limit, pg.offset)
+    items, total = await service.list_schedules(svc.db, p.tenant_id, pg.limit, pg.offset)
     return page("schedules", items, total, pg)
 
 
 @router.post("", status_code=201)
 async def create_schedule(body: ScheduleCreate, p: Principal = Depends(customer("oncall.create")),
                           svc: ServiceContext = Depends(services)) -> dict[str, Any]:
-    return await store.create_schedule(svc.db, p.tenant_id, body.model_dump())
+    return await service.create_schedule(svc.db, p.tenant_id, body.model_dump())
 
 
 @router.get("/{schedule_id}")
 async def get_schedule(schedule_id: str, p: Principal = Depends(READ),
                        svc: ServiceContext = Depends(services)) -> dict[str, Any]:
-    return await store.get_schedule(svc.db, p.tenant_id, schedule_id)
+    return await service.get_schedule(svc.db, p.tenant_id, schedule_id)
 
 
 @router.put("/{schedule_id}")
 async def update_schedule(schedule_id: str, body: ScheduleUpdate, p: Principal = Depends(customer("oncall.update")),
                           svc: ServiceContext = Depends(services)) -> dict[str, Any]:
     """A partial update: fields left out stay as they are."""
-    return await store.update_schedule(svc.db, p.tenant_id, schedule_id, body.changes())
+    return await service.update_schedule(svc.db, p.tenant_id, schedule_id, body.changes())
 
 
 @router.delete("/{schedule_id}", status_code=204)
 async def delete_schedule(schedule_id: str, p: Principal = Depends(customer("oncall.delete")),
                           svc: ServiceContext = Depends(services)) -> Response:
-    await store.delete_schedule(svc.db, p.tenant_id, schedule_id)
+    await service.delete_schedule(svc.db, p.tenant_id, schedule_id)
     return Response(status_code=204)
 
 
@@ -61,20 +58,20 @@ async def delete_schedule(schedule_id: str, p: Principal = Depends(customer("onc
 @router.post("/{schedule_id}/layers", status_code=201)
 async def add_layer(schedule_id: str, body: LayerCreate, p: Principal = Depends(LAYERS_WRITE),
                     svc: ServiceContext = Depends(services)) -> dict[str, Any]:
-    return await store.add_layer(svc.db, p.tenant_id, schedule_id, body.model_dump())
+    return await service.add_layer(svc.db, p.tenant_id, schedule_id, body.model_dump())
 
 
 @router.put("/{schedule_id}/layers/{layer_id}")
 async def update_layer(schedule_id: str, layer_id: str, body: LayerUpdate, p: Principal = Depends(LAYERS_WRITE),
                        svc: ServiceContext = Depends(services)) -> dict[str, Any]:
     """A partial update, checked as a whole with the stored layer."""
-    return await store.update_layer(svc.db, p.tenant_id, schedule_id, layer_id, body.changes())
+    return await service.update_layer(svc.db, p.tenant_id, schedule_id, layer_id, body.changes())
 
 
 @router.delete("/{schedule_id}/layers/{layer_id}", status_code=204)
 async def delete_layer(schedule_id: str, layer_id: str, p: Principal = Depends(LAYERS_WRITE),
                        svc: ServiceContext = Depends(services)) -> Response:
-    await store.delete_layer(svc.db, p.tenant_id, schedule_id, layer_id)
+    await service.delete_layer(svc.db, p.tenant_id, schedule_id, layer_id)
     return Response(status_code=204)
 
 
@@ -85,7 +82,7 @@ async def list_overrides(schedule_id: str,
                          end: AwareDatetime | None = Query(None, description="only overrides starting before this"),
                          pg: PageParams = Depends(page_params), p: Principal = Depends(READ),
                          svc: ServiceContext = Depends(services)) -> dict[str, Any]:
-    items, total = await store.list_overrides(svc.db, p.tenant_id, schedule_id, start=start, end=end,
+    items, total = await service.list_overrides(svc.db, p.tenant_id, schedule_id, start=start, end=end,
                                               limit=pg.limit, offset=pg.offset)
     return page("overrides", items, total, pg)
 
@@ -94,13 +91,13 @@ async def list_overrides(schedule_id: str,
 async def create_override(schedule_id: str, body: OverrideCreate, p: Principal = Depends(OVERRIDES_WRITE),
                           svc: ServiceContext = Depends(services)) -> dict[str, Any]:
     """Where overrides overlap, the one created last wins."""
-    return await store.create_override(svc.db, p.tenant_id, schedule_id, body.model_dump(), created_by=p.sub)
+    return await service.create_override(svc.db, p.tenant_id, schedule_id, body.model_dump(), created_by=p.sub)
 
 
 @router.delete("/{schedule_id}/overrides/{override_id}", status_code=204)
 async def delete_override(schedule_id: str, override_id: str, p: Principal = Depends(OVERRIDES_WRITE),
                           svc: ServiceContext = Depends(services)) -> Response:
-    await store.delete_override(svc.db, p.tenant_id, schedule_id, override_id)
+    await service.delete_override(svc.db, p.tenant_id, schedule_id, override_id)
     return Response(status_code=204)
 
 
@@ -109,12 +106,11 @@ async def delete_override(schedule_id: str, override_id: str, p: Principal = Dep
 async def current(schedule_id: str, at: AwareDatetime | None = Query(None, description="default: now"),
                   p: Principal = Depends(READ), svc: ServiceContext = Depends(services)) -> dict[str, Any]:
     """Who is on call at `at`: `on_call` / `responders` (final), and each layer's own rotation."""
-    return await store.current(svc.db, p.tenant_id, schedule_id, at or utcnow())
+    return await service.current(svc.db, p.tenant_id, schedule_id, at)
 
 
 @router.get("/{schedule_id}/timeline")
 async def timeline(schedule_id: str, start: AwareDatetime | None = Query(None, description="default: now"),
                    end: AwareDatetime | None = Query(None, description="default: start + 14 days; at most 60 days"),
                    p: Principal = Depends(READ), svc: ServiceContext = Depends(services)) -> dict[str, Any]:
-    start = start or utcnow()
-    return await store.timeline(svc.db, p.tenant_id, schedule_id, start, end or start + DEFAULT_TIMELINE)
+    return await service.timeline(svc.db, p.tenant_id, schedule_id, start, end)

@@ -126,23 +126,6 @@ ALL_TYPE_FIELDS = set().union(*TYPE_FIELDS.values())
 assert set(TYPE_FIELDS) == set(RULE_TYPES) and set(AGGREGATIONS) == {"avg", "min", "max", "count", "sum"}
 
 
-def rule_document(row: dict[str, Any]) -> dict[str, Any]:
-    """A stored rule back in RuleCreate's shape (PATCH merges into it and re-validates)."""
-    cfg = row.get("config") or {}
-    doc: dict[str, Any] = {k: row[k] for k in ("name", "description", "rule_type", "severity", "duration_seconds",
-                                               "device_ids", "auto_resolve", "enabled", "escalation_policy_id")}
-    doc.update({k: v for k, v in cfg.items() if k not in ("conditions", "scope", "match", "applied_from")})
-    doc.update(cfg.get("scope") or {})
-    conds = cfg.get("conditions") or [{"metric": row["metric"], "operator": row["operator"], "threshold": row["threshold"]}]
-    if row["rule_type"] == "threshold" and len(conds) > 1:
-        doc.update(conditions=conds, match=cfg.get("match", "all"))
-    elif row["rule_type"] == "telemetry_gap" or row["rule_type"] == "anomaly":
-        doc["metric"] = conds[0]["metric"]
-    else:
-        doc.update(metric=conds[0]["metric"], operator=conds[0]["operator"], threshold=conds[0]["threshold"])
-    return doc
-
-
 class ApplyTemplates(BaseModel):
     model_config = ConfigDict(extra="forbid")
 

@@ -1,7 +1,8 @@
 """HTTP bodies of notification channels and routing rules.
 
-A channel's `config` is checked against its type's model in pulse.integrations.channels (by the
-store, after write-only secrets an update left out are filled in), so here it is a plain object.
+A channel's `config` is checked against its type's model in pulse.integrations.channels (by
+pulse.services.notifications, after write-only secrets an update left out are filled in), so
+here it is a plain object.
 """
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, AliasChoices, BaseModel, BeforeValidator, ConfigDict, Field, field_validator, model_validator
 
+from pulse.domain.channels import CHANNEL_TYPES, EVENTS, JOB_STATUSES
 from pulse.domain.severity import MAX_SEVERITY, MIN_SEVERITY, parse_severity
 from pulse.domain.timezones import check_zone
 from pulse.domain.windows import HHMM_PATTERN
@@ -16,9 +18,9 @@ from pulse.serve.schemas.devices import ID_PATTERN
 from pulse.serve.schemas.tags import Tag
 from pulse.serve.schemas.common import Update
 
-ChannelType = Literal["webhook", "email", "slack", "teams", "pagerduty", "mqtt", "telemetron"]
-Event = Literal["OPEN", "ACKNOWLEDGED", "CLOSED", "ESCALATED"]
-JobStatus = Literal["PENDING", "PROCESSING", "COMPLETED", "FAILED"]
+ChannelType = Literal[CHANNEL_TYPES]
+Event = Literal[EVENTS]
+JobStatus = Literal[JOB_STATUSES]
 Day = Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
 MAX_LIST = 100
 

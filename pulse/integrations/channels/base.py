@@ -23,6 +23,7 @@ import httpx
 from pydantic import BaseModel, ConfigDict
 
 from pulse.domain.rules import SEVERITY_LABELS
+from pulse.domain.urls import http_url  # noqa: F401  (channels validate their URLs with it)
 
 if TYPE_CHECKING:
     from pulse.integrations.channels.mqtt import MqttPublisher
@@ -35,20 +36,6 @@ EVENT_TITLES = {"OPEN": "Alert opened", "ACKNOWLEDGED": "Alert acknowledged", "C
 SEVERITY_COLORS = {1: "2EB67D", 2: "ECB22E", 3: "F2A33A", 4: "E8590C", 5: "E01E5A"}
 USER_AGENT = "Pulse-Notifier/1"
 _ERROR_MAX = 500
-
-
-def http_url(value: str) -> str:
-    """An absolute http(s) URL with a host; anything else (file:, ftp:, relative) is refused."""
-    if not isinstance(value, str) or len(value) > 2000 or any(c.isspace() for c in value):
-        raise ValueError("must be an http or https URL")
-    parts = urlsplit(value)
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise ValueError("must be an http or https URL")
-    try:
-        parts.port
-    except ValueError:
-        raise ValueError("invalid port in URL") from None
-    return value
 
 
 class ChannelConfig(BaseModel):

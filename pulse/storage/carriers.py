@@ -15,7 +15,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from pulse.domain.carriers import FAILED, PENDING, SECRET_FIELDS, SUCCEEDED
+from pulse.domain.carriers import PENDING, SECRET_FIELDS
 from pulse.domain.masking import mask
 from pulse.errors import Conflict, Invalid, NotFound
 from pulse.storage.db import Database, count, utcnow

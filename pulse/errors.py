@@ -28,3 +28,21 @@ class Unauthorized(PulseError):
 
 class Invalid(PulseError):
     status_code = 422
+
+
+class Unsupported(PulseError):
+    """The operation exists, but not for this case (e.g. a carrier without diagnostics)."""
+
+    status_code = 501
+
+
+class BadGateway(PulseError):
+    """An external service Pulse relies on answered wrongly or refused Pulse's credentials."""
+
+    status_code = 502
+
+
+class ServiceUnavailable(PulseError):
+    """An external service Pulse relies on cannot be reached now; trying again later may work."""
+
+    status_code = 503

@@ -18,12 +18,12 @@ from urllib.parse import quote
 import httpx
 from pydantic import BaseModel, ConfigDict, Field
 
+from pulse.domain.telemetron import device_payload
 from pulse.integrations.http import RetryPolicy, Unavailable, send
 
-DEFAULT_BASE_URL = "https://admin.telemetron.ai/api/ext-v1"
 Priority = Literal["low", "medium", "high", "urgent"]
 
-__all__ = ["DEFAULT_BASE_URL", "CustomerUpsert", "DeviceAssignment", "DeviceUnassignment", "DeviceUpsert",
+__all__ = ["CustomerUpsert", "DeviceAssignment", "DeviceUnassignment", "DeviceUpsert",
            "DevicesAssignment", "DevicesUnassignment", "TelemetronAuthError", "TelemetronClient", "TelemetronError",
            "TicketCreate", "TicketMessage", "Unavailable", "device_record"]
 
@@ -101,14 +101,8 @@ class TicketCreate(_Body):
 
 
 def device_record(device: Mapping[str, Any]) -> DeviceUpsert:
-    """A Pulse device row -> the Telemetron device (identifier = Pulse device_id, full properties:
-    Telemetron replaces the properties object, so every send carries all of them)."""
-    props = {"platformDeviceId": device["device_id"], "name": device.get("name"), "model": device.get("model"),
-             "manufacturer": device.get("manufacturer"), "serialNumber": device.get("serial_number"),
-             "firmwareVersion": device.get("fw_version"), "siteId": device.get("site_id"),
-             "status": device.get("status"), "metadata": device.get("metadata") or {}}
-    return DeviceUpsert(identifier=device["device_id"], type=device.get("model") or "device",
-                        properties={k: v for k, v in props.items() if v is not None})
+    """A Pulse device row -> the Telemetron device, validated (the mapping: pulse.domain.telemetron)."""
+    return DeviceUpsert.model_validate(device_payload(device))
 
 
 def _fields(body: Any) -> dict[str, Any]:

@@ -7,7 +7,7 @@ from fastapi import Depends, Request
 
 from pulse.domain.permissions import CUSTOMER_ROLES, Principal
 from pulse.errors import Forbidden, Unauthorized
-from pulse.storage import audit
+from pulse.services import audit
 
 COOKIE = "pulse_session"
 
@@ -46,9 +46,9 @@ def operator(permission: str = "operator.read") -> Callable[..., Any]:
         if not p.is_operator or permission not in p.permissions:
             raise Forbidden(f"operator endpoints need the {permission} permission")
         await audit.record_operator_access(
-            request.app.state.services.db, user_id=p.sub, role=p.role, method=request.method,
-            path=str(request.url.path), tenant_filter=request.query_params.get("tenant_id"),
-            ip=request.client.host if request.client else None, user_agent=request.headers.get("user-agent"))
+            request.app.state.services.db, p, method=request.method, path=str(request.url.path),
+            tenant_filter=request.query_params.get("tenant_id"), ip=request.client.host if request.client else None,
+            user_agent=request.headers.get("user-agent"))
         return p
 
     return dep

@@ -28,6 +28,7 @@ import httpx
 from pydantic import ValidationError
 
 from pulse.config.settings import Settings
+from pulse.domain.telemetron import ASSIGN, TOPIC, UNASSIGN, UPSERT_CUSTOMER, UPSERT_DEVICE
 from pulse.integrations.http import RetryPolicy, Unavailable
 from pulse.integrations.telemetron import (CustomerUpsert, DeviceAssignment, DeviceUnassignment, DeviceUpsert,
                                            TelemetronAuthError, TelemetronClient, TelemetronError)
@@ -81,7 +82,7 @@ class TelemetronSync:
         """Send what is due (of one tenant, or all); returns the rows delivered."""
         async with self._lock:
             now = self.clock()
-            with_work = await outbox.tenants_with_pending(self.db, store.TOPIC)
+            with_work = await outbox.tenants_with_pending(self.db, TOPIC)
             todo = [i for i in await store.enabled_integrations(self.db, self.box, tenant_id)
                     if i["tenant_id"] in with_work and not self._paused(i, now)]
             limit = asyncio.Semaphore(TENANTS_IN_PARALLEL)
@@ -133,7 +134,7 @@ class TelemetronSync:
                                      "secrets_key: send it again", now)
             return 0
         queues: dict[str, list[dict[str, Any]]] = {}
-        for row in await outbox.pending(self.db, store.TOPIC, tenant_id, self.settings.telemetron_batch_size, now):
+        for row in await outbox.pending(self.db, TOPIC, tenant_id, self.settings.telemetron_batch_size, now):
             queues.setdefault(row["aggregate_id"], []).append(row)
         due = list(queues.values())
         if not due:
@@ -194,16 +195,16 @@ class TelemetronSync:
     async def _apply(self, client: TelemetronClient, tenant_id: str, row: Mapping[str, Any]) -> None:
         op, p = row["operation"], row["payload"]
         try:
-            if op == store.UPSERT_CUSTOMER:
+            if op == UPSERT_CUSTOMER:
                 await self._upsert_customer(client, tenant_id, p)
-            elif op == store.UPSERT_DEVICE:
+            elif op == UPSERT_DEVICE:
                 await client.upsert_device(DeviceUpsert.model_validate(p))
-            elif op == store.ASSIGN:
+            elif op == ASSIGN:
                 result = await client.assign_device_to_owners(DeviceAssignment(
                     deviceIdentifier=p["device_identifier"], customerEmails=p["emails"], autoCreateDevice=True,
                     deviceType=p["device_type"]))
                 await self._remember_assigned(tenant_id, result)
-            elif op == store.UNASSIGN:
+            elif op == UNASSIGN:
                 await self._unassign(client, p)
             else:
                 raise TelemetronError(None, f"unknown outbox operation {op!r}")

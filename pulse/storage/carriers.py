@@ -15,8 +15,9 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from pulse.errors import Conflict, Invalid, NotFound
+from pulse.domain.carriers import PENDING, SECRET_FIELDS
 from pulse.domain.masking import mask
+from pulse.errors import Conflict, Invalid, NotFound
 from pulse.storage.db import Database, count, utcnow
 from pulse.storage.secrets import SecretBox, SecretsUnreadable
 from pulse.storage.tables import carrier_audit_log as audit_log
@@ -27,10 +28,8 @@ from pulse.storage.tables import carrier_requests as requests
 from pulse.storage.tables import carrier_usage_snapshots as snapshots
 from pulse.storage.tables import devices, tenants
 
-SECRET_FIELDS = ("api_key", "api_secret", "username", "password")
 PLAIN_FIELDS = ("display_name", "enabled", "sync_enabled", "sync_interval_minutes", "api_base_url", "account_id",
                 "config")
-PENDING, SUCCEEDED, FAILED = "pending", "succeeded", "failed"
 LINK_STATE_FIELDS = ("iccid", "sim_status", "network_status", "network_type", "ip_address", "signal_strength",
                      "msisdn", "plan", "last_connection")
 LINK_USAGE_FIELDS = ("data_used_bytes", "data_limit_bytes", "sms_count", "billing_cycle_start", "billing_cycle_end")

@@ -1,15 +1,16 @@
 """Device owners: a tenant's end customers (kept by e-mail) and which devices each one owns.
 
 `replace_owners` sets a device's owners in one transaction; a transfer is a replace with another
-set. The same transaction writes the Telemetron outbox rows the change implies
-(`pulse.storage.telemetron.owners_changed`), so an owner change and its sync commit together.
+set. The caller's `on_change` runs in that transaction with what changed: the owners service
+passes `pulse.storage.telemetron.owners_changed`, so an owner change and its Telemetron outbox
+rows commit together (the Telemetron store builds on owners, never the other way round).
 A customer's profile is shared by all the devices they own: a replace updates the fields it
 gives (name always; phone and address when sent) and leaves the others as stored.
 """
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from datetime import datetime
 from typing import Any
 
@@ -20,8 +21,9 @@ from pulse.errors import Conflict, NotFound
 from pulse.storage.db import Database, utcnow
 from pulse.storage.tables import device_owners, devices, end_customers
 
-MAX_OWNERS = 20
 PROFILE = ("name", "phone", "address")
+# (conn, tenant_id, device_id, customers to sync, e-mails removed, e-mails added), in the replace's transaction
+OwnersChanged = Callable[[AsyncConnection, str, str, list[dict[str, Any]], list[str], list[str]], Awaitable[Any]]
 
 
 async def owners_by_device(conn: AsyncConnection, tenant_id: str,
@@ -76,19 +78,18 @@ async def _upsert_customer(conn: AsyncConnection, tenant_id: str, owner: dict[st
     return current, bool(changes)
 
 
-async def replace_owners(db: Database, tenant_id: str, device_id: str,
-                         owners: list[dict[str, Any]]) -> list[dict[str, Any]]:
+async def replace_owners(db: Database, tenant_id: str, device_id: str, owners: list[dict[str, Any]],
+                         on_change: OwnersChanged) -> list[dict[str, Any]]:
     """Make `owners` (validated: unique lower-case e-mails, at most MAX_OWNERS) the device's owners."""
     try:
-        await _replace(db, tenant_id, device_id, owners)
+        await _replace(db, tenant_id, device_id, owners, on_change)
     except sa.exc.IntegrityError:  # a concurrent replace created one of these customers first
         raise Conflict("the owners of this device or their customers changed concurrently; try again") from None
     return await list_owners(db, tenant_id, device_id)
 
 
-async def _replace(db: Database, tenant_id: str, device_id: str, owners: list[dict[str, Any]]) -> None:
-    from pulse.storage import telemetron  # the Telemetron sync builds on owners, not vice versa
-
+async def _replace(db: Database, tenant_id: str, device_id: str, owners: list[dict[str, Any]],
+                   on_change: OwnersChanged) -> None:
     now = utcnow()
     async with db.begin() as conn:
         # Touching the device row first takes its lock: owner and device changes of one device
@@ -109,9 +110,8 @@ async def _replace(db: Database, tenant_id: str, device_id: str, owners: list[di
         kept = {c["email"] for c in customers}
         removed = [email for email in before if email not in kept]
         sync_ids = {c["customer_id"] for c in changed + added}
-        await telemetron.owners_changed(conn, tenant_id, device_id,
-                                        [c for c in customers if c["customer_id"] in sync_ids],
-                                        removed, [c["email"] for c in added])
+        await on_change(conn, tenant_id, device_id, [c for c in customers if c["customer_id"] in sync_ids],
+                        removed, [c["email"] for c in added])
 
 
 async def _store_links(conn: AsyncConnection, tenant_id: str, device_id: str, before: dict[str, dict[str, Any]],

@@ -22,30 +22,19 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from pulse.errors import Invalid, NotFound
 from pulse.domain.masking import is_masked, mask
-from pulse.integrations.telemetron import DEFAULT_BASE_URL, device_record
+from pulse.domain.telemetron import (DEFAULT_BASE_URL, TOPIC, UPSERT_CUSTOMER, UPSERT_DEVICE, assign,
+                                     customer_payload, device_payload, unassign)
+from pulse.errors import Invalid, NotFound
 from pulse.storage import outbox, owners
 from pulse.storage.db import Database, upsert, utcnow
 from pulse.storage.secrets import SecretBox, SecretsUnreadable
 from pulse.storage.tables import devices, end_customers, telemetron_customers, telemetron_integrations
 
-TOPIC = "telemetron"
-UPSERT_CUSTOMER, UPSERT_DEVICE, ASSIGN, UNASSIGN = "upsert_customer", "upsert_device", "assign", "unassign"
-OPERATIONS = (UPSERT_CUSTOMER, UPSERT_DEVICE, ASSIGN, UNASSIGN)
 _integrations = telemetron_integrations
 
 
-# ---- outbox rows -------------------------------------------------------------------------------
-def customer_payload(customer: Mapping[str, Any]) -> dict[str, Any]:
-    return {k: customer.get(k) for k in ("customer_id", "email", "name", "phone", "address")}
-
-
-def device_payload(device: Mapping[str, Any]) -> dict[str, Any]:
-    """The device as Telemetron gets it, frozen at the change (replays send the same thing)."""
-    return device_record(device).model_dump()
-
-
+# ---- outbox rows (payloads: pulse.domain.telemetron) ---------------------------------------------
 async def configured(conn: AsyncConnection, tenant_id: str) -> bool:
     found = await conn.execute(sa.select(_integrations.c.tenant_id).where(_integrations.c.tenant_id == tenant_id))
     return found.first() is not None
@@ -59,15 +48,6 @@ async def _device(conn: AsyncConnection, tenant_id: str, device_id: str) -> dict
     return dict(row._mapping)
 
 
-def _assign(device: Mapping[str, Any], emails: list[str]) -> tuple[str, dict[str, Any]]:
-    record = device_record(device)
-    return ASSIGN, {"device_identifier": record.identifier, "emails": emails, "device_type": record.type}
-
-
-def _unassign(device_id: str, email: str) -> tuple[str, dict[str, Any]]:
-    return UNASSIGN, {"device_identifier": device_id, "email": email}
-
-
 async def owners_changed(conn: AsyncConnection, tenant_id: str, device_id: str, customers: list[Mapping[str, Any]],
                          removed: list[str], added: list[str]) -> int:
     """Rows for one owner replace: `customers` to upsert, e-mails `removed` and `added`."""
@@ -77,9 +57,9 @@ async def owners_changed(conn: AsyncConnection, tenant_id: str, device_id: str, 
     device = await _device(conn, tenant_id, device_id) if added else None
     if device:
         ops.append((UPSERT_DEVICE, device_payload(device)))
-    ops += [_unassign(device_id, email) for email in removed]
+    ops += [unassign(device_id, email) for email in removed]
     if device:
-        ops.append(_assign(device, added))
+        ops.append(assign(device, added))
     return await outbox.enqueue(conn, TOPIC, tenant_id, device_id, ops)
 
 
@@ -102,7 +82,7 @@ async def device_retired(conn: AsyncConnection, tenant_id: str, device_id: str, 
     if locked is None or not former or not await configured(conn, tenant_id):
         return 0
     ops = [] if deleted else [(UPSERT_DEVICE, device_payload(dict(locked._mapping)))]
-    ops += [_unassign(device_id, o["email"]) for o in former]
+    ops += [unassign(device_id, o["email"]) for o in former]
     return await outbox.enqueue(conn, TOPIC, tenant_id, device_id, ops)
 
 
@@ -118,7 +98,7 @@ async def enqueue_snapshot(conn: AsyncConnection, tenant_id: str) -> int:
         device = dict(row._mapping)
         customers = owned[device["device_id"]]
         ops = [(UPSERT_CUSTOMER, customer_payload(c)) for c in customers]
-        ops += [(UPSERT_DEVICE, device_payload(device)), _assign(device, [c["email"] for c in customers])]
+        ops += [(UPSERT_DEVICE, device_payload(device)), assign(device, [c["email"] for c in customers])]
         written += await outbox.enqueue(conn, TOPIC, tenant_id, device["device_id"], ops)
     return written
 

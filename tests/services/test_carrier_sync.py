@@ -9,8 +9,10 @@ from datetime import timedelta
 import pytest
 import sqlalchemy as sa
 
-from pulse.services.carrier_sync import REQUEST_GIVE_UP, CarrierSync, apply_settled, failure, usage_alert
 from pulse.config.settings import Settings
+from pulse.domain.carriers import usage_alert
+from pulse.services.carrier_sync import REQUEST_GIVE_UP, CarrierSync
+from pulse.services.carriers import apply_settled, failure
 from pulse.integrations.carriers.base import CarrierAuthError, CarrierError, NotSupported, Unavailable
 from pulse.storage import carriers as store
 from pulse.storage import tenants

@@ -15,7 +15,8 @@ from pulse.config.settings import Settings
 from pulse.errors import NotFound
 from pulse.simulators.server import SimServer
 from pulse.simulators.telemetron import API_PREFIX, DEMO_API_KEY, TelemetronSim
-from pulse.storage import devices, outbox, owners, telemetron, tenants
+from pulse.services import owners
+from pulse.storage import devices, outbox, telemetron, tenants
 from pulse.storage.db import Database
 from pulse.storage.secrets import box_for
 from pulse.storage.tables import outbox as outbox_table

@@ -14,6 +14,7 @@ from typing import Any, AsyncIterator, ClassVar, Literal
 
 import httpx
 
+from pulse.domain.carriers import used_pct
 from pulse.integrations.http import RetryPolicy, Unavailable
 
 SimStatus = Literal["active", "suspended", "deactivated", "preactive", "pending", "unknown"]
@@ -83,9 +84,7 @@ class Usage:
     @property
     def data_used_pct(self) -> float | None:
         """Share of the plan's data used (what data-usage alert thresholds compare against)."""
-        if not self.data_limit_bytes:
-            return None
-        return round(100.0 * self.data_used_bytes / self.data_limit_bytes, 2)
+        return used_pct(self.data_used_bytes, self.data_limit_bytes)
 
 
 @dataclass

@@ -34,20 +34,6 @@ USER_AGENT = "Pulse-Notifier/1"
 _ERROR_MAX = 500
 
 
-def http_url(value: str) -> str:
-    """An absolute http(s) URL with a host; anything else (file:, ftp:, relative) is refused."""
-    if not isinstance(value, str) or len(value) > 2000 or any(c.isspace() for c in value):
-        raise ValueError("must be an http or https URL")
-    parts = urlsplit(value)
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise ValueError("must be an http or https URL")
-    try:
-        parts.port
-    except ValueError:
-        raise ValueError("invalid port in URL") from None
-    return value
-
-
 class ChannelConfig(BaseModel):
     model_config = ConfigDict(extra="forbid", populate_by_name=True)
 

@@ -10,8 +10,9 @@ from typing import Any, ClassVar
 
 from pydantic import AliasChoices, Field, field_validator
 
-from pulse.integrations.channels.base import (TEST_EVENT, ChannelConfig, DeliveryContext, DeliveryResult, Message,
-                                              dumps, http_url, post)
+from pulse.domain.channels import TEST_EVENT
+from pulse.domain.urls import http_url
+from pulse.integrations.channels.base import ChannelConfig, DeliveryContext, DeliveryResult, Message, dumps, post
 
 DEFAULT_EVENTS_URL = "https://events.pagerduty.com/v2/enqueue"
 ACTIONS = {"OPEN": "trigger", "ESCALATED": "trigger", "ACKNOWLEDGED": "acknowledge", "CLOSED": "resolve",

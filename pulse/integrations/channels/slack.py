@@ -9,7 +9,8 @@ from typing import Any, ClassVar
 
 from pydantic import Field, field_validator
 
-from pulse.integrations.channels.base import ChannelConfig, DeliveryContext, DeliveryResult, Message, dumps, http_url, post
+from pulse.domain.urls import http_url
+from pulse.integrations.channels.base import ChannelConfig, DeliveryContext, DeliveryResult, Message, dumps, post
 
 _MAX_FIELDS = 10  # Slack's limit per section
 _HEADER_MAX = 150

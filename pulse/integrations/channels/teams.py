@@ -6,8 +6,9 @@ from typing import Any, ClassVar, Literal
 
 from pydantic import Field, field_validator
 
-from pulse.integrations.channels.base import (SEVERITY_COLORS, ChannelConfig, DeliveryContext, DeliveryResult, Message,
-                                              dumps, http_url, post)
+from pulse.domain.urls import http_url
+from pulse.integrations.channels.base import (SEVERITY_COLORS, ChannelConfig, DeliveryContext, DeliveryResult,
+                                              Message, dumps, post)
 
 ADAPTIVE_CARD = "application/vnd.microsoft.card.adaptive"
 

@@ -20,10 +20,12 @@ from urllib.parse import urlsplit
 
 from pydantic import Field
 
-from pulse.integrations.channels.base import (TEST_EVENT, BlockedTarget, ChannelConfig, DeliveryContext,
-                                              DeliveryResult, Message, check_target, clip)
+from pulse.domain.channels import TEST_EVENT
+from pulse.integrations.channels.base import (BlockedTarget, ChannelConfig, DeliveryContext, DeliveryResult, Message,
+                                              check_target, clip)
 from pulse.integrations.http import RetryPolicy, Unavailable
 from pulse.integrations.telemetron import TelemetronAuthError, TelemetronClient, TelemetronError, TicketCreate
+from pulse.storage import telemetron as store
 
 TICKET_EVENTS = ("OPEN", "ESCALATED")
 PRIORITIES = {5: "urgent", 4: "high", 3: "medium", 2: "low", 1: "low"}
@@ -71,8 +73,6 @@ class TelemetronChannel:
         return ticket(message, config).model_dump(exclude_none=True)
 
     async def send(self, message: Message, config: TelemetronConfig, ctx: DeliveryContext) -> DeliveryResult:
-        from pulse.storage import telemetron as store  # storage imports the channel registry
-
         start = time.monotonic()
         if ctx.db is None or ctx.secrets is None:
             return _failed(start, "telemetron channel: no store in the delivery context")

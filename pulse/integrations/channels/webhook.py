@@ -12,7 +12,8 @@ from typing import ClassVar
 
 from pydantic import Field, field_validator
 
-from pulse.integrations.channels.base import ChannelConfig, DeliveryContext, DeliveryResult, Message, dumps, http_url, post
+from pulse.domain.urls import http_url
+from pulse.integrations.channels.base import ChannelConfig, DeliveryContext, DeliveryResult, Message, dumps, post
 
 SIGNATURE_HEADER = "X-Signature-256"
 _HEADER_NAME = re.compile(r"^[A-Za-z0-9!#$%&'*+.^_`|~-]{1,64}$")

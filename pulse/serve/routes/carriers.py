@@ -12,15 +12,14 @@ from fastapi import APIRouter, Depends, Query, Response
 from fastapi.encoders import jsonable_encoder
 from fastapi.responses import JSONResponse
 
-from pulse.services import carrier_sync as carrier
-from pulse.serve.deps import services
-from pulse.services.context import ServiceContext
+from pulse.domain.carriers import PENDING
 from pulse.serve.auth import Principal, customer
+from pulse.serve.deps import services
 from pulse.serve.entitlements import feature
 from pulse.serve.schemas.carriers import IntegrationCreate, IntegrationUpdate, LinkBody, ProvisionBody
 from pulse.serve.schemas.common import PageParams, page, page_params
-from pulse.storage import carriers as store
-from pulse.storage.secrets import box_for
+from pulse.services import carriers as carrier
+from pulse.services.context import ServiceContext
 
 router = APIRouter(prefix="/api/v1/customer", tags=["carrier"])
 
@@ -37,9 +36,8 @@ MAX_HISTORY = 1000
 async def list_integrations(carrier_name: str | None = Query(None, max_length=32), enabled: bool | None = None,
                             pg: PageParams = Depends(page_params), p: Principal = Depends(READ),
                             svc: ServiceContext = Depends(services)) -> dict[str, Any]:
-    items, total = await store.list_integrations(svc.db, box_for(svc.settings), tenant_id=p.tenant_id,
-                                                 limit=pg.limit, offset=pg.offset, carrier_name=carrier_name,
-                                                 enabled=enabled)
+    items, total = await carrier.list_integrations(svc.settings, svc.db, p.tenant_id, pg.limit, pg.offset,
+                                                   carrier_name=carrier_name, enabled=enabled)
     return page("integrations", items, total, pg)
 
 
@@ -54,7 +52,7 @@ async def create_integration(body: IntegrationCreate, p: Principal = Depends(WRI
 @router.get("/carrier/integrations/{integration_id}")
 async def get_integration(integration_id: int, p: Principal = Depends(READ),
                           svc: ServiceContext = Depends(services)) -> dict[str, Any]:
-    return await store.get_integration(svc.db, box_for(svc.settings), integration_id, p.tenant_id)
+    return await carrier.get_integration(svc.settings, svc.db, integration_id, p.tenant_id)
 
 
 @router.put("/carrier/integrations/{integration_id}")
@@ -80,31 +78,11 @@ async def list_plans(integration_id: int, p: Principal = Depends(READ),
 
 
 # ---- a device's line ---------------------------------------------------------------------------
-def _usage_numbers(link: dict[str, Any], threshold: float) -> dict[str, Any]:
-    pct = carrier.used_pct(link["data_used_bytes"], link["data_limit_bytes"])
-    return {"data_used_bytes": link["data_used_bytes"], "data_limit_bytes": link["data_limit_bytes"],
-            "data_used_pct": pct, "usage_alert_threshold_pct": threshold,
-            "over_usage_threshold": pct is not None and pct >= threshold,
-            "usage_alert_active": link["usage_alert_active"]}
-
-
-async def _carrier_name(svc: ServiceContext, tenant_id: str, integration_id: int) -> str:
-    return (await store.get_integration(svc.db, box_for(svc.settings), integration_id, tenant_id))["carrier_name"]
-
-
 @router.get("/devices/{device_id}/carrier/status")
 async def line_status(device_id: str, refresh: bool = Query(False, description="ask the carrier now"),
                       p: Principal = Depends(READ), svc: ServiceContext = Depends(services)) -> dict[str, Any]:
     """The line as last synced (or refreshed), with its pending carrier requests and recent ones."""
-    if refresh:
-        await carrier.refresh_status(svc.settings, svc.db, p.tenant_id, device_id)
-    link = await store.get_link(svc.db, p.tenant_id, device_id)
-    recent = await store.recent_requests(svc.db, p.tenant_id, device_id)
-    state = {k: link[k] for k in ("integration_id", "carrier_device_id", *store.LINK_STATE_FIELDS,
-                                  "last_synced_at", "last_sync_error", "linked_at")}
-    return {"device_id": device_id, "carrier_name": await _carrier_name(svc, p.tenant_id, link["integration_id"]),
-            **state, **_usage_numbers(link, svc.settings.carrier_data_usage_alert_pct),
-            "pending_requests": [r for r in recent if r["state"] == store.PENDING], "recent_requests": recent}
+    return await carrier.line_status(svc.settings, svc.db, p.tenant_id, device_id, refresh)
 
 
 @router.get("/devices/{device_id}/carrier/usage")
@@ -112,16 +90,7 @@ async def line_usage(device_id: str, refresh: bool = Query(False, description="a
                      history_limit: int = Query(100, ge=1, le=MAX_HISTORY),
                      p: Principal = Depends(READ), svc: ServiceContext = Depends(services)) -> dict[str, Any]:
     """Latest usage, share of the plan used against the alert threshold, and the history for charts."""
-    if refresh:
-        event = await carrier.refresh_usage(svc.settings, svc.db, p.tenant_id, device_id)
-        if event is not None:
-            await carrier.open_usage_alerts(svc.runtime, [event])
-    link = await store.get_link(svc.db, p.tenant_id, device_id)
-    return {"device_id": device_id, "carrier_name": await _carrier_name(svc, p.tenant_id, link["integration_id"]),
-            "carrier_device_id": link["carrier_device_id"],
-            **_usage_numbers(link, svc.settings.carrier_data_usage_alert_pct),
-            **{k: link[k] for k in ("sms_count", "billing_cycle_start", "billing_cycle_end", "last_synced_at")},
-            "history": await store.usage_history(svc.db, p.tenant_id, device_id, history_limit)}
+    return await carrier.line_usage(svc.settings, svc.db, svc.runtime, p.tenant_id, device_id, history_limit, refresh)
 
 
 @router.get("/devices/{device_id}/carrier/diagnostics")
@@ -137,8 +106,8 @@ async def line_action(device_id: str, action: str, p: Principal = Depends(ACT),
                       svc: ServiceContext = Depends(services)) -> JSONResponse:
     """activate | suspend | restore | deactivate | reboot (an SMS "REBOOT"). 200 when done, 202 with
     `request_id` while the carrier works on it (settled by callback or polling); 501 if unsupported."""
-    status, body = await carrier.execute_action(svc.settings, svc.db, p, device_id, action)
-    return JSONResponse(jsonable_encoder(body), status_code=status)
+    body = await carrier.execute_action(svc.settings, svc.db, p, device_id, action)
+    return JSONResponse(jsonable_encoder(body), status_code=202 if body["state"] == PENDING else 200)
 
 
 @router.post("/devices/{device_id}/carrier/link")

@@ -9,14 +9,12 @@ from typing import Any
 
 from fastapi import APIRouter, Depends, Query, Response
 
-from pulse.services import carrier_sync as carrier
-from pulse.serve.deps import services
-from pulse.services.context import ServiceContext
 from pulse.serve.auth import Principal, operator
+from pulse.serve.deps import services
 from pulse.serve.schemas.carriers import IntegrationUpdate, OperatorIntegrationCreate
 from pulse.serve.schemas.common import PageParams, page, page_params
-from pulse.storage import carriers as store
-from pulse.storage.secrets import box_for
+from pulse.services import carriers as carrier
+from pulse.services.context import ServiceContext
 
 router = APIRouter(prefix="/api/v1/operator/carrier-integrations", tags=["operator: carrier"])
 
@@ -30,9 +28,8 @@ async def list_integrations(tenant_id: str | None = Query(None, max_length=64),
                             pg: PageParams = Depends(page_params), p: Principal = Depends(READ),
                             svc: ServiceContext = Depends(services)) -> dict[str, Any]:
     """All tenants' integrations by tenant, then id; filters combine."""
-    items, total = await store.list_integrations(svc.db, box_for(svc.settings), tenant_id=tenant_id, limit=pg.limit,
-                                                 offset=pg.offset, carrier_name=carrier_name, enabled=enabled,
-                                                 with_tenant=True)
+    items, total = await carrier.list_integrations(svc.settings, svc.db, tenant_id, pg.limit, pg.offset,
+                                                   carrier_name=carrier_name, enabled=enabled, with_tenant=True)
     return page("integrations", items, total, pg)
 
 
@@ -47,7 +44,7 @@ async def create_integration(body: OperatorIntegrationCreate, p: Principal = Dep
 @router.get("/{integration_id}")
 async def get_integration(integration_id: int, p: Principal = Depends(READ),
                           svc: ServiceContext = Depends(services)) -> dict[str, Any]:
-    return await store.get_integration(svc.db, box_for(svc.settings), integration_id, with_tenant=True)
+    return await carrier.get_integration(svc.settings, svc.db, integration_id, with_tenant=True)
 
 
 @router.put("/{integration_id}")

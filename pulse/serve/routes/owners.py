@@ -1,15 +1,15 @@
-"""Device owners (HTTP only: parse, authorize, call storage, shape). docs/telemetron.md, "Device owners"."""
+"""Device owners (HTTP only: parse, authorize, call the service, shape). docs/telemetron.md, "Device owners"."""
 from __future__ import annotations
 
 from typing import Any
 
 from fastapi import APIRouter, Depends
 
-from pulse.serve.deps import services
-from pulse.services.context import ServiceContext
 from pulse.serve.auth import Principal, customer
+from pulse.serve.deps import services
 from pulse.serve.schemas.owners import OwnersPut
-from pulse.storage import owners as store
+from pulse.services import owners as service
+from pulse.services.context import ServiceContext
 
 router = APIRouter(prefix="/api/v1/customer/devices", tags=["device owners"])
 
@@ -22,7 +22,7 @@ def _shape(device_id: str, items: list[dict[str, Any]]) -> dict[str, Any]:
 async def get_owners(device_id: str, p: Principal = Depends(customer("devices.read")),
                      svc: ServiceContext = Depends(services)) -> dict[str, Any]:
     """The device's owners in the order last given, each with `since` (when they became an owner)."""
-    return _shape(device_id, await store.list_owners(svc.db, p.tenant_id, device_id))
+    return _shape(device_id, await service.list_owners(svc.db, p.tenant_id, device_id))
 
 
 @router.put("/{device_id}/owners")
@@ -31,4 +31,4 @@ async def put_owners(device_id: str, body: OwnersPut, p: Principal = Depends(cus
     """Replace the owners (a transfer is a PUT with the new owner). With a Telemetron integration the
     change is queued for it in the same transaction."""
     owners = [o.model_dump(exclude_unset=True) for o in body.owners]  # unsent phone/address stay as stored
-    return _shape(device_id, await store.replace_owners(svc.db, p.tenant_id, device_id, owners))
+    return _shape(device_id, await service.replace_owners(svc.db, p.tenant_id, device_id, owners))

@@ -5,13 +5,11 @@ from typing import Any
 
 from fastapi import APIRouter, Depends, Response
 
-from pulse.errors import Conflict
-from pulse.serve.deps import services
-from pulse.services.context import ServiceContext
 from pulse.serve.auth import Principal, customer
+from pulse.serve.deps import services
 from pulse.serve.schemas.telemetron import TelemetronIntegrationPut
-from pulse.storage import telemetron as store
-from pulse.storage.secrets import box_for
+from pulse.services import telemetron as service
+from pulse.services.context import ServiceContext
 
 router = APIRouter(prefix="/api/v1/customer/integrations/telemetron", tags=["telemetron"])
 
@@ -22,15 +20,15 @@ WRITE = customer("telemetron.write")
 @router.get("")
 async def get_integration(p: Principal = Depends(READ), svc: ServiceContext = Depends(services)) -> dict[str, Any]:
     """404 until configured. The API key reads back masked."""
-    return await store.get_integration(svc.db, box_for(svc.settings), p.tenant_id)
+    return await service.get_integration(svc.settings, svc.db, p.tenant_id)
 
 
 @router.put("")
 async def put_integration(body: TelemetronIntegrationPut, response: Response, p: Principal = Depends(WRITE),
                           svc: ServiceContext = Depends(services)) -> dict[str, Any]:
     """Create (201; queues every owned device for the first sync) or update (200)."""
-    integration, created = await store.put_integration(svc.db, box_for(svc.settings), p.tenant_id,
-                                                       body.model_dump(exclude_unset=True))
+    integration, created = await service.put_integration(svc.settings, svc.db, p.tenant_id,
+                                                         body.model_dump(exclude_unset=True))
     response.status_code = 201 if created else 200
     return integration
 
@@ -38,21 +36,17 @@ async def put_integration(body: TelemetronIntegrationPut, response: Response, p:
 @router.delete("", status_code=204)
 async def delete_integration(p: Principal = Depends(WRITE), svc: ServiceContext = Depends(services)) -> Response:
     """Removes the integration, its undelivered changes and the customer-id map; owners stay."""
-    await store.delete_integration(svc.db, p.tenant_id)
+    await service.delete_integration(svc.db, p.tenant_id)
     return Response(status_code=204)
 
 
 @router.post("/sync", status_code=202)
 async def sync(p: Principal = Depends(WRITE), svc: ServiceContext = Depends(services)) -> dict[str, Any]:
     """Full resync: every owned device is queued again and a drain starts; follow it on /status."""
-    integration = await store.get_integration(svc.db, box_for(svc.settings), p.tenant_id)
-    if not integration["enabled"]:
-        raise Conflict("the Telemetron integration is disabled: enable it before syncing")
-    enqueued = await svc.runtime.service_call("telemetron-sync", "resync", p.tenant_id)
-    return {"enqueued": enqueued}
+    return {"enqueued": await service.resync(svc.settings, svc.db, svc.runtime, p.tenant_id)}
 
 
 @router.get("/status")
 async def status(p: Principal = Depends(READ), svc: ServiceContext = Depends(services)) -> dict[str, Any]:
     """Last clean sync, last error, and the outbox: pending, failed (with the latest failures), delivered."""
-    return await store.status(svc.db, p.tenant_id)
+    return await service.status(svc.db, p.tenant_id)

@@ -11,9 +11,9 @@ from typing import Annotated, Any
 
 from pydantic import AfterValidator, AliasChoices, BaseModel, BeforeValidator, ConfigDict, Field
 
-from pulse.integrations.channels.base import http_url
+from pulse.domain.carriers import SECRET_FIELDS
+from pulse.domain.urls import http_url
 from pulse.serve.schemas.common import Update
-from pulse.storage.carriers import SECRET_FIELDS
 
 MAX_CONFIG_BYTES = 8_000
 ICCID_DIGITS = (15, 22)

@@ -1,22 +1,9 @@
 """HTTP bodies of device owners: `PUT …/devices/{device_id}/owners` replaces the whole set."""
 from __future__ import annotations
 
-import re
-
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from pulse.storage.owners import MAX_OWNERS
-
-_LABEL = r"[a-z0-9](?:[a-z0-9-]{0,62}[a-z0-9])?"
-_EMAIL = re.compile(rf"^[^@\s]{{1,64}}@{_LABEL}(?:\.{_LABEL})+$")  # checked after lower-casing
-
-
-def email(value: str) -> str:
-    """Trimmed, lower-cased (owners are kept per tenant by e-mail, as Telemetron keys customers)."""
-    value = value.strip().lower()
-    if len(value) > 320 or not _EMAIL.match(value):
-        raise ValueError("not a valid e-mail address")
-    return value
+from pulse.domain.owners import MAX_OWNERS, email
 
 
 class OwnerIn(BaseModel):

@@ -4,7 +4,7 @@ from __future__ import annotations
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from pulse.domain.masking import is_masked
-from pulse.integrations.channels.base import http_url
+from pulse.domain.urls import http_url
 
 
 class TelemetronIntegrationPut(BaseModel):

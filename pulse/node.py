@@ -52,7 +52,7 @@ class Node:
         import ray
         from ray import serve
 
-        from pulse.deployment import application
+        from pulse.deployment import application  # lazy like ray itself: importing Serve is slow
 
         s = self.settings
         s.ensure_dirs()

@@ -22,7 +22,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from pulse.domain.escalation import check_levels, plan
 from pulse.errors import Conflict, Invalid, NotFound
-from pulse.storage import tables
+from pulse.storage import oncall, tables
 from pulse.storage.db import Database, page_rows, tenant_row, utcnow
 from pulse.storage.tables import alert_rules, alert_transitions, alerts
 from pulse.storage.tables import escalation_policies as policies
@@ -294,9 +294,7 @@ async def resolve_targets(db: Database, tenant_id: str, targets: Iterable[Mappin
             channel_ids.append(t["id"])
         elif t["type"] == "user":
             people.append(t["id"])
-        elif t["type"] == "oncall_schedule" and "oncall_schedules" in tables.metadata.tables:
-            from pulse.storage import oncall
-
+        elif t["type"] == "oncall_schedule":
             try:
                 people.extend(await oncall.responders_now(db, tenant_id, t["id"], at))
             except NotFound:

@@ -37,7 +37,7 @@ class PgTestDatabase:
 
     Creating and migrating a database per test cost ~0.8 s, most of the suite's time on PostgreSQL;
     TRUNCATE ... RESTART IDENTITY and re-inserting the rows the migrations seed (system templates)
-    gives each test the same state a fresh `upgrade heads` would, in a few tens of milliseconds."""
+    gives each test the same state a fresh `upgrade head` would, in a few tens of milliseconds."""
 
     def __init__(self) -> None:
         self.name = f"pulse_test_{uuid.uuid4().hex[:12]}"

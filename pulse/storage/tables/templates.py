@@ -64,7 +64,7 @@ template_commands = sa.Table(
     metadata,
     *_template_part("command_key", 128),
     description(),
-    # the JSON-Schema subset pulse.storage.templates.validate_params checks command params against
+    # the JSON-Schema subset pulse.domain.command_params.validate_params checks command params against
     sa.Column("parameters_schema", sa.JSON, nullable=False, default=dict),
     optional_json("response_schema"),
     sa.UniqueConstraint("template_id", "command_key", name="uq_template_commands_key"),

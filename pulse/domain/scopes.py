@@ -11,15 +11,14 @@ One key set and one reading of each key, shared by every area that selects devic
 | `template_ids` | its template is listed                            |
 
 Within one key the listed values are alternatives (OR): `tags: ["pump", "roof"]` selects devices
-carrying either tag. An unset or empty key selects nothing by itself and restricts nothing.
+carrying either tag. Across keys every key that is set must match (AND): `site_ids: ["s1"],
+tags: ["pump"]` selects the pumps of site s1. An unset or empty key restricts nothing, so a scope
+that sets no key selects every device of the tenant (including devices not registered yet).
 
-How the keys combine is the documented difference between a *scope* and a *filter*
-(docs/fleet-groups.md: "a scope widens; filters narrow"):
-- `covers` — the scope of an alert rule (docs/alerting.md) or a maintenance window
-  (docs/fleet-groups.md): a device matching **any** key is covered; no key set = the whole tenant.
-- `passes` — the device criteria of a notification routing rule (docs/notifications.md): **every**
-  key the rule sets must match; no key set = any device.
-Both are tested as such (tests/domain/test_scopes.py, tests/services/test_notifier.py).
+Alert-rule scopes, maintenance-window scopes and the device criteria of notification routing rules
+all read this way (`selects`). It is the stricter reading: adding a selector can only narrow what a
+scope selects, never widen it, so a maintenance window or a routing rule never reaches devices
+nobody named. Tests: tests/domain/test_scopes.py.
 """
 from __future__ import annotations
 
@@ -68,12 +67,6 @@ def is_tenant_wide(scope: Scope | None) -> bool:
     return not selectors(scope)
 
 
-def covers(scope: Scope | None, device: DeviceFacts) -> bool:
-    """Scope reading: an empty scope covers the whole tenant; otherwise any matching key is enough."""
-    chosen = selectors(scope)
-    return not chosen or any(device.has_any(k, v) for k, v in chosen.items())
-
-
-def passes(criteria: Scope | None, device: DeviceFacts) -> bool:
-    """Filter reading: every key the criteria set must match (none set: any device passes)."""
-    return all(device.has_any(k, v) for k, v in selectors(criteria).items())
+def selects(scope: Scope | None, device: DeviceFacts) -> bool:
+    """Whether the scope selects the device: every key it sets matches (none set: every device)."""
+    return all(device.has_any(k, v) for k, v in selectors(scope).items())

@@ -28,7 +28,7 @@ from typing import Any
 import httpx
 
 from pulse.domain.escalation import digest_window
-from pulse.domain.scopes import DeviceFacts, passes
+from pulse.domain.scopes import DeviceFacts, selects
 from pulse.domain.windows import in_window
 from pulse.integrations.channels.email import EmailConfig, plain_email, send_mail
 from pulse.pipelines import reports
@@ -89,7 +89,7 @@ def routed_device(alert: Mapping[str, Any], facts: DeviceFacts | Mapping[str, An
 
 def rule_matches(rule: Mapping[str, Any], alert: Mapping[str, Any], device: DeviceFacts, now: datetime) -> bool:
     """Every criterion the rule sets must hold (an unset or empty list matches anything); its device
-    criteria are a filter in the sense of `pulse.domain.scopes.passes`."""
+    criteria are a filter in the sense of `pulse.domain.scopes.selects`."""
     if alert.get("event", "OPEN") not in (rule.get("events") or DEFAULT_EVENTS):
         return False
     if rule.get("min_severity") is not None and int(alert.get("severity") or 0) < int(rule["min_severity"]):
@@ -97,7 +97,7 @@ def rule_matches(rule: Mapping[str, Any], alert: Mapping[str, Any], device: Devi
     for key, value in (("alert_types", alert.get("alert_type")), ("rule_ids", alert.get("rule_id"))):
         if rule.get(key) and value not in rule[key]:
             return False
-    if not passes(rule, device):
+    if not selects(rule, device):
         return False
     return not rule.get("active_hours") or _in_active_hours(rule, now)
 

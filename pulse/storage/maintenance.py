@@ -1,7 +1,7 @@
 """Maintenance windows of a tenant, and which of them cover a device at an instant.
 
 Alerting calls `in_maintenance` (or `active_windows_for`) before it notifies. Schedules are
-evaluated by `pulse.domain.maintenance` and scopes by `pulse.domain.scopes.covers`; SQL only
+evaluated by `pulse.domain.maintenance` and scopes by `pulse.domain.scopes.selects`; SQL only
 narrows the candidates to enabled windows whose bounds contain the instant.
 """
 from __future__ import annotations
@@ -14,7 +14,7 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from pulse.domain.maintenance import WINDOW_SCOPE_KEYS, WindowSchedule, is_active
-from pulse.domain.scopes import covers
+from pulse.domain.scopes import selects
 from pulse.domain.timezones import as_utc
 from pulse.errors import Invalid
 from pulse.storage import groups
@@ -103,7 +103,7 @@ async def _covering(conn: AsyncConnection, tenant_id: str, device_id: str,
                     candidates: list[dict[str, Any]]) -> list[dict[str, Any]]:
     referenced = {g for w in candidates for g in w["scope"]["group_ids"]}
     facts = await groups.device_facts(conn, tenant_id, device_id, referenced)
-    return [w for w in candidates if covers(w["scope"], facts)]
+    return [w for w in candidates if selects(w["scope"], facts)]
 
 
 async def list_windows(db: Database, tenant_id: str, *, enabled: bool | None = None, active_at: datetime | None = None,

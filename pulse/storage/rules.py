@@ -77,8 +77,8 @@ async def load_active(db: Database, tenant_id: str) -> list[Rule]:
 
 
 async def scope_device_ids(conn: AsyncConnection, tenant_id: str, row: dict[str, Any]) -> frozenset[str] | None:
-    """Devices a rule applies to (None = all): its scope read as `pulse.domain.scopes.covers` does
-    (any listed device, group, tag, site or template), in SQL.
+    """Devices a rule applies to (None = all): its scope read as `pulse.domain.scopes.selects` does
+    (any listed value within a key, every key set), in SQL.
 
     Resolved when rules load; routes that change tags, groups or templates broadcast
     `rules_changed` so the actors see the new membership."""
@@ -86,23 +86,31 @@ async def scope_device_ids(conn: AsyncConnection, tenant_id: str, row: dict[str,
     if not scope:
         return None
     d = devices.c
-    conds: list[sa.ColumnElement[bool]] = []
-    if scope.get("device_ids"):
-        conds.append(d.device_id.in_(scope["device_ids"]))
-    if scope.get("site_ids"):
-        conds.append(d.site_id.in_(scope["site_ids"]))
-    if scope.get("template_ids"):
-        conds.append(d.template_id.in_(scope["template_ids"]))
-    conds.extend(sa.and_(*has_all_tags([tag])) for tag in scope.get("tags") or [])
-    for group_id in scope.get("group_ids") or []:
+    keys: list[sa.ColumnElement[bool]] = []
+    for key, values in scope.items():
+        if key == "device_ids":
+            keys.append(d.device_id.in_(values))
+        elif key == "site_ids":
+            keys.append(d.site_id.in_(values))
+        elif key == "template_ids":
+            keys.append(d.template_id.in_(values))
+        elif key == "tags":
+            keys.append(sa.or_(*(sa.and_(*has_all_tags([tag])) for tag in values)))
+        elif key == "group_ids":
+            keys.append(sa.or_(sa.false(), *[sa.and_(*c) for c in await _group_conditions(conn, tenant_id, values)]))
+    rows = await conn.execute(sa.select(d.device_id).where(d.tenant_id == tenant_id, *keys))
+    return frozenset(r.device_id for r in rows)
+
+
+async def _group_conditions(conn: AsyncConnection, tenant_id: str,
+                            group_ids: list[str]) -> list[list[sa.ColumnElement[bool]]]:
+    out = []
+    for group_id in group_ids:
         try:
-            conds.append(sa.and_(*await groups.member_conditions(conn, tenant_id, group_id)))
+            out.append(await groups.member_conditions(conn, tenant_id, group_id))
         except NotFound:  # a deleted group simply matches nothing
             continue
-    if not conds:
-        return frozenset()
-    rows = await conn.execute(sa.select(d.device_id).where(d.tenant_id == tenant_id, sa.or_(*conds)))
-    return frozenset(r.device_id for r in rows)
+    return out
 
 
 async def _check_scope(conn: AsyncConnection, tenant_id: str, scope: dict[str, Any],

@@ -254,3 +254,12 @@ async def test_a_device_that_goes_silent_opens_a_no_heartbeat_alert(api, devices
     assert a["alert_type"] == "NO_HEARTBEAT" and a["fingerprint"] == "NO_HEARTBEAT:d1" and a["rule_id"] is None
     assert a["summary"].startswith("No heartbeat: silent for")
     assert await scheduler.tick_presence() == 0
+
+
+async def test_a_rule_scope_needs_every_key_it_sets(api, devices):
+    """One scope reading (pulse.domain.scopes): `tags` and `device_ids` together select d1 only when it is tagged."""
+    await api.post(RULES, json={**RULE, "device_ids": ["d1", "d2"], "tags": ["hot-zone"]})
+    await api.post("/api/v1/customer/devices/d2/tags/hot-zone")
+    await telemetry(api, "d1", 0, temp=99)
+    await telemetry(api, "d2", 0, temp=99)
+    assert [a["device_id"] for a in (await api.get(ALERTS)).json()["alerts"]] == ["d2"]

@@ -174,6 +174,18 @@ async def test_active_windows_for_resolves_id_site_tag_and_groups(api):
     assert not await maintenance.in_maintenance(db, "acme", "d-none", at)
 
 
+async def test_a_window_scope_needs_every_key_it_sets(api):
+    """One scope reading (pulse.domain.scopes): site and tag together cover only pumps at plant-a."""
+    await scoped_fleet(api)
+    await make_devices(api, "d-pump-a", site_id="plant-a")
+    await api.post(f"{DEVICES}/d-pump-a/tags/pump")
+    db, at = api.services.db, T + timedelta(minutes=30)
+    await make_window(api, scope={"site_ids": ["plant-a"], "tags": ["pump"]})
+    assert await maintenance.in_maintenance(db, "acme", "d-pump-a", at)
+    assert not await maintenance.in_maintenance(db, "acme", "d-site", at)  # plant-a, no pump tag
+    assert not await maintenance.in_maintenance(db, "acme", "d-tag", at)  # a pump elsewhere
+
+
 async def test_tenant_wide_disabled_and_foreign_windows(api):
     await make_devices(api, "d1")
     await make_devices(api, "d1", tenant="globex")

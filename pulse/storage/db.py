@@ -11,7 +11,7 @@ from sqlalchemy import event
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
-from pulse.errors import NotFound
+from pulse.errors import NotFound, PulseError
 
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
 
@@ -111,6 +111,12 @@ async def page_rows(conn: AsyncConnection, query: sa.Select, order: list[sa.Colu
     return list(await conn.execute(query.order_by(*order).limit(limit).offset(offset))), total
 
 
+def where_given(query: sa.Select, table: sa.Table, **filters: Any) -> sa.Select:
+    """`query` narrowed to the rows whose column equals each filter that is given (None or "" is not)."""
+    given = [table.c[name] == value for name, value in filters.items() if value is not None and value != ""]
+    return query.where(*given) if given else query
+
+
 def _owned(table: sa.Table, tenant_id: str, key: str, value: Any) -> list[sa.ColumnElement[bool]]:
     return [table.c.tenant_id == tenant_id, table.c[key] == value]
 
@@ -130,6 +136,16 @@ async def delete_tenant_row(conn: AsyncConnection, table: sa.Table, tenant_id: s
     res = await conn.execute(table.delete().where(*_owned(table, tenant_id, key, value)))
     if res.rowcount == 0:
         raise NotFound(f"{what} {value} not found")
+
+
+async def update_row(conn: AsyncConnection, table: sa.Table, key: str, value: Any, values: dict[str, Any],
+                     clash: PulseError) -> None:
+    """Set `values` and `updated_at` on the row whose `key` column is `value` (the caller has checked that
+    the tenant owns it); raises `clash` when that breaks a unique constraint (e.g. a name taken meanwhile)."""
+    try:
+        await conn.execute(table.update().where(table.c[key] == value).values(updated_at=utcnow(), **values))
+    except sa.exc.IntegrityError:
+        raise clash from None
 
 
 def _insert(conn: AsyncConnection, table: sa.Table) -> postgresql.Insert | sqlite.Insert:

@@ -13,7 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from pulse.errors import Conflict, Invalid, NotFound
 from pulse.storage import templates
-from pulse.storage.db import Database, count, utcnow
+from pulse.storage.db import Database, page_rows, utcnow
 from pulse.storage.tables import device_modules, device_sensors, template_slots
 
 MODULE_FIELDS = ("slot_key", "bus_address", "module_template_id", "label", "serial_number", "metric_key_map", "status")
@@ -34,8 +34,7 @@ async def list_modules(db: Database, tenant_id: str, device_id: str, *, status: 
     q = sa.select(device_modules).where(*_of_device(tenant_id, device_id))
     q = q.where(m.status == status) if status else q.where(m.status != "removed")
     async with db.connect() as conn:
-        total = await count(conn, q)
-        rows = await conn.execute(q.order_by(m.slot_key, m.id).limit(limit).offset(offset))
+        rows, total = await page_rows(conn, q, [m.slot_key, m.id], limit, offset)
         return [_public(r) for r in rows], total
 
 

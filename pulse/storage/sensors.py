@@ -13,7 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from pulse.errors import Conflict, Invalid, NotFound
 from pulse.storage import templates
-from pulse.storage.db import Database, count, insert_missing, utcnow
+from pulse.storage.db import Database, insert_missing, page_rows, utcnow
 from pulse.storage.tables import device_modules, device_sensors, template_metrics
 
 log = logging.getLogger(__name__)
@@ -38,8 +38,7 @@ async def list_sensors(db: Database, tenant_id: str, *, device_id: str | None = 
         if value is not None:
             q = q.where(column == value)
     async with db.connect() as conn:
-        total = await count(conn, q)
-        rows = await conn.execute(q.order_by(s.device_id, s.metric_key).limit(limit).offset(offset))
+        rows, total = await page_rows(conn, q, [s.device_id, s.metric_key], limit, offset)
         return [_public(r) for r in rows], total
 
 

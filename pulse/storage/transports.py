@@ -13,7 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from pulse.errors import Conflict, NotFound
 from pulse.storage import templates
-from pulse.storage.db import Database, count, utcnow
+from pulse.storage.db import Database, page_rows, update_row, utcnow
 from pulse.storage.tables import device_transports
 
 TRANSPORT_FIELDS = ("ingestion_protocol", "physical_connectivity", "protocol_config", "connectivity_config",
@@ -34,8 +34,7 @@ async def list_transports(db: Database, tenant_id: str, device_id: str, *, limit
     t = device_transports.c
     q = sa.select(device_transports).where(*_of_device(tenant_id, device_id))
     async with db.connect() as conn:
-        total = await count(conn, q)
-        rows = await conn.execute(q.order_by(t.is_primary.desc(), t.id).limit(limit).offset(offset))
+        rows, total = await page_rows(conn, q, [t.is_primary.desc(), t.id], limit, offset)
         return [_public(r) for r in rows], total
 
 
@@ -89,11 +88,7 @@ async def update(db: Database, tenant_id: str, device_id: str, transport_id: int
         await _row(conn, tenant_id, device_id, transport_id)
         if values.get("is_primary"):
             await _clear_primary(conn, tenant_id, device_id)
-        try:
-            await conn.execute(device_transports.update().where(device_transports.c.id == transport_id)
-                               .values(updated_at=utcnow(), **values))
-        except sa.exc.IntegrityError:
-            raise Conflict(_PRIMARY_RACE) from None
+        await update_row(conn, device_transports, "id", transport_id, values, Conflict(_PRIMARY_RACE))
         return _public(await _row(conn, tenant_id, device_id, transport_id))
 
 

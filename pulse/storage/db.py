@@ -121,12 +121,33 @@ def _owned(table: sa.Table, tenant_id: str, key: str, value: Any) -> list[sa.Col
     return [table.c.tenant_id == tenant_id, table.c[key] == value]
 
 
+async def find_tenant_row(conn: AsyncConnection, table: sa.Table, tenant_id: str, key: str,
+                          value: Any) -> sa.Row | None:
+    """The tenant's row whose `key` column is `value`, or None."""
+    return (await conn.execute(sa.select(table).where(*_owned(table, tenant_id, key, value)))).first()
+
+
 async def tenant_row(conn: AsyncConnection, table: sa.Table, tenant_id: str, key: str, value: Any,
                      what: str) -> sa.Row:
     """The tenant's row whose `key` column is `value`; NotFound ("{what} {value} not found") otherwise."""
-    row = (await conn.execute(sa.select(table).where(*_owned(table, tenant_id, key, value)))).first()
+    row = await find_tenant_row(conn, table, tenant_id, key, value)
     if row is None:
         raise NotFound(f"{what} {value} not found")
+    return row
+
+
+def of_device(table: sa.Table, tenant_id: str, device_id: str) -> list[sa.ColumnElement[bool]]:
+    """The conditions selecting one device's rows of a per-device table (modules, sensors, transports)."""
+    return [table.c.tenant_id == tenant_id, table.c.device_id == device_id]
+
+
+async def device_row(conn: AsyncConnection, table: sa.Table, tenant_id: str, device_id: str, row_id: int,
+                     what: str) -> sa.Row:
+    """Row `row_id` of a per-device table; NotFound ("{what} {row_id} not found on device {device_id}") otherwise."""
+    row = (await conn.execute(sa.select(table).where(table.c.id == row_id,
+                                                     *of_device(table, tenant_id, device_id)))).first()
+    if row is None:
+        raise NotFound(f"{what} {row_id} not found on device {device_id}")
     return row
 
 

@@ -13,7 +13,7 @@ import pytest
 
 from pulse.storage.db import Database
 
-pytest_plugins = ["tests.broker.fixtures"]
+pytest_plugins = ["tests.broker.fixtures", "tests.simulators.telemetron_fixtures"]
 
 PG_ADMIN_URL = os.environ.get("PULSE_TEST_DATABASE_URL")  # postgresql+asyncpg://user:pw@127.0.0.1:5432/postgres
 

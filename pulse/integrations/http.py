@@ -9,11 +9,36 @@ from __future__ import annotations
 import asyncio
 import random
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Self
 
 import httpx
 
 RETRYABLE_STATUS = frozenset({429, 500, 502, 503, 504})
+
+
+class HttpClientOwner:
+    """The lifecycle the API clients share: an httpx client passed in stays the caller's (one pool
+    shared by many clients, closed by its owner); one a client made for itself is closed by
+    `aclose()` or at the end of `async with`."""
+
+    _made_http: httpx.AsyncClient | None = None
+
+    def _adopt_http(self, http: httpx.AsyncClient | None, **own: Any) -> httpx.AsyncClient:
+        """`http`, or else a new client made with `own` (and closed here)."""
+        if http is not None:
+            return http
+        self._made_http = httpx.AsyncClient(**own)
+        return self._made_http
+
+    async def aclose(self) -> None:
+        if self._made_http is not None:
+            await self._made_http.aclose()
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(self, *exc: Any) -> None:
+        await self.aclose()
 
 
 class Unavailable(Exception):

@@ -19,7 +19,7 @@ import httpx
 from pydantic import BaseModel, ConfigDict, Field
 
 from pulse.domain.telemetron import device_payload
-from pulse.integrations.http import RetryPolicy, Unavailable, send
+from pulse.integrations.http import HttpClientOwner, RetryPolicy, Unavailable, send
 
 Priority = Literal["low", "medium", "high", "urgent"]
 
@@ -112,7 +112,7 @@ def _fields(body: Any) -> dict[str, Any]:
     return {**body, **data} if isinstance(data, dict) else dict(body)
 
 
-class TelemetronClient:
+class TelemetronClient(HttpClientOwner):
     """`http` may be a shared client (the caller closes it); otherwise one is made and closed here."""
 
     def __init__(self, base_url: str, api_key: str, *, timeout_s: float = 15.0,
@@ -121,18 +121,7 @@ class TelemetronClient:
         self.api_key = api_key
         self.timeout_s = timeout_s
         self.policy = policy
-        self._owns_http = http is None
-        self._http = http or httpx.AsyncClient(timeout=timeout_s, follow_redirects=False)
-
-    async def aclose(self) -> None:
-        if self._owns_http:
-            await self._http.aclose()
-
-    async def __aenter__(self) -> "TelemetronClient":
-        return self
-
-    async def __aexit__(self, *exc: Any) -> None:
-        await self.aclose()
+        self._http = self._adopt_http(http, timeout=timeout_s, follow_redirects=False)
 
     async def _call(self, method: str, path: str, body: BaseModel | None = None) -> dict[str, Any]:
         kwargs: dict[str, Any] = {"headers": {"x-api-key": self.api_key, "Accept": "application/json"},

@@ -210,6 +210,11 @@ class TelemetronSim(Simulator):
         if key != self.api_key:
             raise ApiError(401, "Invalid API key")
 
+    async def _authorized_body(self, request: Request, model: type[_Body]) -> Any:
+        """The request body as `model`, once the API key is checked (a bad key is a 401 before any 400)."""
+        self._auth(request)
+        return await _parse(request, model)
+
     def setup(self, app: FastAPI) -> None:
         @app.exception_handler(ApiError)
         async def _api_error(_: Request, exc: ApiError) -> Response:
@@ -231,8 +236,7 @@ class TelemetronSim(Simulator):
     def _customer_routes(self, app: FastAPI) -> None:
         @app.post(f"{API_PREFIX}/customer/createOrUpdateCustomer")
         async def create_or_update(request: Request) -> dict[str, Any]:
-            self._auth(request)
-            body = await _parse(request, CustomerBody)
+            body = await self._authorized_body(request, CustomerBody)
             email = normal_email(body.email)
             if email is None:
                 raise ApiError(400, "email: invalid e-mail address")
@@ -241,8 +245,7 @@ class TelemetronSim(Simulator):
 
         @app.post(f"{API_PREFIX}/customer/queryCustomer")
         async def query(request: Request) -> dict[str, Any]:
-            self._auth(request)
-            body = await _parse(request, EmailBody)
+            body = await self._authorized_body(request, EmailBody)
             customer = self.customer_by_email(body.email)
             if customer is None:
                 raise ApiError(404, "Customer not found")
@@ -278,8 +281,7 @@ class TelemetronSim(Simulator):
     def _device_routes(self, app: FastAPI) -> None:
         @app.post(f"{API_PREFIX}/device")
         async def upsert_device(request: Request) -> dict[str, Any]:
-            self._auth(request)
-            body = await _parse(request, DeviceBody)
+            body = await self._authorized_body(request, DeviceBody)
             with self._lock:
                 device = self.devices.get(body.identifier)
                 if device is None:
@@ -300,22 +302,19 @@ class TelemetronSim(Simulator):
 
         @app.post(f"{base}/assignDeviceToOwners")
         async def assign_to_owners(request: Request) -> dict[str, Any]:
-            self._auth(request)
-            body = await _parse(request, AssignToOwnersBody)
+            body = await self._authorized_body(request, AssignToOwnersBody)
             with self._lock:
                 return self._assign_to_owners(body)
 
         @app.post(f"{base}/assignDevicesToOwner")
         async def assign_to_owner(request: Request) -> dict[str, Any]:
-            self._auth(request)
-            body = await _parse(request, AssignToOwnerBody)
+            body = await self._authorized_body(request, AssignToOwnerBody)
             with self._lock:
                 return self._assign_to_owner(body)
 
         @app.post(f"{base}/unassignDeviceFromOwner")
         async def unassign_one(request: Request) -> dict[str, Any]:
-            self._auth(request)
-            body = await _parse(request, UnassignOneBody)
+            body = await self._authorized_body(request, UnassignOneBody)
             with self._lock:
                 if body.deviceIdentifier not in self.devices:
                     raise ApiError(404, "Device not found")
@@ -331,8 +330,7 @@ class TelemetronSim(Simulator):
 
         @app.post(f"{base}/unassignDevicesFromOwner")
         async def unassign_many(request: Request) -> dict[str, Any]:
-            self._auth(request)
-            body = await _parse(request, UnassignManyBody)
+            body = await self._authorized_body(request, UnassignManyBody)
             with self._lock:
                 customer = self.customer_by_email(body.customerEmail)
                 if customer is None:
@@ -391,8 +389,7 @@ class TelemetronSim(Simulator):
     def _ticket_routes(self, app: FastAPI) -> None:
         @app.post(f"{API_PREFIX}/ticket/createTicket")
         async def create_ticket(request: Request) -> dict[str, Any]:
-            self._auth(request)
-            body = await _parse(request, TicketBody)
+            body = await self._authorized_body(request, TicketBody)
             with self._lock:
                 customer = self._ticket_customer(body)
                 ticket = {"id": f"tkt_{uuid.uuid4().hex[:16]}", "title": body.title, "description": body.description,

@@ -10,7 +10,7 @@ import sqlalchemy as sa
 from pulse.domain.tenant import CreateAlert, OpenAlert, RetriggerAlert, TransitionAlert
 from pulse.domain.severity import severity_label
 from pulse.errors import NotFound
-from pulse.storage.db import Database, count
+from pulse.storage.db import Database, page_rows, where_given
 from pulse.storage.tables import alert_transitions, alerts
 
 ALERT_STATUSES = ("OPEN", "ACKNOWLEDGED", "CLOSED")
@@ -98,17 +98,11 @@ async def list_alerts(db: Database, tenant_id: str, *, status: str | None, devic
                       limit: int, offset: int, alert_type: str | None = None,
                       min_severity: int | None = None) -> tuple[list[dict[str, Any]], int]:
     q = sa.select(alerts).where(alerts.c.tenant_id == tenant_id)
-    if alert_type:
-        q = q.where(alerts.c.alert_type == alert_type)
+    q = where_given(q, alerts, alert_type=alert_type, status=status, device_id=device_id)
     if min_severity:
         q = q.where(alerts.c.severity >= min_severity)
-    if status:
-        q = q.where(alerts.c.status == status)
-    if device_id:
-        q = q.where(alerts.c.device_id == device_id)
     async with db.connect() as conn:
-        total = await count(conn, q)
-        rows = await conn.execute(q.order_by(alerts.c.alert_id.desc()).limit(limit).offset(offset))
+        rows, total = await page_rows(conn, q, [alerts.c.alert_id.desc()], limit, offset)
         return [_public(r) for r in rows], total
 
 

@@ -18,7 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from pulse.domain.carriers import PENDING, SECRET_FIELDS
 from pulse.domain.masking import mask
 from pulse.errors import Conflict, Invalid, NotFound
-from pulse.storage.db import Database, count, utcnow
+from pulse.storage.db import Database, page_rows, utcnow, where_given
 from pulse.storage.secrets import SecretBox, SecretsUnreadable
 from pulse.storage.tables import carrier_audit_log as audit_log
 from pulse.storage.tables import carrier_callbacks as callbacks
@@ -81,14 +81,10 @@ async def list_integrations(db: Database, box: SecretBox, *, tenant_id: str | No
     q = sa.select(integrations)
     if tenant_id is not None:
         q = q.where(integrations.c.tenant_id == tenant_id)
-    if carrier_name:
-        q = q.where(integrations.c.carrier_name == carrier_name)
-    if enabled is not None:
-        q = q.where(integrations.c.enabled == enabled)
+    q = where_given(q, integrations, carrier_name=carrier_name, enabled=enabled)
     async with db.connect() as conn:
-        total = await count(conn, q)
-        rows = (await conn.execute(q.order_by(integrations.c.tenant_id, integrations.c.integration_id)
-                                   .limit(limit).offset(offset))).all()
+        rows, total = await page_rows(conn, q, [integrations.c.tenant_id, integrations.c.integration_id], limit,
+                                      offset)
         linked = await _linked_counts(conn, [r.integration_id for r in rows])
     items = [_public(box, r, with_tenant) | {"linked_devices": linked.get(r.integration_id, 0)} for r in rows]
     return items, total

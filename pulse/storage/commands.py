@@ -10,7 +10,7 @@ import sqlalchemy as sa
 from pulse.domain.commands import OPEN_STATUSES
 from pulse.domain.messages import CommandStatus
 from pulse.errors import NotFound
-from pulse.storage.db import Database, count, utcnow
+from pulse.storage.db import Database, page_rows, utcnow, where_given
 from pulse.storage.tables import device_commands
 
 
@@ -54,12 +54,10 @@ async def list_commands(db: Database, tenant_id: str, device_id: str, status: st
                         limit: int, offset: int) -> tuple[list[dict[str, Any]], int]:
     q = sa.select(device_commands).where(device_commands.c.tenant_id == tenant_id,
                                          device_commands.c.device_id == device_id)
-    if status:
-        q = q.where(device_commands.c.status == status)
+    q = where_given(q, device_commands, status=status)
     async with db.connect() as conn:
-        total = await count(conn, q)
-        rows = await conn.execute(q.order_by(device_commands.c.created_at.desc(), device_commands.c.command_id)
-                                  .limit(limit).offset(offset))
+        rows, total = await page_rows(conn, q, [device_commands.c.created_at.desc(), device_commands.c.command_id],
+                                      limit, offset)
         return [_public(r) for r in rows], total
 
 

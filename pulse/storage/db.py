@@ -11,7 +11,7 @@ from sqlalchemy import event
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
-from pulse.errors import NotFound
+from pulse.errors import NotFound, PulseError
 
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
 
@@ -111,16 +111,43 @@ async def page_rows(conn: AsyncConnection, query: sa.Select, order: list[sa.Colu
     return list(await conn.execute(query.order_by(*order).limit(limit).offset(offset))), total
 
 
+def where_given(query: sa.Select, table: sa.Table, **filters: Any) -> sa.Select:
+    """`query` narrowed to the rows whose column equals each filter that is given (None or "" is not)."""
+    given = [table.c[name] == value for name, value in filters.items() if value is not None and value != ""]
+    return query.where(*given) if given else query
+
+
 def _owned(table: sa.Table, tenant_id: str, key: str, value: Any) -> list[sa.ColumnElement[bool]]:
     return [table.c.tenant_id == tenant_id, table.c[key] == value]
+
+
+async def find_tenant_row(conn: AsyncConnection, table: sa.Table, tenant_id: str, key: str,
+                          value: Any) -> sa.Row | None:
+    """The tenant's row whose `key` column is `value`, or None."""
+    return (await conn.execute(sa.select(table).where(*_owned(table, tenant_id, key, value)))).first()
 
 
 async def tenant_row(conn: AsyncConnection, table: sa.Table, tenant_id: str, key: str, value: Any,
                      what: str) -> sa.Row:
     """The tenant's row whose `key` column is `value`; NotFound ("{what} {value} not found") otherwise."""
-    row = (await conn.execute(sa.select(table).where(*_owned(table, tenant_id, key, value)))).first()
+    row = await find_tenant_row(conn, table, tenant_id, key, value)
     if row is None:
         raise NotFound(f"{what} {value} not found")
+    return row
+
+
+def of_device(table: sa.Table, tenant_id: str, device_id: str) -> list[sa.ColumnElement[bool]]:
+    """The conditions selecting one device's rows of a per-device table (modules, sensors, transports)."""
+    return [table.c.tenant_id == tenant_id, table.c.device_id == device_id]
+
+
+async def device_row(conn: AsyncConnection, table: sa.Table, tenant_id: str, device_id: str, row_id: int,
+                     what: str) -> sa.Row:
+    """Row `row_id` of a per-device table; NotFound ("{what} {row_id} not found on device {device_id}") otherwise."""
+    row = (await conn.execute(sa.select(table).where(table.c.id == row_id,
+                                                     *of_device(table, tenant_id, device_id)))).first()
+    if row is None:
+        raise NotFound(f"{what} {row_id} not found on device {device_id}")
     return row
 
 
@@ -130,6 +157,16 @@ async def delete_tenant_row(conn: AsyncConnection, table: sa.Table, tenant_id: s
     res = await conn.execute(table.delete().where(*_owned(table, tenant_id, key, value)))
     if res.rowcount == 0:
         raise NotFound(f"{what} {value} not found")
+
+
+async def update_row(conn: AsyncConnection, table: sa.Table, key: str, value: Any, values: dict[str, Any],
+                     clash: PulseError) -> None:
+    """Set `values` and `updated_at` on the row whose `key` column is `value` (the caller has checked that
+    the tenant owns it); raises `clash` when that breaks a unique constraint (e.g. a name taken meanwhile)."""
+    try:
+        await conn.execute(table.update().where(table.c[key] == value).values(updated_at=utcnow(), **values))
+    except sa.exc.IntegrityError:
+        raise clash from None
 
 
 def _insert(conn: AsyncConnection, table: sa.Table) -> postgresql.Insert | sqlite.Insert:

@@ -8,7 +8,7 @@ import sqlalchemy as sa
 from pulse.errors import Conflict, NotFound
 from pulse.storage import groups, telemetron, templates, tokens
 from pulse.storage import tags as device_tags
-from pulse.storage.db import Database, count, utcnow
+from pulse.storage.db import Database, page_rows, utcnow, where_given
 from pulse.storage.tables import device_state, devices
 
 EDITABLE = ("name", "site_id", "template_id", "parent_device_id", "model", "manufacturer", "serial_number",
@@ -54,13 +54,8 @@ async def list_devices(db: Database, tenant_id: str, *, status: str | None = Non
                        offset: int = 0) -> tuple[list[dict[str, Any]], int]:
     """Filters combine with AND; `tags` keeps devices carrying every tag; `group_id` (static or
     dynamic) raises NotFound when the tenant has no such group."""
-    q = sa.select(devices).where(devices.c.tenant_id == tenant_id)
-    if status:
-        q = q.where(devices.c.status == status)
-    if site_id:
-        q = q.where(devices.c.site_id == site_id)
-    if template_id is not None:
-        q = q.where(devices.c.template_id == template_id)
+    q = where_given(sa.select(devices).where(devices.c.tenant_id == tenant_id), devices, status=status,
+                    site_id=site_id, template_id=template_id)
     if tags:
         q = q.where(*device_tags.has_all_tags(tags))
     if search:
@@ -73,8 +68,7 @@ async def list_devices(db: Database, tenant_id: str, *, status: str | None = Non
     async with db.connect() as conn:
         if group_id:
             q = q.where(*await groups.member_conditions(conn, tenant_id, group_id))
-        total = await count(conn, q)
-        rows = await conn.execute(q.order_by(*order).limit(limit).offset(offset))
+        rows, total = await page_rows(conn, q, order, limit, offset)
         return [_public(r) for r in rows], total
 
 

@@ -15,7 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from pulse.domain.escalation import is_due
 from pulse.domain.severity import SEVERITY_LABELS, severity_label
 from pulse.errors import Invalid
-from pulse.storage.db import Database, upsert, utcnow
+from pulse.storage.db import Database, find_tenant_row, upsert, utcnow
 from pulse.storage.tables import alert_digest_settings as settings_table
 from pulse.storage.tables import alerts
 from pulse.storage.tables import notification_channels as channels
@@ -48,8 +48,7 @@ async def get_settings(db: Database, tenant_id: str) -> dict[str, Any]:
 async def _check_channel(conn: AsyncConnection, tenant_id: str, channel_id: str | None) -> None:
     if channel_id is None:
         return
-    row = (await conn.execute(sa.select(channels.c.channel_type).where(
-        channels.c.tenant_id == tenant_id, channels.c.channel_id == channel_id))).first()
+    row = await find_tenant_row(conn, channels, tenant_id, "channel_id", channel_id)
     if row is None:
         raise Invalid(f"channel_id: unknown notification channel {channel_id}")
     if row.channel_type != "email":

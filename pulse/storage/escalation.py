@@ -23,7 +23,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from pulse.domain.escalation import check_levels, plan
 from pulse.errors import Conflict, Invalid, NotFound
 from pulse.storage import oncall, tables
-from pulse.storage.db import Database, page_rows, tenant_row, utcnow
+from pulse.storage.db import Database, find_tenant_row, page_rows, tenant_row, utcnow
 from pulse.storage.tables import alert_rules, alert_transitions, alerts
 from pulse.storage.tables import escalation_policies as policies
 
@@ -171,9 +171,7 @@ async def check_policy(conn: AsyncConnection, tenant_id: str, policy_id: str | N
     """For the alert-rules area: Invalid unless `policy_id` is None or a policy of the tenant."""
     if policy_id is None:
         return
-    found = (await conn.execute(sa.select(policies.c.policy_id).where(
-        policies.c.tenant_id == tenant_id, policies.c.policy_id == policy_id))).first()
-    if found is None:
+    if await find_tenant_row(conn, policies, tenant_id, "policy_id", policy_id) is None:
         raise Invalid(f"escalation_policy_id: unknown escalation policy {policy_id}")
 
 

@@ -14,7 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from pulse.domain.scopes import DeviceFacts
 from pulse.errors import Conflict, NotFound
-from pulse.storage.db import Database, delete_tenant_row, insert_missing, page_rows, tenant_row, utcnow
+from pulse.storage.db import Database, delete_tenant_row, insert_missing, page_rows, tenant_row, update_row, utcnow
 from pulse.storage.tables import device_group_members as members
 from pulse.storage.tables import device_groups, device_tags, devices
 from pulse.storage.tags import has_all_tags
@@ -110,11 +110,7 @@ async def update(db: Database, tenant_id: str, group_id: str, fields: dict[str, 
         group = await _row(conn, tenant_id, group_id)
         if "query" in values and (values["query"] is None) != (group["query"] is None):
             raise Conflict("a group stays static or dynamic: create a new group to change its kind")
-        try:
-            await conn.execute(device_groups.update().where(device_groups.c.group_id == group_id)
-                               .values(updated_at=utcnow(), **values))
-        except sa.exc.IntegrityError:
-            raise _name_taken(values.get("name", "")) from None
+        await update_row(conn, device_groups, "group_id", group_id, values, _name_taken(values.get("name", "")))
     return await get(db, tenant_id, group_id)
 
 

@@ -11,9 +11,9 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from pulse.errors import Conflict, Invalid, NotFound
+from pulse.errors import Conflict, Invalid
 from pulse.storage import templates
-from pulse.storage.db import Database, count, utcnow
+from pulse.storage.db import Database, device_row, of_device, page_rows, utcnow
 from pulse.storage.tables import device_modules, device_sensors, template_slots
 
 MODULE_FIELDS = ("slot_key", "bus_address", "module_template_id", "label", "serial_number", "metric_key_map", "status")
@@ -23,27 +23,19 @@ def _public(row) -> dict[str, Any]:
     return dict(row._mapping)
 
 
-def _of_device(tenant_id: str, device_id: str):
-    return device_modules.c.tenant_id == tenant_id, device_modules.c.device_id == device_id
-
-
 async def list_modules(db: Database, tenant_id: str, device_id: str, *, status: str | None = None, limit: int = 50,
                        offset: int = 0) -> tuple[list[dict[str, Any]], int]:
     """Removed modules are listed only when asked for with status=removed."""
     m = device_modules.c
-    q = sa.select(device_modules).where(*_of_device(tenant_id, device_id))
+    q = sa.select(device_modules).where(*of_device(device_modules, tenant_id, device_id))
     q = q.where(m.status == status) if status else q.where(m.status != "removed")
     async with db.connect() as conn:
-        total = await count(conn, q)
-        rows = await conn.execute(q.order_by(m.slot_key, m.id).limit(limit).offset(offset))
+        rows, total = await page_rows(conn, q, [m.slot_key, m.id], limit, offset)
         return [_public(r) for r in rows], total
 
 
 async def _row(conn: AsyncConnection, tenant_id: str, device_id: str, module_id: int) -> sa.Row:
-    row = (await conn.execute(sa.select(device_modules).where(
-        device_modules.c.id == module_id, *_of_device(tenant_id, device_id)))).first()
-    if row is None:
-        raise NotFound(f"module {module_id} not found on device {device_id}")
+    row = await device_row(conn, device_modules, tenant_id, device_id, module_id, "module")
     if row.status == "removed":
         raise Conflict(f"module {module_id} was removed")
     return row
@@ -71,7 +63,7 @@ async def _check(conn: AsyncConnection, tenant_id: str, device_id: str, module: 
         if slot is not None and slot.compatible_templates and kind not in slot.compatible_templates:
             raise Invalid(f"template {kind} is not compatible with slot {slot.slot_key!r}")
     others = (await conn.execute(sa.select(device_modules).where(
-        *_of_device(tenant_id, device_id), device_modules.c.status != "removed",
+        *of_device(device_modules, tenant_id, device_id), device_modules.c.status != "removed",
         device_modules.c.id != (module_id or 0)))).all()
     in_slot = [o for o in others if o.slot_key == module["slot_key"]]
     if slot is not None and slot.max_devices is not None and len(in_slot) >= slot.max_devices:
@@ -127,5 +119,5 @@ async def metric_key_map(db: Database, tenant_id: str, device_id: str) -> dict[s
     """Raw firmware key -> semantic key over the device's active modules (for ingest normalization)."""
     async with db.connect() as conn:
         maps = (await conn.execute(sa.select(device_modules.c.metric_key_map).where(
-            *_of_device(tenant_id, device_id), device_modules.c.status == "active"))).scalars()
+            *of_device(device_modules, tenant_id, device_id), device_modules.c.status == "active"))).scalars()
         return {raw: key for m in maps for raw, key in (m or {}).items()}

@@ -17,8 +17,9 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from pulse.domain.channels import COMPLETED, FAILED, JOB_STATUSES, PENDING, PROCESSING
-from pulse.errors import Conflict, Invalid, NotFound
-from pulse.storage.db import Database, count, insert_missing, utcnow
+from pulse.errors import Conflict, Invalid
+from pulse.storage.db import (Database, delete_tenant_row, insert_missing, page_rows, tenant_row, update_row, utcnow,
+                              where_given)
 from pulse.storage.secrets import SecretBox, SecretsUnreadable
 from pulse.storage.tables import notification_channels as channels
 from pulse.storage.tables import notification_jobs as jobs
@@ -39,11 +40,7 @@ def _public_channel(row: Any) -> dict[str, Any]:
 
 
 async def _channel_row(conn: AsyncConnection, tenant_id: str, channel_id: str) -> Any:
-    row = (await conn.execute(sa.select(channels).where(
-        channels.c.tenant_id == tenant_id, channels.c.channel_id == channel_id))).first()
-    if row is None:
-        raise NotFound(f"notification channel {channel_id} not found")
-    return row
+    return await tenant_row(conn, channels, tenant_id, "channel_id", channel_id, "notification channel")
 
 
 def _name_taken(name: str) -> Conflict:
@@ -52,12 +49,9 @@ def _name_taken(name: str) -> Conflict:
 
 async def list_channels(db: Database, tenant_id: str, limit: int, offset: int,
                         channel_type: str | None = None) -> tuple[list[dict[str, Any]], int]:
-    q = sa.select(channels).where(channels.c.tenant_id == tenant_id)
-    if channel_type:
-        q = q.where(channels.c.channel_type == channel_type)
+    q = where_given(sa.select(channels).where(channels.c.tenant_id == tenant_id), channels, channel_type=channel_type)
     async with db.connect() as conn:
-        total = await count(conn, q)
-        rows = await conn.execute(q.order_by(channels.c.name, channels.c.channel_id).limit(limit).offset(offset))
+        rows, total = await page_rows(conn, q, [channels.c.name, channels.c.channel_id], limit, offset)
         return [_public_channel(r) for r in rows], total
 
 
@@ -92,11 +86,7 @@ async def update_channel(db: Database, tenant_id: str, channel_id: str, fields: 
     values = {k: fields[k] for k in ("name", "enabled", "rate_limit_per_minute", "config", "secrets") if k in fields}
     async with db.begin() as conn:
         await _channel_row(conn, tenant_id, channel_id)
-        try:
-            await conn.execute(channels.update().where(channels.c.channel_id == channel_id)
-                               .values(updated_at=utcnow(), **values))
-        except sa.exc.IntegrityError:
-            raise _name_taken(values.get("name", "")) from None
+        await update_row(conn, channels, "channel_id", channel_id, values, _name_taken(values.get("name", "")))
     return await get_channel(db, tenant_id, channel_id)
 
 
@@ -170,11 +160,7 @@ def _public_rule(row: Any) -> dict[str, Any]:
 
 
 async def _rule_row(conn: AsyncConnection, tenant_id: str, rule_id: str) -> Any:
-    row = (await conn.execute(sa.select(routing_rules).where(
-        routing_rules.c.tenant_id == tenant_id, routing_rules.c.rule_id == rule_id))).first()
-    if row is None:
-        raise NotFound(f"notification routing rule {rule_id} not found")
-    return row
+    return await tenant_row(conn, routing_rules, tenant_id, "rule_id", rule_id, "notification routing rule")
 
 
 async def _check_channels(conn: AsyncConnection, tenant_id: str, channel_ids: list[str]) -> None:
@@ -190,8 +176,7 @@ def _rule_order() -> tuple:
 async def list_rules(db: Database, tenant_id: str, limit: int, offset: int) -> tuple[list[dict[str, Any]], int]:
     q = sa.select(routing_rules).where(routing_rules.c.tenant_id == tenant_id)
     async with db.connect() as conn:
-        total = await count(conn, q)
-        rows = await conn.execute(q.order_by(*_rule_order()).limit(limit).offset(offset))
+        rows, total = await page_rows(conn, q, [*_rule_order()], limit, offset)
         return [_public_rule(r) for r in rows], total
 
 
@@ -226,10 +211,7 @@ async def update_rule(db: Database, tenant_id: str, rule_id: str, fields: dict[s
 
 async def delete_rule(db: Database, tenant_id: str, rule_id: str) -> None:
     async with db.begin() as conn:
-        res = await conn.execute(routing_rules.delete().where(
-            routing_rules.c.tenant_id == tenant_id, routing_rules.c.rule_id == rule_id))
-        if res.rowcount == 0:
-            raise NotFound(f"notification routing rule {rule_id} not found")
+        await delete_tenant_row(conn, routing_rules, tenant_id, "rule_id", rule_id, "notification routing rule")
 
 
 # ---- jobs --------------------------------------------------------------------------------------
@@ -314,15 +296,10 @@ async def list_jobs(db: Database, tenant_id: str, *, status: str | None = None, 
                     alert_id: int | None = None, limit: int = 50, offset: int = 0) -> tuple[list[dict[str, Any]], int]:
     """Newest first; each job with its send log (`log`: one line per attempt)."""
     q = sa.select(*[c for c in jobs.c if c.name != "payload"]).where(jobs.c.tenant_id == tenant_id)
-    if status:
-        q = q.where(jobs.c.status == status)
-    if channel_id:
-        q = q.where(jobs.c.channel_id == channel_id)
-    if alert_id is not None:
-        q = q.where(jobs.c.alert_id == alert_id)
+    q = where_given(q, jobs, status=status, channel_id=channel_id, alert_id=alert_id)
     async with db.connect() as conn:
-        total = await count(conn, q)
-        items = [dict(r._mapping) for r in await conn.execute(q.order_by(jobs.c.job_id.desc()).limit(limit).offset(offset))]
+        rows, total = await page_rows(conn, q, [jobs.c.job_id.desc()], limit, offset)
+        items = [dict(r._mapping) for r in rows]
         logs: dict[int, list[dict[str, Any]]] = {j["job_id"]: [] for j in items}
         if items:
             rows = await conn.execute(sa.select(log_table).where(log_table.c.job_id.in_(list(logs)))

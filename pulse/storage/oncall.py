@@ -19,7 +19,7 @@ from pulse.domain.oncall import (CURRENT_HORIZON, Layer, Override, check_range, 
 from pulse.domain.timezones import as_utc, zone
 from pulse.domain.windows import wall_clock
 from pulse.errors import Conflict, Invalid, NotFound
-from pulse.storage.db import Database, delete_tenant_row, page_rows, tenant_row, utcnow
+from pulse.storage.db import Database, delete_tenant_row, page_rows, tenant_row, update_row, utcnow
 from pulse.storage.tables import oncall_layers as layers
 from pulse.storage.tables import oncall_overrides as overrides
 from pulse.storage.tables import oncall_schedules as schedules
@@ -109,11 +109,7 @@ async def update_schedule(db: Database, tenant_id: str, schedule_id: str, fields
         _check_zone(values["timezone"])
     async with db.begin() as conn:
         await _schedule(conn, tenant_id, schedule_id)
-        try:
-            await conn.execute(schedules.update().where(schedules.c.schedule_id == schedule_id)
-                               .values(updated_at=utcnow(), **values))
-        except sa.exc.IntegrityError:
-            raise _name_taken(values.get("name", "")) from None
+        await update_row(conn, schedules, "schedule_id", schedule_id, values, _name_taken(values.get("name", "")))
     return await get_schedule(db, tenant_id, schedule_id)
 
 
@@ -202,11 +198,7 @@ async def update_layer(db: Database, tenant_id: str, schedule_id: str, layer_id:
                     merged[key] = None
         values = _layer_values(merged, schedule["timezone"])
         await _check_order_free(conn, schedule_id, values["order"], layer_id)
-        try:
-            await conn.execute(layers.update().where(layers.c.layer_id == layer_id)
-                               .values(updated_at=utcnow(), **_stored(values)))
-        except sa.exc.IntegrityError:
-            raise _order_taken(values["order"]) from None
+        await update_row(conn, layers, "layer_id", layer_id, _stored(values), _order_taken(values["order"]))
         return await _layer_row(conn, tenant_id, schedule_id, layer_id)
 
 

@@ -8,7 +8,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from pulse.domain.messages import Rejection
-from pulse.storage.db import Database, count
+from pulse.storage.db import Database, page_rows, where_given
 from pulse.storage.tables import quarantine_counters, quarantine_events
 
 
@@ -44,13 +44,9 @@ async def list_events(db: Database, tenant_id: str | None, *, reason: str | None
     q = sa.select(quarantine_events)
     if tenant_id is not None:
         q = q.where(quarantine_events.c.tenant_id == tenant_id)
-    if reason:
-        q = q.where(quarantine_events.c.reason == reason)
-    if device_id:
-        q = q.where(quarantine_events.c.device_id == device_id)
+    q = where_given(q, quarantine_events, reason=reason, device_id=device_id)
     async with db.connect() as conn:
-        total = await count(conn, q)
-        rows = await conn.execute(q.order_by(quarantine_events.c.id.desc()).limit(limit).offset(offset))
+        rows, total = await page_rows(conn, q, [quarantine_events.c.id.desc()], limit, offset)
         return [dict(r._mapping) for r in rows], total
 
 

@@ -11,9 +11,9 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from pulse.errors import Conflict, Invalid, NotFound
+from pulse.errors import Conflict, Invalid
 from pulse.storage import templates
-from pulse.storage.db import Database, count, insert_missing, utcnow
+from pulse.storage.db import Database, device_row, insert_missing, page_rows, utcnow
 from pulse.storage.tables import device_modules, device_sensors, template_metrics
 
 log = logging.getLogger(__name__)
@@ -38,18 +38,12 @@ async def list_sensors(db: Database, tenant_id: str, *, device_id: str | None = 
         if value is not None:
             q = q.where(column == value)
     async with db.connect() as conn:
-        total = await count(conn, q)
-        rows = await conn.execute(q.order_by(s.device_id, s.metric_key).limit(limit).offset(offset))
+        rows, total = await page_rows(conn, q, [s.device_id, s.metric_key], limit, offset)
         return [_public(r) for r in rows], total
 
 
 async def _row(conn: AsyncConnection, tenant_id: str, device_id: str, sensor_id: int) -> sa.Row:
-    s = device_sensors.c
-    row = (await conn.execute(sa.select(device_sensors).where(
-        s.id == sensor_id, s.tenant_id == tenant_id, s.device_id == device_id))).first()
-    if row is None:
-        raise NotFound(f"sensor {sensor_id} not found on device {device_id}")
-    return row
+    return await device_row(conn, device_sensors, tenant_id, device_id, sensor_id, "sensor")
 
 
 async def _template_metric(conn: AsyncConnection, template_id: int | None, metric_id: int) -> sa.Row:

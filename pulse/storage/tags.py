@@ -8,7 +8,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from pulse.domain.tags import MAX_TAGS_PER_DEVICE
 from pulse.errors import Conflict, NotFound
-from pulse.storage.db import Database, count, insert_missing
+from pulse.storage.db import Database, insert_missing, page_rows
 from pulse.storage.tables import device_tags, devices
 
 
@@ -74,6 +74,5 @@ async def tenant_tags(db: Database, tenant_id: str, limit: int, offset: int) -> 
     q = (sa.select(device_tags.c.tag, sa.func.count().label("device_count"))
          .where(device_tags.c.tenant_id == tenant_id).group_by(device_tags.c.tag))
     async with db.connect() as conn:
-        total = await count(conn, q)
-        rows = await conn.execute(q.order_by(device_tags.c.tag).limit(limit).offset(offset))
+        rows, total = await page_rows(conn, q, [device_tags.c.tag], limit, offset)
         return [dict(r._mapping) for r in rows], total

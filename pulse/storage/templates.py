@@ -16,7 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from pulse.domain.command_params import schema_errors
 from pulse.errors import Conflict, Forbidden, Invalid, NotFound
-from pulse.storage.db import Database, count, insert_missing, utcnow
+from pulse.storage.db import Database, count, insert_missing, page_rows, update_row, utcnow, where_given
 from pulse.storage.tables import (device_modules, device_sensors, device_templates, device_transports, devices,
                                   template_commands, template_metrics, template_slots)
 
@@ -90,16 +90,12 @@ async def list_templates(db: Database, tenant_id: str, *, category: str | None =
                          offset: int = 0) -> tuple[list[dict[str, Any]], int]:
     t = device_templates.c
     q = sa.select(device_templates).where(_visible_to(tenant_id))
-    if category:
-        q = q.where(t.category == category)
-    if source:
-        q = q.where(t.source == source)
+    q = where_given(q, device_templates, category=category, source=source)
     if search:
         like = f"%{search.lower()}%"
         q = q.where(sa.or_(*(sa.func.lower(c).like(like) for c in (t.name, t.slug, t.manufacturer, t.model))))
     async with db.connect() as conn:
-        total = await count(conn, q)
-        rows = await conn.execute(q.order_by(t.name, t.id).limit(limit).offset(offset))
+        rows, total = await page_rows(conn, q, [t.name, t.id], limit, offset)
         return [dict(r._mapping) for r in rows], total
 
 
@@ -154,11 +150,8 @@ async def update(db: Database, tenant_id: str, template_id: int, fields: dict[st
         row = await _writable(conn, tenant_id, template_id, unlocking=values.get("is_locked") is False)
         if "slug" in values and values["slug"] != row.slug:
             await _check_slug(conn, tenant_id, values["slug"])
-        try:
-            await conn.execute(device_templates.update().where(device_templates.c.id == template_id)
-                               .values(updated_at=utcnow(), **values))
-        except sa.exc.IntegrityError:
-            raise Conflict(f"a template with slug {values.get('slug')!r} already exists") from None
+        await update_row(conn, device_templates, "id", template_id, values,
+                         Conflict(f"a template with slug {values.get('slug')!r} already exists"))
     return await get(db, tenant_id, template_id)
 
 

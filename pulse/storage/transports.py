@@ -13,7 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from pulse.errors import Conflict, NotFound
 from pulse.storage import templates
-from pulse.storage.db import Database, count, utcnow
+from pulse.storage.db import Database, device_row, of_device, page_rows, update_row, utcnow
 from pulse.storage.tables import device_transports
 
 TRANSPORT_FIELDS = ("ingestion_protocol", "physical_connectivity", "protocol_config", "connectivity_config",
@@ -25,36 +25,27 @@ def _public(row) -> dict[str, Any]:
     return dict(row._mapping)
 
 
-def _of_device(tenant_id: str, device_id: str):
-    return device_transports.c.tenant_id == tenant_id, device_transports.c.device_id == device_id
-
-
 async def list_transports(db: Database, tenant_id: str, device_id: str, *, limit: int = 50,
                           offset: int = 0) -> tuple[list[dict[str, Any]], int]:
     t = device_transports.c
-    q = sa.select(device_transports).where(*_of_device(tenant_id, device_id))
+    q = sa.select(device_transports).where(*of_device(device_transports, tenant_id, device_id))
     async with db.connect() as conn:
-        total = await count(conn, q)
-        rows = await conn.execute(q.order_by(t.is_primary.desc(), t.id).limit(limit).offset(offset))
+        rows, total = await page_rows(conn, q, [t.is_primary.desc(), t.id], limit, offset)
         return [_public(r) for r in rows], total
 
 
 async def _row(conn: AsyncConnection, tenant_id: str, device_id: str, transport_id: int) -> sa.Row:
-    row = (await conn.execute(sa.select(device_transports).where(
-        device_transports.c.id == transport_id, *_of_device(tenant_id, device_id)))).first()
-    if row is None:
-        raise NotFound(f"transport {transport_id} not found on device {device_id}")
-    return row
+    return await device_row(conn, device_transports, tenant_id, device_id, transport_id, "transport")
 
 
 async def _primary(conn: AsyncConnection, tenant_id: str, device_id: str) -> sa.Row | None:
     return (await conn.execute(sa.select(device_transports).where(
-        *_of_device(tenant_id, device_id), device_transports.c.is_primary.is_(True)))).first()
+        *of_device(device_transports, tenant_id, device_id), device_transports.c.is_primary.is_(True)))).first()
 
 
 async def _clear_primary(conn: AsyncConnection, tenant_id: str, device_id: str) -> None:
     await conn.execute(device_transports.update().where(
-        *_of_device(tenant_id, device_id), device_transports.c.is_primary.is_(True))
+        *of_device(device_transports, tenant_id, device_id), device_transports.c.is_primary.is_(True))
         .values(is_primary=False, updated_at=utcnow()))
 
 
@@ -89,11 +80,7 @@ async def update(db: Database, tenant_id: str, device_id: str, transport_id: int
         await _row(conn, tenant_id, device_id, transport_id)
         if values.get("is_primary"):
             await _clear_primary(conn, tenant_id, device_id)
-        try:
-            await conn.execute(device_transports.update().where(device_transports.c.id == transport_id)
-                               .values(updated_at=utcnow(), **values))
-        except sa.exc.IntegrityError:
-            raise Conflict(_PRIMARY_RACE) from None
+        await update_row(conn, device_transports, "id", transport_id, values, Conflict(_PRIMARY_RACE))
         return _public(await _row(conn, tenant_id, device_id, transport_id))
 
 

@@ -2,7 +2,7 @@
 (401 never retried, 4xx final, 5xx/timeouts retried then Unavailable), and the pure mappings."""
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 
 import pytest
 
@@ -16,25 +16,14 @@ from pulse.simulators.telemetron import API_PREFIX, DEMO_API_KEY, TelemetronSim
 FAST = RetryPolicy(attempts=3, base_delay_s=0.01, max_delay_s=0.05)
 
 
-@pytest.fixture(scope="module")
-def served() -> Iterator[SimServer]:
-    with SimServer(TelemetronSim()) as s:
-        yield s
-
-
 @pytest.fixture
-def server(served: SimServer) -> SimServer:
-    served.sim.reset()
-    return served
-
-
-@pytest.fixture
-async def client(server: SimServer) -> AsyncIterator[TelemetronClient]:
-    async with TelemetronClient(server.base_url + API_PREFIX, DEMO_API_KEY, timeout_s=2.0, policy=FAST) as c:
+async def client(telemetron_server: SimServer) -> AsyncIterator[TelemetronClient]:
+    async with TelemetronClient(telemetron_server.base_url + API_PREFIX, DEMO_API_KEY, timeout_s=2.0,
+                                policy=FAST) as c:
         yield c
 
 
-async def test_customer_routes_round_trip(server, client):
+async def test_customer_routes_round_trip(telemetron_server, client):
     cid = await client.create_or_update_customer(CustomerUpsert(email="jane@example.com", name="Jane"))
     assert await client.create_or_update_customer(
         CustomerUpsert(email="jane@example.com", name="Jane D", phone="+15551234", telemetronCustomerId=cid)) == cid
@@ -48,8 +37,8 @@ async def test_customer_routes_round_trip(server, client):
     assert dup.value.status == 409 and "exists" in dup.value.message
 
 
-async def test_device_assignment_and_ticket_routes(server, client):
-    sim: TelemetronSim = server.sim
+async def test_device_assignment_and_ticket_routes(telemetron_server, client):
+    sim: TelemetronSim = telemetron_server.sim
     await client.upsert_device(DeviceUpsert(identifier="d1", type="meter", properties={"siteId": "s1"}))
     assigned = await client.assign_device_to_owners(DeviceAssignment(deviceIdentifier="d1",
                                                                      customerEmails=["a@example.com"]))
@@ -67,37 +56,38 @@ async def test_device_assignment_and_ticket_routes(server, client):
     assert sim.devices["d1"]["properties"] == {"siteId": "s1"}
 
 
-async def test_a_refused_key_raises_auth_error_and_is_not_retried(server):
-    async with TelemetronClient(server.base_url + API_PREFIX, "wrong-key-123", policy=FAST) as c:
+async def test_a_refused_key_raises_auth_error_and_is_not_retried(telemetron_server):
+    async with TelemetronClient(telemetron_server.base_url + API_PREFIX, "wrong-key-123", policy=FAST) as c:
         with pytest.raises(TelemetronAuthError) as e:
             await c.upsert_device(DeviceUpsert(identifier="d1", type="meter"))
-    assert e.value.status == 401 and server.sim.hits("/device") == 1
+    assert e.value.status == 401 and telemetron_server.sim.hits("/device") == 1
 
 
-async def test_bad_requests_are_final_and_not_retried(server, client):
+async def test_bad_requests_are_final_and_not_retried(telemetron_server, client):
     with pytest.raises(TelemetronError) as e:
         await client.upsert_device(DeviceUpsert(identifier="d1"))  # no type on create
-    assert e.value.status == 400 and "type" in e.value.message and server.sim.hits("/device") == 1
+    assert e.value.status == 400 and "type" in e.value.message and telemetron_server.sim.hits("/device") == 1
 
 
-async def test_server_errors_are_retried_until_they_pass(server, client):
-    server.sim.faults.add(status=503, times=2, path=f"{API_PREFIX}/device")
+async def test_server_errors_are_retried_until_they_pass(telemetron_server, client):
+    telemetron_server.sim.faults.add(status=503, times=2, path=f"{API_PREFIX}/device")
     await client.upsert_device(DeviceUpsert(identifier="d1", type="meter"))
-    assert server.sim.hits("/device") == 3 and "d1" in server.sim.devices
+    assert telemetron_server.sim.hits("/device") == 3 and "d1" in telemetron_server.sim.devices
 
 
-async def test_persistent_server_errors_end_as_unavailable(server, client):
-    server.sim.faults.add(status=500, times=10, path=f"{API_PREFIX}/device")
+async def test_persistent_server_errors_end_as_unavailable(telemetron_server, client):
+    telemetron_server.sim.faults.add(status=500, times=10, path=f"{API_PREFIX}/device")
     with pytest.raises(Unavailable) as e:
         await client.upsert_device(DeviceUpsert(identifier="d1", type="meter"))
-    assert e.value.status == 500 and server.sim.hits("/device") == FAST.attempts
+    assert e.value.status == 500 and telemetron_server.sim.hits("/device") == FAST.attempts
 
 
-async def test_timeouts_are_retried(server):
-    server.sim.faults.add(status=503, times=1, path=f"{API_PREFIX}/device", delay_s=1.0)
-    async with TelemetronClient(server.base_url + API_PREFIX, DEMO_API_KEY, timeout_s=0.2, policy=FAST) as c:
+async def test_timeouts_are_retried(telemetron_server):
+    telemetron_server.sim.faults.add(status=503, times=1, path=f"{API_PREFIX}/device", delay_s=1.0)
+    async with TelemetronClient(telemetron_server.base_url + API_PREFIX, DEMO_API_KEY, timeout_s=0.2,
+                                policy=FAST) as c:
         await c.upsert_device(DeviceUpsert(identifier="d1", type="meter"))
-    assert "d1" in server.sim.devices and server.sim.hits("/device") == 2
+    assert "d1" in telemetron_server.sim.devices and telemetron_server.sim.hits("/device") == 2
 
 
 async def test_a_stopped_server_is_unavailable():

@@ -11,21 +11,12 @@ import sqlalchemy as sa
 from pulse.storage import digest, tenants
 from pulse.storage.db import Database
 from pulse.storage.tables import alert_digest_settings, alerts
+from tests.serve.resources import make_channel
 
 URL = "/api/v1/customer/alert-digest-settings"
-CHANNELS = "/api/v1/customer/notification-channels"
 UTC = timezone.utc
 T0 = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)  # a Monday
 DAILY = {"frequency": "daily", "recipients": ["ops@acme.example"], "send_at_hour": 7, "timezone": "Europe/Berlin"}
-
-
-async def make_channel(api, channel_type, tenant="acme") -> str:
-    config = {"url": "https://hooks.example/in"} if channel_type == "webhook" else {
-        "smtp_host": "smtp.example", "smtp_port": 587, "from": "alerts@pulse.example", "recipients": ["a@b.example"]}
-    r = await api.post(CHANNELS, tenant=tenant, json={"name": f"{channel_type}-{tenant}", "channel_type": channel_type,
-                                                      "config": config})
-    assert r.status_code == 201, r.text
-    return r.json()["channel_id"]
 
 
 async def put(api, body, **kw):

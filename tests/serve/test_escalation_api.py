@@ -17,9 +17,9 @@ from pulse.services.notifier import Notifier
 from pulse.storage import escalation, tenants
 from pulse.storage.db import Database
 from pulse.storage.tables import alert_rules, alert_transitions, alerts, escalation_policies
+from tests.serve.resources import make_channel
 
 POLICIES = "/api/v1/customer/escalation-policies"
-CHANNELS = "/api/v1/customer/notification-channels"
 SCHEDULES = "/api/v1/customer/oncall-schedules"
 RULES = "/api/v1/customer/alert-rules"
 UTC = timezone.utc
@@ -38,15 +38,6 @@ async def make_policy(api, name="standard", tenant="acme", **fields) -> dict:
     r = await api.post(POLICIES, tenant=tenant, json=body)
     assert r.status_code == 201, r.text
     return r.json()
-
-
-async def make_channel(api, tenant="acme", channel_type="webhook") -> str:
-    config = {"url": "https://hooks.example/in"} if channel_type == "webhook" else {
-        "smtp_host": "smtp.example", "smtp_port": 587, "from": "alerts@pulse.example", "recipients": ["a@b.example"]}
-    r = await api.post(CHANNELS, tenant=tenant, json={"name": f"{channel_type}-{tenant}", "channel_type": channel_type,
-                                                      "config": config})
-    assert r.status_code == 201, r.text
-    return r.json()["channel_id"]
 
 
 async def make_schedule(api, tenant="acme") -> str:

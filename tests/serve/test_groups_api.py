@@ -1,14 +1,9 @@
 """Device groups: static membership, dynamic (query) groups, counts, and the device list's group filter."""
 import pytest
 
-DEVICES = "/api/v1/customer/devices"
+from tests.serve.resources import DEVICES, make_devices
+
 GROUPS = "/api/v1/customer/device-groups"
-
-
-async def make_devices(api, *ids, tenant="acme", **fields):
-    for d in ids:
-        r = await api.post(DEVICES, tenant=tenant, json={"device_id": d, **fields})
-        assert r.status_code == 201, r.text
 
 
 async def make_group(api, name, tenant="acme", **fields) -> dict:

@@ -5,8 +5,8 @@ from datetime import datetime, timedelta, timezone
 import pytest
 
 from pulse.storage import maintenance
+from tests.serve.resources import DEVICES, make_devices
 
-DEVICES = "/api/v1/customer/devices"
 GROUPS = "/api/v1/customer/device-groups"
 WINDOWS = "/api/v1/customer/maintenance-windows"
 UTC = timezone.utc
@@ -15,12 +15,6 @@ T = datetime(2030, 6, 3, 12, tzinfo=UTC)  # a Monday
 
 def iso(dt: datetime) -> str:
     return dt.isoformat().replace("+00:00", "Z")
-
-
-async def make_devices(api, *ids, tenant="acme", **fields):
-    for d in ids:
-        r = await api.post(DEVICES, tenant=tenant, json={"device_id": d, **fields})
-        assert r.status_code == 201, r.text
 
 
 async def make_window(api, tenant="acme", **fields) -> dict:

@@ -1,14 +1,9 @@
 """Device tags, the tenant tag list, and the device list's tag/template filters."""
 import pytest
 
-DEVICES = "/api/v1/customer/devices"
+from tests.serve.resources import DEVICES, make_devices
+
 TAGS = "/api/v1/customer/tags"
-
-
-async def make_devices(api, *ids, tenant="acme", **fields):
-    for d in ids:
-        r = await api.post(DEVICES, tenant=tenant, json={"device_id": d, **fields})
-        assert r.status_code == 201, r.text
 
 
 async def test_put_replaces_the_set_and_get_returns_it_sorted(api):

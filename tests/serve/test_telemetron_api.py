@@ -3,8 +3,6 @@ status through the telemetron-sync service) and the `telemetron` notification ch
 tickets in the real simulator."""
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import pytest
 
 from pulse.integrations.channels import Message
@@ -18,21 +16,14 @@ DEVICES = "/api/v1/customer/devices"
 CHANNELS = "/api/v1/customer/notification-channels"
 
 
-@pytest.fixture(scope="module")
-def served() -> Iterator[SimServer]:
-    with SimServer(TelemetronSim()) as s:
-        yield s
+@pytest.fixture
+def sim(telemetron_server: SimServer) -> TelemetronSim:
+    return telemetron_server.sim
 
 
 @pytest.fixture
-def sim(served: SimServer) -> TelemetronSim:
-    served.sim.reset()
-    return served.sim
-
-
-@pytest.fixture
-def base_url(served: SimServer) -> str:
-    return served.base_url + API_PREFIX
+def base_url(telemetron_server: SimServer) -> str:
+    return telemetron_server.base_url + API_PREFIX
 
 
 async def configure(api, base_url: str, tenant: str = "acme", **fields):

@@ -22,6 +22,13 @@ from tests.integrations.helpers import (T0, Reply, http_targets, jobs_of, make_c
 S = timedelta(seconds=1)
 
 
+async def webhook_with_open_alert(notifier, target) -> dict:
+    """A webhook channel posting to `target`, with one OPEN alert queued for it at T0; returns the channel."""
+    ch = await make_channel(notifier, "webhook", {"url": target.url})
+    await notifier.enqueue("acme", sample_alert(), "OPEN", [ch["channel_id"]], now=T0)
+    return ch
+
+
 # ---- match_rules ---------------------------------------------------------------------------------
 def rule(channel: str, **fields) -> dict:
     return {"rule_id": f"rule-{channel}", "channel_ids": [channel], "enabled": True, "priority": 100, "stop": False,
@@ -183,8 +190,7 @@ async def test_503_twice_then_200_is_retried_with_backoff_and_delivered_once(not
 
 async def test_a_target_that_is_down_delays_delivery_and_loses_nothing(notifier, http_targets):
     target = await http_targets(start=False)  # nothing listens on its port yet
-    ch = await make_channel(notifier, "webhook", {"url": target.url})
-    await notifier.enqueue("acme", sample_alert(), "OPEN", [ch["channel_id"]], now=T0)
+    await webhook_with_open_alert(notifier, target)
     await notifier.run_due(now=T0)
     await notifier.run_due(now=T0 + 1 * S)
     [job] = await jobs_of(notifier)
@@ -200,8 +206,7 @@ async def test_a_target_that_is_down_delays_delivery_and_loses_nothing(notifier,
 
 async def test_retries_stop_after_max_attempts(notifier, http_targets):
     target = await http_targets(default=502)
-    ch = await make_channel(notifier, "webhook", {"url": target.url})
-    await notifier.enqueue("acme", sample_alert(), "OPEN", [ch["channel_id"]], now=T0)
+    await webhook_with_open_alert(notifier, target)
     t = T0
     for _ in range(6):
         await notifier.run_due(now=t)
@@ -215,8 +220,7 @@ async def test_retries_stop_after_max_attempts(notifier, http_targets):
 @pytest.mark.parametrize("status", [400, 401, 404, 410])
 async def test_client_errors_fail_at_once(notifier, http_targets, status):
     target = await http_targets(default=Reply(status, b"bad routing key"))
-    ch = await make_channel(notifier, "webhook", {"url": target.url})
-    await notifier.enqueue("acme", sample_alert(), "OPEN", [ch["channel_id"]], now=T0)
+    await webhook_with_open_alert(notifier, target)
     await notifier.run_due(now=T0)
     await notifier.run_due(now=T0 + 60 * S)
     [job] = await jobs_of(notifier)
@@ -226,8 +230,7 @@ async def test_client_errors_fail_at_once(notifier, http_targets, status):
 
 async def test_429_is_retried_no_sooner_than_retry_after(notifier, http_targets):
     target = await http_targets(Reply(429, headers={"Retry-After": "5"}), default=200)
-    ch = await make_channel(notifier, "webhook", {"url": target.url})
-    await notifier.enqueue("acme", sample_alert(), "OPEN", [ch["channel_id"]], now=T0)
+    await webhook_with_open_alert(notifier, target)
     await notifier.run_due(now=T0)
     [job] = await jobs_of(notifier)
     assert job["status"] == "PENDING" and job["next_attempt_at"] == T0 + 5 * S
@@ -238,8 +241,7 @@ async def test_429_is_retried_no_sooner_than_retry_after(notifier, http_targets)
 
 async def test_an_alerts_events_reach_a_channel_in_order(notifier, http_targets):
     target = await http_targets(503, default=200)
-    ch = await make_channel(notifier, "webhook", {"url": target.url})
-    await notifier.enqueue("acme", sample_alert(), "OPEN", [ch["channel_id"]], now=T0)
+    ch = await webhook_with_open_alert(notifier, target)
     await notifier.run_due(now=T0)  # OPEN: 503, retried in 1 s
     await notifier.enqueue("acme", sample_alert(status="CLOSED"), "CLOSED", [ch["channel_id"]], now=T0)
     other = await notifier.enqueue("acme", sample_alert(2, fingerprint="RULE:r1:d2"), "OPEN", [ch["channel_id"]],
@@ -269,8 +271,7 @@ async def test_the_channel_rate_limit_defers_without_spending_attempts(notifier,
 
 async def test_a_job_whose_sender_died_is_taken_again_when_its_claim_lapses(notifier, http_targets):
     target = await http_targets()
-    ch = await make_channel(notifier, "webhook", {"url": target.url})
-    await notifier.enqueue("acme", sample_alert(), "OPEN", [ch["channel_id"]], now=T0)
+    await webhook_with_open_alert(notifier, target)
     [claimed] = await store.claim_due(notifier.db, T0, T0 + 60 * S, 10)  # a sender takes it, then crashes
     assert claimed["status"] == "PROCESSING"
     assert await notifier.run_due(now=T0 + 30 * S) == 0
@@ -280,8 +281,7 @@ async def test_a_job_whose_sender_died_is_taken_again_when_its_claim_lapses(noti
 
 async def test_deleting_a_channel_fails_its_undelivered_jobs(notifier, http_targets):
     target = await http_targets(default=503)
-    ch = await make_channel(notifier, "webhook", {"url": target.url})
-    await notifier.enqueue("acme", sample_alert(), "OPEN", [ch["channel_id"]], now=T0)
+    ch = await webhook_with_open_alert(notifier, target)
     await notifier.run_due(now=T0)
     await store.delete_channel(notifier.db, "acme", ch["channel_id"])
     assert await notifier.run_due(now=T0 + 60 * S) == 0
@@ -291,8 +291,7 @@ async def test_deleting_a_channel_fails_its_undelivered_jobs(notifier, http_targ
 
 async def test_a_disabled_channel_gets_nothing_more(notifier, http_targets):
     target = await http_targets()
-    ch = await make_channel(notifier, "webhook", {"url": target.url})
-    await notifier.enqueue("acme", sample_alert(), "OPEN", [ch["channel_id"]], now=T0)
+    ch = await webhook_with_open_alert(notifier, target)
     await service.update_channel(notifier.db, notifier.settings, "acme", ch["channel_id"], {"enabled": False})
     await notifier.run_due(now=T0)
     [job] = await jobs_of(notifier)

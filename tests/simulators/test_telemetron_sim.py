@@ -11,21 +11,15 @@ from pulse.simulators.server import SimServer
 from pulse.simulators.telemetron import API_PREFIX, DEMO_API_KEY, TelemetronSim
 
 
-@pytest.fixture(scope="module")
-def served() -> Iterator[SimServer]:
-    with SimServer(TelemetronSim()) as server:
-        yield server
+@pytest.fixture
+def sim(telemetron_server: SimServer) -> TelemetronSim:
+    return telemetron_server.sim
 
 
 @pytest.fixture
-def sim(served: SimServer) -> TelemetronSim:
-    served.sim.reset()  # one server for the module; each test starts from an empty state
-    return served.sim
-
-
-@pytest.fixture
-def http(served: SimServer) -> Iterator[httpx.Client]:
-    with httpx.Client(base_url=served.base_url + API_PREFIX, headers={"x-api-key": DEMO_API_KEY}, timeout=5) as c:
+def http(telemetron_server: SimServer) -> Iterator[httpx.Client]:
+    with httpx.Client(base_url=telemetron_server.base_url + API_PREFIX, headers={"x-api-key": DEMO_API_KEY},
+                      timeout=5) as c:
         yield c
 
 

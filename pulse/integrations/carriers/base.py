@@ -15,7 +15,7 @@ from typing import Any, AsyncIterator, ClassVar, Literal
 import httpx
 
 from pulse.domain.carriers import used_pct
-from pulse.integrations.http import RetryPolicy, Unavailable
+from pulse.integrations.http import HttpClientOwner, RetryPolicy, Unavailable
 
 SimStatus = Literal["active", "suspended", "deactivated", "preactive", "pending", "unknown"]
 Action = Literal["activate", "suspend", "restore", "deactivate"]
@@ -122,7 +122,7 @@ class CallbackEvent:
     raw: dict[str, Any] = field(default_factory=dict)
 
 
-class CarrierProvider:
+class CarrierProvider(HttpClientOwner):
     """Base of the providers. Subclasses set `name` and implement what their carrier offers."""
 
     name: ClassVar[str]
@@ -131,18 +131,7 @@ class CarrierProvider:
                  retry: RetryPolicy = RetryPolicy(), timeout_s: float = 15.0) -> None:
         self.credentials = credentials
         self.retry = retry
-        self._own_http = http is None
-        self.http = http or httpx.AsyncClient(base_url=credentials.api_base_url.rstrip("/"), timeout=timeout_s)
-
-    async def aclose(self) -> None:
-        if self._own_http:
-            await self.http.aclose()
-
-    async def __aenter__(self) -> "CarrierProvider":
-        return self
-
-    async def __aexit__(self, *exc: Any) -> None:
-        await self.aclose()
+        self.http = self._adopt_http(http, base_url=credentials.api_base_url.rstrip("/"), timeout=timeout_s)
 
     def _unsupported(self, what: str) -> NotSupported:
         return NotSupported(f"{self.name} does not support {what}", status=501)

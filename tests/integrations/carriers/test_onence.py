@@ -52,6 +52,15 @@ async def provider(server: SimServer, secret: str = CLIENT[1], **kw: Any) -> Asy
         yield p
 
 
+async def info_error(server: SimServer, error: type[Exception], number: str = iccid(1),
+                     **kw: Any) -> pytest.ExceptionInfo:
+    """What `get_device_info(number)` raised, asserted to be an `error`; `kw` configures the provider."""
+    async with provider(server, **kw) as p:
+        with pytest.raises(error) as e:
+            await p.get_device_info(number)
+    return e
+
+
 def requests_to(sim: OneNceSim, path: str, method: str = "GET") -> int:
     return sum(1 for m, p in sim.requests if m == method and p == f"{BASE}{path}")
 
@@ -84,9 +93,7 @@ async def test_device_info_maps_sim_and_connectivity_status(sim: OneNceSim, serv
 
 
 async def test_unknown_sim_is_a_404_carrier_error(server: SimServer) -> None:
-    async with provider(server) as p:
-        with pytest.raises(CarrierError) as e:
-            await p.get_device_info(iccid(999))
+    e = await info_error(server, CarrierError, iccid(999))
     assert e.value.status == 404 and e.value.code == "NotFound"
 
 
@@ -194,17 +201,13 @@ async def test_a_refused_token_is_renewed_once_and_the_call_repeated(sim: OneNce
 
 async def test_a_call_refused_twice_is_an_auth_error_without_a_loop(sim: OneNceSim, server: SimServer) -> None:
     sim.faults.add(401, times=10, path=f"{BASE}/v1/sims/{iccid(1)}")
-    async with provider(server) as p:
-        with pytest.raises(CarrierAuthError):
-            await p.get_device_info(iccid(1))
+    await info_error(server, CarrierAuthError)
     assert sim.count("POST", TOKEN_PATH) == 2
     assert requests_to(sim, f"/v1/sims/{iccid(1)}") == 2
 
 
 async def test_bad_credentials_fail_at_once_with_one_token_request(sim: OneNceSim, server: SimServer) -> None:
-    async with provider(server, secret="wrong") as p:
-        with pytest.raises(CarrierAuthError) as e:
-            await p.get_device_info(iccid(1))
+    e = await info_error(server, CarrierAuthError, secret="wrong")
     assert e.value.status == 401
     assert sim.count("POST", TOKEN_PATH) == 1
     assert sim.count("GET", f"{BASE}/v1/sims") == 0
@@ -221,9 +224,7 @@ async def test_5xx_is_retried_then_succeeds(sim: OneNceSim, server: SimServer) -
 
 async def test_an_outage_longer_than_the_retries_is_unavailable(sim: OneNceSim, server: SimServer) -> None:
     sim.faults.add(500, times=4, path=f"{BASE}/v1/sims/{iccid(1)}")
-    async with provider(server) as p:
-        with pytest.raises(Unavailable):
-            await p.get_device_info(iccid(1))
+    await info_error(server, Unavailable)
     assert requests_to(sim, f"/v1/sims/{iccid(1)}") == 4
 
 

@@ -1,4 +1,5 @@
 """Alert lifecycle -> routing -> real webhook deliveries; maintenance and silence suppress sends, not alerts."""
+import asyncio
 import hashlib
 import hmac
 from datetime import datetime, timedelta, timezone
@@ -28,11 +29,17 @@ async def hook(api):
 
 
 async def deliveries(api, target, n, now=None):
+    """The target's requests once `n` arrived and no send is still in flight: the notifier's own loop
+    runs too, so a job it claimed may have reached the target before its outcome is recorded."""
     notifier = api.services.runtime.notifier_ref
     for _ in range(20):
         await notifier.run_due(now)
         if len(target.requests) >= n:
             break
+    for _ in range(100):
+        if (await api.get("/api/v1/customer/notification-jobs", params={"status": "PROCESSING"})).json()["total"] == 0:
+            break
+        await asyncio.sleep(0.05)
     return target.requests
 
 

@@ -48,13 +48,21 @@ class ActorHost(Generic[K, A]):
         self.passivate_after_s = passivate_after_s
         self._activation = asyncio.Lock()
         self._loop_task: asyncio.Task | None = None
+        self._stopped = False
 
     async def start(self) -> bool:
-        if self._loop_task is None:
-            self._loop_task = asyncio.create_task(self._maintenance_loop())
+        self._keep_running()
         return True
 
+    def _keep_running(self) -> None:
+        """Start the write-behind loop unless it runs (or the shard was stopped). Activation calls it
+        too: a shard Ray restarted after a crash has only run `__init__`, and nobody calls `start`
+        again, yet it must snapshot and passivate like before."""
+        if self._loop_task is None and not self._stopped:
+            self._loop_task = asyncio.create_task(self._maintenance_loop())
+
     async def stop(self) -> None:
+        self._stopped = True
         if self._loop_task:
             self._loop_task.cancel()
             # wait for it: a snapshot it was writing must not overlap the final one below
@@ -176,6 +184,7 @@ class DeviceShard(ActorHost[tuple[str, str], DeviceActor]):
         Everything (snapshots, the tenants' rules) is loaded before anything is registered, so a
         failed load leaves no actor half-activated (e.g. without its rules) and the next message
         simply retries."""
+        self._keep_running()
         if all(k in self.actors for k in keys):
             return
         async with self._activation:
@@ -325,6 +334,7 @@ class TenantShard(ActorHost[str, TenantActor]):
         self.alerts_opened = 0
 
     async def _actor(self, tenant_id: str) -> TenantActor:
+        self._keep_running()
         actor = self.actors.get(tenant_id)
         if actor is None:
             async with self._activation:

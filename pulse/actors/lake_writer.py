@@ -48,6 +48,8 @@ class LakeWriter:
         self._wake = asyncio.Event()
         self._loop_task: asyncio.Task[None] | None = None
         self._running = False
+        self._stopped = False
+        self._starting = asyncio.Lock()
         self._stats: dict[str, Any] = {
             "rows_appended": 0,
             "rows_flushed": 0,
@@ -59,20 +61,22 @@ class LakeWriter:
 
     async def start(self) -> None:
         """Recover what a crash left in the WAL, then start the periodic flush."""
-        if self._running:
-            return
-        self._wal = await asyncio.to_thread(Wal, self.wal_dir)
-        replayed = await asyncio.to_thread(self._recover, self._wal)
-        self._stats["rows_replayed"] += replayed
-        self._running = True
-        self._loop_task = asyncio.create_task(self._flush_loop(), name="lake-writer-flush")
+        async with self._starting:
+            if self._running:
+                return
+            self._stopped = False
+            self._wal = await asyncio.to_thread(Wal, self.wal_dir)
+            replayed = await asyncio.to_thread(self._recover, self._wal)
+            self._stats["rows_replayed"] += replayed
+            self._running = True
+            self._loop_task = asyncio.create_task(self._flush_loop(), name="lake-writer-flush")
 
     async def append(self, table: pa.Table) -> int:
         """Make rows durable (WAL + fsync) and buffer them; returns the rows accepted.
 
         Raises `pulse.errors.Invalid` for rows the lake cannot store (bad tenant id, nulls,
         wrong types) before anything is written."""
-        wal = self._require_started()
+        wal = await self._started()
         table = conform(table)
         if table.num_rows == 0:
             return 0
@@ -89,7 +93,7 @@ class LakeWriter:
         """Write buffered rows to Parquet and drop their WAL segments; returns rows written.
 
         If the Parquet write fails, rows and segments are kept and retried by the next flush."""
-        wal = self._require_started()
+        wal = await self._started()
         async with self._flush_lock:
             async with self._append_lock:
                 if not self._buffer and not self._flushing:
@@ -114,6 +118,7 @@ class LakeWriter:
         """Acknowledged rows of one device not yet readable from Parquet (read-your-writes).
 
         Call it before querying the lake (see `LakeReader`)."""
+        await self._started()  # after a restart: the WAL's rows are in Parquet before anyone reads
         tables = [*self._flushing, *self._buffer]
         if not tables:
             return None
@@ -130,6 +135,7 @@ class LakeWriter:
 
     async def stop(self) -> None:
         """Stop the flush loop and flush what is left (it stays in the WAL if that fails)."""
+        self._stopped = True
         if not self._running:
             return
         self._running = False
@@ -144,9 +150,13 @@ class LakeWriter:
             self._wal = None
 
     # -- internals --
-    def _require_started(self) -> Wal:
+    async def _started(self) -> Wal:
+        """The WAL, recovering it first when this process has not: a writer Ray restarted after a
+        crash has only run `__init__`, and its first call must replay what the old one left."""
+        if self._wal is None and not self._stopped:
+            await self.start()
         if self._wal is None:
-            raise RuntimeError("LakeWriter.start() has not been awaited (or stop() was)")
+            raise RuntimeError("LakeWriter was stopped")
         return self._wal
 
     def _recover(self, wal: Wal) -> int:

@@ -301,6 +301,14 @@ def actor_names(settings: Settings) -> dict[str, list[str]]:
     }
 
 
+# The ingest actors' calls are safe to repeat (a lake append is de-duplicated on read, an alert
+# event on an open alert is a retrigger, a shard re-reads its snapshot), so a call in flight when
+# its actor dies runs again on the restarted actor instead of failing the batch. Failing it is
+# not enough: the device actors already moved on, and the redelivered messages would not raise
+# their alert events again. After a few restarts in a row the call fails and the broker redelivers.
+RETRY_ON_RESTART = {"max_task_retries": 3}
+
+
 class RayRuntime(Runtime):
     """Named detached Ray actors. `deploy()` creates them; any process in the cluster may `connect()`."""
 
@@ -318,11 +326,12 @@ class RayRuntime(Runtime):
         s = self.settings
         s.ensure_dirs()
         names = actor_names(s)
-        self.device_refs = [ray.remote(DeviceShard).options(**self._options(n)).remote(*_shard_args(s, i))
-                            for i, n in enumerate(names["device"])]
-        self.tenant_refs = [ray.remote(TenantShard).options(**self._options(n)).remote(*_shard_args(s, i))
-                            for i, n in enumerate(names["tenant"])]
-        self.lake_ref = ray.remote(LakeWriter).options(**self._options("lake-writer")).remote(*_lake_args(s))
+        self.device_refs = [ray.remote(DeviceShard).options(**self._options(n), **RETRY_ON_RESTART)
+                            .remote(*_shard_args(s, i)) for i, n in enumerate(names["device"])]
+        self.tenant_refs = [ray.remote(TenantShard).options(**self._options(n), **RETRY_ON_RESTART)
+                            .remote(*_shard_args(s, i)) for i, n in enumerate(names["tenant"])]
+        self.lake_ref = ray.remote(LakeWriter).options(**self._options("lake-writer"), **RETRY_ON_RESTART
+                                                       ).remote(*_lake_args(s))
         self.service_refs = {name: ray.remote(cls).options(**self._options(name)).remote(s)
                              for name, cls in service_classes().items()}
 

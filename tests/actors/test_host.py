@@ -151,6 +151,17 @@ async def test_the_snapshot_interval_persists_without_being_asked(db, shards):
     assert not shard.actors[("acme", "d1")].dirty
 
 
+async def test_a_shard_ray_restarted_snapshots_without_being_started(db, shards):
+    """Ray's restart of a crashed shard runs only __init__; its first message starts write-behind."""
+    shard = shards(snapshot_interval_s=0.05)  # no start()
+    await shard.handle_batch([temp("d1", 26.0)])
+    for _ in range(250):
+        if "d1" in await stored_state(db):
+            break
+        await asyncio.sleep(0.02)
+    assert (await stored_state(db))["d1"]["latest"]["temp"][0] == 26.0
+
+
 async def test_a_change_made_while_a_snapshot_is_written_is_not_lost(monkeypatch, db, shards):
     shard = shards()
     await shard.handle_batch([temp("d1", 20.0)])

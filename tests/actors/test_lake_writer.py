@@ -88,6 +88,24 @@ async def test_unflushed_rows_survive_a_crash_and_are_replayed_on_start(dirs: tu
         await restarted.stop()
 
 
+async def test_a_writer_ray_restarted_recovers_the_wal_on_its_first_call(dirs: tuple[Path, Path]) -> None:
+    """Ray's restart of a crashed actor runs only __init__: nobody awaits start() again."""
+    lake, wal = dirs
+    crashed = LakeWriter(str(lake), str(wal), flush_interval_s=3600)
+    await crashed.start()
+    await crashed.append(batch("d1", 3))
+    crashed._wal.close()  # type: ignore[union-attr]
+
+    restarted = LakeWriter(str(lake), str(wal), flush_interval_s=3600)  # no start()
+    try:
+        assert await restarted.pending("acme", "d1") is None  # the old rows are in Parquet by now
+        assert [r["seq"] for r in lake_rows(lake, "d1") if r["metric"] == "temp"] == [0, 1, 2]
+        assert await restarted.append(batch("d1", 1, start=3)) == 2
+        assert (await restarted.stats())["rows_replayed"] == 6
+    finally:
+        await restarted.stop()
+
+
 async def test_crash_after_parquet_write_before_wal_drop_only_duplicates(dirs: tuple[Path, Path]) -> None:
     lake, wal = dirs
     rows = batch("d1", 4)

@@ -16,6 +16,9 @@ from pulse.storage import devices as store
 from pulse.storage import tokens
 
 CONNECTIVITY = ("ONLINE", "STALE", "OFFLINE")
+# Registry fields a rule scope selects by, directly (site, template) or through a dynamic group's query
+# (status, site): changing one re-resolves the tenant's rule scopes (`storage.rules.scope_device_ids`).
+SCOPE_FIELDS = frozenset({"site_id", "template_id", "status"})
 
 
 def _now_ms() -> int:
@@ -32,6 +35,7 @@ async def create(ctx: ServiceContext, tenant_id: str, fields: dict[str, Any]) ->
     """Register a device; the result carries its first token's secret (shown only this once)."""
     device, token = await store.create(ctx.db, tenant_id, fields)
     await ctx.credentials.set_device_secret(tenant_id, fields["device_id"], token["token"])
+    await ctx.runtime.rules_changed(tenant_id)  # scoped rules loaded before it must see it
     return {**device, "token": token["token"], "token_id": token["token_id"]}
 
 
@@ -69,7 +73,7 @@ async def update(ctx: ServiceContext, tenant_id: str, device_id: str, fields: di
     device = await store.update(ctx.db, tenant_id, device_id, fields)
     if "status" in fields:
         await ctx.runtime.device_changed(tenant_id, device_id, device["status"])
-    if {"site_id", "template_id"} & fields.keys():  # rules scoped by site or template
+    if SCOPE_FIELDS & fields.keys():
         await ctx.runtime.rules_changed(tenant_id)
     return device
 

@@ -78,18 +78,28 @@ async def update(ctx: ServiceContext, tenant_id: str, device_id: str, fields: di
     return device
 
 
-async def decommission(ctx: ServiceContext, tenant_id: str, device_id: str) -> dict[str, Any]:
-    """REVOKED: ingest and the broker refuse the device from now on; its data stays."""
+async def decommission(ctx: ServiceContext, tenant_id: str, device_id: str, actor: str,
+                       reason: str | None = None) -> dict[str, Any]:
+    """REVOKED: ingest and the broker refuse the device from now on; its data stays, its alerts close."""
     device = await store.decommission(ctx.db, tenant_id, device_id)
     await ctx.runtime.device_changed(tenant_id, device_id, "REVOKED")
     await ctx.credentials.remove_device(tenant_id, device_id)
+    await _close_alerts(ctx, tenant_id, device_id, "DEVICE_DECOMMISSIONED", actor, reason)
     return device
 
 
-async def delete(ctx: ServiceContext, tenant_id: str, device_id: str) -> None:
+async def delete(ctx: ServiceContext, tenant_id: str, device_id: str, actor: str) -> None:
     await store.delete(ctx.db, tenant_id, device_id)
     await ctx.runtime.device_changed(tenant_id, device_id, None)
     await ctx.credentials.remove_device(tenant_id, device_id)
+    await _close_alerts(ctx, tenant_id, device_id, "DEVICE_DELETED", actor, None)
+
+
+async def _close_alerts(ctx: ServiceContext, tenant_id: str, device_id: str, action: str, actor: str,
+                        reason: str | None) -> None:
+    """A device that can no longer report cannot resolve its alerts: the tenant actor closes them
+    (recording `action`, who and why) and their escalation stops."""
+    await ctx.runtime.tenant_call(tenant_id, "device_removed", device_id, action, actor, _now_ms(), reason)
 
 
 # ---- tokens --------------------------------------------------------------------------------------

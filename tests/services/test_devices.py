@@ -35,10 +35,15 @@ async def test_decommission_and_delete_shut_the_broker_and_the_actor_out(ctx):
     for d in ("d1", "d2"):
         await devices.create(ctx, "acme", {"device_id": d})
     ctx.runtime.calls.clear()
-    assert (await devices.decommission(ctx, "acme", "d1"))["status"] == "REVOKED"
-    await devices.delete(ctx, "acme", "d2")
+    assert (await devices.decommission(ctx, "acme", "d1", "ops@acme", "replaced"))["status"] == "REVOKED"
+    await devices.delete(ctx, "acme", "d2", "ops@acme")
     assert ctx.credentials.removed == ["acme/d1", "acme/d2"]
-    assert ctx.runtime.calls == [("device_changed", "acme", "d1", "REVOKED"), ("device_changed", "acme", "d2", None)]
+    calls = [c[:4] for c in ctx.runtime.calls]
+    assert calls == [("device_changed", "acme", "d1", "REVOKED"), ("tenant_call", "acme", "device_removed", "d1"),
+                     ("device_changed", "acme", "d2", None), ("tenant_call", "acme", "device_removed", "d2")]
+    with pytest.raises(NotFound):  # an unknown device closes nothing
+        await devices.delete(ctx, "acme", "d2", "ops@acme")
+    assert len(ctx.runtime.calls) == 4
     with pytest.raises(NotFound):
         await devices.get(ctx, "acme", "d2")
 

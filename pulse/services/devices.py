@@ -112,6 +112,7 @@ async def rotate_token(ctx: ServiceContext, tenant_id: str, device_id: str) -> d
     """Revokes the device's active tokens; the new secret is returned only this once."""
     await store.get(ctx.db, tenant_id, device_id)
     token = await tokens.rotate(ctx.db, tenant_id, device_id)
+    ctx.token_cache.invalidate(f"{tenant_id}/{device_id}")  # here at once; other replicas: RevocationFeed
     await ctx.credentials.set_device_secret(tenant_id, device_id, token["token"])
     return token
 
@@ -119,6 +120,7 @@ async def rotate_token(ctx: ServiceContext, tenant_id: str, device_id: str) -> d
 async def revoke_token(ctx: ServiceContext, tenant_id: str, device_id: str, token_id: str) -> None:
     await store.get(ctx.db, tenant_id, device_id)
     await tokens.revoke(ctx.db, tenant_id, device_id, token_id)
+    ctx.token_cache.invalidate(f"{tenant_id}/{device_id}")  # here at once; other replicas: RevocationFeed
     # A broker that holds one password per device (Mosquitto) cannot tell which token it has:
     # revoking any token removes the device there until the next rotate (docs/mqtt-broker.md).
     await ctx.credentials.remove_device(tenant_id, device_id)

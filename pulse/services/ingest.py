@@ -62,9 +62,11 @@ async def _refuse(ctx: ServiceContext, reason: str, *, topic: str, tenant_id: st
 
 async def _authenticate(ctx: ServiceContext, tenant_id: str, device_id: str, token: str,
                         client: str) -> bool | None:
-    """The token's verdict, cached or looked up; None, without a lookup, once `client` (the caller's
-    address) has spent its failed lookups (`ctx.auth_failures`). So junk costs each client a bounded
-    number of reads, while a device retrying one wrong token mostly hits its cached verdict."""
+    """The token's verdict, cached (kept in step with revocations made anywhere by `ctx.revocations`)
+    or looked up; None, without a lookup, once `client` (the caller's address) has spent its failed
+    lookups (`ctx.auth_failures`). So junk costs each client a bounded number of reads, while a
+    device retrying one wrong token mostly hits its cached verdict."""
+    await ctx.revocations.refresh()
     key = (f"{tenant_id}/{device_id}", tokens.hash_secret(token))
     ok = ctx.token_cache.get(key)
     if ok is not None:

@@ -5,7 +5,7 @@ import pytest
 import sqlalchemy as sa
 
 from pulse.domain.rate_limit import RateLimiter
-from pulse.storage import quarantine
+from pulse.storage import quarantine, tokens
 
 URL = "/ingest/v1/tenant/acme/device/d1/telemetry"
 
@@ -83,10 +83,27 @@ async def test_unauthenticated_floods_cost_bounded_reads_and_quarantine_rows(api
                  .status_code for i in range(10)]
     assert missing == [401] * 10 and reads <= 3 * 3  # only the budgeted quarantine writes
     assert wrong == [401] * 4 + [429] * 6  # this client is refused before the lookup once its failures are spent
-    assert sum(1 for sql in seen if "device_tokens" in sql) == 4
+    assert sum(1 for sql in seen if "token_hash" in sql) == 4  # token lookups
     assert (await quarantine.list_events(svc.db, None, reason=None, device_id=None, limit=100, offset=0))[1] == 3
     # a device verified before keeps working from the same address (its verdict needs no lookup)
     assert (await post(api, token, {"metrics": {"a": 2}})).status_code == 202
+
+
+async def test_a_revoked_token_is_refused_at_once_here_and_at_the_next_look_in_other_replicas(api, token):
+    """Revoked through this replica: refused at once. Revoked elsewhere (the store only): refused as soon
+    as the revocation feed looks again (once a second), well before the cached verdict would expire."""
+    feed = api.services.revocations
+    feed.interval_s = 3600.0
+    assert (await post(api, token, {"metrics": {"a": 1}})).status_code == 202
+    (active,) = await tokens.list_tokens(api.services.db, "acme", "d1")
+    await tokens.revoke(api.services.db, "acme", "d1", active["token_id"])  # as another replica would
+    feed.next_poll = 0.0  # the interval has passed
+    r = await post(api, token, {"metrics": {"a": 2}})
+    assert r.status_code == 401 and r.json()["reason"] == "TOKEN_INVALID"
+    new = (await api.post("/api/v1/customer/devices/d1/tokens/rotate")).json()
+    assert (await post(api, new["token"], {"metrics": {"a": 3}})).status_code == 202
+    assert (await api.delete(f"/api/v1/customer/devices/d1/tokens/{new['token_id']}")).status_code == 204
+    assert (await post(api, new["token"], {"metrics": {"a": 4}})).status_code == 401
 
 
 def test_token_bucket_refills_over_time():

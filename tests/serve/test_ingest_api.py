@@ -26,7 +26,8 @@ async def test_accepted_data_shows_in_history_and_latest_like_mqtt(api, token):
     r = await post(api, token, [{"seq": 2, "ts": "2026-01-01T00:01:00Z", "metrics": {"temp": 21}},
                                 {"seq": 3, "metrics": {"temp": "bad"}}])
     assert r.status_code == 202 and r.json()["accepted"] == 1 and r.json()["rejected"][0]["reason"] == "METRIC_VALUE_INVALID"
-    hist = (await api.get("/api/v1/customer/devices/d1/telemetry/history", params={"metric": "temp"})).json()
+    hist = (await api.get("/api/v1/customer/devices/d1/telemetry/history",
+                          params={"metric": "temp", "start": "2026-01-01T00:00:00Z"})).json()
     assert [p["value"] for p in hist["points"]] == [20, 21]
     assert (await api.client.post("/ingest/v1/tenant/acme/device/d1/heartbeat", content=b"",
                                   headers={"X-Provision-Token": token})).status_code == 202

@@ -1,9 +1,10 @@
-"""Local login: a user's email and password for a signed session token."""
+"""Local login: a user's email and password for a signed session token; and the tenant's standing,
+which every customer request and login must have (a SUSPENDED or DELETED tenant keeps none)."""
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-from pulse.errors import Unauthorized
+from pulse.errors import Forbidden, Unauthorized
 from pulse.services.context import ServiceContext
 from pulse.services.identity import issue_token
 from pulse.storage import tenants
@@ -21,6 +22,15 @@ async def login(ctx: ServiceContext, email: str, password: str) -> Session:
     user = await tenants.authenticate(ctx.db, email, password)
     if user is None:
         raise Unauthorized("wrong email or password")
+    if user["tenant_id"]:
+        await require_active_tenant(ctx, user["tenant_id"])
     ttl = ctx.settings.jwt_ttl_seconds
     token = issue_token(ctx.settings, user["email"], user["tenant_id"], user["role"], ttl)
     return Session(token, ttl, user["tenant_id"], user["role"])
+
+
+async def require_active_tenant(ctx: ServiceContext, tenant_id: str) -> None:
+    """Forbidden unless the tenant is ACTIVE (one primary-key read, so a suspension counts at once)."""
+    tenant = await tenants.get_tenant(ctx.db, tenant_id)
+    if tenant is not None and tenant["status"] != "ACTIVE":
+        raise Forbidden(f"tenant {tenant_id} is {tenant['status']}")

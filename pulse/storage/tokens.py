@@ -17,7 +17,7 @@ import sqlalchemy as sa
 
 from pulse.errors import NotFound
 from pulse.storage.db import Database, utcnow
-from pulse.storage.tables import device_tokens, devices
+from pulse.storage.tables import device_tokens, devices, tenants
 
 
 def hash_secret(secret: str) -> str:
@@ -94,7 +94,8 @@ async def revoke(db: Database, tenant_id: str, device_id: str, token_id: str) ->
 
 
 async def verify(db: Database, tenant_id: str, device_id: str, secret: str) -> bool:
-    """True when `secret` is an active token of an ACTIVE device (the broker and HTTP ingest use this)."""
+    """True when `secret` is an active token of an ACTIVE device of an ACTIVE tenant (the broker and HTTP
+    ingest use this)."""
     async with db.connect() as conn:
         rows = await conn.execute(
             sa.select(device_tokens.c.token_hash)
@@ -110,6 +111,7 @@ async def verify(db: Database, tenant_id: str, device_id: str, secret: str) -> b
                 device_tokens.c.device_id == device_id,
                 device_tokens.c.revoked_at.is_(None),
                 devices.c.status == "ACTIVE",
+                device_tokens.c.tenant_id.in_(sa.select(tenants.c.tenant_id).where(tenants.c.status == "ACTIVE")),
             )
         )
         hashes = [r.token_hash for r in rows]

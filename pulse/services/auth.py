@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from pulse.errors import Forbidden, Unauthorized
+from pulse.errors import Forbidden, RateLimited, Unauthorized
 from pulse.services.context import ServiceContext
 from pulse.services.identity import issue_token
 from pulse.storage import tenants
@@ -18,9 +18,17 @@ class Session:
     role: str
 
 
-async def login(ctx: ServiceContext, email: str, password: str) -> Session:
+async def login(ctx: ServiceContext, email: str, password: str, client: str = "") -> Session:
+    """A session for the user; failed attempts are limited per caller address (`client`) and email
+    (`ctx.login_failures`): past the limit, 429 without checking the password, so guessing is slow
+    while other users behind the same address still get in."""
+    key = f"{client}|{email.lower()}"
+    wait = ctx.login_failures.retry_after(key)
+    if wait > 0:
+        raise RateLimited("too many failed logins; try again later", wait)
     user = await tenants.authenticate(ctx.db, email, password)
     if user is None:
+        ctx.login_failures.allow(key)
         raise Unauthorized("wrong email or password")
     if user["tenant_id"]:
         await require_active_tenant(ctx, user["tenant_id"])

@@ -30,6 +30,7 @@ class ServiceContext:
     auth_failures: RateLimiter = field(init=False)
     quarantine_budget: RateLimiter = field(init=False)
     unrecorded_refusals: int = field(init=False, default=0)
+    login_failures: RateLimiter = field(init=False)  # per address and email: 5, then one a minute
 
     def __post_init__(self) -> None:
         self.rate_limiter = RateLimiter(self.settings.http_ingest_rate_per_s, self.settings.http_ingest_burst)
@@ -37,6 +38,7 @@ class ServiceContext:
         self.revocations = RevocationFeed(self.db, self.token_cache)
         self.auth_failures = RateLimiter(rate=1.0, burst=20.0)
         self.quarantine_budget = RateLimiter(rate=2.0, burst=100.0)
+        self.login_failures = RateLimiter(rate=1 / 60, burst=5.0)
 
     async def close(self) -> None:
         await self.downlink.close()

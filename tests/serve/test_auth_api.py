@@ -81,3 +81,15 @@ async def test_a_suspended_tenant_loses_api_login_and_device_access(api):
     assert r.status_code == 401
     assert not await tokens.verify(db, "acme", "d1", token)  # the broker's check too
     assert (await api.get("/api/v1/customer/devices", tenant="globex")).status_code == 200
+
+
+async def test_repeated_failed_logins_are_429_with_retry_after_per_address_and_user(api):
+    await tenants.ensure_user(api.services.db, "acme", "ann@acme.test", "customer_admin", "right")
+    await tenants.ensure_user(api.services.db, "acme", "bob@acme.test", "customer_admin", "right")
+    codes = [(await api.client.post("/api/v1/auth/login", json={"email": "ann@acme.test", "password": "wrong"}))
+             .status_code for _ in range(5)]
+    assert codes == [401] * 5
+    r = await api.client.post("/api/v1/auth/login", json={"email": "ann@acme.test", "password": "right"})
+    assert r.status_code == 429 and int(r.headers["Retry-After"]) >= 1 and "too many failed logins" in r.json()["detail"]
+    r = await api.client.post("/api/v1/auth/login", json={"email": "bob@acme.test", "password": "right"})
+    assert r.status_code == 200  # another user from the same address is not held up

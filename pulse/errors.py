@@ -26,6 +26,16 @@ class Unauthorized(PulseError):
     status_code = 401
 
 
+class RateLimited(PulseError):
+    """Too many attempts: refused without trying; `retry_after_s` says when to try again."""
+
+    status_code = 429
+
+    def __init__(self, detail: str, retry_after_s: float) -> None:
+        super().__init__(detail)
+        self.retry_after_s = retry_after_s
+
+
 class Invalid(PulseError):
     status_code = 422
 

@@ -361,7 +361,7 @@ class TenantShard(ActorHost[str, TenantActor]):
         return notices
 
     async def call(self, tenant_id: str, method: str, *args: Any) -> list[Notice]:
-        """acknowledge / close / silence / rule_deleted on the tenant actor; applies the ops."""
+        """acknowledge / close / silence / rule_deleted / device_removed on the tenant actor; applies the ops."""
         actor = await self._actor(tenant_id)
         fn: Callable[..., list[AlertOp]] = getattr(actor, method)
         return await self._apply(actor, fn(*args))
@@ -381,7 +381,7 @@ class TenantShard(ActorHost[str, TenantActor]):
                     except Exception:
                         actor.create_failed(op.event.fingerprint)
                         raise
-                    actor.created(op.event.fingerprint, alert_id, op.event.rule_id)
+                    actor.created(op.event.fingerprint, alert_id, op.event.rule_id, op.event.device_id)
                     notices.append((t, alert_id, "OPEN"))
                 elif isinstance(op, RetriggerAlert):
                     await alert_store.retrigger(conn, op)

@@ -45,7 +45,8 @@ class Settings(BaseSettings):
     jwt_secret: str | None = None
     jwt_ttl_seconds: int = 12 * 3600
     oidc_jwks_url: str | None = None
-    oidc_audience: str | None = None
+    oidc_issuer: str | None = None  # with a JWKS URL, RS256 tokens must carry this `iss`
+    oidc_audience: str | None = None  # ... and this `aud`
 
     # Actor runtime
     partitions: int = 1024

@@ -1,4 +1,5 @@
-"""Per-key token buckets for HTTP ingest (one limiter per Serve replica; see docs/operations.md)."""
+"""Per-key token buckets (one limiter per Serve replica; see docs/operations.md): HTTP ingest per device,
+failed device authentications per client, login attempts per client and user."""
 from __future__ import annotations
 
 import time
@@ -14,10 +15,22 @@ class RateLimiter:
 
     def allow(self, key: str, cost: float = 1.0, now: float | None = None) -> bool:
         now = time.monotonic() if now is None else now
-        tokens, last = self._buckets.pop(key, (self.burst, now))
-        tokens = min(self.burst, tokens + (now - last) * self.rate)
+        tokens = self._tokens(self._buckets.pop(key, None), now)
         allowed = tokens >= cost
         self._buckets[key] = (tokens - cost if allowed else tokens, now)
         if len(self._buckets) > self.max_keys:
             self._buckets.popitem(last=False)
         return allowed
+
+    def retry_after(self, key: str, cost: float = 1.0, now: float | None = None) -> float:
+        """Seconds until `cost` tokens are there (0 = now), spending nothing: for callers that spend
+        only on failure (a wrong password) but must refuse before the costly check once spent."""
+        now = time.monotonic() if now is None else now
+        missing = cost - self._tokens(self._buckets.get(key), now)
+        return 0.0 if missing <= 0 else missing / self.rate
+
+    def _tokens(self, bucket: tuple[float, float] | None, now: float) -> float:
+        if bucket is None:
+            return self.burst
+        tokens, last = bucket
+        return min(self.burst, tokens + (now - last) * self.rate)

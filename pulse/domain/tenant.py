@@ -30,7 +30,7 @@ class RetriggerAlert:
 @dataclass(slots=True)
 class TransitionAlert:
     alert_id: int
-    action: str  # ACKNOWLEDGED | SILENCED | CLOSED | AUTO_CLOSED | RULE_DELETED
+    action: str  # ACKNOWLEDGED | SILENCED | CLOSED | AUTO_CLOSED | RULE_DELETED | DEVICE_DECOMMISSIONED | DEVICE_DELETED
     status: str
     actor: str | None
     at_ms: int
@@ -48,6 +48,7 @@ class OpenAlert:
     rule_id: str | None
     status: str
     silenced_until_ms: int | None = None
+    device_id: str | None = None
 
 
 class TenantActor:
@@ -75,10 +76,10 @@ class TenantActor:
                                     details={"value": ev.value})]
         return []
 
-    def created(self, fingerprint: str, alert_id: int, rule_id: str | None) -> None:
+    def created(self, fingerprint: str, alert_id: int, rule_id: str | None, device_id: str | None = None) -> None:
         """The host stored a CreateAlert: index it."""
         self.creating.discard(fingerprint)
-        alert = OpenAlert(alert_id, fingerprint, rule_id, OPEN)
+        alert = OpenAlert(alert_id, fingerprint, rule_id, OPEN, device_id=device_id)
         self.by_id[alert_id] = alert
         self.by_fingerprint[fingerprint] = alert
 
@@ -111,6 +112,17 @@ class TenantActor:
         for alert in [a for a in self.by_id.values() if a.rule_id == rule_id]:
             self._forget(alert)
             ops.append(TransitionAlert(alert.alert_id, "RULE_DELETED", CLOSED, None, now_ms))
+        return ops
+
+    def device_removed(self, device_id: str, action: str, actor: str | None, now_ms: int,
+                       reason: str | None = None) -> list[AlertOp]:
+        """The device was decommissioned or deleted (`action` DEVICE_DECOMMISSIONED | DEVICE_DELETED):
+        nobody can resolve its alerts any more, so they close instead of escalating forever."""
+        ops: list[AlertOp] = []
+        for alert in [a for a in self.by_id.values() if a.device_id == device_id]:
+            self._forget(alert)
+            ops.append(TransitionAlert(alert.alert_id, action, CLOSED, actor, now_ms,
+                                       details={"reason": reason} if reason else None))
         return ops
 
     def is_silenced(self, fingerprint: str, now_ms: int) -> bool:

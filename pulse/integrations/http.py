@@ -1,8 +1,14 @@
 """HTTP to external APIs (carriers, Telemetron): bounded retries of what may work later.
 
-Retried: connect errors, timeouts, 429 and 5xx, with exponential backoff that honours a
-`Retry-After` header (capped). Never retried: any other status — above all 401/403, because
-repeating a refused login is how accounts get locked. The caller decides what a final status means.
+Retried, with exponential backoff that honours a `Retry-After` header (capped):
+- whatever the request, what the server certainly did not act on: a connection that could not be
+  made, and 429;
+- only when repeating the request is harmless (an idempotent method, a call its client declares
+  idempotent such as a query sent by POST, or one carrying an `Idempotency-Key` header), what may
+  have been acted on: timeouts and broken connections after sending, and 5xx. A carrier action
+  (activate, SMS) that timed out is not sent twice: the caller gets `Unavailable` at once.
+Never retried: any other status — above all 401/403, because repeating a refused login is how
+accounts get locked. The caller decides what a final status means.
 """
 from __future__ import annotations
 
@@ -14,6 +20,10 @@ from typing import Any, Self
 import httpx
 
 RETRYABLE_STATUS = frozenset({429, 500, 502, 503, 504})
+NOT_ACTED_ON_STATUS = frozenset({429})
+IDEMPOTENT_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "PUT", "DELETE"})
+# raised before a byte of the request left: the server cannot have acted on it
+_NOT_SENT = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout)
 
 
 class HttpClientOwner:
@@ -70,9 +80,22 @@ def retry_after_s(response: httpx.Response) -> float | None:
         return None
 
 
+def _repeatable(method: str, idempotent: bool | None, headers: Any) -> bool:
+    if idempotent is not None:
+        return idempotent
+    return method.upper() in IDEMPOTENT_METHODS or "idempotency-key" in httpx.Headers(headers or {})
+
+
+def _not_repeated(method: str, url: str, last: str, status: int | None) -> Unavailable:
+    return Unavailable(f"{method} {url} failed and was not repeated: it may have been acted on ({last})", status)
+
+
 async def send(client: httpx.AsyncClient, method: str, url: str, policy: RetryPolicy = RetryPolicy(),
-               **kwargs: Any) -> httpx.Response:
-    """The first response that is not worth retrying, or `Unavailable` once attempts run out."""
+               idempotent: bool | None = None, **kwargs: Any) -> httpx.Response:
+    """The first response that is not worth retrying, or `Unavailable` once attempts run out (or
+    when a request that must not be repeated timed out or met a 5xx). `idempotent`: None = judged by
+    the method and an `Idempotency-Key` header (module docstring)."""
+    repeatable = _repeatable(method, idempotent, kwargs.get("headers"))
     last = ""
     status: int | None = None
     for attempt in range(1, policy.attempts + 1):
@@ -81,10 +104,14 @@ async def send(client: httpx.AsyncClient, method: str, url: str, policy: RetryPo
             response = await client.request(method, url, **kwargs)
         except (httpx.TimeoutException, httpx.TransportError) as e:
             last, status = f"{type(e).__name__}: {e}".rstrip(": "), None
+            if not repeatable and not isinstance(e, _NOT_SENT):
+                raise _not_repeated(method, url, last, None)
         else:
             if response.status_code not in RETRYABLE_STATUS:
                 return response
             last, status = f"HTTP {response.status_code}", response.status_code
+            if not repeatable and status not in NOT_ACTED_ON_STATUS:
+                raise _not_repeated(method, url, last, status)
             wait = retry_after_s(response)
         if attempt < policy.attempts:
             await asyncio.sleep(policy.delay(attempt, wait))

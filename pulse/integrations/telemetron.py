@@ -5,8 +5,9 @@ unset optional field is never sent as null). Answers are read leniently: the doc
 may sit at the top level or inside the `data` envelope (the docs show both), so `_fields` merges
 the two. Failures:
 - 401 -> `TelemetronAuthError` (never retried: fix the API key);
-- 5xx, 429, timeouts, refused connections -> retried by `pulse.integrations.http.send`, then
-  `Unavailable` (any 5xx, including ones `send` does not retry, ends as `Unavailable`);
+- 5xx, 429, timeouts, refused connections -> retried by `pulse.integrations.http.send` (timeouts and
+  5xx only for the upserts and queries, never a ticket), then `Unavailable` (any 5xx, including ones
+  `send` does not retry, ends as `Unavailable`);
 - any other status -> `TelemetronError(status, message)` with Telemetron's `error` text.
 """
 from __future__ import annotations
@@ -123,12 +124,15 @@ class TelemetronClient(HttpClientOwner):
         self.policy = policy
         self._http = self._adopt_http(http, timeout=timeout_s, follow_redirects=False)
 
-    async def _call(self, method: str, path: str, body: BaseModel | None = None) -> dict[str, Any]:
+    async def _call(self, method: str, path: str, body: BaseModel | None = None,
+                    upsert: bool = False) -> dict[str, Any]:
+        """`upsert`: a POST that sets state (create-or-update, query, assign), so `send` may repeat it after
+        a timeout or 5xx; any other POST (a ticket) is sent once."""
         kwargs: dict[str, Any] = {"headers": {"x-api-key": self.api_key, "Accept": "application/json"},
                                   "timeout": self.timeout_s}
         if body is not None:
             kwargs["json"] = body.model_dump(exclude_none=True)
-        response = await send(self._http, method, f"{self.base_url}{path}", self.policy, **kwargs)
+        response = await send(self._http, method, f"{self.base_url}{path}", self.policy, upsert or None, **kwargs)
         status = response.status_code
         if status >= 500:  # one `send` does not retry (501, 505, ...): still the service's fault
             raise Unavailable(f"{method} {path}: HTTP {status}", status)
@@ -149,7 +153,7 @@ class TelemetronClient(HttpClientOwner):
     # ---- customers -----------------------------------------------------------------------------
     async def create_or_update_customer(self, customer: CustomerUpsert) -> str:
         """The customer's `telemetronCustomerId` (409 -> TelemetronError: the e-mail exists)."""
-        fields = await self._call("POST", "/customer/createOrUpdateCustomer", customer)
+        fields = await self._call("POST", "/customer/createOrUpdateCustomer", customer, upsert=True)
         cid = fields.get("telemetronCustomerId") or fields.get("id") or customer.telemetronCustomerId
         if not cid:
             raise TelemetronError(None, "createOrUpdateCustomer answered without telemetronCustomerId")
@@ -158,7 +162,7 @@ class TelemetronClient(HttpClientOwner):
     async def query_customer(self, email: str) -> dict[str, Any] | None:
         """The customer record with this e-mail, or None (404)."""
         try:
-            record = await self._call("POST", "/customer/queryCustomer", _EmailQuery(email=email))
+            record = await self._call("POST", "/customer/queryCustomer", _EmailQuery(email=email), upsert=True)
         except TelemetronError as e:
             if e.status == 404:
                 return None
@@ -176,19 +180,19 @@ class TelemetronClient(HttpClientOwner):
 
     # ---- devices and assignments ---------------------------------------------------------------
     async def upsert_device(self, device: DeviceUpsert) -> dict[str, Any]:
-        return await self._call("POST", "/device", device)
+        return await self._call("POST", "/device", device, upsert=True)
 
     async def assign_device_to_owners(self, body: DeviceAssignment) -> dict[str, Any]:
-        return await self._call("POST", "/deviceAssignment/assignDeviceToOwners", body)
+        return await self._call("POST", "/deviceAssignment/assignDeviceToOwners", body, upsert=True)
 
     async def assign_devices_to_owner(self, body: DevicesAssignment) -> dict[str, Any]:
-        return await self._call("POST", "/deviceAssignment/assignDevicesToOwner", body)
+        return await self._call("POST", "/deviceAssignment/assignDevicesToOwner", body, upsert=True)
 
     async def unassign_device_from_owner(self, body: DeviceUnassignment) -> dict[str, Any]:
-        return await self._call("POST", "/deviceAssignment/unassignDeviceFromOwner", body)
+        return await self._call("POST", "/deviceAssignment/unassignDeviceFromOwner", body, upsert=True)
 
     async def unassign_devices_from_owner(self, body: DevicesUnassignment) -> dict[str, Any]:
-        return await self._call("POST", "/deviceAssignment/unassignDevicesFromOwner", body)
+        return await self._call("POST", "/deviceAssignment/unassignDevicesFromOwner", body, upsert=True)
 
     # ---- tickets -------------------------------------------------------------------------------
     async def create_ticket(self, ticket: TicketCreate) -> str:

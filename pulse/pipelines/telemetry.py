@@ -60,9 +60,12 @@ class LakeReader:
         end: datetime | None = None,
         limit: int = 1000,
         extra: pa.Table | None = None,
+        newest: bool = False,
     ) -> list[dict[str, Any]]:
-        """Rows with start <= ts < end, oldest first."""
+        """Rows with start <= ts < end, oldest first: the first `limit` of them, or with `newest` the last."""
         sql, params = self._range_scan(tenant_id, device_id, metric, start, end, extra)
+        if newest:
+            return self._rows(sql, params, extra, _NEWEST_FIRST, limit)[::-1]
         return self._rows(sql, params, extra, _OLDEST_FIRST, limit)
 
     def recent(
@@ -83,14 +86,6 @@ class LakeReader:
             if since is None or len(rows) >= limit:
                 return rows
         raise AssertionError("unreachable: the last window has no cutoff")
-
-    def metrics(self, tenant_id: str, device_id: str, extra: pa.Table | None = None) -> list[str]:
-        files = part_files(self.lake_dir, tenant_id, partition_days(self.lake_dir, tenant_id))
-        sql, params = _device_scan(files, extra, tenant_id, device_id, "metric")
-        if sql is None:
-            return []
-        query = f"SELECT DISTINCT metric FROM ({sql}) ORDER BY metric"
-        return [row[0] for row in self._fetch(query, params, extra)]
 
     def export(
         self,

@@ -8,6 +8,7 @@ from fastapi import Depends, Request
 from pulse.domain.permissions import CUSTOMER_ROLES, Principal
 from pulse.errors import Forbidden, Unauthorized
 from pulse.services import audit
+from pulse.services.auth import require_active_tenant
 
 COOKIE = "pulse_session"
 
@@ -27,13 +28,14 @@ def principal(request: Request) -> Principal:
 
 
 def customer(permission: str) -> Callable[..., Any]:
-    """A tenant user holding `permission`; the tenant always comes from the token."""
+    """A tenant user holding `permission`, of an ACTIVE tenant; the tenant always comes from the token."""
 
-    def dep(p: Principal = Depends(principal)) -> Principal:
+    async def dep(request: Request, p: Principal = Depends(principal)) -> Principal:
         if not p.tenant_id or p.role not in CUSTOMER_ROLES:
             raise Forbidden("customer endpoints need a tenant user token")
         if permission not in p.permissions:
             raise Forbidden(f"missing permission {permission}")
+        await require_active_tenant(request.app.state.services, p.tenant_id)
         return p
 
     return dep

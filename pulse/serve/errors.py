@@ -2,12 +2,13 @@
 from __future__ import annotations
 
 import logging
+import math
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
-from pulse.errors import PulseError
+from pulse.errors import PulseError, RateLimited
 
 log = logging.getLogger(__name__)
 
@@ -16,6 +17,8 @@ def install(app: FastAPI) -> None:
     @app.exception_handler(PulseError)
     async def _domain(_: Request, exc: PulseError) -> JSONResponse:
         headers = {"WWW-Authenticate": "Bearer"} if exc.status_code == 401 else None
+        if isinstance(exc, RateLimited):
+            headers = {"Retry-After": str(max(1, math.ceil(exc.retry_after_s)))}
         return JSONResponse({"detail": exc.detail}, status_code=exc.status_code, headers=headers)
 
     @app.exception_handler(RequestValidationError)

@@ -16,6 +16,9 @@ from pulse.storage import devices as store
 from pulse.storage import tokens
 
 CONNECTIVITY = ("ONLINE", "STALE", "OFFLINE")
+# Registry fields a rule scope selects by, directly (site, template) or through a dynamic group's query
+# (status, site): changing one re-resolves the tenant's rule scopes (`storage.rules.scope_device_ids`).
+SCOPE_FIELDS = frozenset({"site_id", "template_id", "status"})
 
 
 def _now_ms() -> int:
@@ -32,6 +35,7 @@ async def create(ctx: ServiceContext, tenant_id: str, fields: dict[str, Any]) ->
     """Register a device; the result carries its first token's secret (shown only this once)."""
     device, token = await store.create(ctx.db, tenant_id, fields)
     await ctx.credentials.set_device_secret(tenant_id, fields["device_id"], token["token"])
+    await ctx.runtime.rules_changed(tenant_id)  # scoped rules loaded before it must see it
     return {**device, "token": token["token"], "token_id": token["token_id"]}
 
 
@@ -69,23 +73,33 @@ async def update(ctx: ServiceContext, tenant_id: str, device_id: str, fields: di
     device = await store.update(ctx.db, tenant_id, device_id, fields)
     if "status" in fields:
         await ctx.runtime.device_changed(tenant_id, device_id, device["status"])
-    if {"site_id", "template_id"} & fields.keys():  # rules scoped by site or template
+    if SCOPE_FIELDS & fields.keys():
         await ctx.runtime.rules_changed(tenant_id)
     return device
 
 
-async def decommission(ctx: ServiceContext, tenant_id: str, device_id: str) -> dict[str, Any]:
-    """REVOKED: ingest and the broker refuse the device from now on; its data stays."""
+async def decommission(ctx: ServiceContext, tenant_id: str, device_id: str, actor: str,
+                       reason: str | None = None) -> dict[str, Any]:
+    """REVOKED: ingest and the broker refuse the device from now on; its data stays, its alerts close."""
     device = await store.decommission(ctx.db, tenant_id, device_id)
     await ctx.runtime.device_changed(tenant_id, device_id, "REVOKED")
     await ctx.credentials.remove_device(tenant_id, device_id)
+    await _close_alerts(ctx, tenant_id, device_id, "DEVICE_DECOMMISSIONED", actor, reason)
     return device
 
 
-async def delete(ctx: ServiceContext, tenant_id: str, device_id: str) -> None:
+async def delete(ctx: ServiceContext, tenant_id: str, device_id: str, actor: str) -> None:
     await store.delete(ctx.db, tenant_id, device_id)
     await ctx.runtime.device_changed(tenant_id, device_id, None)
     await ctx.credentials.remove_device(tenant_id, device_id)
+    await _close_alerts(ctx, tenant_id, device_id, "DEVICE_DELETED", actor, None)
+
+
+async def _close_alerts(ctx: ServiceContext, tenant_id: str, device_id: str, action: str, actor: str,
+                        reason: str | None) -> None:
+    """A device that can no longer report cannot resolve its alerts: the tenant actor closes them
+    (recording `action`, who and why) and their escalation stops."""
+    await ctx.runtime.tenant_call(tenant_id, "device_removed", device_id, action, actor, _now_ms(), reason)
 
 
 # ---- tokens --------------------------------------------------------------------------------------
@@ -98,6 +112,7 @@ async def rotate_token(ctx: ServiceContext, tenant_id: str, device_id: str) -> d
     """Revokes the device's active tokens; the new secret is returned only this once."""
     await store.get(ctx.db, tenant_id, device_id)
     token = await tokens.rotate(ctx.db, tenant_id, device_id)
+    ctx.token_cache.invalidate(f"{tenant_id}/{device_id}")  # here at once; other replicas: RevocationFeed
     await ctx.credentials.set_device_secret(tenant_id, device_id, token["token"])
     return token
 
@@ -105,6 +120,7 @@ async def rotate_token(ctx: ServiceContext, tenant_id: str, device_id: str) -> d
 async def revoke_token(ctx: ServiceContext, tenant_id: str, device_id: str, token_id: str) -> None:
     await store.get(ctx.db, tenant_id, device_id)
     await tokens.revoke(ctx.db, tenant_id, device_id, token_id)
+    ctx.token_cache.invalidate(f"{tenant_id}/{device_id}")  # here at once; other replicas: RevocationFeed
     # A broker that holds one password per device (Mosquitto) cannot tell which token it has:
     # revoking any token removes the device there until the next rotate (docs/mqtt-broker.md).
     await ctx.credentials.remove_device(tenant_id, device_id)

@@ -21,20 +21,25 @@ def issue_token(settings: Settings, sub: str, tenant_id: str | None, role: str, 
 
 
 class TokenDecoder:
-    """HS256 with the configured secret; RS256 through an OIDC JWKS URL when one is set."""
+    """HS256 with the configured secret; RS256 through an OIDC JWKS URL when one is set.
+
+    An identity provider signs tokens for many applications: an RS256 token counts only when it
+    names the configured issuer and this API as its audience (both required with a JWKS URL)."""
 
     def __init__(self, settings: Settings) -> None:
         self.secret = settings.resolved_jwt_secret()
-        self.audience = settings.oidc_audience
+        self.issuer, self.audience = settings.oidc_issuer, settings.oidc_audience
         self.jwks = jwt.PyJWKClient(settings.oidc_jwks_url, cache_keys=True) if settings.oidc_jwks_url else None
+        if self.jwks is not None and not (self.issuer and self.audience):
+            raise ValueError("PULSE_OIDC_ISSUER and PULSE_OIDC_AUDIENCE are required with PULSE_OIDC_JWKS_URL")
 
     def decode(self, token: str) -> Principal:
         try:
             header = jwt.get_unverified_header(token)
             if header.get("alg") == "RS256" and self.jwks is not None:
                 key = self.jwks.get_signing_key_from_jwt(token).key
-                claims = jwt.decode(token, key, algorithms=["RS256"], audience=self.audience,
-                                    options={"verify_aud": self.audience is not None})
+                claims = jwt.decode(token, key, algorithms=["RS256"], audience=self.audience, issuer=self.issuer,
+                                    options={"require": ["exp", "iss", "aud", "sub"]})
             else:
                 claims = jwt.decode(token, self.secret, algorithms=["HS256"], options={"verify_aud": False})
         except jwt.PyJWTError as e:

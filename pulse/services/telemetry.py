@@ -3,7 +3,8 @@ from __future__ import annotations
 
 import asyncio
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
+from functools import partial
 from typing import Any, Callable, Iterator, Literal, TypeVar
 
 from pulse.domain.sensors import out_of_range
@@ -14,6 +15,7 @@ from pulse.storage import devices as device_store
 from pulse.storage import sensors as sensor_store
 
 T = TypeVar("T")
+DEFAULT_RANGE = timedelta(hours=24)  # history without a start: this far back from `end` (or now)
 
 
 @dataclass
@@ -61,7 +63,10 @@ async def latest(ctx: ServiceContext, tenant_id: str, device_id: str) -> dict[st
 
 
 async def metric_names(ctx: ServiceContext, tenant_id: str, device_id: str) -> list[str]:
-    return await _lake_read(ctx, tenant_id, device_id, ctx.lake.metrics)
+    """The device's sensors (declared, or discovered at ingest on a metric's first sight), by key:
+    one indexed read, never a scan of the lake."""
+    await device_store.get(ctx.db, tenant_id, device_id)
+    return sorted(await sensor_store.sensor_metadata(ctx.db, tenant_id, device_id))
 
 
 async def recent(ctx: ServiceContext, tenant_id: str, device_id: str, limit: int) -> list[dict[str, Any]]:
@@ -70,8 +75,14 @@ async def recent(ctx: ServiceContext, tenant_id: str, device_id: str, limit: int
 
 async def history(ctx: ServiceContext, tenant_id: str, device_id: str, metric: str | None, start: datetime | None,
                   end: datetime | None, limit: int) -> History:
+    """Rows in [start, end), the first `limit`; without a start, the newest `limit` of the 24 hours
+    before `end` (or now), so a plain request shows what the device sent lately."""
     start, end = _time_range(start, end)
-    rows = await _lake_read(ctx, tenant_id, device_id, ctx.lake.history, metric, start, end, limit)
+    newest = start is None
+    if newest:
+        start = (end or datetime.now(timezone.utc)) - DEFAULT_RANGE
+    rows = await _lake_read(ctx, tenant_id, device_id, partial(ctx.lake.history, newest=newest), metric, start, end,
+                            limit)
     sensors = await sensor_store.sensor_metadata(ctx.db, tenant_id, device_id)
     for row in rows:
         row["out_of_range"] = out_of_range(row["value"], sensors.get(row["metric"]))

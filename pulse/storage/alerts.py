@@ -32,12 +32,13 @@ def _summary(ev) -> str:
 async def load_open(db: Database, tenant_id: str) -> list[OpenAlert]:
     async with db.connect() as conn:
         rows = await conn.execute(
-            sa.select(alerts.c.alert_id, alerts.c.fingerprint, alerts.c.rule_id, alerts.c.status, alerts.c.silenced_until)
+            sa.select(alerts.c.alert_id, alerts.c.fingerprint, alerts.c.rule_id, alerts.c.status, alerts.c.silenced_until,
+                      alerts.c.device_id)
             .where(alerts.c.tenant_id == tenant_id, alerts.c.status.in_(("OPEN", "ACKNOWLEDGED")))
         )
         return [
             OpenAlert(r.alert_id, r.fingerprint, r.rule_id, r.status,
-                      int(r.silenced_until.timestamp() * 1000) if r.silenced_until else None)
+                      int(r.silenced_until.timestamp() * 1000) if r.silenced_until else None, r.device_id)
             for r in rows
         ]
 

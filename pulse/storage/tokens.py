@@ -10,13 +10,14 @@ import time
 import hmac
 import secrets
 import uuid
+from datetime import datetime, timedelta
 from typing import Any
 
 import sqlalchemy as sa
 
 from pulse.errors import NotFound
 from pulse.storage.db import Database, utcnow
-from pulse.storage.tables import device_tokens, devices
+from pulse.storage.tables import device_tokens, devices, tenants
 
 
 def hash_secret(secret: str) -> str:
@@ -93,7 +94,8 @@ async def revoke(db: Database, tenant_id: str, device_id: str, token_id: str) ->
 
 
 async def verify(db: Database, tenant_id: str, device_id: str, secret: str) -> bool:
-    """True when `secret` is an active token of an ACTIVE device (the broker and HTTP ingest use this)."""
+    """True when `secret` is an active token of an ACTIVE device of an ACTIVE tenant (the broker and HTTP
+    ingest use this)."""
     async with db.connect() as conn:
         rows = await conn.execute(
             sa.select(device_tokens.c.token_hash)
@@ -109,6 +111,7 @@ async def verify(db: Database, tenant_id: str, device_id: str, secret: str) -> b
                 device_tokens.c.device_id == device_id,
                 device_tokens.c.revoked_at.is_(None),
                 devices.c.status == "ACTIVE",
+                device_tokens.c.tenant_id.in_(sa.select(tenants.c.tenant_id).where(tenants.c.status == "ACTIVE")),
             )
         )
         hashes = [r.token_hash for r in rows]
@@ -158,3 +161,36 @@ class VerificationCache:
         else:
             for key in [k for k in self._entries if k[0] == username]:
                 del self._entries[key]
+
+
+class RevocationFeed:
+    """Keeps a `VerificationCache` in step with token revocations made anywhere (another Serve replica,
+    the CLI), so a revoked token stops working within `interval_s` everywhere, without a store read
+    per request: `refresh` reads the tokens revoked since the last look at most once per interval
+    (an indexed range read, usually empty) and drops the cached verdicts of their devices.
+
+    The process that revokes invalidates its own cache at once (`VerificationCache.invalidate`)."""
+
+    # revocations are stamped by the writer's clock: look back this far past the newest one seen, so a
+    # writer whose clock lags another's a little is not missed (re-dropping a device's verdicts is harmless)
+    OVERLAP = timedelta(seconds=5)
+
+    def __init__(self, db: Database, cache: VerificationCache, interval_s: float = 1.0) -> None:
+        self.db, self.cache, self.interval_s = db, cache, interval_s
+        self.next_poll = 0.0
+        # a verdict cached before this process could have seen a revocation is at most positive_ttl old
+        self.since = utcnow() - timedelta(seconds=cache.positive_ttl)
+
+    async def refresh(self) -> None:
+        now = time.monotonic()
+        if now < self.next_poll:
+            return
+        self.next_poll = now + self.interval_s  # set first: concurrent requests do not poll too
+        async with self.db.connect() as conn:
+            rows = (await conn.execute(sa.select(device_tokens.c.tenant_id, device_tokens.c.device_id,
+                                                 device_tokens.c.revoked_at)
+                                       .where(device_tokens.c.revoked_at >= self.since))).all()
+        for r in rows:
+            self.cache.invalidate(f"{r.tenant_id}/{r.device_id}")
+        if rows:
+            self.since = max(self.since, max(r.revoked_at for r in rows) - self.OVERLAP)

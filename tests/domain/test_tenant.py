@@ -60,3 +60,16 @@ def test_rule_deleted_closes_its_alerts():
     t = TenantActor("t1", [OpenAlert(1, "a", "r1", "OPEN"), OpenAlert(2, "b", "r2", "ACKNOWLEDGED")])
     ops = t.rule_deleted("r1", 9)
     assert [o.alert_id for o in ops] == [1] and list(t.by_id) == [2]
+
+
+def test_a_removed_device_closes_its_alerts_and_a_new_alert_for_it_opens_afresh():
+    t = TenantActor("t1", [OpenAlert(1, "RULE:r1:d1", "r1", "ACKNOWLEDGED", device_id="d1"),
+                           OpenAlert(2, "RULE:r1:d2", "r1", "OPEN", device_id="d2")])
+    t.on_alert_event(ev(device="d1", rule="r2"))
+    t.created("RULE:r2:d1", 3, "r2", "d1")
+    ops = t.device_removed("d1", "DEVICE_DECOMMISSIONED", "ann", 9, "replaced")
+    assert [(o.alert_id, o.action, o.status, o.actor, o.details) for o in ops] == [
+        (1, "DEVICE_DECOMMISSIONED", "CLOSED", "ann", {"reason": "replaced"}),
+        (3, "DEVICE_DECOMMISSIONED", "CLOSED", "ann", {"reason": "replaced"})]
+    assert list(t.by_id) == [2]
+    assert isinstance(t.on_alert_event(ev(device="d1"))[0], CreateAlert)

@@ -63,5 +63,6 @@ async def test_http_ingest_data_shows_in_history_exactly_like_mqtt_data(stack):
         await dev.publish("tenant/demo/device/http-1/telemetry",
                           json.dumps({**body, "ts": "2026-01-01T00:01:00Z", "seq": 2}), qos=1)
     hist = wait_for(lambda: (lambda h: h if h["count"] == 2 else None)(
-        stack.http.get("/api/v1/customer/devices/http-1/telemetry/history").json()))
+        stack.http.get("/api/v1/customer/devices/http-1/telemetry/history",
+                       params={"start": "2026-01-01T00:00:00Z"}).json()))
     assert hist and [(p["seq"], p["value"]) for p in hist["points"]] == [(1, 19.5), (2, 19.5)]

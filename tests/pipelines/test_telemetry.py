@@ -26,7 +26,6 @@ def test_missing_lake_reads_as_empty(tmp_path: Path) -> None:
     reader = LakeReader(tmp_path / "nowhere")
     assert reader.history("acme", "d1") == []
     assert reader.recent("acme", "d1") == []
-    assert reader.metrics("acme", "d1") == []
 
 
 def test_reads_ignore_duplicate_rows(tmp_path: Path) -> None:
@@ -37,7 +36,6 @@ def test_reads_ignore_duplicate_rows(tmp_path: Path) -> None:
 
     assert [r["value"] for r in reader.history("acme", "d1", extra=table)] == [1.0, 2.0]
     assert [r["value"] for r in reader.recent("acme", "d1", extra=table)] == [2.0, 1.0]
-    assert reader.metrics("acme", "d1", extra=table) == ["temp"]
 
 
 def test_unflushed_rows_are_visible_through_extra(tmp_path: Path) -> None:
@@ -47,7 +45,6 @@ def test_unflushed_rows_are_visible_through_extra(tmp_path: Path) -> None:
 
     assert [r["value"] for r in reader.history("acme", "d1", metric="temp", extra=pending)] == [1.0, 2.0]
     assert reader.recent("acme", "d1", limit=1, extra=pending)[0]["ts"] == DAY1 + timedelta(minutes=1)
-    assert reader.metrics("acme", "d1", extra=pending) == ["hum", "temp"]
     only_pending = LakeReader(tmp_path / "empty").history("acme", "d1", extra=pending)
     assert [(r["metric"], r["value"]) for r in only_pending] == [("hum", 50.0), ("temp", 2.0)]
 
@@ -59,7 +56,6 @@ def test_reads_never_return_another_tenants_rows(tmp_path: Path) -> None:
 
     assert [r["value"] for r in reader.history("acme", "d1", extra=extra)] == [1.0]
     assert [r["value"] for r in reader.recent("acme", "d1", extra=extra)] == [1.0]
-    assert reader.metrics("acme", "d1", extra=extra) == ["temp"]
     assert [r["value"] for r in reader.history("beta", "d1", extra=extra)] == [666.0, 1.0, 667.0]
 
 
@@ -71,6 +67,7 @@ def test_history_filters_by_metric_time_range_and_limit(tmp_path: Path) -> None:
     temps = reader.history("acme", "d1", metric="temp", start=times[2], end=times[6])
     assert [(r["ts"], r["value"]) for r in temps] == [(times[i], float(i)) for i in (2, 3, 4, 5)]  # end exclusive
     assert [r["seq"] for r in reader.history("acme", "d1", metric="temp", limit=3)] == [0, 1, 2]
+    assert [r["seq"] for r in reader.history("acme", "d1", metric="temp", limit=3, newest=True)] == [5, 6, 7]
     assert {r["metric"] for r in reader.history("acme", "d1")} == {"temp", "hum"}
     naive_start = times[6].replace(tzinfo=None)  # naive means UTC
     assert [r["value"] for r in reader.history("acme", "d1", metric="hum", start=naive_start)] == [106.0, 107.0]

@@ -263,3 +263,20 @@ async def test_a_rule_scope_needs_every_key_it_sets(api, devices):
     await telemetry(api, "d1", 0, temp=99)
     await telemetry(api, "d2", 0, temp=99)
     assert [a["device_id"] for a in (await api.get(ALERTS)).json()["alerts"]] == ["d2"]
+
+
+async def test_a_scoped_rule_sees_devices_created_or_moved_after_it_loaded(api, devices):
+    """Scopes are resolved when rules load: creating a device or changing its site/status re-resolves them."""
+    g = (await api.post("/api/v1/customer/device-groups", json={"name": "active", "query": {"status": "ACTIVE"}})).json()
+    await api.patch("/api/v1/customer/devices/d1", json={"status": "SUSPENDED"})
+    await api.post(RULES, json={**RULE, "site_ids": ["plant-a"]})
+    await api.post(RULES, json={**RULE, "name": "active", "metric": "rpm", "group_ids": [g["group_id"]]})
+    await telemetry(api, "d2", 0, temp=20)  # the tenant's rules are now loaded in the shards
+    await api.post("/api/v1/customer/devices", json={"device_id": "d3", "site_id": "plant-a"})
+    await telemetry(api, "d3", 10, temp=99)
+    await api.patch("/api/v1/customer/devices/d2", json={"site_id": "plant-a"})
+    await telemetry(api, "d2", 10, temp=99)
+    await api.patch("/api/v1/customer/devices/d1", json={"status": "ACTIVE"})  # joins the dynamic group
+    await telemetry(api, "d1", 20, rpm=99)
+    alerts = (await api.get(ALERTS)).json()["alerts"]
+    assert sorted((a["device_id"], a["metric"]) for a in alerts) == [("d1", "rpm"), ("d2", "temp"), ("d3", "temp")]

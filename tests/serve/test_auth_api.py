@@ -6,7 +6,7 @@ import sys
 
 import httpx
 
-from pulse.storage import tenants
+from pulse.storage import tables, tenants, tokens
 
 
 async def test_login_sets_session_cookie_and_returns_a_working_token(api):
@@ -59,3 +59,37 @@ def test_openapi_command_starts_nothing_and_lists_the_routes(tmp_path):
 async def test_healthz_is_green_once_the_actors_answer(api):
     r = await api.client.get("/healthz")
     assert r.status_code == 200 and r.json() == {"status": "ok"}
+
+
+async def suspend(db, tenant_id: str) -> None:
+    async with db.begin() as conn:
+        await conn.execute(tables.tenants.update().where(tables.tenants.c.tenant_id == tenant_id)
+                           .values(status="SUSPENDED"))
+
+
+async def test_a_suspended_tenant_loses_api_login_and_device_access(api):
+    db = api.services.db
+    token = (await api.post("/api/v1/customer/devices", json={"device_id": "d1"})).json()["token"]
+    await tenants.ensure_user(db, "acme", "ann@acme.test", "customer_admin", "s3cret-pw")
+    await suspend(db, "acme")
+    r = await api.get("/api/v1/customer/devices")
+    assert r.status_code == 403 and r.json()["detail"] == "tenant acme is SUSPENDED"
+    r = await api.client.post("/api/v1/auth/login", json={"email": "ann@acme.test", "password": "s3cret-pw"})
+    assert r.status_code == 403 and r.json()["detail"] == "tenant acme is SUSPENDED"
+    r = await api.client.post("/ingest/v1/tenant/acme/device/d1/telemetry", json={"metrics": {"a": 1}},
+                              headers={"X-Provision-Token": token})
+    assert r.status_code == 401
+    assert not await tokens.verify(db, "acme", "d1", token)  # the broker's check too
+    assert (await api.get("/api/v1/customer/devices", tenant="globex")).status_code == 200
+
+
+async def test_repeated_failed_logins_are_429_with_retry_after_per_address_and_user(api):
+    await tenants.ensure_user(api.services.db, "acme", "ann@acme.test", "customer_admin", "right")
+    await tenants.ensure_user(api.services.db, "acme", "bob@acme.test", "customer_admin", "right")
+    codes = [(await api.client.post("/api/v1/auth/login", json={"email": "ann@acme.test", "password": "wrong"}))
+             .status_code for _ in range(5)]
+    assert codes == [401] * 5
+    r = await api.client.post("/api/v1/auth/login", json={"email": "ann@acme.test", "password": "right"})
+    assert r.status_code == 429 and int(r.headers["Retry-After"]) >= 1 and "too many failed logins" in r.json()["detail"]
+    r = await api.client.post("/api/v1/auth/login", json={"email": "bob@acme.test", "password": "right"})
+    assert r.status_code == 200  # another user from the same address is not held up

@@ -4,8 +4,10 @@ import pytest
 
 from pulse.services.identity import issue_token
 from pulse.storage import tokens
+from tests.serve.helpers import telemetry
 
 BASE = "/api/v1/customer/devices"
+ALERTS = "/api/v1/customer/alerts"
 
 
 async def test_create_returns_device_and_its_first_token_once(api):
@@ -145,3 +147,20 @@ async def test_viewers_cannot_write(api, method, path, body):
 async def test_operator_tokens_cannot_use_customer_routes(api):
     r = await api.get(BASE, tenant=None, role="operator")
     assert r.status_code == 403
+
+
+async def test_decommissioning_or_deleting_a_device_closes_its_alerts_saying_why_and_who(api):
+    for d in ("d1", "d2", "d3"):
+        await api.post(BASE, json={"device_id": d})
+    await api.post("/api/v1/customer/alert-rules", json={"name": "hot", "metric": "temp", "operator": "GT",
+                                                         "threshold": 30, "severity": "major"})
+    for i, d in enumerate(("d1", "d2", "d3")):
+        await telemetry(api, d, i, temp=99)
+    assert (await api.patch(f"{BASE}/d1/decommission", json={"reason": "replaced"})).status_code == 200
+    assert (await api.delete(f"{BASE}/d2")).status_code == 204
+    alerts = {a["device_id"]: a for a in (await api.get(ALERTS)).json()["alerts"]}
+    assert {d: a["status"] for d, a in alerts.items()} == {"d1": "CLOSED", "d2": "CLOSED", "d3": "OPEN"}
+    assert alerts["d1"]["closed_by"] == alerts["d2"]["closed_by"] == "customer_admin@acme"
+    last = {d: (await api.get(f"{ALERTS}/{alerts[d]['alert_id']}")).json()["transitions"][-1] for d in ("d1", "d2")}
+    assert last["d1"]["action"] == "DEVICE_DECOMMISSIONED" and last["d1"]["details"] == {"reason": "replaced"}
+    assert last["d2"]["action"] == "DEVICE_DELETED"

@@ -121,3 +121,25 @@ async def test_export_streams_csv_and_parquet_for_a_range(api, device):
     assert empty.text.strip() == "ts,metric,value,seq"
     assert (await api.get(f"{BASE}/d1/telemetry/export", params={"format": "xml"})).status_code == 422
     assert (await api.get(f"{BASE}/d1/telemetry/export", tenant="globex")).status_code == 404
+
+
+async def test_history_without_a_range_is_the_newest_rows_of_the_last_24_hours(api, device):
+    await telemetry(api, device, -2 * 86400 + 600, seq=0, temp=1)  # two days before: outside the default range
+    for i in range(1, 6):
+        await telemetry(api, device, i * 60, seq=i, temp=10 + i)
+    r = (await api.get(f"{BASE}/d1/telemetry/history", params={"metric": "temp", "limit": 3})).json()
+    assert [p["value"] for p in r["points"]] == [13, 14, 15]  # the newest three, in time order
+    assert r["start"] and r["end"] is None
+    r = (await api.get(f"{BASE}/d1/telemetry/history", params={"metric": "temp"})).json()
+    assert [p["value"] for p in r["points"]] == [11, 12, 13, 14, 15]
+    r = (await api.get(f"{BASE}/d1/telemetry/history", params={"metric": "temp", "end": ts(-86400)})).json()
+    assert [p["value"] for p in r["points"]] == [1]  # 24 hours back from `end`
+
+
+async def test_metric_names_are_the_devices_sensors(api, device):
+    """From device_sensors: declared sensors without data yet too, and nothing read from the lake."""
+    assert (await api.post(f"{BASE}/d1/sensors", json={"metric_key": "pressure"})).status_code == 201
+    await telemetry(api, device, 0, temp=1)
+    r = (await api.get(f"{BASE}/d1/telemetry/metrics")).json()
+    assert r == {"device_id": "d1", "metrics": ["pressure", "temp"], "total": 2}
+    assert (await api.get(f"{BASE}/nope/telemetry/metrics")).status_code == 404

@@ -34,6 +34,9 @@ class RecordingRuntime:
     async def rules_changed(self, tenant_id: str) -> None:
         self.calls.append(("rules_changed", tenant_id))
 
+    async def tenant_call(self, tenant_id: str, method: str, *args: Any) -> None:
+        self.calls.append(("tenant_call", tenant_id, method, *args))
+
 
 @dataclass
 class RecordingDownlink:

@@ -133,7 +133,7 @@ class OneNceProvider(CarrierProvider):
             if self._token and self._token != stale and time.monotonic() < self._token_valid_until:
                 return self._token
             self._token = None
-            response = await send(self.http, "POST", f"{self.base_url}/oauth/token", self.retry,
+            response = await send(self.http, "POST", f"{self.base_url}/oauth/token", self.retry, True,
                                   auth=(self.credentials.api_key, self.credentials.api_secret),
                                   json={"grant_type": "client_credentials"})
             if response.status_code in (400, 401, 403):

@@ -17,7 +17,8 @@ Five failed logins in a row lock the account until Verizon support unlocks it, s
 request is sent exactly once and never retried: a refused login raises `CarrierAuthError`, and this
 provider then refuses to try that login again (credentials must change, i.e. a new provider). A
 login that meets a 5xx, 429 or timeout raises `Unavailable` after that single attempt. Every other
-call goes through `pulse.integrations.http.send` with `self.retry` (429 with Retry-After, 5xx, timeouts).
+call goes through `pulse.integrations.http.send` with `self.retry` (429 with Retry-After; 5xx and timeouts
+only for reads, since an action such as activate or SMS that may have reached Verizon is never sent twice).
 
 ThingSpace results are asynchronous: actions, plan changes and SMS answer a `requestId`; the outcome
 arrives on a `CarrierService` (`EnhancedConnectivityService` for SMS) callback, or by polling
@@ -337,15 +338,16 @@ class ThingSpaceProvider(CarrierProvider):
     def _headers(bearer: str, session: str) -> dict[str, str]:
         return {"Authorization": f"Bearer {bearer}", "VZ-M2M-Token": session}
 
-    async def _call(self, method: str, path: str, json: Any = None) -> Any:
-        """One M2M call: retried by `send` on 429/5xx/timeouts, repeated once after a token refresh on a
-        gateway 401 and once after a new login on a session error. Any other refusal is a CarrierError."""
+    async def _call(self, method: str, path: str, json: Any = None, query: bool = False) -> Any:
+        """One M2M call: retried by `send` (on timeouts and 5xx only a GET/PUT or a `query`, a read sent
+        by POST: an action is never sent twice), repeated once after a token refresh on a gateway 401
+        and once after a new login on a session error. Any other refusal is a CarrierError."""
         token_refreshed = session_renewed = False
         while True:
             session = await self._session()
             bearer = await self._bearer()
             response = await send(self.http, method, M2M + path, self.retry, json=json,
-                                  headers=self._headers(bearer, session))
+                                  headers=self._headers(bearer, session), idempotent=query or None)
             if response.status_code in (200, 201, 202):
                 return response.json() if response.content else None
             code, message = _error_of(response)
@@ -395,7 +397,7 @@ class ThingSpaceProvider(CarrierProvider):
             body: dict[str, Any] = {"accountName": self.account, "maxNumberOfDevices": self.page_size}
             if cursor:
                 body["largestDeviceIdSeen"] = cursor
-            data = await self._call("POST", "/devices/actions/list", body)
+            data = await self._call("POST", "/devices/actions/list", body, query=True)
             page = _parse(TsDeviceList, data)
             for device, raw in zip(page.devices, data.get("devices", [])):
                 yield self._device_info(device, raw)
@@ -409,7 +411,7 @@ class ThingSpaceProvider(CarrierProvider):
 
     async def _device(self, carrier_device_id: str) -> tuple[TsDevice, dict[str, Any]]:
         body = {"accountName": self.account, "deviceId": self._device_ref(carrier_device_id)}
-        data = await self._call("POST", "/devices/actions/list", body)
+        data = await self._call("POST", "/devices/actions/list", body, query=True)
         page = _parse(TsDeviceList, data)
         if not page.devices:
             raise CarrierError(f"ThingSpace has no device {carrier_device_id}", 404, "DeviceNotFound")
@@ -442,7 +444,7 @@ class ThingSpaceProvider(CarrierProvider):
         while True:
             body = {"deviceId": self._device_ref(carrier_device_id), "earliest": earliest.isoformat(),
                     "latest": latest.isoformat()}
-            page = _parse(TsUsagePage, await self._call("POST", "/devices/usage/actions/list", body))
+            page = _parse(TsUsagePage, await self._call("POST", "/devices/usage/actions/list", body, query=True))
             for record in page.usageHistory:
                 yield record
             if not page.hasMoreData or not page.usageHistory:
@@ -455,14 +457,15 @@ class ThingSpaceProvider(CarrierProvider):
     async def get_diagnostics(self, carrier_device_id: str) -> Diagnostics:
         """Extended diagnostics (categories of key/values) plus the last day's connection events."""
         body = {"accountName": self.account, "deviceList": [self._device_ref(carrier_device_id)]}
-        raw = await self._call("POST", "/devices/extendeddiagnostics/actions/list", body)
+        raw = await self._call("POST", "/devices/extendeddiagnostics/actions/list", body, query=True)
         diagnostics = _parse(TsDiagnostics, raw)
         data: dict[str, Any] = {c.categoryName: {a.key: a.value for a in c.extendedAttributes}
                                 for c in diagnostics.categories}
         now = datetime.now(timezone.utc)
         history = {"deviceId": self._device_ref(carrier_device_id), "earliest": (now - timedelta(days=1)).isoformat(),
                    "latest": now.isoformat()}
-        events = _parse(TsConnectionPage, await self._call("POST", "/devices/connections/actions/listHistory", history))
+        events = _parse(TsConnectionPage, await self._call("POST", "/devices/connections/actions/listHistory", history,
+                                                           query=True))
         data["connection_events"] = [{"at": e.occurredAt.isoformat(),
                                       **{a.key: a.value for a in e.connectionEventAttributes}}
                                      for e in events.connectionHistory]

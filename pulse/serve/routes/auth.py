@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter, Depends, Response
+from fastapi import APIRouter, Depends, Request, Response
 
 from pulse.serve.auth import COOKIE
 from pulse.serve.deps import services
@@ -15,8 +15,9 @@ router = APIRouter(prefix="/api/v1/auth", tags=["auth"])
 
 
 @router.post("/login")
-async def login(body: LoginBody, response: Response, svc: ServiceContext = Depends(services)) -> dict[str, Any]:
-    session = await service.login(svc, body.email, body.password)
+async def login(body: LoginBody, request: Request, response: Response,
+                svc: ServiceContext = Depends(services)) -> dict[str, Any]:
+    session = await service.login(svc, body.email, body.password, request.client.host if request.client else "")
     response.set_cookie(COOKIE, session.token, max_age=session.ttl_s, httponly=True, samesite="lax")
     return {"access_token": session.token, "token_type": "bearer", "expires_in": session.ttl_s,
             "tenant_id": session.tenant_id, "role": session.role}

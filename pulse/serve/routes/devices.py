@@ -57,13 +57,13 @@ async def patch_device(device_id: str, body: DevicePatch, p: Principal = Depends
 async def decommission(device_id: str, body: DecommissionBody | None = None,
                        p: Principal = Depends(customer("devices.decommission")),
                        svc: ServiceContext = Depends(services)) -> dict[str, Any]:
-    return await service.decommission(svc, p.tenant_id, device_id)
+    return await service.decommission(svc, p.tenant_id, device_id, p.sub, body.reason if body else None)
 
 
 @router.delete("/devices/{device_id}", status_code=204)
 async def delete_device(device_id: str, p: Principal = Depends(customer("devices.delete")),
                         svc: ServiceContext = Depends(services)) -> Response:
-    await service.delete(svc, p.tenant_id, device_id)
+    await service.delete(svc, p.tenant_id, device_id, p.sub)
     return Response(status_code=204)
 
 

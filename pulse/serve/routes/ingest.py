@@ -17,7 +17,8 @@ router = APIRouter(prefix="/ingest/v1", tags=["ingest"])
 async def ingest(tenant_id: str, device_id: str, msg_type: Literal["telemetry", "heartbeat"], request: Request,
                  x_provision_token: str | None = Header(None), svc: ServiceContext = Depends(services)) -> Any:
     """One envelope or a JSON list of up to 100; 202 once accepted data is durable (in the WAL)."""
-    out = await service.http_ingest(svc, tenant_id, device_id, msg_type, x_provision_token, await request.body())
+    out = await service.http_ingest(svc, tenant_id, device_id, msg_type, x_provision_token, await request.body(),
+                                    request.client.host if request.client else "")
     if out.reason is not None:
         return JSONResponse({"detail": out.detail, "reason": out.reason}, status_code=out.status)
     if out.status == 422:

@@ -34,7 +34,8 @@ async def latest(device_id: str, p: Principal = Depends(customer("devices.read")
 @router.get("/telemetry/metrics")
 async def metric_names(device_id: str, p: Principal = Depends(customer("devices.read")),
                        svc: ServiceContext = Depends(services)) -> dict[str, Any]:
-    return {"device_id": device_id, "metrics": await service.metric_names(svc, p.tenant_id, device_id)}
+    names = await service.metric_names(svc, p.tenant_id, device_id)
+    return {"device_id": device_id, "metrics": names, "total": len(names)}
 
 
 @router.get("/telemetry")

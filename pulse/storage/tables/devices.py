@@ -41,6 +41,7 @@ device_tokens = sa.Table(
     sa.Column("revoked_at", TS, nullable=True),
     device_fk(),
     sa.Index("ix_device_tokens_device", "tenant_id", "device_id"),
+    sa.Index("ix_device_tokens_revoked_at", "revoked_at"),  # RevocationFeed: revoked since
 )
 
 # Write-behind snapshots of device actors (twin, latest values, rule state, presence).

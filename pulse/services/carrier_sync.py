@@ -105,7 +105,7 @@ class CarrierSync:
             return await self._finish(out | {"failed": len(lines)}, "error", f"carrier unavailable: {e}", started)
         out["failed"], out["synced"] = len(errors), len(lines) - len(errors)
         if events:
-            self._stats["alerts"] += await open_usage_alerts(self.runtime, events)
+            self._stats["alerts"] += await open_usage_alerts(self.db, self.runtime, events)
         status = "success" if not errors else "partial" if out["synced"] else "error"
         summary = "; ".join(f"{d}: {err}" for d, err in list(errors.items())[:5]) if errors else None
         if errors and len(errors) > 5:

@@ -135,20 +135,26 @@ def usage_values(usage: Usage) -> dict[str, Any]:
             "billing_cycle_end": usage.billing_cycle_end}
 
 
-async def open_usage_alerts(runtime: Any, events: list[AlertEvent]) -> int:
-    """Hand data-usage crossings to the tenant actors (the alert path device rules use)."""
+async def open_usage_alerts(db: Database, runtime: Any, events: list[AlertEvent]) -> int:
+    """Hand data-usage crossings to the tenant actors (the alert path device rules use), then mark
+    the lines: only an alert the tenant actor has counts as open, so a crossing whose hand-off
+    failed is seen again, and sent again, by the next sync."""
     if not events or runtime is None:
         return 0
     try:
-        return await runtime.tenant_events(events)
-    except Exception:  # the usage itself is stored; the alert opens on the next crossing
-        log.exception("could not open %d carrier data-usage alerts", len(events))
+        opened = await runtime.tenant_events(events)
+    except Exception:
+        log.exception("could not open %d carrier data-usage alerts; the next sync tries again", len(events))
         return 0
+    for ev in events:
+        await store.set_usage_alert(db, ev.tenant_id, ev.device_id, ev.kind == "open")
+    return opened
 
 
 async def store_usage(db: Database, settings: Settings, link: dict[str, Any], tenant_id: str, usage: Usage,
                       at: datetime) -> AlertEvent | None:
-    """Latest usage + snapshot for a line; returns the data-usage alert event on a threshold crossing."""
+    """Latest usage + snapshot for a line; returns the data-usage alert event on a threshold crossing
+    (the line's alert flag changes when that event is delivered, see `open_usage_alerts`)."""
     values = usage_values(usage)
     pct = used_pct(values["data_used_bytes"], values["data_limit_bytes"])
     active, event = usage_alert(tenant_id, link["device_id"], bool(link.get("usage_alert_active")), pct,
@@ -156,7 +162,7 @@ async def store_usage(db: Database, settings: Settings, link: dict[str, Any], te
                                 {"carrier_device_id": link["carrier_device_id"],
                                  "data_used_bytes": values["data_used_bytes"],
                                  "data_limit_bytes": values["data_limit_bytes"]})
-    await store.record_usage(db, tenant_id, link["device_id"], values, active, at)
+    await store.record_usage(db, tenant_id, link["device_id"], values, None if event else active, at)
     return event
 
 
@@ -328,7 +334,7 @@ async def line_usage(settings: Settings, db: Database, runtime: Runtime | None, 
     if refresh:
         event = await refresh_usage(settings, db, tenant_id, device_id)
         if event is not None:
-            await open_usage_alerts(runtime, [event])
+            await open_usage_alerts(db, runtime, [event])
     link = await store.get_link(db, tenant_id, device_id)
     carrier_name = await _carrier_name(settings, db, tenant_id, link["integration_id"])
     return {"device_id": device_id, "carrier_name": carrier_name, "carrier_device_id": link["carrier_device_id"],

@@ -324,6 +324,13 @@ async def record_usage(db: Database, tenant_id: str, device_id: str, usage: dict
                 data_limit_bytes=usage.get("data_limit_bytes"), sms_count=usage.get("sms_count")))
 
 
+async def set_usage_alert(db: Database, tenant_id: str, device_id: str, active: bool) -> None:
+    """Whether the line's data-usage alert is open (set once the tenant actor has the event)."""
+    async with db.begin() as conn:
+        await conn.execute(links.update().where(links.c.tenant_id == tenant_id, links.c.device_id == device_id)
+                           .values(usage_alert_active=active))
+
+
 async def usage_history(db: Database, tenant_id: str, device_id: str, limit: int) -> list[dict[str, Any]]:
     """The latest `limit` snapshots, oldest first (chart order)."""
     q = (sa.select(snapshots.c.taken_at, snapshots.c.data_used_bytes, snapshots.c.data_limit_bytes,

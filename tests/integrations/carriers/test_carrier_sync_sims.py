@@ -268,6 +268,28 @@ async def test_a_line_crossing_the_data_threshold_opens_an_alert(capi, onence, s
     assert len((await capi.get("/api/v1/customer/alerts")).json()["alerts"]) == 1
 
 
+async def test_a_usage_alert_lost_on_its_way_to_the_tenant_actor_opens_on_the_next_sync(capi, onence, sync,
+                                                                                        monkeypatch):
+    """The line remembers an open usage alert only once the tenant actor has it."""
+    iid = await onence_integration(capi, onence)
+    await link(capi, "pump", iid, "8988280666000000001")
+    capi.services.settings.carrier_data_usage_alert_pct = 0.001
+    runtime = capi.services.runtime
+    deliver = runtime.tenant_events
+
+    async def tenant_shard_down(events):
+        raise ConnectionError("tenant shard restarting")
+
+    monkeypatch.setattr(runtime, "tenant_events", tenant_shard_down)
+    await sync.sync_integration(iid)
+    assert not (await capi.get(line("pump", "usage"))).json()["usage_alert_active"]
+    monkeypatch.setattr(runtime, "tenant_events", deliver)
+    await sync.sync_integration(iid)
+    alerts = (await capi.get("/api/v1/customer/alerts")).json()["alerts"]
+    assert [(a["alert_type"], a["device_id"]) for a in alerts] == [("CARRIER_DATA_USAGE", "pump")]
+    assert (await capi.get(line("pump", "usage"))).json()["usage_alert_active"]
+
+
 async def test_api_calls_reuse_one_thingspace_session_until_the_integration_changes(capi, thingspace):
     iid = await ts_integration(capi, thingspace)
     await link(capi, "pump", iid, TS_LINES[0])

@@ -1,11 +1,20 @@
-"""HTTP bodies of maintenance windows."""
+"""HTTP bodies and answers of maintenance windows.
+
+Unknown top-level fields are ignored, as in the documented system, except its `recurring` and
+`device_types`, which Pulse cannot honour (another recurrence model; no device types): ignoring
+them would make a one-off or tenant-wide window of what the client meant as narrower, so they
+are refused with 422. Its top-level `site_ids` is accepted as `scope.site_ids`. `scope` and
+`recurrence` themselves stay strict: a misspelt selector would widen the window to the tenant.
+"""
 from __future__ import annotations
 
 import re
+from datetime import datetime
+from typing import Any
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from pulse.serve.schemas.common import weekdays
+from pulse.serve.schemas.common import Page, Row, weekdays
 from pulse.domain.maintenance import MAX_DURATION_MINUTES
 from pulse.domain.timezones import check_zone
 from pulse.domain.windows import HHMM_PATTERN
@@ -63,11 +72,30 @@ class Scope(BaseModel):
         return _matching(v, TAG_PATTERN, "tag")
 
 
+UNSUPPORTED = {"recurring": "use recurrence {days_of_week, start_time, duration_minutes, timezone}",
+               "device_types": "Pulse has no device types; use scope {device_ids, group_ids, site_ids, tags}"}
+
+
 class WindowFields(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="ignore")
 
     ends_at: AwareDatetime | None = None
     recurrence: Recurrence | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _documented_fields(cls, data: Any) -> Any:
+        """The documented system's top-level `site_ids` is `scope.site_ids`; see the module docstring."""
+        if not isinstance(data, dict):
+            return data
+        for name, hint in UNSUPPORTED.items():
+            if data.get(name) is not None:
+                raise ValueError(f"{name}: not supported, {hint}")
+        if "site_ids" in data:
+            if "scope" in data:
+                raise ValueError("site_ids, scope: send site_ids inside scope")
+            data = {**data, "scope": {"site_ids": data["site_ids"]}}
+        return data
 
 
 class WindowCreate(WindowFields):
@@ -90,3 +118,19 @@ class WindowPatch(WindowFields):
     enabled: bool | None = None
     starts_at: AwareDatetime | None = None
     scope: Scope | None = None
+
+
+class WindowOut(Row):
+    window_id: str
+    name: str
+    enabled: bool
+    starts_at: datetime
+    ends_at: datetime | None
+    recurrence: dict[str, Any] | None
+    scope: dict[str, list[str]]
+    created_at: datetime
+    updated_at: datetime
+
+
+class WindowPage(Page):
+    windows: list[WindowOut]

@@ -196,8 +196,11 @@ class DeviceActor:
         raise TypeError(f"device actor cannot handle {type(msg).__name__}")
 
     # ---- requests (from the API) ---------------------------------------------------------
-    def patch_desired(self, patch: dict[str, Any], now_ms: int) -> tuple[dict[str, Any], list[Effect]]:
-        desired = merge_patch(self.twin["desired"], patch)
+    def patch_desired(self, patch: dict[str, Any], now_ms: int,
+                      replace: bool = False) -> tuple[dict[str, Any], list[Effect]]:
+        """Merge `patch` into the desired state, or with `replace` make it the whole new state
+        (merged into nothing, so its nulls are dropped as a merge patch drops them)."""
+        desired = merge_patch({} if replace else self.twin["desired"], patch)
         if len(json.dumps(desired)) > MAX_DESIRED_BYTES:
             raise ValueError(f"desired state larger than {MAX_DESIRED_BYTES} bytes")
         tw = self.twin

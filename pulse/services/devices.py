@@ -56,8 +56,8 @@ async def summary(ctx: ServiceContext, tenant_id: str) -> dict[str, Any]:
     registry = await store.registry_counts(ctx.db, tenant_id)
     now = _now_ms()
     presence = Counter(_status(ctx, pr, now) for pr in await store.presences(ctx.db, tenant_id))
-    return {"total": sum(registry.values()), "by_status": registry,
-            "connectivity": {k: presence.get(k, 0) for k in CONNECTIVITY}}
+    connectivity = {k: presence.get(k, 0) for k in CONNECTIVITY}
+    return {**connectivity, "total": sum(registry.values()), "by_status": registry, "connectivity": connectivity}
 
 
 async def get(ctx: ServiceContext, tenant_id: str, device_id: str) -> dict[str, Any]:
@@ -103,24 +103,35 @@ async def _close_alerts(ctx: ServiceContext, tenant_id: str, device_id: str, act
 
 
 # ---- tokens --------------------------------------------------------------------------------------
+def _client_id(tenant_id: str, device_id: str) -> str:
+    """The device's MQTT username (docs/device-protocol.md)."""
+    return f"{tenant_id}/{device_id}"
+
+
 async def list_tokens(ctx: ServiceContext, tenant_id: str, device_id: str) -> list[dict[str, Any]]:
+    """Each token also under the documented names: `id` (= token_id) and `client_id`."""
     await store.get(ctx.db, tenant_id, device_id)
-    return await tokens.list_tokens(ctx.db, tenant_id, device_id)
+    client_id = _client_id(tenant_id, device_id)
+    return [{**t, "id": t["token_id"], "client_id": client_id}
+            for t in await tokens.list_tokens(ctx.db, tenant_id, device_id)]
 
 
-async def rotate_token(ctx: ServiceContext, tenant_id: str, device_id: str) -> dict[str, Any]:
-    """Revokes the device's active tokens; the new secret is returned only this once."""
+async def rotate_token(ctx: ServiceContext, tenant_id: str, device_id: str, label: str = "rotated") -> dict[str, Any]:
+    """Revokes the device's active tokens; the new secret is returned only this once, as `token` and,
+    with `client_id` and `broker_url`, as the documented MQTT `password`."""
     await store.get(ctx.db, tenant_id, device_id)
-    token = await tokens.rotate(ctx.db, tenant_id, device_id)
-    ctx.token_cache.invalidate(f"{tenant_id}/{device_id}")  # here at once; other replicas: RevocationFeed
+    token = await tokens.rotate(ctx.db, tenant_id, device_id, label)
+    ctx.token_cache.invalidate(_client_id(tenant_id, device_id))  # here at once; other replicas: RevocationFeed
     await ctx.credentials.set_device_secret(tenant_id, device_id, token["token"])
-    return token
+    s = ctx.settings
+    return {**token, "client_id": _client_id(tenant_id, device_id), "password": token["token"],
+            "broker_url": f"mqtt://{s.mqtt_host}:{s.mqtt_port}"}
 
 
 async def revoke_token(ctx: ServiceContext, tenant_id: str, device_id: str, token_id: str) -> None:
     await store.get(ctx.db, tenant_id, device_id)
     await tokens.revoke(ctx.db, tenant_id, device_id, token_id)
-    ctx.token_cache.invalidate(f"{tenant_id}/{device_id}")  # here at once; other replicas: RevocationFeed
+    ctx.token_cache.invalidate(_client_id(tenant_id, device_id))  # here at once; other replicas: RevocationFeed
     # A broker that holds one password per device (Mosquitto) cannot tell which token it has:
     # revoking any token removes the device there until the next rotate (docs/mqtt-broker.md).
     await ctx.credentials.remove_device(tenant_id, device_id)

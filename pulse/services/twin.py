@@ -15,12 +15,14 @@ async def view(ctx: ServiceContext, tenant_id: str, device_id: str) -> dict[str,
     return await ctx.runtime.device_call(tenant_id, device_id, "twin_view")
 
 
-async def patch_desired(ctx: ServiceContext, tenant_id: str, device_id: str, patch: dict[str, Any]) -> dict[str, Any]:
-    """JSON merge patch of the desired state; bumps the version and publishes it retained (QoS 1)."""
-    if not patch:
+async def patch_desired(ctx: ServiceContext, tenant_id: str, device_id: str, patch: dict[str, Any],
+                        replace: bool = False) -> dict[str, Any]:
+    """JSON merge patch of the desired state, or with `replace` the new desired document (an empty
+    one clears it); bumps the version and publishes it retained (QoS 1)."""
+    if not patch and not replace:
         raise Invalid("empty patch")
     await device_store.get(ctx.db, tenant_id, device_id)
     twin, publishes = await ctx.runtime.device_call(tenant_id, device_id, "patch_desired", patch,
-                                                    int(time.time() * 1000))
+                                                    int(time.time() * 1000), replace)
     await ctx.downlink.publish(publishes)
     return twin

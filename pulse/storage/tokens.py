@@ -62,7 +62,7 @@ async def list_tokens(db: Database, tenant_id: str, device_id: str) -> list[dict
         return [_public(r) for r in rows]
 
 
-async def rotate(db: Database, tenant_id: str, device_id: str) -> dict[str, Any]:
+async def rotate(db: Database, tenant_id: str, device_id: str, label: str = "rotated") -> dict[str, Any]:
     """Revoke every active token of the device and issue a new one, atomically."""
     async with db.begin() as conn:
         await conn.execute(
@@ -74,7 +74,7 @@ async def rotate(db: Database, tenant_id: str, device_id: str) -> dict[str, Any]
             )
             .values(revoked_at=utcnow())
         )
-        return await issue(conn, tenant_id, device_id, label="rotated")
+        return await issue(conn, tenant_id, device_id, label=label)
 
 
 async def revoke(db: Database, tenant_id: str, device_id: str, token_id: str) -> None:

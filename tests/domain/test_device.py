@@ -86,6 +86,14 @@ def test_desired_patch_merges_bumps_version_and_publishes_retained():
     assert json.loads(pub.payload) == {"desired": {"cfg": {"rate": 5}, "led": True}, "version": 2, "timestamp": 200}
 
 
+def test_desired_replace_drops_every_key_the_new_document_lacks():
+    a = DeviceActor("t1", "d1")
+    a.patch_desired({"cfg": {"rate": 5, "mode": "a"}, "led": True}, 1)
+    view, (pub,) = a.patch_desired({"cfg": {"rate": 7}, "off": None}, 2, replace=True)
+    assert view["desired"] == {"cfg": {"rate": 7}} and view["desired_version"] == 2
+    assert json.loads(pub.payload)["desired"] == {"cfg": {"rate": 7}}
+
+
 def test_delta_lists_desired_keys_the_device_has_not_reported():
     a = DeviceActor("t1", "d1")
     a.patch_desired({"cfg": {"rate": 5, "mode": "a"}, "led": True}, 1)

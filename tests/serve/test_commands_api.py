@@ -73,7 +73,7 @@ async def test_expired_commands_are_not_sent_on_reconnect(api, device):
 
 async def test_validation_errors_and_permissions(api, device):
     for bad in ({}, {"type": ""}, {"type": "has space"}, {"type": "x", "expires_in_seconds": 0},
-                {"type": "x", "params": [1]}, {"type": "x", "bogus": 1}):
+                {"type": "x", "params": [1]}, {"type": "x", "expires_in_seconds": 60, "expires_in_minutes": 1}):
         assert (await api.post(BASE, json=bad)).status_code == 422, bad
     r = await api.post(BASE, json={"type": "x", "params": {"blob": "y" * 5000}})
     assert r.status_code == 422 and "params larger" in r.json()["detail"]

@@ -71,7 +71,9 @@ async def test_recurring_window_in_a_time_zone(api):
     ({"name": "w", "starts_at": "2030-01-01T00:00:00Z", "ends_at": "2030-01-01T00:00:00Z"}, "ends_at"),
     ({"name": "w", "starts_at": "2030-01-01T00:00:00"}, "timezone"),
     ({"name": ""}, "name"),
-    ({"name": "w", "bogus": 1}, "bogus"),
+    ({"name": "w", "recurring": {"dow": [1], "start_hour": 25, "end_hour": 4}}, "recurring"),
+    ({"name": "w", "device_types": ["meter"]}, "device_types"),
+    ({"name": "w", "site_ids": ["s1"], "scope": {"tags": ["a"]}}, "site_ids"),
     ({"name": "w", "recurrence": {"days_of_week": [7], "start_time": "02:00", "duration_minutes": 5}}, "days"),
     ({"name": "w", "recurrence": {"days_of_week": [], "start_time": "02:00", "duration_minutes": 5}}, "days_of_week"),
     ({"name": "w", "recurrence": {"days_of_week": [1], "start_time": "25:00", "duration_minutes": 5}}, "start_time"),
@@ -86,6 +88,20 @@ async def test_invalid_windows_are_422(api, body, where):
     r = await api.post(WINDOWS, json=body)
     assert r.status_code == 422, r.text
     assert where in r.text
+
+
+async def test_documented_site_ids_scope_the_window_and_unknown_fields_are_ignored(api):
+    r = await api.post(WINDOWS, json={"name": "w", "starts_at": iso(T), "site_ids": ["s1"], "bogus": 1})
+    assert r.status_code == 201 and r.json()["scope"]["site_ids"] == ["s1"] and "bogus" not in r.json()
+
+
+async def test_documented_recurring_is_the_same_weekly_recurrence(api):
+    """dow 0 = Sunday and whole UTC hours; an end before the start runs past midnight."""
+    r = await api.post(WINDOWS, json={"name": "w", "starts_at": iso(T), "recurring": {"dow": [0, 1], "start_hour": 22,
+                                                                                        "end_hour": 2}})
+    assert r.status_code == 201, r.text
+    assert r.json()["recurrence"] == {"days_of_week": [0, 6], "start_time": "22:00", "duration_minutes": 240,
+                                      "timezone": "UTC"}
 
 
 async def test_patch_is_checked_against_the_stored_window(api):

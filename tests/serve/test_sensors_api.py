@@ -56,9 +56,15 @@ async def test_metric_key_is_unique_per_device(api):
     assert (await api.post(f"{DEVICES}/d2/sensors", json={"metric_key": "flow"})).status_code == 201
 
 
+async def test_a_client_cannot_make_a_sensor_required(api):
+    await device(api, "d1")
+    r = await api.post(f"{DEVICES}/d1/sensors", json={"metric_key": "a", "source": "required"})
+    assert r.status_code == 201 and r.json()["source"] == "optional"  # unknown on create: ignored
+
+
 @pytest.mark.parametrize("body", [
     {"metric_key": "bad key"}, {"metric_key": "x" * 129}, {}, {"metric_key": "a", "status": "broken"},
-    {"metric_key": "a", "source": "required"}, {"metric_key": "a", "min_range": 5, "max_range": 1},
+    {"metric_key": "a", "min_range": 5, "max_range": 1},
     {"metric_key": "a", "template_metric_id": 1}, {"metric_key": "a", "device_module_id": 99999},
     {"metric_key": "a", "precision_digits": -1},
 ])

@@ -80,6 +80,20 @@ async def test_twin_desired_patch_is_versioned_published_retained_and_delta_trac
     assert twin["reported"] == {"interval_s": 30, "fw": "1.0"} and twin["desired_version"] == 2
 
 
+async def test_wrapped_desired_body_replaces_the_document_and_merge_patch_media_type_merges(api, device):
+    await api.patch(f"{BASE}/d1/twin/desired", json={"interval_s": 30, "led": {"color": "red"}})
+    r = await api.patch(f"{BASE}/d1/twin/desired", json={"desired": {"led": {"color": "blue"}}})
+    assert r.status_code == 200 and r.json()["desired"] == {"led": {"color": "blue"}}  # not stored as a key
+    assert r.json()["desired_version"] == 2 and r.headers["ETag"] == '"2"'
+    merge = {**api.headers(), "Content-Type": "application/merge-patch+json"}
+    r = await api.client.patch(f"{BASE}/d1/twin/desired", headers=merge, content=json.dumps({"desired": {"x": 1}}))
+    assert r.json()["desired"] == {"led": {"color": "blue"}, "desired": {"x": 1}}
+    r = await api.patch(f"{BASE}/d1/twin/desired", json={"desired": {}})  # the wrapped form may clear it
+    assert r.status_code == 200 and r.json()["desired"] == {}
+    twin = await api.get(f"{BASE}/d1/twin")
+    assert twin.json()["desired_version"] == 4 and twin.headers["ETag"] == '"4"'
+
+
 async def test_twin_desired_rejects_empty_non_object_and_oversized_patches(api, device):
     assert (await api.patch(f"{BASE}/d1/twin/desired", json={})).status_code == 422
     assert (await api.patch(f"{BASE}/d1/twin/desired", json=[1, 2])).status_code == 422

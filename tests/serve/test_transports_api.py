@@ -54,7 +54,7 @@ async def test_update_and_delete_a_transport(api):
 
 @pytest.mark.parametrize("body", [
     {}, {"ingestion_protocol": "smtp"}, {"ingestion_protocol": "mqtt_direct", "physical_connectivity": "5g"},
-    {"ingestion_protocol": "mqtt_direct", "status": "broken"}, {"ingestion_protocol": "mqtt_direct", "extra": 1},
+    {"ingestion_protocol": "mqtt_direct", "status": "broken"},
     {"ingestion_protocol": "mqtt_direct", "carrier_integration_id": 0},
     {"ingestion_protocol": "mqtt_direct", "protocol_config": "qos=1"},
 ])

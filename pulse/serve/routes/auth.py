@@ -7,14 +7,14 @@ from fastapi import APIRouter, Depends, Request, Response
 
 from pulse.serve.auth import COOKIE
 from pulse.serve.deps import services
-from pulse.serve.schemas.auth import LoginBody
+from pulse.serve.schemas.auth import LoginBody, Session
 from pulse.services import auth as service
 from pulse.services.context import ServiceContext
 
 router = APIRouter(prefix="/api/v1/auth", tags=["auth"])
 
 
-@router.post("/login")
+@router.post("/login", response_model=Session)
 async def login(body: LoginBody, request: Request, response: Response,
                 svc: ServiceContext = Depends(services)) -> dict[str, Any]:
     session = await service.login(svc, body.email, body.password, request.client.host if request.client else "")

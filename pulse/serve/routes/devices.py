@@ -8,20 +8,22 @@ from fastapi import APIRouter, Depends, Query, Response
 from pulse.serve.auth import Principal, customer
 from pulse.serve.deps import services
 from pulse.serve.schemas.common import PageParams, one_of, page, page_params
-from pulse.serve.schemas.devices import REGISTRY_STATUSES, DecommissionBody, DeviceCreate, DevicePatch
+from pulse.serve.schemas.devices import (REGISTRY_STATUSES, DecommissionBody, Decommissioned, DeviceCreate,
+                                         DeviceCreated, DeviceDetail, DeviceOut, DevicePage, DevicePatch,
+                                         DeviceSummary, RotateBody, RotatedToken, TokenList)
 from pulse.services import devices as service
 from pulse.services.context import ServiceContext
 
 router = APIRouter(prefix="/api/v1/customer", tags=["devices"])
 
 
-@router.post("/devices", status_code=201)
+@router.post("/devices", status_code=201, response_model=DeviceCreated)
 async def create_device(body: DeviceCreate, p: Principal = Depends(customer("devices.create")),
                         svc: ServiceContext = Depends(services)) -> dict[str, Any]:
     return await service.create(svc, p.tenant_id, body.model_dump(exclude_none=True))
 
 
-@router.get("/devices")
+@router.get("/devices", response_model=DevicePage)
 async def list_devices(status: str | None = Query(None, pattern=one_of(REGISTRY_STATUSES)),
                        site_id: str | None = None, search: str | None = Query(None, max_length=200),
                        tag: list[str] | None = Query(None, description="repeatable: devices carrying every tag"),
@@ -33,34 +35,34 @@ async def list_devices(status: str | None = Query(None, pattern=one_of(REGISTRY_
     items, total = await service.list_devices(svc, p.tenant_id, status=status, site_id=site_id, search=search,
                                               tags=tag, group_id=group_id, template_id=template_id,
                                               sort=sort, limit=pg.limit, offset=pg.offset)
-    return page("devices", items, total, pg)
+    return {"tenant_id": p.tenant_id, **page("devices", items, total, pg)}
 
 
-@router.get("/devices/summary")
+@router.get("/devices/summary", response_model=DeviceSummary)
 async def summary(p: Principal = Depends(customer("devices.read")), svc: ServiceContext = Depends(services)) -> dict[str, Any]:
     return await service.summary(svc, p.tenant_id)
 
 
-@router.get("/devices/{device_id}")
+@router.get("/devices/{device_id}", response_model=DeviceDetail)
 async def get_device(device_id: str, p: Principal = Depends(customer("devices.read")),
                      svc: ServiceContext = Depends(services)) -> dict[str, Any]:
     return await service.get(svc, p.tenant_id, device_id)
 
 
-@router.patch("/devices/{device_id}")
+@router.patch("/devices/{device_id}", response_model=DeviceOut)
 async def patch_device(device_id: str, body: DevicePatch, p: Principal = Depends(customer("devices.update")),
                        svc: ServiceContext = Depends(services)) -> dict[str, Any]:
     return await service.update(svc, p.tenant_id, device_id, body.model_dump(exclude_unset=True))
 
 
-@router.patch("/devices/{device_id}/decommission")
+@router.patch("/devices/{device_id}/decommission", response_model=Decommissioned)
 async def decommission(device_id: str, body: DecommissionBody | None = None,
                        p: Principal = Depends(customer("devices.decommission")),
                        svc: ServiceContext = Depends(services)) -> dict[str, Any]:
     return await service.decommission(svc, p.tenant_id, device_id, p.sub, body.reason if body else None)
 
 
-@router.delete("/devices/{device_id}", status_code=204)
+@router.delete("/devices/{device_id}", status_code=204, response_class=Response)
 async def delete_device(device_id: str, p: Principal = Depends(customer("devices.delete")),
                         svc: ServiceContext = Depends(services)) -> Response:
     await service.delete(svc, p.tenant_id, device_id, p.sub)
@@ -68,21 +70,23 @@ async def delete_device(device_id: str, p: Principal = Depends(customer("devices
 
 
 # ---- tokens --------------------------------------------------------------------------------------
-@router.get("/devices/{device_id}/tokens")
+@router.get("/devices/{device_id}/tokens", response_model=TokenList)
 async def list_tokens(device_id: str, p: Principal = Depends(customer("devices.read")),
                       svc: ServiceContext = Depends(services)) -> dict[str, Any]:
     items = await service.list_tokens(svc, p.tenant_id, device_id)
-    return {"tokens": items, "total": len(items)}
+    return {"device_id": device_id, "tokens": items, "total": len(items)}
 
 
-@router.post("/devices/{device_id}/tokens/rotate", status_code=201)
-async def rotate_token(device_id: str, p: Principal = Depends(customer("devices.tokens.rotate")),
+@router.post("/devices/{device_id}/tokens/rotate", status_code=201, response_model=RotatedToken)
+async def rotate_token(device_id: str, body: RotateBody | None = None,
+                       p: Principal = Depends(customer("devices.tokens.rotate")),
                        svc: ServiceContext = Depends(services)) -> dict[str, Any]:
-    """Revokes the device's active tokens and returns the new secret (shown only this once)."""
-    return await service.rotate_token(svc, p.tenant_id, device_id)
+    """Revokes the device's active tokens and returns the new secret (shown only this once).
+    The body (`{"label"}`) is optional."""
+    return await service.rotate_token(svc, p.tenant_id, device_id, (body or RotateBody()).label)
 
 
-@router.delete("/devices/{device_id}/tokens/{token_id}", status_code=204)
+@router.delete("/devices/{device_id}/tokens/{token_id}", status_code=204, response_class=Response)
 async def revoke_token(device_id: str, token_id: str, p: Principal = Depends(customer("devices.tokens.revoke")),
                        svc: ServiceContext = Depends(services)) -> Response:
     await service.revoke_token(svc, p.tenant_id, device_id, token_id)

@@ -7,13 +7,15 @@ from fastapi import APIRouter, Depends, Header, Request
 from fastapi.responses import JSONResponse
 
 from pulse.serve.deps import services
+from pulse.serve.schemas.ingest import RESPONSES, IngestAccepted
 from pulse.services import ingest as service
 from pulse.services.context import ServiceContext
 
 router = APIRouter(prefix="/ingest/v1", tags=["ingest"])
 
 
-@router.post("/tenant/{tenant_id}/device/{device_id}/{msg_type}", status_code=202)
+@router.post("/tenant/{tenant_id}/device/{device_id}/{msg_type}", status_code=202, response_model=IngestAccepted,
+             responses=RESPONSES)
 async def ingest(tenant_id: str, device_id: str, msg_type: Literal["telemetry", "heartbeat"], request: Request,
                  x_provision_token: str | None = Header(None), svc: ServiceContext = Depends(services)) -> Any:
     """One envelope or a JSON list of up to 100; 202 once accepted data is durable (in the WAL)."""

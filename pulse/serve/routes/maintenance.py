@@ -9,7 +9,7 @@ from pydantic import AwareDatetime
 from pulse.serve.auth import Principal, customer
 from pulse.serve.deps import services
 from pulse.serve.schemas.common import PageParams, page, page_params, set_fields
-from pulse.serve.schemas.maintenance import WindowCreate, WindowPatch
+from pulse.serve.schemas.maintenance import WindowCreate, WindowOut, WindowPage, WindowPatch
 from pulse.services import maintenance as service
 from pulse.services.context import ServiceContext
 
@@ -18,7 +18,7 @@ router = APIRouter(prefix="/api/v1/customer/maintenance-windows", tags=["mainten
 NOT_NULL = ("name", "enabled", "starts_at", "scope")
 
 
-@router.get("")
+@router.get("", response_model=WindowPage)
 async def list_windows(active_at: AwareDatetime | None = Query(None, description="only windows active at this instant"),
                        device_id: str | None = Query(None, description="only windows whose scope covers this device"),
                        enabled: bool | None = None, pg: PageParams = Depends(page_params),
@@ -30,19 +30,19 @@ async def list_windows(active_at: AwareDatetime | None = Query(None, description
     return page("windows", items, total, pg)
 
 
-@router.post("", status_code=201)
+@router.post("", status_code=201, response_model=WindowOut)
 async def create_window(body: WindowCreate, p: Principal = Depends(customer("maintenance.create")),
                         svc: ServiceContext = Depends(services)) -> dict[str, Any]:
     return await service.create(svc, p.tenant_id, body.model_dump(exclude_none=True))
 
 
-@router.patch("/{window_id}")
+@router.patch("/{window_id}", response_model=WindowOut)
 async def patch_window(window_id: str, body: WindowPatch, p: Principal = Depends(customer("maintenance.update")),
                        svc: ServiceContext = Depends(services)) -> dict[str, Any]:
     return await service.update(svc, p.tenant_id, window_id, set_fields(body, not_null=NOT_NULL))
 
 
-@router.delete("/{window_id}", status_code=204)
+@router.delete("/{window_id}", status_code=204, response_class=Response)
 async def delete_window(window_id: str, p: Principal = Depends(customer("maintenance.delete")),
                         svc: ServiceContext = Depends(services)) -> Response:
     await service.delete(svc, p.tenant_id, window_id)

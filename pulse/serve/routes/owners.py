@@ -7,7 +7,7 @@ from fastapi import APIRouter, Depends
 
 from pulse.serve.auth import Principal, customer
 from pulse.serve.deps import services
-from pulse.serve.schemas.owners import OwnersPut
+from pulse.serve.schemas.owners import Owners, OwnersPut
 from pulse.services import owners as service
 from pulse.services.context import ServiceContext
 
@@ -18,14 +18,14 @@ def _shape(device_id: str, items: list[dict[str, Any]]) -> dict[str, Any]:
     return {"device_id": device_id, "owners": items, "total": len(items)}
 
 
-@router.get("/{device_id}/owners")
+@router.get("/{device_id}/owners", response_model=Owners)
 async def get_owners(device_id: str, p: Principal = Depends(customer("devices.read")),
                      svc: ServiceContext = Depends(services)) -> dict[str, Any]:
     """The device's owners in the order last given, each with `since` (when they became an owner)."""
     return _shape(device_id, await service.list_owners(svc.db, p.tenant_id, device_id))
 
 
-@router.put("/{device_id}/owners")
+@router.put("/{device_id}/owners", response_model=Owners)
 async def put_owners(device_id: str, body: OwnersPut, p: Principal = Depends(customer("devices.owners.write")),
                      svc: ServiceContext = Depends(services)) -> dict[str, Any]:
     """Replace the owners (a transfer is a PUT with the new owner). With a Telemetron integration the

@@ -5,13 +5,15 @@ import os
 from datetime import datetime, timezone
 from typing import Any, Literal
 
-from fastapi import APIRouter, Body, Depends, Query, Response
+from fastapi import APIRouter, Body, Depends, Header, Query, Response
 from fastapi.responses import FileResponse, StreamingResponse
 from starlette.background import BackgroundTask
 
 from pulse.serve.auth import Principal, customer
 from pulse.serve.deps import services
 from pulse.serve.schemas.common import MAX_LIMIT
+from pulse.serve.schemas.telemetry import (History, Latest, MetricNames, Recent, Twin, TwinDelta,
+                                           desired_change)
 from pulse.services import telemetry as service
 from pulse.services import twin as twin_service
 from pulse.services.context import ServiceContext
@@ -23,29 +25,29 @@ def _iso(ms: int | None) -> str | None:
     return None if ms is None else datetime.fromtimestamp(ms / 1000, tz=timezone.utc).isoformat()
 
 
-@router.get("/telemetry/latest")
+@router.get("/telemetry/latest", response_model=Latest)
 async def latest(device_id: str, p: Principal = Depends(customer("devices.read")),
                  svc: ServiceContext = Depends(services)) -> dict[str, Any]:
     values = await service.latest(svc, p.tenant_id, device_id)
     metrics = {m: {"value": v["value"], "ts": _iso(v["ts_ms"])} for m, v in values.items()}
-    return {"device_id": device_id, "metrics": metrics}
+    return {"tenant_id": p.tenant_id, "device_id": device_id, "metrics": metrics}
 
 
-@router.get("/telemetry/metrics")
+@router.get("/telemetry/metrics", response_model=MetricNames)
 async def metric_names(device_id: str, p: Principal = Depends(customer("devices.read")),
                        svc: ServiceContext = Depends(services)) -> dict[str, Any]:
     names = await service.metric_names(svc, p.tenant_id, device_id)
     return {"device_id": device_id, "metrics": names, "total": len(names)}
 
 
-@router.get("/telemetry")
+@router.get("/telemetry", response_model=Recent)
 async def recent(device_id: str, limit: int = Query(100, ge=1, le=MAX_LIMIT),
                  p: Principal = Depends(customer("devices.read")), svc: ServiceContext = Depends(services)) -> dict[str, Any]:
     rows = await service.recent(svc, p.tenant_id, device_id, limit)
-    return {"device_id": device_id, "rows": rows, "count": len(rows)}
+    return {"tenant_id": p.tenant_id, "device_id": device_id, "rows": rows, "count": len(rows)}
 
 
-@router.get("/telemetry/history")
+@router.get("/telemetry/history", response_model=History)
 async def history(device_id: str, metric: str | None = Query(None, max_length=128),
                   start: datetime | None = None, end: datetime | None = None,
                   limit: int = Query(1000, ge=1, le=10_000),
@@ -55,7 +57,9 @@ async def history(device_id: str, metric: str | None = Query(None, max_length=12
             "count": len(h.points), "sensors": h.sensors}
 
 
-@router.get("/telemetry/export")
+@router.get("/telemetry/export", response_model=None, response_class=StreamingResponse,
+            responses={200: {"content": {"text/csv": {}, "application/vnd.apache.parquet": {}},
+                             "description": "the rows as CSV (streamed) or Parquet"}})
 async def export(device_id: str, format: Literal["csv", "parquet"] = "csv",
                  metric: str | None = Query(None, max_length=128), start: datetime | None = None,
                  end: datetime | None = None, p: Principal = Depends(customer("devices.read")),
@@ -81,23 +85,38 @@ def _twin(device_id: str, view: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-@router.get("/twin")
-async def twin(device_id: str, p: Principal = Depends(customer("devices.read")),
+def _with_etag(response: Response, view: dict[str, Any]) -> None:
+    """The documented system's ETag: the desired version, quoted."""
+    response.headers["ETag"] = f'"{view["desired_version"]}"'
+
+
+@router.get("/twin", response_model=Twin)
+async def twin(device_id: str, response: Response, p: Principal = Depends(customer("devices.read")),
                svc: ServiceContext = Depends(services)) -> dict[str, Any]:
-    return _twin(device_id, await twin_service.view(svc, p.tenant_id, device_id))
+    view = await twin_service.view(svc, p.tenant_id, device_id)
+    _with_etag(response, view)
+    return _twin(device_id, view)
 
 
-@router.patch("/twin/desired")
-async def patch_desired(device_id: str, patch: dict[str, Any] = Body(..., examples=[{"interval_s": 30}]),
+@router.patch("/twin/desired", response_model=Twin)
+async def patch_desired(device_id: str, response: Response,
+                        body: dict[str, Any] = Body(..., examples=[{"interval_s": 30},
+                                                                   {"desired": {"interval_s": 30}}]),
+                        content_type: str | None = Header(None),
                         p: Principal = Depends(customer("devices.twin.write")),
                         svc: ServiceContext = Depends(services)) -> dict[str, Any]:
-    """JSON merge patch of the desired state; bumps the version and publishes it retained (QoS 1)."""
-    return _twin(device_id, await twin_service.patch_desired(svc, p.tenant_id, device_id, patch))
+    """A JSON merge patch of the desired state, or `{"desired": {...}}` replacing it whole (sent as
+    `application/json`; a body sent as `application/merge-patch+json` is always a merge patch). Bumps the
+    version and publishes the document retained (QoS 1)."""
+    change, replace = desired_change(body, content_type)
+    view = await twin_service.patch_desired(svc, p.tenant_id, device_id, change, replace=replace)
+    _with_etag(response, view)
+    return _twin(device_id, view)
 
 
-@router.get("/twin/delta")
+@router.get("/twin/delta", response_model=TwinDelta)
 async def twin_delta(device_id: str, p: Principal = Depends(customer("devices.read")),
                      svc: ServiceContext = Depends(services)) -> dict[str, Any]:
     view = await twin_service.view(svc, p.tenant_id, device_id)
-    return {"device_id": device_id, "delta": view["delta"], "desired_version": view["desired_version"],
-            "reported_version": view["reported_version"]}
+    return {"device_id": device_id, "delta": view["delta"], "in_sync": not view["delta"],
+            "desired_version": view["desired_version"], "reported_version": view["reported_version"]}

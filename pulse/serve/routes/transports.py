@@ -9,30 +9,31 @@ from fastapi.routing import APIRoute
 from pulse.serve.auth import Principal, customer
 from pulse.serve.deps import services
 from pulse.serve.schemas.common import PageParams, page, page_params
-from pulse.serve.schemas.transports import ConnectionPut, TransportCreate, TransportUpdate
+from pulse.serve.schemas.transports import (ConnectionOut, ConnectionPut, TransportCreate, TransportOut,
+                                            TransportPage, TransportUpdate)
 from pulse.services import transports as service
 from pulse.services.context import ServiceContext
 
 router = APIRouter(prefix="/api/v1/customer/devices/{device_id}", tags=["device transports"])
 
 
-@router.get("/transports")
+@router.get("/transports", response_model=TransportPage)
 async def list_transports(device_id: str, pg: PageParams = Depends(page_params),
                           p: Principal = Depends(customer("devices.read")),
                           svc: ServiceContext = Depends(services)) -> dict[str, Any]:
     """The primary transport first."""
     items, total = await service.list_transports(svc, p.tenant_id, device_id, pg.limit, pg.offset)
-    return page("transports", items, total, pg)
+    return {"device_id": device_id, **page("transports", items, total, pg)}
 
 
-@router.post("/transports", status_code=201)
+@router.post("/transports", status_code=201, response_model=TransportOut)
 async def add_transport(device_id: str, body: TransportCreate, p: Principal = Depends(customer("devices.update")),
                         svc: ServiceContext = Depends(services)) -> dict[str, Any]:
     """Primary when is_primary is true, or when left out and the device has no primary yet."""
     return await service.create(svc, p.tenant_id, device_id, body.model_dump(exclude_unset=True))
 
 
-@router.put("/transports/{transport_id}")
+@router.put("/transports/{transport_id}", response_model=TransportOut)
 async def update_transport(device_id: str, transport_id: int, body: TransportUpdate,
                            p: Principal = Depends(customer("devices.update")),
                            svc: ServiceContext = Depends(services)) -> dict[str, Any]:
@@ -40,7 +41,7 @@ async def update_transport(device_id: str, transport_id: int, body: TransportUpd
     return await service.update(svc, p.tenant_id, device_id, transport_id, body.changes())
 
 
-@router.delete("/transports/{transport_id}", status_code=204)
+@router.delete("/transports/{transport_id}", status_code=204, response_class=Response)
 async def delete_transport(device_id: str, transport_id: int, p: Principal = Depends(customer("devices.update")),
                            svc: ServiceContext = Depends(services)) -> Response:
     await service.delete(svc, p.tenant_id, device_id, transport_id)
@@ -83,21 +84,21 @@ def _handler_for(request: Request, exc: Exception) -> Callable | None:
 connection = APIRouter(route_class=DeprecatedRoute, deprecated=True, tags=["device transports"])
 
 
-@connection.get("/connection")
+@connection.get("/connection", response_model=ConnectionOut)
 async def get_connection(device_id: str, p: Principal = Depends(customer("devices.read")),
                          svc: ServiceContext = Depends(services)) -> dict[str, Any]:
     """Deprecated: use /transports. The device's primary transport in the legacy shape."""
     return await service.connection(svc, p.tenant_id, device_id)
 
 
-@connection.put("/connection")
+@connection.put("/connection", response_model=ConnectionOut)
 async def put_connection(device_id: str, body: ConnectionPut, p: Principal = Depends(customer("devices.update")),
                          svc: ServiceContext = Depends(services)) -> dict[str, Any]:
     """Deprecated: use /transports. Creates or updates the primary transport."""
     return await service.put_connection(svc, p.tenant_id, device_id, body.changes())
 
 
-@connection.delete("/connection", status_code=204)
+@connection.delete("/connection", status_code=204, response_class=Response)
 async def delete_connection(device_id: str, p: Principal = Depends(customer("devices.update")),
                             svc: ServiceContext = Depends(services)) -> Response:
     """Deprecated: use /transports. Deletes the primary transport."""

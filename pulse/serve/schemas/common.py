@@ -68,3 +68,17 @@ def weekdays(v: list[int]) -> list[int]:
     if any(not 0 <= d <= 6 for d in v):
         raise ValueError("days are 0 (Monday) to 6 (Sunday)")
     return sorted(set(v))
+
+
+class Row(BaseModel):
+    """A stored row as an answer: the declared keys are documented, the row's other columns pass through."""
+
+    model_config = ConfigDict(extra="allow")
+
+
+class Page(BaseModel):
+    """The list envelope of docs/architecture.md (REST conventions); subclasses name the items key."""
+
+    total: int
+    limit: int
+    offset: int

@@ -1,11 +1,16 @@
-"""HTTP bodies of the device registry."""
+"""HTTP bodies and answers of the device registry and device tokens.
+
+Unknown body fields are ignored (a client of the documented system sends a superset: `plan_id`,
+`latitude`, `imei`, ...), as in the documented system; docs/devices.md lists what Pulse stores.
+"""
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from pulse.serve.schemas.common import one_of
+from pulse.serve.schemas.common import Page, Row, one_of
 
 ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,127}$"
 DEVICE_STATUSES = ("ACTIVE", "INACTIVE", "SUSPENDED")  # what a PATCH may set; REVOKED only by decommission
@@ -13,7 +18,7 @@ REGISTRY_STATUSES = (*DEVICE_STATUSES, "REVOKED")
 
 
 class DeviceFields(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="ignore")
 
     name: str | None = Field(None, max_length=200)
     site_id: str | None = Field(None, pattern=ID_PATTERN)
@@ -37,3 +42,70 @@ class DevicePatch(DeviceFields):
 
 class DecommissionBody(BaseModel):
     reason: str | None = Field(None, max_length=500)
+
+
+class RotateBody(BaseModel):
+    label: str = Field("rotated", min_length=1, max_length=100, description="stored with the new token")
+
+
+# ---- answers -------------------------------------------------------------------------------------
+class DeviceOut(Row):
+    device_id: str
+    name: str | None = None
+    site_id: str | None = None
+    template_id: int | None = None
+    status: str = Field(description="registry status: ACTIVE, INACTIVE, SUSPENDED or REVOKED")
+    created_at: datetime | None = None
+    updated_at: datetime | None = None
+
+
+class DeviceCreated(DeviceOut):
+    token: str = Field(description="the first device token (MQTT password / X-Provision-Token), shown once")
+    token_id: str
+
+
+class DeviceDetail(DeviceOut):
+    presence: dict[str, Any] = Field(description="live presence from the device actor, with its status")
+
+
+class DevicePage(Page):
+    tenant_id: str
+    devices: list[DeviceOut]
+
+
+class DeviceSummary(BaseModel):
+    ONLINE: int
+    STALE: int
+    OFFLINE: int
+    total: int
+    by_status: dict[str, int] = Field(description="registry counts by status")
+    connectivity: dict[str, int] = Field(description="ONLINE/STALE/OFFLINE of the devices (same as the top keys)")
+
+
+class Decommissioned(DeviceOut):
+    decommissioned_at: datetime
+
+
+class TokenOut(Row):
+    token_id: str
+    id: str = Field(description="the documented name of token_id")
+    client_id: str = Field(description="the MQTT username, {tenant_id}/{device_id}")
+    label: str | None = None
+    created_at: datetime
+    revoked_at: datetime | None = None
+
+
+class TokenList(BaseModel):
+    device_id: str
+    tokens: list[TokenOut]
+    total: int
+
+
+class RotatedToken(BaseModel):
+    """The new secret, under Pulse's names (`token`, `token_id`) and the documented ones."""
+
+    token: str
+    token_id: str
+    client_id: str = Field(description="MQTT username")
+    password: str = Field(description="MQTT password, the same secret as `token`")
+    broker_url: str

@@ -1,12 +1,15 @@
-"""HTTP bodies of device groups."""
+"""HTTP bodies and answers of device groups (unknown body fields are ignored, as in the documented system;
+a dynamic group's `query` is strict, since a misspelt criterion would silently widen the group)."""
 from __future__ import annotations
 
-from typing import Literal
+from datetime import datetime
+from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, computed_field, field_validator, model_validator
 
 from pulse.domain.tags import MAX_TAG_FILTER
-from pulse.serve.schemas.devices import ID_PATTERN
+from pulse.serve.schemas.common import Page, Row
+from pulse.serve.schemas.devices import ID_PATTERN, DeviceOut
 from pulse.serve.schemas.tags import Tag
 
 RegistryStatus = Literal["ACTIVE", "INACTIVE", "SUSPENDED", "REVOKED"]
@@ -34,7 +37,7 @@ class GroupQuery(BaseModel):
 
 
 class GroupCreate(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="ignore")
 
     name: str = Field(min_length=1, max_length=200)
     description: str | None = Field(None, max_length=2000)
@@ -42,8 +45,43 @@ class GroupCreate(BaseModel):
 
 
 class GroupPatch(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="ignore")
 
     name: str | None = Field(None, min_length=1, max_length=200)
     description: str | None = Field(None, max_length=2000)
     query: GroupQuery | None = None
+
+
+class GroupOut(Row):
+    group_id: str
+    name: str
+    description: str | None = None
+    query: dict[str, Any] | None = Field(None, description="null for a static group")
+    kind: Literal["static", "dynamic"]
+    device_count: int
+    created_at: datetime
+    updated_at: datetime
+
+    @computed_field(description="the documented name of `kind`")
+    @property
+    def group_type(self) -> str:
+        return self.kind
+
+    @computed_field(description="the documented name of `device_count`")
+    @property
+    def member_count(self) -> int:
+        return self.device_count
+
+    @computed_field(description="the documented name of `query`")
+    @property
+    def query_filter(self) -> dict[str, Any] | None:
+        return self.query
+
+
+class GroupPage(Page):
+    groups: list[GroupOut]
+
+
+class GroupMembers(Page):
+    group_id: str
+    devices: list[DeviceOut]

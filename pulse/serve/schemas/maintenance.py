@@ -1,11 +1,21 @@
-"""HTTP bodies of maintenance windows."""
+"""HTTP bodies and answers of maintenance windows.
+
+Unknown top-level fields are ignored, as in the documented system, except its `device_types`:
+Pulse has no device types, and ignoring them would make a tenant-wide window of what the client
+meant as narrower, so it is refused with 422. Its top-level `site_ids` is accepted as
+`scope.site_ids` and its `recurring` {dow (0 = Sunday), start_hour, end_hour (UTC)} as the
+equivalent `recurrence`. `scope` and `recurrence` themselves stay strict: a misspelt selector
+would widen the window to the tenant.
+"""
 from __future__ import annotations
 
 import re
+from datetime import datetime
+from typing import Any
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from pulse.serve.schemas.common import weekdays
+from pulse.serve.schemas.common import Page, Row, weekdays
 from pulse.domain.maintenance import MAX_DURATION_MINUTES
 from pulse.domain.timezones import check_zone
 from pulse.domain.windows import HHMM_PATTERN
@@ -63,11 +73,52 @@ class Scope(BaseModel):
         return _matching(v, TAG_PATTERN, "tag")
 
 
-class WindowFields(BaseModel):
+class DocumentedRecurring(BaseModel):
+    """The documented system's weekly window: days 0 = Sunday .. 6, whole UTC hours; an end at or
+    before the start runs past midnight."""
+
     model_config = ConfigDict(extra="forbid")
+
+    dow: list[int] = Field(min_length=1, max_length=7)
+    start_hour: int = Field(ge=0, le=23)
+    end_hour: int = Field(ge=0, le=24)
+
+    def recurrence(self) -> dict[str, Any]:
+        hours = (self.end_hour - self.start_hour) % 24 or 24
+        return {"days_of_week": [(d - 1) % 7 for d in self.dow], "start_time": f"{self.start_hour:02d}:00",
+                "duration_minutes": hours * 60, "timezone": "UTC"}
+
+
+def _recurrence_of(recurring: Any) -> dict[str, Any]:
+    try:
+        return DocumentedRecurring.model_validate(recurring).recurrence()
+    except ValidationError as e:
+        raise ValueError(f"recurring: {e.errors()[0]['msg']} (at {e.errors()[0]['loc']})") from None
+
+
+class WindowFields(BaseModel):
+    model_config = ConfigDict(extra="ignore")
 
     ends_at: AwareDatetime | None = None
     recurrence: Recurrence | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _documented_fields(cls, data: Any) -> Any:
+        """The documented system's top-level `site_ids` is `scope.site_ids`; see the module docstring."""
+        if not isinstance(data, dict):
+            return data
+        if data.get("device_types"):
+            raise ValueError("device_types: Pulse has no device types; use scope {device_ids, group_ids, site_ids, tags}")
+        if "site_ids" in data:
+            if "scope" in data:
+                raise ValueError("site_ids, scope: send site_ids inside scope")
+            data = {**data, "scope": {"site_ids": data["site_ids"]}}
+        if data.get("recurring") is not None:
+            if data.get("recurrence") is not None:
+                raise ValueError("recurring, recurrence: send one of them")
+            data = {**data, "recurrence": _recurrence_of(data["recurring"])}
+        return data
 
 
 class WindowCreate(WindowFields):
@@ -90,3 +141,19 @@ class WindowPatch(WindowFields):
     enabled: bool | None = None
     starts_at: AwareDatetime | None = None
     scope: Scope | None = None
+
+
+class WindowOut(Row):
+    window_id: str
+    name: str
+    enabled: bool
+    starts_at: datetime
+    ends_at: datetime | None
+    recurrence: dict[str, Any] | None
+    scope: dict[str, list[str]]
+    created_at: datetime
+    updated_at: datetime
+
+
+class WindowPage(Page):
+    windows: list[WindowOut]

@@ -1,19 +1,20 @@
-"""HTTP bodies of device modules."""
+"""HTTP bodies and answers of device modules (unknown body fields are ignored, as in the documented system)."""
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, computed_field, field_validator
 
 from pulse.domain.envelope import METRIC_KEY_RE
-from pulse.serve.schemas.common import Update
+from pulse.serve.schemas.common import Page, Row, Update
 from pulse.serve.schemas.templates import SLOT_KEY
 
 ModuleStatus = Literal["active", "inactive"]  # "removed" only through DELETE
 
 
 class ModuleFields(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="ignore")
 
     bus_address: str | None = Field(None, max_length=64, examples=["0x44"])
     module_template_id: int | None = None
@@ -38,7 +39,29 @@ class ModuleCreate(ModuleFields):
 
 
 class ModuleUpdate(ModuleFields, Update):
+    model_config = ConfigDict(extra="ignore")
     NOT_NULL = ("slot_key", "status", "metric_key_map")
 
     slot_key: str | None = Field(None, pattern=SLOT_KEY)
     status: ModuleStatus | None = None
+
+
+class ModuleOut(Row):
+    id: int
+    device_id: str
+    slot_key: str
+    module_template_id: int | None = None
+    label: str | None = None
+    metric_key_map: dict[str, str]
+    status: str
+    created_at: datetime
+
+    @computed_field(description="when the module was installed (the documented name of created_at)")
+    @property
+    def installed_at(self) -> datetime:
+        return self.created_at
+
+
+class ModulePage(Page):
+    device_id: str
+    modules: list[ModuleOut]

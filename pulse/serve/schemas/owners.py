@@ -1,7 +1,12 @@
-"""HTTP bodies of device owners: `PUT …/devices/{device_id}/owners` replaces the whole set."""
+"""HTTP bodies and answers of device owners: `PUT …/devices/{device_id}/owners` replaces the whole set.
+Unknown fields are refused (docs/telemetron.md, "Device owners")."""
 from __future__ import annotations
 
+from datetime import datetime
+
 from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from pulse.serve.schemas.common import Row
 
 from pulse.domain.owners import MAX_OWNERS, email
 
@@ -36,3 +41,18 @@ class OwnersPut(BaseModel):
         if len(set(emails)) != len(emails):
             raise ValueError("each e-mail may appear once")
         return v
+
+
+class OwnerOut(Row):
+    customer_id: str
+    email: str
+    name: str
+    phone: str | None = None
+    address: str | None = None
+    since: datetime = Field(description="when this customer became an owner of the device")
+
+
+class Owners(BaseModel):
+    device_id: str
+    owners: list[OwnerOut]
+    total: int

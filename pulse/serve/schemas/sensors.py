@@ -1,11 +1,12 @@
-"""HTTP bodies of device sensors."""
+"""HTTP bodies and answers of device sensors (unknown body fields are ignored, as in the documented system)."""
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from pulse.serve.schemas.common import Update
+from pulse.serve.schemas.common import Page, Row, Update
 from pulse.serve.schemas.templates import METRIC_KEY
 
 SensorStatus = Literal["active", "inactive", "error"]
@@ -13,7 +14,7 @@ SensorSource = Literal["required", "optional", "unmodeled"]
 
 
 class SensorFields(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="ignore")
 
     display_name: str | None = Field(None, max_length=200)
     template_metric_id: int | None = Field(None, description="a metric of the device's template")
@@ -32,9 +33,30 @@ class SensorCreate(SensorFields):
 
 
 class SensorUpdate(SensorFields, Update):
+    model_config = ConfigDict(extra="ignore")
     """metric_key is the sensor's identity and does not change; `required` is set by the template only."""
 
     NOT_NULL = ("status", "source")
 
     status: SensorStatus | None = None
     source: Literal["optional", "unmodeled"] | None = None
+
+
+class SensorOut(Row):
+    id: int
+    device_id: str
+    metric_key: str
+    display_name: str | None = None
+    unit: str | None = None
+    status: str
+    source: str
+    last_value: float | None = None
+    last_seen_at: datetime | None = None
+
+
+class SensorPage(Page):
+    sensors: list[SensorOut]
+
+
+class DeviceSensorPage(SensorPage):
+    device_id: str

@@ -1,12 +1,17 @@
-"""HTTP bodies of device templates and their metrics, commands and slots."""
+"""HTTP bodies and answers of device templates and their metrics, commands and slots.
+
+Unknown body fields are ignored, as in the documented system (its `sort_order` and a metric's or
+slot's `description` are not stored by Pulse).
+"""
 from __future__ import annotations
 
 import re
+from datetime import datetime
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from pulse.serve.schemas.common import Update
+from pulse.serve.schemas.common import Page, Row, Update
 from pulse.domain.envelope import METRIC_KEY_RE
 
 Category = Literal["gateway", "edge_device", "standalone_sensor", "controller", "expansion_module"]
@@ -18,12 +23,12 @@ PhysicalConnectivity = Literal["cellular", "ethernet", "wifi", "satellite", "lor
 METRIC_KEY = METRIC_KEY_RE.pattern  # what ingest accepts as a metric name
 COMMAND_KEY = r"^[A-Za-z0-9_.:-]{1,128}$"  # what the commands API accepts as a command type
 SLOT_KEY = r"^[A-Za-z0-9_.:-]{1,64}$"
-SLUG = r"^[a-z0-9][a-z0-9-]{0,99}$"
+SLUG = r"^[a-z0-9][a-z0-9_-]{0,99}$"
 
 
 # ---- metrics, commands, slots --------------------------------------------------------------------
 class MetricFields(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="ignore")
 
     display_name: str | None = Field(None, max_length=200)
     unit: str | None = Field(None, max_length=32, examples=["°C"])
@@ -40,6 +45,7 @@ class MetricCreate(MetricFields):
 
 
 class MetricUpdate(MetricFields, Update):
+    model_config = ConfigDict(extra="ignore")
     NOT_NULL = ("metric_key", "data_type", "is_required")
 
     metric_key: str | None = Field(None, pattern=METRIC_KEY)
@@ -48,7 +54,7 @@ class MetricUpdate(MetricFields, Update):
 
 
 class CommandFields(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="ignore")
 
     display_name: str | None = Field(None, max_length=200)
     description: str | None = Field(None, max_length=2000)
@@ -66,6 +72,7 @@ class CommandCreate(CommandFields):
 
 
 class CommandUpdate(CommandFields, Update):
+    model_config = ConfigDict(extra="ignore")
     NOT_NULL = ("command_key", "parameters_schema")
 
     command_key: str | None = Field(None, pattern=COMMAND_KEY)
@@ -73,7 +80,7 @@ class CommandUpdate(CommandFields, Update):
 
 
 class SlotFields(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="ignore")
 
     display_name: str | None = Field(None, max_length=200)
     max_devices: int | None = Field(1, ge=1, le=1000, description="null: any number (a bus)")
@@ -88,6 +95,7 @@ class SlotCreate(SlotFields):
 
 
 class SlotUpdate(SlotFields, Update):
+    model_config = ConfigDict(extra="ignore")
     NOT_NULL = ("slot_key", "slot_type", "interface_type", "is_required")
 
     slot_key: str | None = Field(None, pattern=SLOT_KEY)
@@ -100,7 +108,7 @@ class SlotUpdate(SlotFields, Update):
 class TransportDefaults(BaseModel):
     """The primary transport a template gives a device that has none."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="ignore")
 
     ingestion_protocol: IngestionProtocol
     physical_connectivity: PhysicalConnectivity | None = None
@@ -109,7 +117,7 @@ class TransportDefaults(BaseModel):
 
 
 class TemplateFields(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="ignore")
 
     description: str | None = Field(None, max_length=4000)
     manufacturer: str | None = Field(None, max_length=200)
@@ -150,6 +158,7 @@ class TemplateCreate(TemplateFields):
 
 
 class TemplateUpdate(TemplateFields, Update):
+    model_config = ConfigDict(extra="ignore")
     NOT_NULL = ("name", "slug", "category", "is_locked", "metadata")
 
     name: str | None = Field(None, min_length=1, max_length=200)
@@ -159,7 +168,51 @@ class TemplateUpdate(TemplateFields, Update):
 
 
 class CloneBody(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="ignore")
 
     name: str | None = Field(None, min_length=1, max_length=200, description='default: "<name> (copy)"')
     slug: str | None = Field(None, pattern=SLUG, description="default: <slug>-copy, numbered when taken")
+
+
+# ---- answers -------------------------------------------------------------------------------------
+class PartOut(Row):
+    id: int
+    template_id: int
+
+
+class MetricOut(PartOut):
+    metric_key: str
+    data_type: str
+    is_required: bool
+
+
+class CommandOut(PartOut):
+    command_key: str
+    parameters_schema: dict[str, Any] | None = None
+
+
+class SlotOut(PartOut):
+    slot_key: str
+    slot_type: str
+    interface_type: str
+
+
+class TemplateOut(Row):
+    id: int
+    tenant_id: str | None = Field(description="null for a system template")
+    name: str
+    slug: str
+    category: str
+    is_locked: bool
+    created_at: datetime | None = None
+    updated_at: datetime | None = None
+
+
+class TemplateDetail(TemplateOut):
+    metrics: list[MetricOut]
+    commands: list[CommandOut]
+    slots: list[SlotOut]
+
+
+class TemplatePage(Page):
+    templates: list[TemplateOut]

@@ -1,18 +1,23 @@
-"""HTTP bodies of device transports and of the deprecated device connection."""
+"""HTTP bodies and answers of device transports and of the deprecated device connection.
+
+Unknown body fields are ignored, as in the documented system (its connection's
+`carrier_account_id` and `billing_cycle_start` are not stored by Pulse).
+"""
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from pulse.serve.schemas.common import Update
+from pulse.serve.schemas.common import Page, Row, Update
 from pulse.serve.schemas.templates import IngestionProtocol, PhysicalConnectivity
 
 TransportStatus = Literal["active", "inactive", "failover"]
 
 
 class TransportCreate(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="ignore")
 
     ingestion_protocol: IngestionProtocol
     physical_connectivity: PhysicalConnectivity | None = None
@@ -24,6 +29,7 @@ class TransportCreate(BaseModel):
 
 
 class TransportUpdate(Update):
+    model_config = ConfigDict(extra="ignore")
     NOT_NULL = ("ingestion_protocol", "protocol_config", "connectivity_config", "is_primary", "status")
 
     ingestion_protocol: IngestionProtocol | None = None
@@ -36,6 +42,7 @@ class TransportUpdate(Update):
 
 
 class ConnectionPut(Update):
+    model_config = ConfigDict(extra="ignore")
     """The legacy connection body; fields map onto the primary transport (null clears a field).
     The connectivity fields are `pulse.domain.transports.CONNECTION_KEYS`."""
 
@@ -55,3 +62,29 @@ class ConnectionPut(Update):
     network_status: str | None = Field(None, max_length=32)
     data_limit_mb: float | None = Field(None, ge=0)
     data_used_mb: float | None = Field(None, ge=0)
+
+
+class TransportOut(Row):
+    id: int
+    device_id: str
+    ingestion_protocol: str
+    physical_connectivity: str | None = None
+    protocol_config: dict[str, Any]
+    connectivity_config: dict[str, Any]
+    carrier_integration_id: int | None = None
+    is_primary: bool
+    status: str
+
+
+class TransportPage(Page):
+    device_id: str
+    transports: list[TransportOut]
+
+
+class ConnectionOut(Row):
+    """The legacy device_connections shape of the primary transport (`pulse.domain.transports`)."""
+
+    device_id: str
+    transport_id: int
+    connection_type: str | None = None
+    status: str

@@ -117,15 +117,15 @@ class DeviceActor:
 
     def _heartbeat(self, now_ms: int, stale_after_s: int, severity: int) -> list[Effect]:
         p = self.presence
-        if p["last_seen_ms"] is None and p.get("connected") is None:
+        if p["last_seen_ms"] is None:
             return []  # never heard from: nothing has gone silent
-        online = presence_status(p["last_seen_ms"], now_ms, stale_after_s, stale_after_s, p.get("connected")) == "ONLINE"
+        online = presence_status(p["last_seen_ms"], now_ms, stale_after_s, stale_after_s) == "ONLINE"
         state = self.rule_states.setdefault(NO_HEARTBEAT, RuleState())
         if online == (not state.firing):
             return []
         state.firing = not online
         self.dirty = True
-        silent_s = (now_ms - p["last_seen_ms"]) / 1000 if p["last_seen_ms"] is not None else None
+        silent_s = (now_ms - p["last_seen_ms"]) / 1000
         return [AlertEvent("open" if state.firing else "clear", self.tenant_id, self.device_id, "", "No heartbeat",
                            severity, "heartbeat", silent_s, now_ms, alert_type=NO_HEARTBEAT,
                            details={"stale_after_s": stale_after_s, "connected": p.get("connected")})]
@@ -240,12 +240,12 @@ class DeviceActor:
 
 
 
-def presence_status(last_seen_ms: int | None, now_ms: int, stale_after_s: int, offline_after_s: int,
-                    connected: bool | None = None) -> str:
-    """An open MQTT connection is ONLINE and a closed one OFFLINE; without connection events
-    (HTTP devices), ONLINE while heard from recently, STALE after a silence, OFFLINE after a long one."""
-    if connected is not None:
-        return "ONLINE" if connected else "OFFLINE"
+def presence_status(last_seen_ms: int | None, now_ms: int, stale_after_s: int, offline_after_s: int) -> str:
+    """The documented meaning: from the age of the last message or heartbeat, ONLINE while heard
+    from recently, STALE after a silence, OFFLINE after a long one (or never heard from).
+
+    The MQTT connection is a separate fact (`presence.connected`, what command delivery needs): a
+    battery device that connects, publishes and disconnects is still ONLINE for a while after."""
     if last_seen_ms is None:
         return "OFFLINE"
     age_s = (now_ms - last_seen_ms) / 1000

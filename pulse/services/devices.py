@@ -27,8 +27,7 @@ def _now_ms() -> int:
 
 def _status(ctx: ServiceContext, presence: dict[str, Any], now_ms: int) -> str:
     s = ctx.settings
-    return presence_status(presence.get("last_seen_ms"), now_ms, s.stale_after_s, s.offline_after_s,
-                           presence.get("connected"))
+    return presence_status(presence.get("last_seen_ms"), now_ms, s.stale_after_s, s.offline_after_s)
 
 
 async def create(ctx: ServiceContext, tenant_id: str, fields: dict[str, Any]) -> dict[str, Any]:

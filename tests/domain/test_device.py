@@ -4,7 +4,7 @@ import json
 import pytest
 
 from pulse.domain.device import DeviceActor, merge_patch, presence_status
-from pulse.domain.messages import AlertEvent, Heartbeat, Publish, ReportedState, Telemetry
+from pulse.domain.messages import AlertEvent, Heartbeat, Presence, Publish, ReportedState, Telemetry
 from pulse.domain.rules import Condition, Rule
 
 
@@ -122,6 +122,16 @@ def test_heartbeat_and_presence_status():
     assert presence_status(10_000, 100_000, 60, 300) == "STALE"
     assert presence_status(10_000, 400_000, 60, 300) == "OFFLINE"
     assert presence_status(None, 1, 60, 300) == "OFFLINE"
+
+
+def test_a_device_that_published_and_disconnected_is_online_until_it_goes_silent():
+    a = DeviceActor("t1", "d1")
+    a.on_presence(Presence("t1", "d1", 10_000, connected=True))
+    a.on_presence(Presence("t1", "d1", 11_000, connected=False))
+    assert a.presence["connected"] is False
+    assert presence_status(a.presence["last_seen_ms"], 20_000, 60, 300) == "ONLINE"
+    assert a.on_tick(20_000, [], (60, 4)) == []  # no NO_HEARTBEAT while heard from recently
+    assert [e.kind for e in a.on_tick(80_000, [], (60, 4))] == ["open"]
 
 
 def test_deleted_rule_state_is_forgotten():

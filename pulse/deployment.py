@@ -11,6 +11,7 @@ from pulse.broker.credentials import credentials_for
 from pulse.config.settings import Settings, load_settings
 from pulse.pipelines.telemetry import LakeReader
 from pulse.serve.app import create_app
+from pulse.services.commands import delivery_recorder
 from pulse.services.context import ServiceContext
 from pulse.services.identity import TokenDecoder
 from pulse.storage.db import Database
@@ -19,8 +20,9 @@ from pulse.storage.db import Database
 async def build_services(settings: Settings) -> ServiceContext:
     runtime = RayRuntime(settings)
     runtime.connect()
-    return ServiceContext(settings=settings, db=Database(settings.db_url), runtime=runtime,
-                          lake=LakeReader(settings.lake_dir), downlink=Downlink(settings),
+    db = Database(settings.db_url)
+    return ServiceContext(settings=settings, db=db, runtime=runtime, lake=LakeReader(settings.lake_dir),
+                          downlink=Downlink(settings, on_sent=delivery_recorder(db)),
                           credentials=credentials_for(settings), decoder=TokenDecoder(settings))
 
 

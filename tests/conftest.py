@@ -177,6 +177,7 @@ async def api(embedded_broker) -> AsyncIterator[Api]:
     from pulse.mqtt.publisher import Downlink
     from pulse.actors.runtime import LocalRuntime
     from pulse.serve.app import create_app
+    from pulse.services.commands import delivery_recorder
     from pulse.services.context import ServiceContext as Services
     from pulse.services.identity import TokenDecoder
     from pulse.storage import tenants
@@ -190,7 +191,7 @@ async def api(embedded_broker) -> AsyncIterator[Api]:
     for t in ("acme", "globex"):
         await tenants.ensure_tenant(db, t)
     svc = Services(settings=settings, db=db, runtime=runtime, lake=LakeReader(settings.lake_dir),
-                   downlink=Downlink(settings), credentials=embedded_broker.credentials,
+                   downlink=Downlink(settings, on_sent=delivery_recorder(db)), credentials=embedded_broker.credentials,
                    decoder=TokenDecoder(settings))
     app = create_app()
     app.state.services = svc

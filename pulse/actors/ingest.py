@@ -26,6 +26,7 @@ from pulse.config.settings import Settings
 from pulse.mqtt.endpoint import service_endpoint
 from pulse.mqtt.publisher import Downlink
 from pulse.mqtt.subscriber import MqttSubscriber, Received
+from pulse.services.commands import delivery_recorder
 from pulse.services.ingest import accept, limits_from
 from pulse.storage import quarantine
 from pulse.storage.db import Database
@@ -89,7 +90,7 @@ class IngestBridge:
             rt.connect()
             self.runtime = rt
         self.db = self.db or Database(self.settings.db_url)
-        self.downlink = self.downlink or Downlink(self.settings)
+        self.downlink = self.downlink or Downlink(self.settings, on_sent=delivery_recorder(self.db))
 
     async def stop(self) -> None:
         for t in self._tasks:

@@ -177,8 +177,7 @@ class DeviceActor:
                 body = {"command_id": cid, "type": cmd["type"], "params": cmd["params"],
                         "expires_at": cmd["expires_at"]}
                 topic = f"tenant/{self.tenant_id}/device/{self.device_id}/commands"
-                effects.append(Publish(topic, json.dumps(body).encode(), qos=1))
-                effects.append(CommandStatus(cid, "delivered", now_ms))
+                effects.append(Publish(topic, json.dumps(body).encode(), qos=1, command_id=cid))
         self.queued.clear()  # expired ones are marked by the scheduler's sweep
         return effects
 

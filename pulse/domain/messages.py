@@ -99,12 +99,14 @@ class AlertEvent:
 
 @dataclass(slots=True)
 class Publish:
-    """An MQTT message Pulse sends to a device."""
+    """An MQTT message Pulse sends to a device. One carrying a `command_id` delivers that command:
+    the command becomes `delivered` once the broker has the message, not when it is queued."""
 
     topic: str
     payload: bytes
     qos: int = 1
     retain: bool = False
+    command_id: str | None = None
 
 
 @dataclass(slots=True)

@@ -6,13 +6,15 @@ and raises `MqttError`, and the next call reconnects. The MQTT notification chan
 directly, so a failure becomes a retried delivery.
 
 `Downlink` queues messages from Pulse to devices (desired state, commands) and sends them in the
-background through an `MqttPublisher`: callers enqueue and return at once, a broker restart delays
-messages (retried with backoff, in order) instead of failing API calls.
+background through an `MqttPublisher`: callers enqueue and return at once (or wait a bounded time
+for their messages), a broker restart delays messages (retried with backoff, in order) instead of
+failing API calls. Once the broker has a message, `on_sent` hears of it (a command is delivered).
 """
 from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Awaitable, Callable
 
 import aiomqtt
 
@@ -78,9 +80,11 @@ class MqttPublisher:
 class Downlink:
     """MQTT messages to devices as Pulse's service account, published in the background at their QoS."""
 
-    def __init__(self, settings: Settings, max_queue: int = 100_000) -> None:
+    def __init__(self, settings: Settings, max_queue: int = 100_000,
+                 on_sent: Callable[[Publish], Awaitable[None]] | None = None) -> None:
         self.publisher = MqttPublisher(service_endpoint(settings))
-        self.queue: asyncio.Queue[Publish] = asyncio.Queue(max_queue)
+        self.queue: asyncio.Queue[tuple[Publish, asyncio.Future | None]] = asyncio.Queue(max_queue)
+        self.on_sent = on_sent
         self.sent = 0
         self._task: asyncio.Task | None = None
 
@@ -88,10 +92,15 @@ class Downlink:
         if self._task is None:
             self._task = asyncio.create_task(self._run())
 
-    async def publish(self, messages: list[Publish]) -> None:
+    async def publish(self, messages: list[Publish], wait_s: float = 0.0) -> None:
+        """Queue `messages`; with `wait_s`, return once the broker has them or that time has passed
+        (they stay queued either way)."""
         self.start()
-        for m in messages:
-            await self.queue.put(m)
+        done = [asyncio.get_running_loop().create_future() for _ in messages] if wait_s > 0 else []
+        for i, m in enumerate(messages):
+            await self.queue.put((m, done[i] if done else None))
+        if done:
+            await asyncio.wait(done, timeout=wait_s)
 
     async def drain(self, timeout: float = 10.0) -> None:
         """Wait until everything queued so far has been handed to the broker."""
@@ -106,9 +115,16 @@ class Downlink:
 
     async def _run(self) -> None:
         while True:
-            message = await self.queue.get()
+            message, done = await self.queue.get()
             await self._send(message)
             self.sent += 1
+            if self.on_sent is not None and message.command_id is not None:
+                try:
+                    await self.on_sent(message)
+                except Exception:  # the message is out; the device's ack still moves the command on
+                    log.exception("downlink: recording the delivery of command %s failed", message.command_id)
+            if done is not None and not done.done():
+                done.set_result(None)
             self.queue.task_done()
 
     async def _send(self, m: Publish) -> None:

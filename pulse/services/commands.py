@@ -3,16 +3,23 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from pulse.domain.command_params import validate_params
 from pulse.domain.commands import MAX_PARAMS_BYTES
+from pulse.domain.envelope import parse_topic
 from pulse.domain.messages import CommandStatus, Effect, Publish
 from pulse.errors import Invalid
 from pulse.services.context import ServiceContext
 from pulse.storage import commands as store
 from pulse.storage import devices as device_store
 from pulse.storage import templates
+from pulse.storage.db import Database
+
+# How long a send waits for the broker to take a connected device's command, so that the answer
+# can say `delivered`; a slower broker only delays that status, the command stays queued.
+PUBLISH_WAIT_S = 5.0
 
 
 async def send(ctx: ServiceContext, tenant_id: str, device_id: str, command_type: str, params: dict[str, Any],
@@ -27,7 +34,7 @@ async def send(ctx: ServiceContext, tenant_id: str, device_id: str, command_type
     cmd = await store.create(ctx.db, tenant_id, device_id, command_type, params, expires_in_s, created_by)
     effects = await ctx.runtime.device_call(tenant_id, device_id, "queue_command",
                                             store.as_actor_command(cmd), int(time.time() * 1000))
-    await apply_effects(ctx, tenant_id, device_id, effects)
+    await apply_effects(ctx, tenant_id, device_id, effects, wait_s=PUBLISH_WAIT_S)
     return await store.get(ctx.db, tenant_id, device_id, cmd["command_id"])
 
 
@@ -37,12 +44,24 @@ async def list_commands(ctx: ServiceContext, tenant_id: str, device_id: str, sta
     return await store.list_commands(ctx.db, tenant_id, device_id, status, limit, offset)
 
 
-async def apply_effects(ctx: ServiceContext, tenant_id: str, device_id: str, effects: list[Effect]) -> None:
+async def apply_effects(ctx: ServiceContext, tenant_id: str, device_id: str, effects: list[Effect],
+                        wait_s: float = 0.0) -> None:
     """What the device actor asked for: its MQTT messages published, its command statuses stored."""
-    await ctx.downlink.publish([e for e in effects if isinstance(e, Publish)])
+    await ctx.downlink.publish([e for e in effects if isinstance(e, Publish)], wait_s)
     updates = [(tenant_id, device_id, e) for e in effects if isinstance(e, CommandStatus)]
     if updates:
         await store.apply_statuses(ctx.db, updates)
+
+
+def delivery_recorder(db: Database) -> Callable[[Publish], Awaitable[None]]:
+    """The downlink's `on_sent`: a command's message is with the broker, so the command is delivered."""
+
+    async def delivered(message: Publish) -> None:
+        tenant_id, device_id, _ = parse_topic(message.topic)
+        status = CommandStatus(message.command_id or "", "delivered", int(time.time() * 1000))
+        await store.apply_statuses(db, [(tenant_id, device_id, status)])
+
+    return delivered
 
 
 async def _check_template(ctx: ServiceContext, tenant_id: str, template_id: int | None, command_type: str,

@@ -4,8 +4,11 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
+from pulse.mqtt.publisher import Downlink
+from pulse.services import commands
 from pulse.storage import commands as command_store
 from pulse.storage.db import utcnow
+from tests.broker.fixtures import free_port
 from tests.serve.helpers import send
 
 BASE = "/api/v1/customer/devices/d1/commands"
@@ -17,7 +20,9 @@ async def device(api):
 
 
 async def connect(api, connected=True):
+    """The device's presence through the actors; what they publish goes out as the bridge sends it."""
     result, _ = await send(api, "acme", "d1", "presence", {"connected": connected})
+    await api.services.downlink.publish(result.publishes, wait_s=5)
     return result.publishes
 
 
@@ -97,6 +102,20 @@ async def test_presence_shows_in_device_detail_and_summary(api, device):
     assert p["connected"] is False and p["status"] == "ONLINE"
     await api.services.runtime.flush()  # the summary counts from the actors' snapshots
     assert (await api.get("/api/v1/customer/devices/summary")).json()["ONLINE"] == 1
+
+
+async def test_a_command_is_delivered_only_once_the_broker_has_it(api, device, monkeypatch):
+    await connect(api)
+    svc = api.services
+    unreachable = Downlink(svc.settings.model_copy(update={"mqtt_port": free_port()}),
+                           on_sent=commands.delivery_recorder(svc.db))
+    monkeypatch.setattr(svc, "downlink", unreachable)
+    monkeypatch.setattr(commands, "PUBLISH_WAIT_S", 0.3)
+    try:
+        cmd = (await api.post(BASE, json={"type": "reboot"})).json()
+        assert cmd["status"] == "pending" and cmd["published_at"] is None  # queued in memory is not delivered
+    finally:
+        await unreachable.close()
 
 
 async def test_connected_but_not_subscribed_device_gets_commands_once_it_subscribes(api, device):

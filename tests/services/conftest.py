@@ -2,7 +2,7 @@
 broker's credentials: service tests see exactly which effects a use case had."""
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -10,6 +10,7 @@ import pytest
 
 from pulse.config.settings import Settings
 from pulse.domain.messages import Publish
+from pulse.services import commands
 from pulse.services.context import ServiceContext
 from pulse.storage import tenants
 from pulse.storage.db import Database
@@ -40,10 +41,16 @@ class RecordingRuntime:
 
 @dataclass
 class RecordingDownlink:
-    published: list[Publish] = field(default_factory=list)
+    """A broker that takes every message at once (and tells `on_sent`, as the real downlink does)."""
 
-    async def publish(self, messages: list[Publish]) -> None:
+    published: list[Publish] = field(default_factory=list)
+    on_sent: Callable[[Publish], Awaitable[None]] | None = None
+
+    async def publish(self, messages: list[Publish], wait_s: float = 0.0) -> None:
         self.published.extend(messages)
+        for m in messages:
+            if self.on_sent is not None and m.command_id is not None:
+                await self.on_sent(m)
 
     async def close(self) -> None:
         pass
@@ -73,7 +80,8 @@ async def ctx(db_url: str, tmp_path) -> AsyncIterator[ServiceContext]:
         await tenants.ensure_tenant(db, t)
     try:
         yield ServiceContext(settings=Settings(data_dir=tmp_path / "pulse", database_url=db_url), db=db,
-                             runtime=RecordingRuntime(), lake=None, downlink=RecordingDownlink(),
+                             runtime=RecordingRuntime(), lake=None,
+                             downlink=RecordingDownlink(on_sent=commands.delivery_recorder(db)),
                              credentials=RecordingCredentials(), decoder=None)
     finally:
         await db.dispose()

@@ -36,7 +36,7 @@ from pulse.storage import digest
 from pulse.domain.escalation import advance
 from pulse.storage import escalation
 from pulse.storage import alerts as alert_store
-from pulse.storage import groups, maintenance
+from pulse.storage import groups, maintenance, tenants
 from pulse.config.settings import Settings
 from pulse.errors import Invalid
 from pulse.integrations.channels import CHANNELS, DeliveryContext, DeliveryResult, Message, parse_config
@@ -144,6 +144,12 @@ def _json_default(value: Any) -> Any:
     if isinstance(value, (set, frozenset)):
         return sorted(value)
     return str(value)
+
+
+def _addressed(channel: Mapping[str, Any], job: Mapping[str, Any]) -> Mapping[str, Any]:
+    """The channel as this job sends through it: an escalation's people replace its recipients."""
+    recipients = job["payload"].get("recipients")
+    return {**channel, "config": {**channel["config"], "recipients": recipients}} if recipients else channel
 
 
 def snapshot(alert: Mapping[str, Any]) -> dict[str, Any]:
@@ -286,10 +292,43 @@ class Notifier:
                 continue
             if await self.suppressed(alert["tenant_id"], alert):
                 continue
-            await self.enqueue(alert["tenant_id"], {**alert, "escalation_level": level}, "ESCALATED",
-                               resolved["channel_ids"], now)
+            stepped = {**alert, "escalation_level": level}
+            # people first: when the mail channel is also a target, its one job carries them too
+            await self.page_people(alert["tenant_id"], stepped, resolved["people"], resolved["channel_ids"], now)
+            await self.enqueue(alert["tenant_id"], stepped, "ESCALATED", resolved["channel_ids"], now)
             steps += 1
         return steps
+
+    async def page_people(self, tenant_id: str, alert: Mapping[str, Any], people: list[str],
+                          channel_ids: list[str], now: datetime) -> list[int]:
+        """An escalation step's people (users, on-call responders) get the ESCALATED e-mail through the
+        tenant's e-mail channel (its SMTP server), as one queued job: retried, logged, idempotent
+        per step like channel jobs. People are e-mail addresses or user ids with an e-mail in Pulse."""
+        if not people:
+            return []
+        addresses = await self._addresses(tenant_id, people)
+        channel = await store.mail_channel(self.db, tenant_id)
+        if channel is None or not addresses:
+            log.warning("escalation of alert %s (%s): nobody of %s can be e-mailed (%s)", alert["alert_id"],
+                        tenant_id, people, "no enabled e-mail channel" if channel is None else "no e-mail address")
+            return []
+        if channel["channel_id"] in channel_ids:
+            addresses = [*channel["config"]["recipients"], *addresses]
+        ids = await store.insert_jobs(self.db, tenant_id, int(alert["alert_id"]), "ESCALATED",
+                                      int(alert.get("escalation_level") or 0), alert.get("fingerprint"),
+                                      [channel["channel_id"]],
+                                      {"alert": snapshot(alert), "recipients": list(dict.fromkeys(addresses))}, now)
+        self._stats["enqueued"] += len(ids)
+        self._wake.set()
+        return ids
+
+    async def _addresses(self, tenant_id: str, people: list[str]) -> list[str]:
+        """E-mail addresses of people: an address as given, a user id through the users table."""
+        known = await tenants.user_emails(self.db, tenant_id, [p for p in people if "@" not in p])
+        missing = [p for p in people if "@" not in p and p not in known]
+        if missing:
+            log.warning("escalation: no e-mail address for %s of tenant %s", missing, tenant_id)
+        return [p if "@" in p else known[p] for p in people if "@" in p or p in known]
 
     async def send_digests(self, now: datetime | None = None) -> int:
         """Alert digests that are due, each by its e-mail channel's SMTP server to its recipients.
@@ -401,7 +440,7 @@ class Notifier:
                         await self._defer(batch[i:], now, now + timedelta(seconds=wait))
                         break
                     message = Message(job["tenant_id"], job["event"], job["payload"]["alert"], f"job-{job['job_id']}")
-                    result = await self._send(channel, message)
+                    result = await self._send(_addressed(channel, job), message)
                 await self._record(job, result, clock())
                 attempts += 1
         return attempts

@@ -114,6 +114,16 @@ def _deliverable(box: SecretBox, row: Any) -> dict[str, Any]:
     return d
 
 
+async def mail_channel(db: Database, tenant_id: str) -> dict[str, Any] | None:
+    """The tenant's first enabled e-mail channel (oldest): how people named by an escalation step
+    are reached. Its plain config only (recipients); secrets stay sealed."""
+    async with db.connect() as conn:
+        row = (await conn.execute(sa.select(channels).where(
+            channels.c.tenant_id == tenant_id, channels.c.channel_type == "email", channels.c.enabled.is_(True))
+            .order_by(channels.c.created_at, channels.c.channel_id).limit(1))).first()
+    return _public_channel(row) if row is not None else None
+
+
 async def channel_for_delivery(db: Database, box: SecretBox, tenant_id: str, channel_id: str) -> dict[str, Any]:
     """The channel with its secrets decrypted: for sending only, never for a response."""
     async with db.connect() as conn:

@@ -60,3 +60,13 @@ async def authenticate(db: Database, email: str, password: str) -> dict[str, Any
     except (VerificationError, InvalidHashError):
         return None
     return dict(row._mapping)
+
+
+async def user_emails(db: Database, tenant_id: str, user_ids: list[str]) -> dict[str, str]:
+    """user id -> e-mail of the tenant's users (and platform users) among `user_ids`."""
+    if not user_ids:
+        return {}
+    async with db.connect() as conn:
+        rows = await conn.execute(sa.select(users.c.user_id, users.c.email).where(
+            users.c.user_id.in_(user_ids), sa.or_(users.c.tenant_id == tenant_id, users.c.tenant_id.is_(None))))
+        return {r.user_id: r.email for r in rows}

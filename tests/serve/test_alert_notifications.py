@@ -122,3 +122,40 @@ async def test_hourly_digest_is_mailed_to_its_recipients(api, hook):
         assert await notifier.send_digests(later) == 0  # once per period
     finally:
         smtp.stop()
+
+
+async def test_escalation_emails_the_people_of_a_step_and_the_on_call_responder(api, hook):
+    from tests.integrations.helpers import SmtpTarget
+
+    smtp = SmtpTarget().start()
+    try:
+        mail = await api.post("/api/v1/customer/notification-channels", json={
+            "name": "mail", "channel_type": "email",
+            "config": {"smtp_host": "127.0.0.1", "smtp_port": smtp.port, "from": "pulse@acme.example",
+                       "recipients": ["noc@acme.example"]}})
+        assert mail.status_code == 201, mail.text
+        now = datetime.now(timezone.utc)
+        schedule = await api.post("/api/v1/customer/oncall-schedules", json={"name": "primary", "timezone": "UTC"})
+        assert schedule.status_code == 201, schedule.text
+        layer = await api.post(f"/api/v1/customer/oncall-schedules/{schedule.json()['schedule_id']}/layers", json={
+            "name": "week", "start_at": (now - timedelta(days=1)).isoformat(), "participants": ["oncall@acme.example"]})
+        assert layer.status_code == 201, layer.text
+        policy = await api.post("/api/v1/customer/escalation-policies", json={
+            "name": "people", "is_default": True,
+            "levels": [{"delay_minutes": 0, "targets": [
+                {"type": "user", "id": "head-of-ops@acme.example"},
+                {"type": "oncall_schedule", "id": str(schedule.json()["schedule_id"])}]}]})
+        assert policy.status_code == 201, policy.text
+        await telemetry(api, "d1", 0, temp=35)
+        notifier = api.services.runtime.notifier_ref
+        assert await notifier.escalate_due(now + timedelta(seconds=1)) == 1
+        for _ in range(20):
+            await notifier.run_due(now + timedelta(seconds=1))
+            if smtp.messages:
+                break
+        (sender, rcpts, message), = smtp.messages  # one mail to the step's people, not the channel's list
+        assert sorted(rcpts) == ["head-of-ops@acme.example", "oncall@acme.example"]
+        assert "escalated" in message["Subject"].lower()
+    finally:
+        smtp.stop()
+

@@ -145,3 +145,16 @@ async def test_viewers_cannot_write(api, method, path, body):
 async def test_operator_tokens_cannot_use_customer_routes(api):
     r = await api.get(BASE, tenant=None, role="operator")
     assert r.status_code == 403
+
+
+async def test_patch_with_empty_strings_and_null_not_null_fields(api):
+    """The fuzzer's PATCH (every text field empty, status null) reached the NOT NULL column: a 500."""
+    assert (await api.post("/api/v1/customer/devices", json={"device_id": "d1", "name": "pump"})).status_code == 201
+    r = await api.patch("/api/v1/customer/devices/d1", json={
+        "name": "", "model": "", "manufacturer": "", "serial_number": "", "fw_version": "", "notes": "",
+        "status": None})
+    assert r.status_code == 422 and "status cannot be null" in r.json()["detail"], r.text
+    r = await api.patch("/api/v1/customer/devices/d1", json={"metadata": None})
+    assert r.status_code == 422 and "metadata cannot be null" in r.json()["detail"], r.text
+    r = await api.patch("/api/v1/customer/devices/d1", json={"name": "", "model": "", "notes": ""})
+    assert r.status_code == 200 and r.json()["name"] == "" and r.json()["status"] == "ACTIVE"

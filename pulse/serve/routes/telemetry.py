@@ -11,7 +11,7 @@ from starlette.background import BackgroundTask
 
 from pulse.serve.auth import Principal, customer
 from pulse.serve.deps import services
-from pulse.serve.schemas.common import MAX_LIMIT
+from pulse.serve.params import MAX_LIMIT, StrId
 from pulse.services import telemetry as service
 from pulse.services import twin as twin_service
 from pulse.services.context import ServiceContext
@@ -24,7 +24,7 @@ def _iso(ms: int | None) -> str | None:
 
 
 @router.get("/telemetry/latest")
-async def latest(device_id: str, p: Principal = Depends(customer("devices.read")),
+async def latest(device_id: StrId, p: Principal = Depends(customer("devices.read")),
                  svc: ServiceContext = Depends(services)) -> dict[str, Any]:
     values = await service.latest(svc, p.tenant_id, device_id)
     metrics = {m: {"value": v["value"], "ts": _iso(v["ts_ms"])} for m, v in values.items()}
@@ -32,20 +32,20 @@ async def latest(device_id: str, p: Principal = Depends(customer("devices.read")
 
 
 @router.get("/telemetry/metrics")
-async def metric_names(device_id: str, p: Principal = Depends(customer("devices.read")),
+async def metric_names(device_id: StrId, p: Principal = Depends(customer("devices.read")),
                        svc: ServiceContext = Depends(services)) -> dict[str, Any]:
     return {"device_id": device_id, "metrics": await service.metric_names(svc, p.tenant_id, device_id)}
 
 
 @router.get("/telemetry")
-async def recent(device_id: str, limit: int = Query(100, ge=1, le=MAX_LIMIT),
+async def recent(device_id: StrId, limit: int = Query(100, ge=1, le=MAX_LIMIT),
                  p: Principal = Depends(customer("devices.read")), svc: ServiceContext = Depends(services)) -> dict[str, Any]:
     rows = await service.recent(svc, p.tenant_id, device_id, limit)
     return {"device_id": device_id, "rows": rows, "count": len(rows)}
 
 
 @router.get("/telemetry/history")
-async def history(device_id: str, metric: str | None = Query(None, max_length=128),
+async def history(device_id: StrId, metric: str | None = Query(None, max_length=128),
                   start: datetime | None = None, end: datetime | None = None,
                   limit: int = Query(1000, ge=1, le=10_000),
                   p: Principal = Depends(customer("devices.read")), svc: ServiceContext = Depends(services)) -> dict[str, Any]:
@@ -55,7 +55,7 @@ async def history(device_id: str, metric: str | None = Query(None, max_length=12
 
 
 @router.get("/telemetry/export")
-async def export(device_id: str, format: Literal["csv", "parquet"] = "csv",
+async def export(device_id: StrId, format: Literal["csv", "parquet"] = "csv",
                  metric: str | None = Query(None, max_length=128), start: datetime | None = None,
                  end: datetime | None = None, p: Principal = Depends(customer("devices.read")),
                  svc: ServiceContext = Depends(services)) -> Response:
@@ -81,13 +81,13 @@ def _twin(device_id: str, view: dict[str, Any]) -> dict[str, Any]:
 
 
 @router.get("/twin")
-async def twin(device_id: str, p: Principal = Depends(customer("devices.read")),
+async def twin(device_id: StrId, p: Principal = Depends(customer("devices.read")),
                svc: ServiceContext = Depends(services)) -> dict[str, Any]:
     return _twin(device_id, await twin_service.view(svc, p.tenant_id, device_id))
 
 
 @router.patch("/twin/desired")
-async def patch_desired(device_id: str, patch: dict[str, Any] = Body(..., examples=[{"interval_s": 30}]),
+async def patch_desired(device_id: StrId, patch: dict[str, Any] = Body(..., examples=[{"interval_s": 30}]),
                         p: Principal = Depends(customer("devices.twin.write")),
                         svc: ServiceContext = Depends(services)) -> dict[str, Any]:
     """JSON merge patch of the desired state; bumps the version and publishes it retained (QoS 1)."""
@@ -95,7 +95,7 @@ async def patch_desired(device_id: str, patch: dict[str, Any] = Body(..., exampl
 
 
 @router.get("/twin/delta")
-async def twin_delta(device_id: str, p: Principal = Depends(customer("devices.read")),
+async def twin_delta(device_id: StrId, p: Principal = Depends(customer("devices.read")),
                      svc: ServiceContext = Depends(services)) -> dict[str, Any]:
     view = await twin_service.view(svc, p.tenant_id, device_id)
     return {"device_id": device_id, "delta": view["delta"], "desired_version": view["desired_version"],

@@ -1,15 +1,16 @@
 """One place mapping domain errors and validation failures to JSON `{"detail": ...}` responses, and
-turning away request lines no route could read (stray bytes, NUL) before they reach one."""
+turning away requests no route could read (stray bytes, NUL) before they reach one."""
 from __future__ import annotations
 
 import logging
+import re
 from typing import Any
 from urllib.parse import unquote_to_bytes
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from pulse.errors import PulseError
 
@@ -17,7 +18,7 @@ log = logging.getLogger(__name__)
 
 
 def install(app: FastAPI) -> None:
-    app.add_middleware(ReadableRequestLine)
+    app.add_middleware(ReadableRequest)
 
     @app.exception_handler(PulseError)
     async def _domain(_: Request, exc: PulseError) -> JSONResponse:
@@ -48,17 +49,27 @@ def _field(error: dict[str, Any]) -> str:
     return ".".join(loc[1:] if loc[:1] == ["body"] else loc) or "request"
 
 
-class ReadableRequestLine:
-    """400 for a path or query string that is not UTF-8 once percent-decoded, or that holds a NUL.
+class ReadableRequest:
+    """400 for a path or query string that is not UTF-8 once percent-decoded, and for a NUL anywhere
+    (path, query, body raw or as the JSON escape `\\u0000`).
 
-    Servers decode such bytes to U+FFFD or pass NUL through, and neither can be stored (PostgreSQL
-    text rejects NUL) nor echoed in a header; refusing them here keeps every route free of the case."""
+    Servers decode stray bytes to U+FFFD and pass NUL through; neither can be echoed in a header,
+    and PostgreSQL text and JSON refuse NUL outright. Refusing them here keeps every route, schema
+    and store free of the case (the body is read once and replayed to the app)."""
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        problem = _unreadable(scope) if scope["type"] == "http" else None
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        problem = _unreadable(scope)
+        if problem is None:
+            messages = await _body_messages(receive)
+            if _has_nul(b"".join(m.get("body", b"") for m in messages)):
+                problem = "the body contains a NUL character"
+            receive = _replay(messages, receive)
         if problem is None:
             await self.app(scope, receive, send)
             return
@@ -77,3 +88,26 @@ def _unreadable(scope: Scope) -> str | None:
         if "\x00" in text:
             return f"the {name} contains a NUL character"
     return None
+
+
+_JSON_NUL = re.compile(rb"(?<!\\)(?:\\\\)*\\u0000")  # \u0000 not itself escaped (\\u0000 is text)
+
+
+def _has_nul(chunk: bytes) -> bool:
+    return b"\x00" in chunk or _JSON_NUL.search(chunk) is not None
+
+
+async def _body_messages(receive: Receive) -> list[Message]:
+    messages = [await receive()]
+    while messages[-1]["type"] == "http.request" and messages[-1].get("more_body", False):
+        messages.append(await receive())
+    return messages
+
+
+def _replay(messages: list[Message], receive: Receive) -> Receive:
+    pending = list(messages)
+
+    async def replayed() -> Message:
+        return pending.pop(0) if pending else await receive()
+
+    return replayed

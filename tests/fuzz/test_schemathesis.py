@@ -1,8 +1,8 @@
-"""Schemathesis against the whole OpenAPI document: no request, however odd, may get a 5xx.
+"""Schemathesis against the whole OpenAPI document: no request, however odd, may get a server error.
 
-The app runs under a real uvicorn on 127.0.0.1 inside the test's event loop (the services, actors
-and store of the `api` fixture live on that loop, so an ASGI test client with its own loop could
-not call them). Schemathesis' engine — what `st run` drives — runs in a worker thread with every
+The app runs under a real uvicorn on 127.0.0.1 inside the test's event loop, where the services,
+actors and store of the `api` fixture live (an ASGI test client would run the app on a loop of its
+own, in another thread); requests also go through a real HTTP server's parsing that way. Schemathesis' engine — what `st run` drives — runs in a worker thread with every
 phase (examples, coverage, fuzzing, stateful), once with a customer-admin token and once with an
 operator token; a fixed seed, deterministic generation and a small example budget per operation
 keep it reproducible and within a few minutes.
@@ -20,6 +20,7 @@ from schemathesis.core import NOT_SET
 from schemathesis.engine import Status, events, from_schema
 
 from pulse.serve.app import create_app
+from tests.conftest import DB_KINDS
 from tests.integrations.carriers.helpers import fast_carrier_retries
 
 MAX_EXAMPLES = 5
@@ -84,7 +85,9 @@ def _describe(event: events.ScenarioFinished, case_id: str) -> str:
     return f"{event.phase.value}: {case.method} {case.formatted_path} query={case.query}{body} -> {outcome}"
 
 
-@pytest.mark.slow  # about a minute per token
+@pytest.mark.slow  # 30-60 s per token
+# One store: PostgreSQL when configured (as in CI), the stricter of the two (int4 ids, no NUL in text).
+@pytest.mark.parametrize("db_url", DB_KINDS[-1:], indirect=True)
 @pytest.mark.parametrize("tenant,role", [("acme", "customer_admin"), (None, "operator_admin")])
 async def test_no_request_gets_a_server_error(api, base_url: str, tenant: str | None, role: str) -> None:
     openapi = create_app().openapi()

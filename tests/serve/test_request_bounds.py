@@ -6,6 +6,7 @@ from __future__ import annotations
 import pytest
 
 BIG = "38867866850458402816"  # > 2**63 - 1: overflowed SQLite and PostgreSQL integers
+INT4 = str(2**31)  # serial ids are PostgreSQL int4: one past the largest overflowed asyncpg
 
 
 @pytest.mark.parametrize("url,field", [
@@ -13,6 +14,8 @@ BIG = "38867866850458402816"  # > 2**63 - 1: overflowed SQLite and PostgreSQL in
     (f"/api/v1/customer/carrier/integrations/{BIG}", "path.integration_id"),
     (f"/api/v1/customer/templates/{BIG}", "path.template_id"),
     ("/api/v1/customer/alerts/0", "path.alert_id"),
+    (f"/api/v1/customer/alerts/{INT4}", "path.alert_id"),
+    (f"/api/v1/customer/devices/d1/sensors?limit=5&offset={2**63}", "query.offset"),
     (f"/api/v1/customer/alerts?offset={BIG}0000000000", "query.offset"),
     ("/api/v1/customer/alerts?limit=1001", "query.limit"),
     (f"/api/v1/customer/devices?template_id={BIG}", "query.template_id"),
@@ -61,3 +64,22 @@ async def test_a_422_without_a_body_names_the_body(api):
     r = await api.post("/api/v1/customer/devices", content=b"{not json", headers={
         **api.headers(), "Content-Type": "application/json"})
     assert r.status_code == 422 and r.json()["detail"].startswith("body:")
+
+
+async def test_largest_serial_id_is_a_404(api):
+    r = await api.get(f"/api/v1/customer/alerts/{2**31 - 1}")
+    assert r.status_code == 404, r.text
+
+
+@pytest.mark.parametrize("body", [b'{"device_id": "d1", "manufacturer": "a\\u0000b"}', b'{"device_id": "d1\x00"}'])
+async def test_nul_in_a_body_is_400(api, body):
+    """PostgreSQL text refuses NUL: the insert failed with a 500."""
+    r = await api.post("/api/v1/customer/devices", content=body, headers={
+        **api.headers(), "Content-Type": "application/json"})
+    assert r.status_code == 400 and "NUL" in r.json()["detail"], r.text
+
+
+async def test_an_escaped_backslash_before_u0000_is_text_not_nul(api):
+    r = await api.post("/api/v1/customer/devices", content=b'{"device_id": "d1", "notes": "C:\\\\u0000"}',
+                       headers={**api.headers(), "Content-Type": "application/json"})
+    assert r.status_code == 201 and r.json()["notes"] == "C:\\u0000", r.text

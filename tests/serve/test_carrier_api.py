@@ -162,6 +162,11 @@ async def test_line_validation(carrier_api):
         assert r.status_code == 422 and "ICCID" in r.json()["detail"], iccid
     r = await api.post(line("d1", "link"), json={"carrier_integration_id": iid, "carrier_device_id": "  "})
     assert r.status_code == 422
+    # an explicit null plan_id crashed validation itself (a 500) before the ICCID was even looked at
+    r = await api.post(line("d1", "provision"), json={"carrier_integration_id": iid, "iccid": "", "plan_id": None})
+    assert r.status_code == 422 and r.json()["detail"].startswith("iccid:"), r.text
+    r = await api.post(line("d1", "provision"), json={"carrier_integration_id": iid, "iccid": SIM1, "plan_id": ""})
+    assert r.status_code == 422 and r.json()["detail"].startswith("plan_id:"), r.text
     r = await api.post(line("d1", "actions/explode"))
     assert r.status_code == 422 and "activate, suspend, restore, deactivate, reboot" in r.json()["detail"]
     r = await api.get(line("d1", "status"))

@@ -168,3 +168,16 @@ async def test_decommissioning_or_deleting_a_device_closes_its_alerts_saying_why
     last = {d: (await api.get(f"{ALERTS}/{alerts[d]['alert_id']}")).json()["transitions"][-1] for d in ("d1", "d2")}
     assert last["d1"]["action"] == "DEVICE_DECOMMISSIONED" and last["d1"]["details"] == {"reason": "replaced"}
     assert last["d2"]["action"] == "DEVICE_DELETED"
+
+
+async def test_patch_with_empty_strings_and_null_not_null_fields(api):
+    """The fuzzer's PATCH (every text field empty, status null) reached the NOT NULL column: a 500."""
+    assert (await api.post("/api/v1/customer/devices", json={"device_id": "d1", "name": "pump"})).status_code == 201
+    r = await api.patch("/api/v1/customer/devices/d1", json={
+        "name": "", "model": "", "manufacturer": "", "serial_number": "", "fw_version": "", "notes": "",
+        "status": None})
+    assert r.status_code == 422 and "status cannot be null" in r.json()["detail"], r.text
+    r = await api.patch("/api/v1/customer/devices/d1", json={"metadata": None})
+    assert r.status_code == 422 and "metadata cannot be null" in r.json()["detail"], r.text
+    r = await api.patch("/api/v1/customer/devices/d1", json={"name": "", "model": "", "notes": ""})
+    assert r.status_code == 200 and r.json()["name"] == "" and r.json()["status"] == "ACTIVE"

@@ -103,6 +103,9 @@ async def test_same_slug_in_another_tenant_is_fine(api):
     {"commands": [{"command_key": "x", "parameters_schema": {"properties": {"a": {"type": "decimal"}}}}]},
     {"slots": [{"slot_key": "s", "slot_type": "expansion", "interface_type": "can"}]},
     {"slots": [{"slot_key": "s", "slot_type": "sensor", "interface_type": "i2c", "compatible_templates": [99999]}]},
+    # ids the database cannot hold overflowed the driver (a 500)
+    {"slots": [{"slot_key": "s", "slot_type": "sensor", "interface_type": "i2c", "compatible_templates": [2**31]}]},
+    {"slots": [{"slot_key": "s", "slot_type": "sensor", "interface_type": "i2c", "compatible_templates": [2**63]}]},
 ])
 async def test_invalid_templates_are_422_and_leave_nothing_behind(api, body):
     r = await api.post(BASE, json={**NEW, **body})

@@ -7,6 +7,7 @@ from fastapi import APIRouter, Body, Depends, Response
 
 from pulse.serve.auth import Principal, customer
 from pulse.serve.deps import services
+from pulse.serve.params import StrId
 from pulse.serve.schemas.alerts import ApplyTemplates, BacktestBody, RuleCreate
 from pulse.serve.schemas.common import PageParams, page, page_params
 from pulse.serve.schemas.merge import validated
@@ -39,7 +40,7 @@ async def backtest(body: BacktestBody, p: Principal = Depends(customer("alerts.r
 
 
 @router.get("/{rule_id}")
-async def get_rule(rule_id: str, p: Principal = Depends(customer("alerts.rules.read")),
+async def get_rule(rule_id: StrId, p: Principal = Depends(customer("alerts.rules.read")),
                    svc: ServiceContext = Depends(services)) -> dict[str, Any]:
     return await service.get_rule(svc.db, p.tenant_id, rule_id)
 
@@ -51,7 +52,7 @@ async def create_rule(body: RuleCreate, p: Principal = Depends(customer("alert-r
 
 
 @router.patch("/{rule_id}")
-async def patch_rule(rule_id: str, patch: dict[str, Any] = Body(..., examples=[{"threshold": 35}]),
+async def patch_rule(rule_id: StrId, patch: dict[str, Any] = Body(..., examples=[{"threshold": 35}]),
                      p: Principal = Depends(customer("alert-rules.update")),
                      svc: ServiceContext = Depends(services)) -> dict[str, Any]:
     """Merges the given fields into the rule and validates the result as a whole rule."""
@@ -59,7 +60,7 @@ async def patch_rule(rule_id: str, patch: dict[str, Any] = Body(..., examples=[{
 
 
 @router.delete("/{rule_id}", status_code=204)
-async def delete_rule(rule_id: str, p: Principal = Depends(customer("alert-rules.delete")),
+async def delete_rule(rule_id: StrId, p: Principal = Depends(customer("alert-rules.delete")),
                       svc: ServiceContext = Depends(services)) -> Response:
     await service.delete_rule(svc, p.tenant_id, rule_id)
     return Response(status_code=204)

@@ -8,6 +8,7 @@ from fastapi import APIRouter, Depends, Query
 
 from pulse.serve.auth import Principal, customer
 from pulse.serve.deps import services
+from pulse.serve.params import DbId, StrId
 from pulse.serve.schemas.alerts import SilenceBody
 from pulse.serve.schemas.common import PageParams, page, page_params
 from pulse.services import alerts as service
@@ -18,7 +19,7 @@ router = APIRouter(prefix="/api/v1/customer/alerts", tags=["alerts"])
 
 @router.get("")
 async def list_alerts(status: str | None = Query(None, pattern="^(OPEN|ACKNOWLEDGED|CLOSED)$"),
-                      device_id: str | None = Query(None, max_length=128),
+                      device_id: StrId | None = None,
                       alert_type: str | None = Query(None, pattern="^[A-Z_]{1,32}$"),
                       min_severity: int | None = Query(None, ge=1, le=5),
                       pg: PageParams = Depends(page_params), p: Principal = Depends(customer("alerts.read")),
@@ -39,24 +40,24 @@ async def trend(start: datetime | None = None, end: datetime | None = None,
 
 
 @router.get("/{alert_id}")
-async def get_alert(alert_id: int, p: Principal = Depends(customer("alerts.read")),
+async def get_alert(alert_id: DbId, p: Principal = Depends(customer("alerts.read")),
                     svc: ServiceContext = Depends(services)) -> dict[str, Any]:
     return await service.get_alert(svc.db, p.tenant_id, alert_id)
 
 
 @router.patch("/{alert_id}/acknowledge")
-async def acknowledge(alert_id: int, p: Principal = Depends(customer("alerts.acknowledge")),
+async def acknowledge(alert_id: DbId, p: Principal = Depends(customer("alerts.acknowledge")),
                       svc: ServiceContext = Depends(services)) -> dict[str, Any]:
     return await service.acknowledge(svc, p.tenant_id, alert_id, p.sub)
 
 
 @router.patch("/{alert_id}/close")
-async def close(alert_id: int, p: Principal = Depends(customer("alerts.close")),
+async def close(alert_id: DbId, p: Principal = Depends(customer("alerts.close")),
                 svc: ServiceContext = Depends(services)) -> dict[str, Any]:
     return await service.close(svc, p.tenant_id, alert_id, p.sub)
 
 
 @router.patch("/{alert_id}/silence")
-async def silence(alert_id: int, body: SilenceBody, p: Principal = Depends(customer("alerts.silence")),
+async def silence(alert_id: DbId, body: SilenceBody, p: Principal = Depends(customer("alerts.silence")),
                   svc: ServiceContext = Depends(services)) -> dict[str, Any]:
     return await service.silence(svc, p.tenant_id, alert_id, body.minutes, p.sub)

@@ -12,6 +12,7 @@ from typing import Any
 from fastapi import APIRouter, Depends, Request
 
 from pulse.serve.deps import services
+from pulse.serve.params import DbId
 from pulse.services import carriers as carrier
 from pulse.services.context import ServiceContext
 
@@ -19,7 +20,7 @@ router = APIRouter(prefix="/api/v1/carrier/callbacks", tags=["carrier callbacks"
 
 
 @router.post("/{integration_id}")
-async def receive_callback(integration_id: int, request: Request, svc: ServiceContext = Depends(services)) -> dict[str, Any]:
+async def receive_callback(integration_id: DbId, request: Request, svc: ServiceContext = Depends(services)) -> dict[str, Any]:
     """The raw body is handed on: one larger than 1 MB or not JSON is refused (422) and recorded."""
     ip = request.client.host if request.client else None
     return await carrier.receive_callback(svc.settings, svc.db, integration_id, await request.body(), ip)

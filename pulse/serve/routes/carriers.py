@@ -16,6 +16,7 @@ from pulse.domain.carriers import PENDING
 from pulse.serve.auth import Principal, customer
 from pulse.serve.deps import services
 from pulse.serve.entitlements import feature
+from pulse.serve.params import DbId, StrId
 from pulse.serve.schemas.carriers import IntegrationCreate, IntegrationUpdate, LinkBody, ProvisionBody
 from pulse.serve.schemas.common import PageParams, page, page_params
 from pulse.services import carriers as carrier
@@ -50,20 +51,20 @@ async def create_integration(body: IntegrationCreate, p: Principal = Depends(WRI
 
 
 @router.get("/carrier/integrations/{integration_id}")
-async def get_integration(integration_id: int, p: Principal = Depends(READ),
+async def get_integration(integration_id: DbId, p: Principal = Depends(READ),
                           svc: ServiceContext = Depends(services)) -> dict[str, Any]:
     return await carrier.get_integration(svc.settings, svc.db, integration_id, p.tenant_id)
 
 
 @router.put("/carrier/integrations/{integration_id}")
-async def update_integration(integration_id: int, body: IntegrationUpdate, p: Principal = Depends(WRITE),
+async def update_integration(integration_id: DbId, body: IntegrationUpdate, p: Principal = Depends(WRITE),
                              svc: ServiceContext = Depends(services)) -> dict[str, Any]:
     """A partial update; secrets left out or sent back masked stay as they are."""
     return await carrier.update_integration(svc.settings, svc.db, integration_id, p.tenant_id, body.changes(), p)
 
 
 @router.delete("/carrier/integrations/{integration_id}", status_code=204)
-async def delete_integration(integration_id: int, p: Principal = Depends(WRITE),
+async def delete_integration(integration_id: DbId, p: Principal = Depends(WRITE),
                              svc: ServiceContext = Depends(services)) -> Response:
     """Also unlinks every device linked through it (their usage history goes too)."""
     await carrier.delete_integration(svc.db, integration_id, p.tenant_id, p)
@@ -71,7 +72,7 @@ async def delete_integration(integration_id: int, p: Principal = Depends(WRITE),
 
 
 @router.get("/carrier/integrations/{integration_id}/plans")
-async def list_plans(integration_id: int, p: Principal = Depends(READ),
+async def list_plans(integration_id: DbId, p: Principal = Depends(READ),
                      svc: ServiceContext = Depends(services)) -> dict[str, Any]:
     """The carrier's data plans; an empty list where the carrier sells none (1NCE)."""
     return await carrier.plans(svc.settings, svc.db, p.tenant_id, integration_id)
@@ -79,14 +80,14 @@ async def list_plans(integration_id: int, p: Principal = Depends(READ),
 
 # ---- a device's line ---------------------------------------------------------------------------
 @router.get("/devices/{device_id}/carrier/status")
-async def line_status(device_id: str, refresh: bool = Query(False, description="ask the carrier now"),
+async def line_status(device_id: StrId, refresh: bool = Query(False, description="ask the carrier now"),
                       p: Principal = Depends(READ), svc: ServiceContext = Depends(services)) -> dict[str, Any]:
     """The line as last synced (or refreshed), with its pending carrier requests and recent ones."""
     return await carrier.line_status(svc.settings, svc.db, p.tenant_id, device_id, refresh)
 
 
 @router.get("/devices/{device_id}/carrier/usage")
-async def line_usage(device_id: str, refresh: bool = Query(False, description="ask the carrier now"),
+async def line_usage(device_id: StrId, refresh: bool = Query(False, description="ask the carrier now"),
                      history_limit: int = Query(100, ge=1, le=MAX_HISTORY),
                      p: Principal = Depends(READ), svc: ServiceContext = Depends(services)) -> dict[str, Any]:
     """Latest usage, share of the plan used against the alert threshold, and the history for charts."""
@@ -94,7 +95,7 @@ async def line_usage(device_id: str, refresh: bool = Query(False, description="a
 
 
 @router.get("/devices/{device_id}/carrier/diagnostics")
-async def line_diagnostics(device_id: str, p: Principal = Depends(READ),
+async def line_diagnostics(device_id: StrId, p: Principal = Depends(READ),
                            svc: ServiceContext = Depends(services)) -> dict[str, Any]:
     """Asked of the carrier on every call (never synced); 501 where the carrier has none (1NCE)."""
     return await carrier.diagnostics(svc.settings, svc.db, p.tenant_id, device_id)
@@ -102,7 +103,7 @@ async def line_diagnostics(device_id: str, p: Principal = Depends(READ),
 
 @router.post("/devices/{device_id}/carrier/actions/{action}",
              responses={202: {"description": "the carrier is working on it: see request_id"}})
-async def line_action(device_id: str, action: str, p: Principal = Depends(ACT),
+async def line_action(device_id: StrId, action: StrId, p: Principal = Depends(ACT),
                       svc: ServiceContext = Depends(services)) -> JSONResponse:
     """activate | suspend | restore | deactivate | reboot (an SMS "REBOOT"). 200 when done, 202 with
     `request_id` while the carrier works on it (settled by callback or polling); 501 if unsupported."""
@@ -111,7 +112,7 @@ async def line_action(device_id: str, action: str, p: Principal = Depends(ACT),
 
 
 @router.post("/devices/{device_id}/carrier/link")
-async def link_line(device_id: str, body: LinkBody, p: Principal = Depends(LINK),
+async def link_line(device_id: StrId, body: LinkBody, p: Principal = Depends(LINK),
                     svc: ServiceContext = Depends(services)) -> dict[str, Any]:
     """Link the device to a line of one of the tenant's integrations, once the carrier confirms it."""
     return await carrier.link_line(svc.settings, svc.db, p, device_id, body.carrier_integration_id,
@@ -119,14 +120,14 @@ async def link_line(device_id: str, body: LinkBody, p: Principal = Depends(LINK)
 
 
 @router.delete("/devices/{device_id}/carrier/link", status_code=204)
-async def unlink_line(device_id: str, p: Principal = Depends(LINK), svc: ServiceContext = Depends(services)) -> Response:
+async def unlink_line(device_id: StrId, p: Principal = Depends(LINK), svc: ServiceContext = Depends(services)) -> Response:
     """Forget the device's line (the SIM itself is not changed at the carrier)."""
     await carrier.unlink_line(svc.db, p, device_id)
     return Response(status_code=204)
 
 
 @router.post("/devices/{device_id}/carrier/provision")
-async def provision_line(device_id: str, body: ProvisionBody, p: Principal = Depends(LINK),
+async def provision_line(device_id: StrId, body: ProvisionBody, p: Principal = Depends(LINK),
                          svc: ServiceContext = Depends(services)) -> dict[str, Any]:
     """Claim a SIM by ICCID (15–22 digits) from the carrier, optionally on a plan, and link the device."""
     return await carrier.provision_line(svc.settings, svc.db, p, device_id, body.carrier_integration_id,

@@ -7,6 +7,7 @@ from fastapi import APIRouter, Depends, Query, Response
 
 from pulse.serve.auth import Principal, customer
 from pulse.serve.deps import services
+from pulse.serve.params import DbId, StrId
 from pulse.serve.schemas.common import PageParams, one_of, page, page_params
 from pulse.serve.schemas.devices import (REGISTRY_STATUSES, DecommissionBody, Decommissioned, DeviceCreate,
                                          DeviceCreated, DeviceDetail, DeviceOut, DevicePage, DevicePatch,
@@ -25,10 +26,10 @@ async def create_device(body: DeviceCreate, p: Principal = Depends(customer("dev
 
 @router.get("/devices", response_model=DevicePage)
 async def list_devices(status: str | None = Query(None, pattern=one_of(REGISTRY_STATUSES)),
-                       site_id: str | None = None, search: str | None = Query(None, max_length=200),
+                       site_id: StrId | None = None, search: str | None = Query(None, max_length=200),
                        tag: list[str] | None = Query(None, description="repeatable: devices carrying every tag"),
-                       group_id: str | None = Query(None, max_length=36, description="members of a static or dynamic group"),
-                       template_id: int | None = None,
+                       group_id: StrId | None = Query(None, description="members of a static or dynamic group"),
+                       template_id: DbId | None = None,
                        sort: str = Query("device_id", pattern="^-?(device_id|name|site_id|status|created_at|updated_at)$"),
                        pg: PageParams = Depends(page_params), p: Principal = Depends(customer("devices.read")),
                        svc: ServiceContext = Depends(services)) -> dict[str, Any]:
@@ -44,26 +45,26 @@ async def summary(p: Principal = Depends(customer("devices.read")), svc: Service
 
 
 @router.get("/devices/{device_id}", response_model=DeviceDetail)
-async def get_device(device_id: str, p: Principal = Depends(customer("devices.read")),
+async def get_device(device_id: StrId, p: Principal = Depends(customer("devices.read")),
                      svc: ServiceContext = Depends(services)) -> dict[str, Any]:
     return await service.get(svc, p.tenant_id, device_id)
 
 
 @router.patch("/devices/{device_id}", response_model=DeviceOut)
-async def patch_device(device_id: str, body: DevicePatch, p: Principal = Depends(customer("devices.update")),
+async def patch_device(device_id: StrId, body: DevicePatch, p: Principal = Depends(customer("devices.update")),
                        svc: ServiceContext = Depends(services)) -> dict[str, Any]:
     return await service.update(svc, p.tenant_id, device_id, body.model_dump(exclude_unset=True))
 
 
 @router.patch("/devices/{device_id}/decommission", response_model=Decommissioned)
-async def decommission(device_id: str, body: DecommissionBody | None = None,
+async def decommission(device_id: StrId, body: DecommissionBody | None = None,
                        p: Principal = Depends(customer("devices.decommission")),
                        svc: ServiceContext = Depends(services)) -> dict[str, Any]:
     return await service.decommission(svc, p.tenant_id, device_id, p.sub, body.reason if body else None)
 
 
 @router.delete("/devices/{device_id}", status_code=204, response_class=Response)
-async def delete_device(device_id: str, p: Principal = Depends(customer("devices.delete")),
+async def delete_device(device_id: StrId, p: Principal = Depends(customer("devices.delete")),
                         svc: ServiceContext = Depends(services)) -> Response:
     await service.delete(svc, p.tenant_id, device_id, p.sub)
     return Response(status_code=204)
@@ -71,14 +72,14 @@ async def delete_device(device_id: str, p: Principal = Depends(customer("devices
 
 # ---- tokens --------------------------------------------------------------------------------------
 @router.get("/devices/{device_id}/tokens", response_model=TokenList)
-async def list_tokens(device_id: str, p: Principal = Depends(customer("devices.read")),
+async def list_tokens(device_id: StrId, p: Principal = Depends(customer("devices.read")),
                       svc: ServiceContext = Depends(services)) -> dict[str, Any]:
     items = await service.list_tokens(svc, p.tenant_id, device_id)
     return {"device_id": device_id, "tokens": items, "total": len(items)}
 
 
 @router.post("/devices/{device_id}/tokens/rotate", status_code=201, response_model=RotatedToken)
-async def rotate_token(device_id: str, body: RotateBody | None = None,
+async def rotate_token(device_id: StrId, body: RotateBody | None = None,
                        p: Principal = Depends(customer("devices.tokens.rotate")),
                        svc: ServiceContext = Depends(services)) -> dict[str, Any]:
     """Revokes the device's active tokens and returns the new secret (shown only this once).
@@ -87,7 +88,7 @@ async def rotate_token(device_id: str, body: RotateBody | None = None,
 
 
 @router.delete("/devices/{device_id}/tokens/{token_id}", status_code=204, response_class=Response)
-async def revoke_token(device_id: str, token_id: str, p: Principal = Depends(customer("devices.tokens.revoke")),
+async def revoke_token(device_id: StrId, token_id: StrId, p: Principal = Depends(customer("devices.tokens.revoke")),
                        svc: ServiceContext = Depends(services)) -> Response:
     await service.revoke_token(svc, p.tenant_id, device_id, token_id)
     return Response(status_code=204)

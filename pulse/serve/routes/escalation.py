@@ -7,6 +7,7 @@ from fastapi import APIRouter, Depends, Response
 
 from pulse.serve.auth import Principal, customer
 from pulse.serve.deps import services
+from pulse.serve.params import StrId
 from pulse.serve.schemas.common import PageParams, page, page_params
 from pulse.serve.schemas.escalation import PolicyCreate, PolicyUpdate
 from pulse.services import escalation as service
@@ -33,12 +34,12 @@ async def create_policy(body: PolicyCreate, p: Principal = Depends(customer("esc
 
 
 @router.get("/{policy_id}")
-async def get_policy(policy_id: str, p: Principal = Depends(READ), svc: ServiceContext = Depends(services)) -> dict[str, Any]:
+async def get_policy(policy_id: StrId, p: Principal = Depends(READ), svc: ServiceContext = Depends(services)) -> dict[str, Any]:
     return await service.get_policy(svc.db, p.tenant_id, policy_id)
 
 
 @router.put("/{policy_id}")
-async def update_policy(policy_id: str, body: PolicyUpdate, p: Principal = Depends(customer("escalation.update")),
+async def update_policy(policy_id: StrId, body: PolicyUpdate, p: Principal = Depends(customer("escalation.update")),
                         svc: ServiceContext = Depends(services)) -> dict[str, Any]:
     """A partial update: fields left out stay as they are. Escalating alerts follow the new levels
     from their next step on."""
@@ -46,7 +47,7 @@ async def update_policy(policy_id: str, body: PolicyUpdate, p: Principal = Depen
 
 
 @router.delete("/{policy_id}", status_code=204)
-async def delete_policy(policy_id: str, p: Principal = Depends(customer("escalation.delete")),
+async def delete_policy(policy_id: StrId, p: Principal = Depends(customer("escalation.delete")),
                         svc: ServiceContext = Depends(services)) -> Response:
     """409 while an alert rule names the policy; open alerts following it stop escalating."""
     await service.delete_policy(svc.db, p.tenant_id, policy_id)

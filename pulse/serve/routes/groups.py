@@ -7,6 +7,7 @@ from fastapi import APIRouter, Depends, Response
 
 from pulse.serve.auth import Principal, customer
 from pulse.serve.deps import services
+from pulse.serve.params import StrId
 from pulse.serve.schemas.common import PageParams, page, page_params, set_fields
 from pulse.serve.schemas.groups import GroupCreate, GroupMembers, GroupOut, GroupPage, GroupPatch
 from pulse.services import groups as service
@@ -31,19 +32,19 @@ async def create_group(body: GroupCreate, p: Principal = Depends(WRITE),
 
 
 @router.patch("/{group_id}", response_model=GroupOut)
-async def patch_group(group_id: str, body: GroupPatch, p: Principal = Depends(WRITE),
+async def patch_group(group_id: StrId, body: GroupPatch, p: Principal = Depends(WRITE),
                       svc: ServiceContext = Depends(services)) -> dict[str, Any]:
     return await service.update(svc, p.tenant_id, group_id, set_fields(body, not_null=("name",)))
 
 
 @router.delete("/{group_id}", status_code=204, response_class=Response)
-async def delete_group(group_id: str, p: Principal = Depends(WRITE), svc: ServiceContext = Depends(services)) -> Response:
+async def delete_group(group_id: StrId, p: Principal = Depends(WRITE), svc: ServiceContext = Depends(services)) -> Response:
     await service.delete(svc, p.tenant_id, group_id)
     return Response(status_code=204)
 
 
 @router.get("/{group_id}/devices", response_model=GroupMembers)
-async def group_devices(group_id: str, pg: PageParams = Depends(page_params),
+async def group_devices(group_id: StrId, pg: PageParams = Depends(page_params),
                         p: Principal = Depends(customer("devices.read")),
                         svc: ServiceContext = Depends(services)) -> dict[str, Any]:
     """Current members by device_id; a dynamic group's are computed from its query now."""
@@ -52,14 +53,14 @@ async def group_devices(group_id: str, pg: PageParams = Depends(page_params),
 
 
 @router.put("/{group_id}/devices/{device_id}", status_code=204, response_class=Response)
-async def add_member(group_id: str, device_id: str, p: Principal = Depends(WRITE),
+async def add_member(group_id: StrId, device_id: StrId, p: Principal = Depends(WRITE),
                      svc: ServiceContext = Depends(services)) -> Response:
     await service.add_member(svc, p.tenant_id, group_id, device_id)
     return Response(status_code=204)
 
 
 @router.delete("/{group_id}/devices/{device_id}", status_code=204, response_class=Response)
-async def remove_member(group_id: str, device_id: str, p: Principal = Depends(WRITE),
+async def remove_member(group_id: StrId, device_id: StrId, p: Principal = Depends(WRITE),
                         svc: ServiceContext = Depends(services)) -> Response:
     await service.remove_member(svc, p.tenant_id, group_id, device_id)
     return Response(status_code=204)

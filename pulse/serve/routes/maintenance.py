@@ -8,6 +8,7 @@ from pydantic import AwareDatetime
 
 from pulse.serve.auth import Principal, customer
 from pulse.serve.deps import services
+from pulse.serve.params import StrId
 from pulse.serve.schemas.common import PageParams, page, page_params, set_fields
 from pulse.serve.schemas.maintenance import WindowCreate, WindowOut, WindowPage, WindowPatch
 from pulse.services import maintenance as service
@@ -20,7 +21,7 @@ NOT_NULL = ("name", "enabled", "starts_at", "scope")
 
 @router.get("", response_model=WindowPage)
 async def list_windows(active_at: AwareDatetime | None = Query(None, description="only windows active at this instant"),
-                       device_id: str | None = Query(None, description="only windows whose scope covers this device"),
+                       device_id: StrId | None = Query(None, description="only windows whose scope covers this device"),
                        enabled: bool | None = None, pg: PageParams = Depends(page_params),
                        p: Principal = Depends(customer("maintenance.read")),
                        svc: ServiceContext = Depends(services)) -> dict[str, Any]:
@@ -37,13 +38,13 @@ async def create_window(body: WindowCreate, p: Principal = Depends(customer("mai
 
 
 @router.patch("/{window_id}", response_model=WindowOut)
-async def patch_window(window_id: str, body: WindowPatch, p: Principal = Depends(customer("maintenance.update")),
+async def patch_window(window_id: StrId, body: WindowPatch, p: Principal = Depends(customer("maintenance.update")),
                        svc: ServiceContext = Depends(services)) -> dict[str, Any]:
     return await service.update(svc, p.tenant_id, window_id, set_fields(body, not_null=NOT_NULL))
 
 
 @router.delete("/{window_id}", status_code=204, response_class=Response)
-async def delete_window(window_id: str, p: Principal = Depends(customer("maintenance.delete")),
+async def delete_window(window_id: StrId, p: Principal = Depends(customer("maintenance.delete")),
                         svc: ServiceContext = Depends(services)) -> Response:
     await service.delete(svc, p.tenant_id, window_id)
     return Response(status_code=204)

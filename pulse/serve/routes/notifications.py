@@ -7,6 +7,7 @@ from fastapi import APIRouter, Depends, Query, Response
 
 from pulse.serve.auth import Principal, customer
 from pulse.serve.deps import services
+from pulse.serve.params import DbId, StrId
 from pulse.serve.schemas.common import PageParams, page, page_params
 from pulse.serve.schemas.notifications import (ChannelCreate, ChannelType, ChannelUpdate, JobStatus, RoutingRuleCreate,
                                                RoutingRuleUpdate)
@@ -35,19 +36,19 @@ async def create_channel(body: ChannelCreate, p: Principal = Depends(customer("n
 
 
 @router.get(CHANNELS + "/{channel_id}")
-async def get_channel(channel_id: str, p: Principal = Depends(customer("notifications.read")),
+async def get_channel(channel_id: StrId, p: Principal = Depends(customer("notifications.read")),
                       svc: ServiceContext = Depends(services)) -> dict[str, Any]:
     return await service.get_channel(svc.db, p.tenant_id, channel_id)
 
 
 @router.put(CHANNELS + "/{channel_id}")
-async def update_channel(channel_id: str, body: ChannelUpdate, p: Principal = Depends(customer("notifications.update")),
+async def update_channel(channel_id: StrId, body: ChannelUpdate, p: Principal = Depends(customer("notifications.update")),
                          svc: ServiceContext = Depends(services)) -> dict[str, Any]:
     return await service.update_channel(svc.db, svc.settings, p.tenant_id, channel_id, body.changes())
 
 
 @router.delete(CHANNELS + "/{channel_id}", status_code=204)
-async def delete_channel(channel_id: str, p: Principal = Depends(customer("notifications.delete")),
+async def delete_channel(channel_id: StrId, p: Principal = Depends(customer("notifications.delete")),
                          svc: ServiceContext = Depends(services)) -> Response:
     """409 while a routing rule names the channel; its undelivered jobs are marked FAILED."""
     await service.delete_channel(svc.db, p.tenant_id, channel_id)
@@ -55,7 +56,7 @@ async def delete_channel(channel_id: str, p: Principal = Depends(customer("notif
 
 
 @router.post(CHANNELS + "/{channel_id}/test")
-async def test_channel(channel_id: str, p: Principal = Depends(customer("notifications.test")),
+async def test_channel(channel_id: StrId, p: Principal = Depends(customer("notifications.test")),
                        svc: ServiceContext = Depends(services)) -> dict[str, Any]:
     """Send a test message now (also to a disabled channel); 200 with the outcome, `ok` false if it failed."""
     return await service.send_test_message(svc.db, svc.settings, p.tenant_id, channel_id)
@@ -77,14 +78,14 @@ async def create_rule(body: RoutingRuleCreate, p: Principal = Depends(customer("
 
 
 @router.put(RULES + "/{rule_id}")
-async def update_rule(rule_id: str, body: RoutingRuleUpdate,
+async def update_rule(rule_id: StrId, body: RoutingRuleUpdate,
                       p: Principal = Depends(customer("notifications.routing.update")),
                       svc: ServiceContext = Depends(services)) -> dict[str, Any]:
     return await service.update_rule(svc.db, p.tenant_id, rule_id, body.changes())
 
 
 @router.delete(RULES + "/{rule_id}", status_code=204)
-async def delete_rule(rule_id: str, p: Principal = Depends(customer("notifications.routing.delete")),
+async def delete_rule(rule_id: StrId, p: Principal = Depends(customer("notifications.routing.delete")),
                       svc: ServiceContext = Depends(services)) -> Response:
     await service.delete_rule(svc.db, p.tenant_id, rule_id)
     return Response(status_code=204)
@@ -92,8 +93,8 @@ async def delete_rule(rule_id: str, p: Principal = Depends(customer("notificatio
 
 # ---- jobs --------------------------------------------------------------------------------------
 @router.get("/notification-jobs")
-async def list_jobs(status: JobStatus | None = None, channel_id: str | None = None,
-                    alert_id: int | None = Query(None, ge=0), pg: PageParams = Depends(page_params),
+async def list_jobs(status: JobStatus | None = None, channel_id: StrId | None = None,
+                    alert_id: DbId | None = None, pg: PageParams = Depends(page_params),
                     p: Principal = Depends(customer("notifications.read")),
                     svc: ServiceContext = Depends(services)) -> dict[str, Any]:
     """Newest first, each with its attempts' log."""

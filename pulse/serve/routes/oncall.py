@@ -8,6 +8,7 @@ from pydantic import AwareDatetime
 
 from pulse.serve.auth import Principal, customer
 from pulse.serve.deps import services
+from pulse.serve.params import StrId
 from pulse.serve.schemas.common import PageParams, page, page_params
 from pulse.serve.schemas.oncall import LayerCreate, LayerUpdate, OverrideCreate, ScheduleCreate, ScheduleUpdate
 from pulse.services import oncall as service
@@ -35,20 +36,20 @@ async def create_schedule(body: ScheduleCreate, p: Principal = Depends(customer(
 
 
 @router.get("/{schedule_id}")
-async def get_schedule(schedule_id: str, p: Principal = Depends(READ),
+async def get_schedule(schedule_id: StrId, p: Principal = Depends(READ),
                        svc: ServiceContext = Depends(services)) -> dict[str, Any]:
     return await service.get_schedule(svc.db, p.tenant_id, schedule_id)
 
 
 @router.put("/{schedule_id}")
-async def update_schedule(schedule_id: str, body: ScheduleUpdate, p: Principal = Depends(customer("oncall.update")),
+async def update_schedule(schedule_id: StrId, body: ScheduleUpdate, p: Principal = Depends(customer("oncall.update")),
                           svc: ServiceContext = Depends(services)) -> dict[str, Any]:
     """A partial update: fields left out stay as they are."""
     return await service.update_schedule(svc.db, p.tenant_id, schedule_id, body.changes())
 
 
 @router.delete("/{schedule_id}", status_code=204)
-async def delete_schedule(schedule_id: str, p: Principal = Depends(customer("oncall.delete")),
+async def delete_schedule(schedule_id: StrId, p: Principal = Depends(customer("oncall.delete")),
                           svc: ServiceContext = Depends(services)) -> Response:
     await service.delete_schedule(svc.db, p.tenant_id, schedule_id)
     return Response(status_code=204)
@@ -56,20 +57,20 @@ async def delete_schedule(schedule_id: str, p: Principal = Depends(customer("onc
 
 # ---- layers ------------------------------------------------------------------------------------
 @router.post("/{schedule_id}/layers", status_code=201)
-async def add_layer(schedule_id: str, body: LayerCreate, p: Principal = Depends(LAYERS_WRITE),
+async def add_layer(schedule_id: StrId, body: LayerCreate, p: Principal = Depends(LAYERS_WRITE),
                     svc: ServiceContext = Depends(services)) -> dict[str, Any]:
     return await service.add_layer(svc.db, p.tenant_id, schedule_id, body.model_dump())
 
 
 @router.put("/{schedule_id}/layers/{layer_id}")
-async def update_layer(schedule_id: str, layer_id: str, body: LayerUpdate, p: Principal = Depends(LAYERS_WRITE),
+async def update_layer(schedule_id: StrId, layer_id: StrId, body: LayerUpdate, p: Principal = Depends(LAYERS_WRITE),
                        svc: ServiceContext = Depends(services)) -> dict[str, Any]:
     """A partial update, checked as a whole with the stored layer."""
     return await service.update_layer(svc.db, p.tenant_id, schedule_id, layer_id, body.changes())
 
 
 @router.delete("/{schedule_id}/layers/{layer_id}", status_code=204)
-async def delete_layer(schedule_id: str, layer_id: str, p: Principal = Depends(LAYERS_WRITE),
+async def delete_layer(schedule_id: StrId, layer_id: StrId, p: Principal = Depends(LAYERS_WRITE),
                        svc: ServiceContext = Depends(services)) -> Response:
     await service.delete_layer(svc.db, p.tenant_id, schedule_id, layer_id)
     return Response(status_code=204)
@@ -77,7 +78,7 @@ async def delete_layer(schedule_id: str, layer_id: str, p: Principal = Depends(L
 
 # ---- overrides ---------------------------------------------------------------------------------
 @router.get("/{schedule_id}/overrides")
-async def list_overrides(schedule_id: str,
+async def list_overrides(schedule_id: StrId,
                          start: AwareDatetime | None = Query(None, description="only overrides ending after this"),
                          end: AwareDatetime | None = Query(None, description="only overrides starting before this"),
                          pg: PageParams = Depends(page_params), p: Principal = Depends(READ),
@@ -88,14 +89,14 @@ async def list_overrides(schedule_id: str,
 
 
 @router.post("/{schedule_id}/overrides", status_code=201)
-async def create_override(schedule_id: str, body: OverrideCreate, p: Principal = Depends(OVERRIDES_WRITE),
+async def create_override(schedule_id: StrId, body: OverrideCreate, p: Principal = Depends(OVERRIDES_WRITE),
                           svc: ServiceContext = Depends(services)) -> dict[str, Any]:
     """Where overrides overlap, the one created last wins."""
     return await service.create_override(svc.db, p.tenant_id, schedule_id, body.model_dump(), created_by=p.sub)
 
 
 @router.delete("/{schedule_id}/overrides/{override_id}", status_code=204)
-async def delete_override(schedule_id: str, override_id: str, p: Principal = Depends(OVERRIDES_WRITE),
+async def delete_override(schedule_id: StrId, override_id: StrId, p: Principal = Depends(OVERRIDES_WRITE),
                           svc: ServiceContext = Depends(services)) -> Response:
     await service.delete_override(svc.db, p.tenant_id, schedule_id, override_id)
     return Response(status_code=204)
@@ -103,14 +104,14 @@ async def delete_override(schedule_id: str, override_id: str, p: Principal = Dep
 
 # ---- views -------------------------------------------------------------------------------------
 @router.get("/{schedule_id}/current")
-async def current(schedule_id: str, at: AwareDatetime | None = Query(None, description="default: now"),
+async def current(schedule_id: StrId, at: AwareDatetime | None = Query(None, description="default: now"),
                   p: Principal = Depends(READ), svc: ServiceContext = Depends(services)) -> dict[str, Any]:
     """Who is on call at `at`: `on_call` / `responders` (final), and each layer's own rotation."""
     return await service.current(svc.db, p.tenant_id, schedule_id, at)
 
 
 @router.get("/{schedule_id}/timeline")
-async def timeline(schedule_id: str, start: AwareDatetime | None = Query(None, description="default: now"),
+async def timeline(schedule_id: StrId, start: AwareDatetime | None = Query(None, description="default: now"),
                    end: AwareDatetime | None = Query(None, description="default: start + 14 days; at most 60 days"),
                    p: Principal = Depends(READ), svc: ServiceContext = Depends(services)) -> dict[str, Any]:
     return await service.timeline(svc.db, p.tenant_id, schedule_id, start, end)

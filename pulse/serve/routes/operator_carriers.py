@@ -11,6 +11,7 @@ from fastapi import APIRouter, Depends, Query, Response
 
 from pulse.serve.auth import Principal, operator
 from pulse.serve.deps import services
+from pulse.serve.params import DbId, StrId
 from pulse.serve.schemas.carriers import IntegrationUpdate, OperatorIntegrationCreate
 from pulse.serve.schemas.common import PageParams, page, page_params
 from pulse.services import carriers as carrier
@@ -23,7 +24,7 @@ WRITE = operator("operator.write")
 
 
 @router.get("")
-async def list_integrations(tenant_id: str | None = Query(None, max_length=64),
+async def list_integrations(tenant_id: StrId | None = None,
                             carrier_name: str | None = Query(None, max_length=32), enabled: bool | None = None,
                             pg: PageParams = Depends(page_params), p: Principal = Depends(READ),
                             svc: ServiceContext = Depends(services)) -> dict[str, Any]:
@@ -42,20 +43,20 @@ async def create_integration(body: OperatorIntegrationCreate, p: Principal = Dep
 
 
 @router.get("/{integration_id}")
-async def get_integration(integration_id: int, p: Principal = Depends(READ),
+async def get_integration(integration_id: DbId, p: Principal = Depends(READ),
                           svc: ServiceContext = Depends(services)) -> dict[str, Any]:
     return await carrier.get_integration(svc.settings, svc.db, integration_id, with_tenant=True)
 
 
 @router.put("/{integration_id}")
-async def update_integration(integration_id: int, body: IntegrationUpdate, p: Principal = Depends(WRITE),
+async def update_integration(integration_id: DbId, body: IntegrationUpdate, p: Principal = Depends(WRITE),
                              svc: ServiceContext = Depends(services)) -> dict[str, Any]:
     return await carrier.update_integration(svc.settings, svc.db, integration_id, None, body.changes(), p,
                                             with_tenant=True)
 
 
 @router.delete("/{integration_id}", status_code=204)
-async def delete_integration(integration_id: int, p: Principal = Depends(WRITE),
+async def delete_integration(integration_id: DbId, p: Principal = Depends(WRITE),
                              svc: ServiceContext = Depends(services)) -> Response:
     """Deletes it and unlinks its devices."""
     await carrier.delete_integration(svc.db, integration_id, None, p)

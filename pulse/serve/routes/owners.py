@@ -7,6 +7,7 @@ from fastapi import APIRouter, Depends
 
 from pulse.serve.auth import Principal, customer
 from pulse.serve.deps import services
+from pulse.serve.params import StrId
 from pulse.serve.schemas.owners import Owners, OwnersPut
 from pulse.services import owners as service
 from pulse.services.context import ServiceContext
@@ -19,14 +20,14 @@ def _shape(device_id: str, items: list[dict[str, Any]]) -> dict[str, Any]:
 
 
 @router.get("/{device_id}/owners", response_model=Owners)
-async def get_owners(device_id: str, p: Principal = Depends(customer("devices.read")),
+async def get_owners(device_id: StrId, p: Principal = Depends(customer("devices.read")),
                      svc: ServiceContext = Depends(services)) -> dict[str, Any]:
     """The device's owners in the order last given, each with `since` (when they became an owner)."""
     return _shape(device_id, await service.list_owners(svc.db, p.tenant_id, device_id))
 
 
 @router.put("/{device_id}/owners", response_model=Owners)
-async def put_owners(device_id: str, body: OwnersPut, p: Principal = Depends(customer("devices.owners.write")),
+async def put_owners(device_id: StrId, body: OwnersPut, p: Principal = Depends(customer("devices.owners.write")),
                      svc: ServiceContext = Depends(services)) -> dict[str, Any]:
     """Replace the owners (a transfer is a PUT with the new owner). With a Telemetron integration the
     change is queued for it in the same transaction."""

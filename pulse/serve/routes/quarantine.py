@@ -7,6 +7,7 @@ from fastapi import APIRouter, Depends, Query
 
 from pulse.serve.auth import Principal, customer, operator
 from pulse.serve.deps import services
+from pulse.serve.params import StrId
 from pulse.serve.schemas.common import PageParams, page, page_params
 from pulse.serve.schemas.quarantine import QuarantinePage
 from pulse.services import quarantine as service
@@ -22,14 +23,14 @@ def _page(events: Events, pg: PageParams) -> dict[str, Any]:
 
 
 @router.get("/customer/quarantine", response_model=QuarantinePage)
-async def customer_quarantine(reason: str | None = Reason, device_id: str | None = Query(None, max_length=128),
+async def customer_quarantine(reason: str | None = Reason, device_id: StrId | None = None,
                               pg: PageParams = Depends(page_params), p: Principal = Depends(customer("quarantine.read")),
                               svc: ServiceContext = Depends(services)) -> dict[str, Any]:
     return _page(await service.tenant_events(svc, p.tenant_id, reason, device_id, pg.limit, pg.offset), pg)
 
 
 @router.get("/operator/quarantine", response_model=QuarantinePage)
-async def operator_quarantine(tenant_id: str | None = Query(None, max_length=64), reason: str | None = Reason,
+async def operator_quarantine(tenant_id: StrId | None = None, reason: str | None = Reason,
                               minutes: int = Query(1440, ge=1, le=43200),
                               pg: PageParams = Depends(page_params), p: Principal = Depends(operator()),
                               svc: ServiceContext = Depends(services)) -> dict[str, Any]:

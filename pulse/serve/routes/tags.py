@@ -7,6 +7,7 @@ from fastapi import APIRouter, Depends, Path, Response
 
 from pulse.serve.auth import Principal, customer
 from pulse.serve.deps import services
+from pulse.serve.params import StrId
 from pulse.serve.schemas.common import PageParams, page, page_params
 from pulse.serve.schemas.tags import TAG_PATTERN, DeviceTags, TagChanged, TagPage, TagsPut
 from pulse.services import tags as service
@@ -23,27 +24,27 @@ def _view(tenant_id: str, device_id: str, tags: list[str]) -> dict[str, Any]:
 
 
 @router.get("/devices/{device_id}/tags", response_model=DeviceTags)
-async def get_tags(device_id: str, p: Principal = Depends(customer("devices.read")),
+async def get_tags(device_id: StrId, p: Principal = Depends(customer("devices.read")),
                    svc: ServiceContext = Depends(services)) -> dict[str, Any]:
     return _view(p.tenant_id, device_id, await service.of_device(svc, p.tenant_id, device_id))
 
 
 @router.put("/devices/{device_id}/tags", response_model=DeviceTags)
-async def put_tags(device_id: str, body: TagsPut, p: Principal = Depends(customer("devices.tags.write")),
+async def put_tags(device_id: StrId, body: TagsPut, p: Principal = Depends(customer("devices.tags.write")),
                    svc: ServiceContext = Depends(services)) -> dict[str, Any]:
     """Replaces the device's tag set (an empty list removes every tag)."""
     return _view(p.tenant_id, device_id, await service.replace(svc, p.tenant_id, device_id, body.tags))
 
 
 @router.post("/devices/{device_id}/tags/{tag:path}", response_model=TagChanged)
-async def add_tag(device_id: str, tag: str = TagPath, p: Principal = Depends(customer("devices.tags.write")),
+async def add_tag(device_id: StrId, tag: str = TagPath, p: Principal = Depends(customer("devices.tags.write")),
                   svc: ServiceContext = Depends(services)) -> dict[str, Any]:
     """Idempotent: adding a tag the device already carries changes nothing."""
     return {**_view(p.tenant_id, device_id, await service.add(svc, p.tenant_id, device_id, tag)), "tag": tag}
 
 
 @router.delete("/devices/{device_id}/tags/{tag:path}", status_code=204, response_class=Response)
-async def remove_tag(device_id: str, tag: str = TagPath, p: Principal = Depends(customer("devices.tags.write")),
+async def remove_tag(device_id: StrId, tag: str = TagPath, p: Principal = Depends(customer("devices.tags.write")),
                      svc: ServiceContext = Depends(services)) -> Response:
     """Idempotent: removing a tag the device does not carry is not an error."""
     await service.remove(svc, p.tenant_id, device_id, tag)

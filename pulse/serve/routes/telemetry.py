@@ -11,7 +11,7 @@ from starlette.background import BackgroundTask
 
 from pulse.serve.auth import Principal, customer
 from pulse.serve.deps import services
-from pulse.serve.schemas.common import MAX_LIMIT
+from pulse.serve.params import MAX_LIMIT, StrId
 from pulse.serve.schemas.telemetry import (History, Latest, MetricNames, Recent, Twin, TwinDelta,
                                            desired_change)
 from pulse.services import telemetry as service
@@ -26,7 +26,7 @@ def _iso(ms: int | None) -> str | None:
 
 
 @router.get("/telemetry/latest", response_model=Latest)
-async def latest(device_id: str, p: Principal = Depends(customer("devices.read")),
+async def latest(device_id: StrId, p: Principal = Depends(customer("devices.read")),
                  svc: ServiceContext = Depends(services)) -> dict[str, Any]:
     values = await service.latest(svc, p.tenant_id, device_id)
     metrics = {m: {"value": v["value"], "ts": _iso(v["ts_ms"])} for m, v in values.items()}
@@ -34,21 +34,21 @@ async def latest(device_id: str, p: Principal = Depends(customer("devices.read")
 
 
 @router.get("/telemetry/metrics", response_model=MetricNames)
-async def metric_names(device_id: str, p: Principal = Depends(customer("devices.read")),
+async def metric_names(device_id: StrId, p: Principal = Depends(customer("devices.read")),
                        svc: ServiceContext = Depends(services)) -> dict[str, Any]:
     names = await service.metric_names(svc, p.tenant_id, device_id)
     return {"device_id": device_id, "metrics": names, "total": len(names)}
 
 
 @router.get("/telemetry", response_model=Recent)
-async def recent(device_id: str, limit: int = Query(100, ge=1, le=MAX_LIMIT),
+async def recent(device_id: StrId, limit: int = Query(100, ge=1, le=MAX_LIMIT),
                  p: Principal = Depends(customer("devices.read")), svc: ServiceContext = Depends(services)) -> dict[str, Any]:
     rows = await service.recent(svc, p.tenant_id, device_id, limit)
     return {"tenant_id": p.tenant_id, "device_id": device_id, "rows": rows, "count": len(rows)}
 
 
 @router.get("/telemetry/history", response_model=History)
-async def history(device_id: str, metric: str | None = Query(None, max_length=128),
+async def history(device_id: StrId, metric: str | None = Query(None, max_length=128),
                   start: datetime | None = None, end: datetime | None = None,
                   limit: int = Query(1000, ge=1, le=10_000),
                   p: Principal = Depends(customer("devices.read")), svc: ServiceContext = Depends(services)) -> dict[str, Any]:
@@ -60,7 +60,7 @@ async def history(device_id: str, metric: str | None = Query(None, max_length=12
 @router.get("/telemetry/export", response_model=None, response_class=StreamingResponse,
             responses={200: {"content": {"text/csv": {}, "application/vnd.apache.parquet": {}},
                              "description": "the rows as CSV (streamed) or Parquet"}})
-async def export(device_id: str, format: Literal["csv", "parquet"] = "csv",
+async def export(device_id: StrId, format: Literal["csv", "parquet"] = "csv",
                  metric: str | None = Query(None, max_length=128), start: datetime | None = None,
                  end: datetime | None = None, p: Principal = Depends(customer("devices.read")),
                  svc: ServiceContext = Depends(services)) -> Response:
@@ -91,7 +91,7 @@ def _with_etag(response: Response, view: dict[str, Any]) -> None:
 
 
 @router.get("/twin", response_model=Twin)
-async def twin(device_id: str, response: Response, p: Principal = Depends(customer("devices.read")),
+async def twin(device_id: StrId, response: Response, p: Principal = Depends(customer("devices.read")),
                svc: ServiceContext = Depends(services)) -> dict[str, Any]:
     view = await twin_service.view(svc, p.tenant_id, device_id)
     _with_etag(response, view)
@@ -99,7 +99,7 @@ async def twin(device_id: str, response: Response, p: Principal = Depends(custom
 
 
 @router.patch("/twin/desired", response_model=Twin)
-async def patch_desired(device_id: str, response: Response,
+async def patch_desired(device_id: StrId, response: Response,
                         body: dict[str, Any] = Body(..., examples=[{"interval_s": 30},
                                                                    {"desired": {"interval_s": 30}}]),
                         content_type: str | None = Header(None),
@@ -115,7 +115,7 @@ async def patch_desired(device_id: str, response: Response,
 
 
 @router.get("/twin/delta", response_model=TwinDelta)
-async def twin_delta(device_id: str, p: Principal = Depends(customer("devices.read")),
+async def twin_delta(device_id: StrId, p: Principal = Depends(customer("devices.read")),
                      svc: ServiceContext = Depends(services)) -> dict[str, Any]:
     view = await twin_service.view(svc, p.tenant_id, device_id)
     return {"device_id": device_id, "delta": view["delta"], "in_sync": not view["delta"],

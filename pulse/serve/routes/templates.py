@@ -7,6 +7,7 @@ from fastapi import APIRouter, Depends, Query, Response
 
 from pulse.serve.auth import Principal, customer
 from pulse.serve.deps import services
+from pulse.serve.params import DbId
 from pulse.serve.schemas.common import PageParams, page, page_params
 from pulse.serve.schemas.templates import (Category, CloneBody, CommandCreate, CommandOut, CommandUpdate,
                                            MetricCreate, MetricOut, MetricUpdate, SlotCreate, SlotOut, SlotUpdate,
@@ -29,7 +30,7 @@ async def list_templates(category: Category | None = None, source: Literal["syst
 
 
 @router.get("/{template_id}", response_model=TemplateDetail)
-async def get_template(template_id: int, p: Principal = Depends(READ),
+async def get_template(template_id: DbId, p: Principal = Depends(READ),
                        svc: ServiceContext = Depends(services)) -> dict[str, Any]:
     return await service.get(svc, p.tenant_id, template_id)
 
@@ -41,14 +42,14 @@ async def create_template(body: TemplateCreate, p: Principal = Depends(WRITE),
 
 
 @router.put("/{template_id}", response_model=TemplateDetail)
-async def update_template(template_id: int, body: TemplateUpdate, p: Principal = Depends(WRITE),
+async def update_template(template_id: DbId, body: TemplateUpdate, p: Principal = Depends(WRITE),
                           svc: ServiceContext = Depends(services)) -> dict[str, Any]:
     """403 for system and locked templates; a locked one accepts `{"is_locked": false}`."""
     return await service.update(svc, p.tenant_id, template_id, body.changes())
 
 
 @router.delete("/{template_id}", status_code=204, response_class=Response)
-async def delete_template(template_id: int, p: Principal = Depends(WRITE),
+async def delete_template(template_id: DbId, p: Principal = Depends(WRITE),
                           svc: ServiceContext = Depends(services)) -> Response:
     """409 while a device (or an installed module) uses the template."""
     await service.delete(svc, p.tenant_id, template_id)
@@ -56,7 +57,7 @@ async def delete_template(template_id: int, p: Principal = Depends(WRITE),
 
 
 @router.post("/{template_id}/clone", status_code=201, response_model=TemplateDetail)
-async def clone_template(template_id: int, body: CloneBody | None = None, p: Principal = Depends(WRITE),
+async def clone_template(template_id: DbId, body: CloneBody | None = None, p: Principal = Depends(WRITE),
                          svc: ServiceContext = Depends(services)) -> dict[str, Any]:
     """A tenant-owned, unlocked copy with its metrics, commands and slots."""
     body = body or CloneBody()
@@ -65,57 +66,57 @@ async def clone_template(template_id: int, body: CloneBody | None = None, p: Pri
 
 # ---- metrics, commands, slots --------------------------------------------------------------------
 @router.post("/{template_id}/metrics", status_code=201, response_model=MetricOut)
-async def add_metric(template_id: int, body: MetricCreate, p: Principal = Depends(WRITE),
+async def add_metric(template_id: DbId, body: MetricCreate, p: Principal = Depends(WRITE),
                      svc: ServiceContext = Depends(services)) -> dict[str, Any]:
     return await service.add_part(svc, p.tenant_id, template_id, "metrics", body.model_dump(exclude_none=True))
 
 
 @router.put("/{template_id}/metrics/{metric_id}", response_model=MetricOut)
-async def update_metric(template_id: int, metric_id: int, body: MetricUpdate, p: Principal = Depends(WRITE),
+async def update_metric(template_id: DbId, metric_id: DbId, body: MetricUpdate, p: Principal = Depends(WRITE),
                         svc: ServiceContext = Depends(services)) -> dict[str, Any]:
     return await service.update_part(svc, p.tenant_id, template_id, "metrics", metric_id, body.changes())
 
 
 @router.delete("/{template_id}/metrics/{metric_id}", status_code=204, response_class=Response)
-async def delete_metric(template_id: int, metric_id: int, p: Principal = Depends(WRITE),
+async def delete_metric(template_id: DbId, metric_id: DbId, p: Principal = Depends(WRITE),
                         svc: ServiceContext = Depends(services)) -> Response:
     await service.delete_part(svc, p.tenant_id, template_id, "metrics", metric_id)
     return Response(status_code=204)
 
 
 @router.post("/{template_id}/commands", status_code=201, response_model=CommandOut)
-async def add_command(template_id: int, body: CommandCreate, p: Principal = Depends(WRITE),
+async def add_command(template_id: DbId, body: CommandCreate, p: Principal = Depends(WRITE),
                       svc: ServiceContext = Depends(services)) -> dict[str, Any]:
     return await service.add_part(svc, p.tenant_id, template_id, "commands", body.model_dump(exclude_none=True))
 
 
 @router.put("/{template_id}/commands/{command_id}", response_model=CommandOut)
-async def update_command(template_id: int, command_id: int, body: CommandUpdate, p: Principal = Depends(WRITE),
+async def update_command(template_id: DbId, command_id: DbId, body: CommandUpdate, p: Principal = Depends(WRITE),
                          svc: ServiceContext = Depends(services)) -> dict[str, Any]:
     return await service.update_part(svc, p.tenant_id, template_id, "commands", command_id, body.changes())
 
 
 @router.delete("/{template_id}/commands/{command_id}", status_code=204, response_class=Response)
-async def delete_command(template_id: int, command_id: int, p: Principal = Depends(WRITE),
+async def delete_command(template_id: DbId, command_id: DbId, p: Principal = Depends(WRITE),
                          svc: ServiceContext = Depends(services)) -> Response:
     await service.delete_part(svc, p.tenant_id, template_id, "commands", command_id)
     return Response(status_code=204)
 
 
 @router.post("/{template_id}/slots", status_code=201, response_model=SlotOut)
-async def add_slot(template_id: int, body: SlotCreate, p: Principal = Depends(WRITE),
+async def add_slot(template_id: DbId, body: SlotCreate, p: Principal = Depends(WRITE),
                    svc: ServiceContext = Depends(services)) -> dict[str, Any]:
     return await service.add_part(svc, p.tenant_id, template_id, "slots", body.model_dump())
 
 
 @router.put("/{template_id}/slots/{slot_id}", response_model=SlotOut)
-async def update_slot(template_id: int, slot_id: int, body: SlotUpdate, p: Principal = Depends(WRITE),
+async def update_slot(template_id: DbId, slot_id: DbId, body: SlotUpdate, p: Principal = Depends(WRITE),
                       svc: ServiceContext = Depends(services)) -> dict[str, Any]:
     return await service.update_part(svc, p.tenant_id, template_id, "slots", slot_id, body.changes())
 
 
 @router.delete("/{template_id}/slots/{slot_id}", status_code=204, response_class=Response)
-async def delete_slot(template_id: int, slot_id: int, p: Principal = Depends(WRITE),
+async def delete_slot(template_id: DbId, slot_id: DbId, p: Principal = Depends(WRITE),
                       svc: ServiceContext = Depends(services)) -> Response:
     await service.delete_part(svc, p.tenant_id, template_id, "slots", slot_id)
     return Response(status_code=204)

@@ -2,12 +2,14 @@
 from __future__ import annotations
 
 from typing import Any, Callable
+from urllib.parse import quote
 
 from fastapi import APIRouter, Depends, Request, Response
 from fastapi.routing import APIRoute
 
 from pulse.serve.auth import Principal, customer
 from pulse.serve.deps import services
+from pulse.serve.params import DbId, StrId
 from pulse.serve.schemas.common import PageParams, page, page_params
 from pulse.serve.schemas.transports import (ConnectionOut, ConnectionPut, TransportCreate, TransportOut,
                                             TransportPage, TransportUpdate)
@@ -18,7 +20,7 @@ router = APIRouter(prefix="/api/v1/customer/devices/{device_id}", tags=["device 
 
 
 @router.get("/transports", response_model=TransportPage)
-async def list_transports(device_id: str, pg: PageParams = Depends(page_params),
+async def list_transports(device_id: StrId, pg: PageParams = Depends(page_params),
                           p: Principal = Depends(customer("devices.read")),
                           svc: ServiceContext = Depends(services)) -> dict[str, Any]:
     """The primary transport first."""
@@ -27,14 +29,14 @@ async def list_transports(device_id: str, pg: PageParams = Depends(page_params),
 
 
 @router.post("/transports", status_code=201, response_model=TransportOut)
-async def add_transport(device_id: str, body: TransportCreate, p: Principal = Depends(customer("devices.update")),
+async def add_transport(device_id: StrId, body: TransportCreate, p: Principal = Depends(customer("devices.update")),
                         svc: ServiceContext = Depends(services)) -> dict[str, Any]:
     """Primary when is_primary is true, or when left out and the device has no primary yet."""
     return await service.create(svc, p.tenant_id, device_id, body.model_dump(exclude_unset=True))
 
 
 @router.put("/transports/{transport_id}", response_model=TransportOut)
-async def update_transport(device_id: str, transport_id: int, body: TransportUpdate,
+async def update_transport(device_id: StrId, transport_id: DbId, body: TransportUpdate,
                            p: Principal = Depends(customer("devices.update")),
                            svc: ServiceContext = Depends(services)) -> dict[str, Any]:
     """is_primary: true clears it on the device's other transports."""
@@ -42,7 +44,7 @@ async def update_transport(device_id: str, transport_id: int, body: TransportUpd
 
 
 @router.delete("/transports/{transport_id}", status_code=204, response_class=Response)
-async def delete_transport(device_id: str, transport_id: int, p: Principal = Depends(customer("devices.update")),
+async def delete_transport(device_id: StrId, transport_id: DbId, p: Principal = Depends(customer("devices.update")),
                            svc: ServiceContext = Depends(services)) -> Response:
     await service.delete(svc, p.tenant_id, device_id, transport_id)
     return Response(status_code=204)
@@ -64,7 +66,9 @@ class DeprecatedRoute(APIRoute):
                     raise
                 response = await respond(request, exc)
             response.headers["Deprecation"] = "true"
-            successor = f"/api/v1/customer/devices/{request.path_params.get('device_id', '')}/transports"
+            # quoted: a header is latin-1, and the id may be anything the client put in the path
+            device_id = quote(request.path_params.get("device_id", ""), safe="")
+            successor = f"/api/v1/customer/devices/{device_id}/transports"
             response.headers["Link"] = f'<{successor}>; rel="successor-version"'
             return response
 
@@ -85,21 +89,21 @@ connection = APIRouter(route_class=DeprecatedRoute, deprecated=True, tags=["devi
 
 
 @connection.get("/connection", response_model=ConnectionOut)
-async def get_connection(device_id: str, p: Principal = Depends(customer("devices.read")),
+async def get_connection(device_id: StrId, p: Principal = Depends(customer("devices.read")),
                          svc: ServiceContext = Depends(services)) -> dict[str, Any]:
     """Deprecated: use /transports. The device's primary transport in the legacy shape."""
     return await service.connection(svc, p.tenant_id, device_id)
 
 
 @connection.put("/connection", response_model=ConnectionOut)
-async def put_connection(device_id: str, body: ConnectionPut, p: Principal = Depends(customer("devices.update")),
+async def put_connection(device_id: StrId, body: ConnectionPut, p: Principal = Depends(customer("devices.update")),
                          svc: ServiceContext = Depends(services)) -> dict[str, Any]:
     """Deprecated: use /transports. Creates or updates the primary transport."""
     return await service.put_connection(svc, p.tenant_id, device_id, body.changes())
 
 
 @connection.delete("/connection", status_code=204, response_class=Response)
-async def delete_connection(device_id: str, p: Principal = Depends(customer("devices.update")),
+async def delete_connection(device_id: StrId, p: Principal = Depends(customer("devices.update")),
                             svc: ServiceContext = Depends(services)) -> Response:
     """Deprecated: use /transports. Deletes the primary transport."""
     await service.delete_connection(svc, p.tenant_id, device_id)

@@ -10,6 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 from pulse.domain.rules import AGGREGATIONS, RULE_TYPES
 from pulse.domain.scopes import SCOPE_KEYS
 from pulse.domain.severity import DEFAULT_SEVERITY, parse_severity
+from pulse.serve.params import DbId
 from pulse.serve.schemas.devices import ID_PATTERN
 
 Operator = Literal["GT", "GTE", "LT", "LTE", "EQ", "NE"]
@@ -64,7 +65,7 @@ class RuleCreate(BaseModel):
     group_ids: list[str] | None = Field(None, max_length=100)
     tags: list[str] | None = Field(None, max_length=100)
     site_ids: list[str] | None = Field(None, max_length=100)
-    template_ids: list[int] | None = Field(None, max_length=100)
+    template_ids: list[DbId] | None = Field(None, max_length=100)
     auto_resolve: bool = True
     enabled: bool = True
     escalation_policy_id: str | None = Field(None, max_length=64, description="default: the tenant's default policy")
@@ -134,7 +135,7 @@ class ApplyTemplates(BaseModel):
     group_ids: list[str] | None = Field(None, max_length=100)
     tags: list[str] | None = Field(None, max_length=100)
     site_ids: list[str] | None = Field(None, max_length=100)
-    template_ids: list[int] | None = Field(None, max_length=100)
+    template_ids: list[DbId] | None = Field(None, max_length=100)
 
     _idlists = field_validator("device_ids", "group_ids", "site_ids")(lambda cls, v: _ids(v))
 

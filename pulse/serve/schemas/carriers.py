@@ -13,6 +13,7 @@ from pydantic import AfterValidator, AliasChoices, BaseModel, BeforeValidator, C
 
 from pulse.domain.carriers import SECRET_FIELDS
 from pulse.domain.urls import http_url
+from pulse.serve.params import DbId
 from pulse.serve.schemas.common import Update
 
 MAX_CONFIG_BYTES = 8_000
@@ -52,7 +53,7 @@ CarrierName = Annotated[str, Field(min_length=1, max_length=32, examples=["thing
 TenantId = Annotated[str, Field(min_length=1, max_length=64)]
 LineId = Annotated[str, BeforeValidator(lambda v: v.strip() if isinstance(v, str) else v),
                    Field(min_length=1, max_length=64)]
-PlanId = Annotated[str | None, BeforeValidator(_text_id), Field(None, min_length=1, max_length=200)]
+PlanId = Annotated[str, BeforeValidator(_text_id), Field(min_length=1, max_length=200)]
 
 
 class IntegrationCreate(BaseModel):
@@ -99,13 +100,13 @@ class IntegrationUpdate(Update):
 class LinkBody(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    carrier_integration_id: int = Field(ge=1)
+    carrier_integration_id: DbId
     carrier_device_id: LineId = Field(description="the id the carrier addresses the line by (the ICCID here)")
 
 
 class ProvisionBody(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    carrier_integration_id: int = Field(ge=1)
+    carrier_integration_id: DbId
     iccid: Annotated[str, Field(max_length=40), AfterValidator(_iccid)]
-    plan_id: PlanId = None
+    plan_id: PlanId | None = None

@@ -4,12 +4,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
-from fastapi import Query
 from pydantic import BaseModel, ConfigDict, model_validator
 
 from pulse.errors import Invalid
-
-MAX_LIMIT = 1000
+from pulse.serve.params import Limit, Offset
 
 
 @dataclass
@@ -18,7 +16,7 @@ class PageParams:
     offset: int
 
 
-def page_params(limit: int = Query(50, ge=1, le=MAX_LIMIT), offset: int = Query(0, ge=0)) -> PageParams:
+def page_params(limit: Limit = 50, offset: Offset = 0) -> PageParams:
     return PageParams(limit, offset)
 
 

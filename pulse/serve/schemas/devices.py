@@ -10,9 +10,9 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from pulse.serve.schemas.common import Page, Row, one_of
+from pulse.serve.params import ID_PATTERN, DbId
+from pulse.serve.schemas.common import Page, Row, Update, one_of
 
-ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,127}$"
 DEVICE_STATUSES = ("ACTIVE", "INACTIVE", "SUSPENDED")  # what a PATCH may set; REVOKED only by decommission
 REGISTRY_STATUSES = (*DEVICE_STATUSES, "REVOKED")
 
@@ -22,7 +22,7 @@ class DeviceFields(BaseModel):
 
     name: str | None = Field(None, max_length=200)
     site_id: str | None = Field(None, pattern=ID_PATTERN)
-    template_id: int | None = None
+    template_id: DbId | None = None
     parent_device_id: str | None = Field(None, pattern=ID_PATTERN)
     model: str | None = Field(None, max_length=200)
     manufacturer: str | None = Field(None, max_length=200)
@@ -36,7 +36,9 @@ class DeviceCreate(DeviceFields):
     device_id: str = Field(pattern=ID_PATTERN)
 
 
-class DevicePatch(DeviceFields):
+class DevicePatch(Update, DeviceFields):
+    NOT_NULL = ("status", "metadata")  # NOT NULL columns: null would reach the database
+
     status: str | None = Field(None, pattern=one_of(DEVICE_STATUSES))
 
 

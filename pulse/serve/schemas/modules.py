@@ -7,6 +7,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, computed_field, field_validator
 
 from pulse.domain.envelope import METRIC_KEY_RE
+from pulse.serve.params import DbId
 from pulse.serve.schemas.common import Page, Row, Update
 from pulse.serve.schemas.templates import SLOT_KEY
 
@@ -17,7 +18,7 @@ class ModuleFields(BaseModel):
     model_config = ConfigDict(extra="ignore")
 
     bus_address: str | None = Field(None, max_length=64, examples=["0x44"])
-    module_template_id: int | None = None
+    module_template_id: DbId | None = None
     label: str | None = Field(None, max_length=200)
     serial_number: str | None = Field(None, max_length=200)
     metric_key_map: dict[str, str] | None = Field(

@@ -6,6 +6,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from pulse.serve.params import DbId
 from pulse.serve.schemas.common import Page, Row, Update
 from pulse.serve.schemas.templates import METRIC_KEY
 
@@ -17,8 +18,8 @@ class SensorFields(BaseModel):
     model_config = ConfigDict(extra="ignore")
 
     display_name: str | None = Field(None, max_length=200)
-    template_metric_id: int | None = Field(None, description="a metric of the device's template")
-    device_module_id: int | None = Field(None, description="a module of the same device")
+    template_metric_id: DbId | None = Field(None, description="a metric of the device's template")
+    device_module_id: DbId | None = Field(None, description="a module of the same device")
     unit: str | None = Field(None, max_length=32)
     min_range: float | None = None
     max_range: float | None = None

@@ -11,6 +11,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from pulse.serve.params import DbId
 from pulse.serve.schemas.common import Page, Row, Update
 from pulse.domain.envelope import METRIC_KEY_RE
 
@@ -84,7 +85,7 @@ class SlotFields(BaseModel):
 
     display_name: str | None = Field(None, max_length=200)
     max_devices: int | None = Field(1, ge=1, le=1000, description="null: any number (a bus)")
-    compatible_templates: list[int] | None = Field(None, max_length=200, description="template ids; null: any")
+    compatible_templates: list[DbId] | None = Field(None, max_length=200, description="template ids; null: any")
 
 
 class SlotCreate(SlotFields):

@@ -10,6 +10,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from pulse.serve.params import DbId
 from pulse.serve.schemas.common import Page, Row, Update
 from pulse.serve.schemas.templates import IngestionProtocol, PhysicalConnectivity
 
@@ -23,7 +24,7 @@ class TransportCreate(BaseModel):
     physical_connectivity: PhysicalConnectivity | None = None
     protocol_config: dict[str, Any] = Field(default_factory=dict)
     connectivity_config: dict[str, Any] = Field(default_factory=dict, examples=[{"apn": "iot.1nce.net"}])
-    carrier_integration_id: int | None = Field(None, ge=1)
+    carrier_integration_id: DbId | None = None
     is_primary: bool | None = Field(None, description="default: primary when the device has no primary yet")
     status: TransportStatus = "active"
 
@@ -36,7 +37,7 @@ class TransportUpdate(Update):
     physical_connectivity: PhysicalConnectivity | None = None
     protocol_config: dict[str, Any] | None = None
     connectivity_config: dict[str, Any] | None = None
-    carrier_integration_id: int | None = Field(None, ge=1)
+    carrier_integration_id: DbId | None = None
     is_primary: bool | None = None
     status: TransportStatus | None = None
 
@@ -50,7 +51,7 @@ class ConnectionPut(Update):
 
     connection_type: PhysicalConnectivity | None = None
     ingestion_protocol: IngestionProtocol | None = None
-    carrier_integration_id: int | None = Field(None, ge=1)
+    carrier_integration_id: DbId | None = None
     status: TransportStatus | None = None
     carrier_name: str | None = Field(None, max_length=100)
     plan_name: str | None = Field(None, max_length=100)

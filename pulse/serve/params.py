@@ -13,9 +13,8 @@ from typing import Annotated
 from annotated_types import Interval
 from pydantic import StringConstraints
 
-from pulse.storage.tables.columns import SERIAL_ID_MAX
+from pulse.domain.ids import BIGINT_MAX, SERIAL_ID_MAX
 
-DB_INT_MAX = 2**63 - 1  # the largest BIGINT (PostgreSQL's OFFSET takes one)
 MAX_LIMIT = 1000
 # Device, site and tenant ids as the API documents them; generated ids (uuid4) fit it too. Printable
 # ASCII only: no control characters, no spaces, nothing that needs escaping in a header or a log line.
@@ -24,7 +23,7 @@ ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,127}$"
 # A serial id of a table row: alerts, templates, integrations, modules, sensors, transports, ...
 DbId = Annotated[int, Interval(ge=1, le=SERIAL_ID_MAX)]
 
-Offset = Annotated[int, Interval(ge=0, le=DB_INT_MAX)]
+Offset = Annotated[int, Interval(ge=0, le=BIGINT_MAX)]
 Limit = Annotated[int, Interval(ge=1, le=MAX_LIMIT)]
 
 # A string id in a path or a filter: device, site, group, rule, channel, schedule, token, ...

@@ -43,9 +43,6 @@ def device_fk(parent: str = "devices", **kw) -> sa.ForeignKeyConstraint:
     return tenant_scoped_fk("device_id", parent, **kw)
 
 
-SERIAL_ID_MAX = 2**31 - 1  # sa.Integer: PostgreSQL's int4 (SQLite's INTEGER holds more)
-
-
 def serial_id(name: str = "id") -> sa.Column:
     return sa.Column(name, sa.Integer, primary_key=True, autoincrement=True)
 

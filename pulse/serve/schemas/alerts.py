@@ -137,6 +137,9 @@ class RuleCreate(BaseModel):
         elif self.rule_type == "telemetry_gap":
             if self.metric is None or self.gap_seconds is None:
                 raise ValueError('telemetry_gap rules need metric (or "*") and gap_seconds')
+        elif self.rule_type == "anomaly":  # operator and threshold are not anomaly fields: z_threshold is
+            if self.metric is None:
+                raise ValueError("anomaly rules need metric")
         else:
             if None in (self.metric, self.operator, self.threshold):
                 raise ValueError(f"{self.rule_type} rules need metric, operator and threshold")

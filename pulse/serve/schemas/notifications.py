@@ -242,6 +242,7 @@ class RoutingRuleOut(BaseModel):
     channel_id: str = Field(description="documented: the first of `channel_ids`")
     min_severity: int | None = None
     alert_types: list[str] | None = None
+    alert_type: str | None = Field(None, description="documented: the first of `alert_types`")
     rule_ids: list[str] | None = None
     device_ids: list[str] | None = None
     group_ids: list[str] | None = None
@@ -260,7 +261,7 @@ class RoutingRuleOut(BaseModel):
         if not isinstance(row, dict):
             return row
         return {**row, "is_enabled": row.get("enabled"), "channel_id": (row.get("channel_ids") or [""])[0],
-                "deliver_on": row.get("events")}
+                "alert_type": (row.get("alert_types") or [None])[0], "deliver_on": row.get("events")}
 
 
 class RoutingRulePage(BaseModel):

@@ -26,3 +26,12 @@ def routes_of(*routers: APIRouter) -> set[tuple[str, str]]:
     """(METHOD, path) of every HTTP route of the given routers (their paths include the prefix)."""
     return {(method, r.path) for router in routers for r in router.routes if isinstance(r, APIRoute)
             for method in r.methods}
+
+
+def assert_accounted_for(routers: Iterable[APIRouter], checked: set[tuple[str, str]],
+                         not_met: dict[tuple[str, str], str]) -> None:
+    """Every route of `routers` is contract-checked or names why not, and nothing listed is stale."""
+    served = routes_of(*routers)
+    unaccounted = served - checked - set(not_met)
+    assert not unaccounted, f"routes without a contract test or a reason: {sorted(unaccounted)}"
+    assert not (checked | not_met.keys()) - served, "a listed route is not served"

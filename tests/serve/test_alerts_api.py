@@ -31,11 +31,28 @@ async def test_rule_crud_and_named_severity(api):
 @pytest.mark.parametrize("bad", [
     {**RULE, "operator": ">"}, {**RULE, "severity": 9}, {**RULE, "severity": "apocalyptic"},
     {**RULE, "threshold": "high"}, {**RULE, "duration_seconds": -1}, {k: v for k, v in RULE.items() if k != "metric"},
-    {**RULE, "device_ids": ["bad id"]}, {**RULE, "rule_type": "anomaly"}, {**RULE, "extra": 1},
+    {**RULE, "device_ids": ["bad id"]}, {**RULE, "rule_type": "anomaly"},
 ])
 async def test_bad_rule_definitions_are_422(api, bad):
     r = await api.post(RULES, json=bad)
     assert r.status_code == 422 and r.json()["detail"]
+
+
+async def test_anomaly_rules_can_be_created(api):
+    """An anomaly rule has no operator/threshold (z_threshold is its threshold); it used to be refused
+    for lacking them, so neither the API nor the temp_anomaly template could create one."""
+    r = await api.post(RULES, json={"name": "odd", "rule_type": "anomaly", "metric": "temp", "z_threshold": 3.5})
+    assert r.status_code == 201, r.text
+    assert r.json()["config"]["z_threshold"] == 3.5
+    r = await api.post("/api/v1/customer/alert-rule-templates/apply", json={"template_keys": ["temp_anomaly"]})
+    assert r.status_code == 200 and len(r.json()["created"]) == 1, r.text
+
+
+async def test_unknown_rule_fields_are_ignored(api):
+    """A client sending a superset of the body (the documented system ignores unknown fields) still works."""
+    r = await api.post(RULES, json={**RULE, "extra": 1, "sensor_type": "temperature"})
+    assert r.status_code == 201, r.text
+    assert "extra" not in r.json()
 
 
 async def test_patch_rejects_nulls_and_empty_bodies(api):

@@ -28,7 +28,7 @@ async def test_get_answers_the_disabled_defaults_until_settings_are_stored(api):
     assert r.status_code == 200
     assert r.json() == {"frequency": "disabled", "recipients": [], "channel_id": None, "send_at_hour": 8,
                         "send_on_day": "mon", "timezone": "UTC", "last_sent_at": None, "created_at": None,
-                        "updated_at": None}
+                        "updated_at": None, "email": ""}
 
 
 async def test_put_stores_settings_and_get_reads_them_back(api):
@@ -38,7 +38,8 @@ async def test_put_stores_settings_and_get_reads_them_back(api):
     assert s["frequency"] == "daily" and s["recipients"] == ["ops@acme.example", "noc@acme.example"]
     assert (s["send_at_hour"], s["timezone"], s["last_sent_at"]) == (7, "Europe/Berlin", None)
     assert s["updated_at"] and "tenant_id" not in s
-    assert (await api.get(URL)).json() == s
+    assert s["ok"] is True and s["email"] == "ops@acme.example"  # the documented keys
+    assert (await api.get(URL)).json() == {k: v for k, v in s.items() if k != "ok"}
 
 
 async def test_put_changes_only_the_given_fields_and_ignores_read_only_ones(api):
@@ -66,6 +67,14 @@ async def test_viewers_cannot_change_settings(api):
     assert (await api.client.request("PUT", URL, json=DAILY)).status_code == 401
 
 
+async def test_documented_email_and_unknown_fields(api):
+    """The documented body `{frequency, email}` works; unknown fields are ignored, as there."""
+    r = await put(api, {"frequency": "weekly", "email": "Boss@Acme.example", "bogus": 1})
+    assert r.status_code == 200, r.text
+    assert (r.json()["recipients"], r.json()["email"], r.json()["ok"]) == (["boss@acme.example"], "boss@acme.example", True)
+    assert (await put(api, {"frequency": "disabled", "email": ""})).json()["recipients"] == []
+
+
 async def test_channel_must_be_an_email_channel_of_the_tenant(api):
     email, webhook = await make_channel(api, "email"), await make_channel(api, "webhook")
     theirs = await make_channel(api, "email", tenant="globex")
@@ -83,7 +92,7 @@ async def test_channel_must_be_an_email_channel_of_the_tenant(api):
     {**DAILY, "timezone": "localtime"}, {**DAILY, "send_at_hour": 24}, {**DAILY, "send_at_hour": -1},
     {**DAILY, "send_on_day": "funday"}, {**DAILY, "recipients": ["not-an-email"]},
     {**DAILY, "recipients": [f"u{i}@acme.example" for i in range(21)]}, {"frequency": "daily"},
-    {**DAILY, "recipients": []}, {**DAILY, "bogus": 1}, {"recipients": None},
+    {**DAILY, "recipients": []}, {"recipients": None},
 ])
 async def test_invalid_settings_are_422(api, body):
     r = await put(api, body)

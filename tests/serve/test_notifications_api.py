@@ -300,12 +300,29 @@ async def test_routing_rule_crud_and_evaluation_order(api):
     {"active_hours": {"start": "08:00", "end": "18:00", "days": ["funday"]}},
     {"throttle_minutes": -1},
     {"tags": ["bad tag!"]},
-    {"color": "red"},
+    {"device_prefixes": ["pump-"]},
+    {"device_tag_key": "env", "device_tag_val": "prod"},
 ])
 async def test_bad_routing_rules_are_422(api, fields):
     ch = await make_channel(api, "mqtt", {})
     r = await api.post(RULES, json={"channel_ids": [ch["channel_id"]], **fields})
     assert r.status_code == 422, r.text
+
+
+async def test_documented_names_and_unknown_fields(api):
+    """`is_enabled`, `channel_id`, `alert_type`, `deliver_on` (documented) work; unknown fields are ignored."""
+    r = await api.post(CHANNELS, json={"name": "doc", "channel_type": "mqtt", "config": {}, "is_enabled": False,
+                                       "color": "red"})
+    assert r.status_code == 201, r.text
+    ch = r.json()
+    assert (ch["enabled"], ch["is_enabled"], ch["tenant_id"]) == (False, False, "acme")
+    r = await api.post(RULES, json={"channel_id": ch["channel_id"], "alert_type": "threshold", "color": "red",
+                                    "deliver_on": ["OPEN", "CLOSED"], "is_enabled": False})
+    assert r.status_code == 201, r.text
+    rule = r.json()
+    assert (rule["channel_ids"], rule["alert_types"], rule["events"], rule["enabled"]) == (
+        [ch["channel_id"]], ["THRESHOLD"], ["OPEN", "CLOSED"], False)
+    assert (rule["channel_id"], rule["deliver_on"], rule["is_enabled"]) == (ch["channel_id"], ["OPEN", "CLOSED"], False)
 
 
 async def test_rules_only_route_to_the_tenants_channels(api):

@@ -5,14 +5,13 @@ operator audit log; writes are also recorded with what they changed in `carrier_
 """
 from __future__ import annotations
 
-from typing import Any
-
 from fastapi import APIRouter, Depends, Query, Response
 
 from pulse.serve.auth import Principal, operator
 from pulse.serve.deps import services
 from pulse.serve.params import DbId, StrId
-from pulse.serve.schemas.carriers import IntegrationUpdate, OperatorIntegrationCreate
+from pulse.serve.schemas.carriers import (IntegrationUpdate, OperatorIntegrationCreate, OperatorIntegrationOut,
+                                         OperatorIntegrationPage)
 from pulse.serve.schemas.common import PageParams, page, page_params
 from pulse.services import carriers as carrier
 from pulse.services.context import ServiceContext
@@ -23,39 +22,39 @@ READ = operator("operator.read")
 WRITE = operator("operator.write")
 
 
-@router.get("")
+@router.get("", response_model=OperatorIntegrationPage)
 async def list_integrations(tenant_id: StrId | None = None,
                             carrier_name: str | None = Query(None, max_length=32), enabled: bool | None = None,
                             pg: PageParams = Depends(page_params), p: Principal = Depends(READ),
-                            svc: ServiceContext = Depends(services)) -> dict[str, Any]:
+                            svc: ServiceContext = Depends(services)) -> dict:
     """All tenants' integrations by tenant, then id; filters combine."""
     items, total = await carrier.list_integrations(svc.settings, svc.db, tenant_id, pg.limit, pg.offset,
                                                    carrier_name=carrier_name, enabled=enabled, with_tenant=True)
     return page("integrations", items, total, pg)
 
 
-@router.post("", status_code=201)
+@router.post("", status_code=201, response_model=OperatorIntegrationOut)
 async def create_integration(body: OperatorIntegrationCreate, p: Principal = Depends(WRITE),
-                             svc: ServiceContext = Depends(services)) -> dict[str, Any]:
+                             svc: ServiceContext = Depends(services)) -> dict:
     """For the tenant named in the body (404 if it does not exist)."""
     fields = body.model_dump(exclude={"tenant_id"})
     return await carrier.create_integration(svc.settings, svc.db, body.tenant_id, fields, p, with_tenant=True)
 
 
-@router.get("/{integration_id}")
+@router.get("/{integration_id}", response_model=OperatorIntegrationOut)
 async def get_integration(integration_id: DbId, p: Principal = Depends(READ),
-                          svc: ServiceContext = Depends(services)) -> dict[str, Any]:
+                          svc: ServiceContext = Depends(services)) -> dict:
     return await carrier.get_integration(svc.settings, svc.db, integration_id, with_tenant=True)
 
 
-@router.put("/{integration_id}")
+@router.put("/{integration_id}", response_model=OperatorIntegrationOut)
 async def update_integration(integration_id: DbId, body: IntegrationUpdate, p: Principal = Depends(WRITE),
-                             svc: ServiceContext = Depends(services)) -> dict[str, Any]:
+                             svc: ServiceContext = Depends(services)) -> dict:
     return await carrier.update_integration(svc.settings, svc.db, integration_id, None, body.changes(), p,
                                             with_tenant=True)
 
 
-@router.delete("/{integration_id}", status_code=204)
+@router.delete("/{integration_id}", status_code=204, response_class=Response)
 async def delete_integration(integration_id: DbId, p: Principal = Depends(WRITE),
                              svc: ServiceContext = Depends(services)) -> Response:
     """Deletes it and unlinks its devices."""

@@ -3,13 +3,16 @@
 `carrier_name` is checked against the registered providers by the route (400 "Unsupported carrier
 provider", as the documented system answers). Secrets (`api_key`, `api_secret`, `username`,
 `password`) are write-only: responses carry `api_key_masked` and the names in `secrets_set`.
+Unknown fields are ignored, as in the documented system; line responses add its keys (`linked`,
+`success`, `carrier_integration_id`) to Pulse's.
 """
 from __future__ import annotations
 
 import json
-from typing import Annotated, Any
+from datetime import date, datetime
+from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, AliasChoices, BaseModel, BeforeValidator, ConfigDict, Field
+from pydantic import AfterValidator, AliasChoices, BaseModel, BeforeValidator, ConfigDict, Field, model_validator
 
 from pulse.domain.carriers import SECRET_FIELDS
 from pulse.domain.urls import http_url
@@ -57,10 +60,11 @@ PlanId = Annotated[str, BeforeValidator(_text_id), Field(min_length=1, max_lengt
 
 
 class IntegrationCreate(BaseModel):
-    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+    model_config = ConfigDict(populate_by_name=True)
 
     carrier_name: CarrierName
-    display_name: DisplayName | None = Field(None, validation_alias=AliasChoices("display_name", "name"))
+    display_name: DisplayName | None = Field(None, validation_alias=AliasChoices("display_name", "name"),
+                                             description="also accepted as `name`")
     enabled: bool = True
     sync_enabled: bool = True
     sync_interval_minutes: Interval = 60
@@ -80,11 +84,12 @@ class OperatorIntegrationCreate(IntegrationCreate):
 class IntegrationUpdate(Update):
     """A partial update. A secret left out, or sent back masked ("***…"), stays; "" clears it."""
 
-    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+    model_config = ConfigDict(extra="ignore", populate_by_name=True)
     NOT_NULL = ("display_name", "enabled", "sync_enabled", "sync_interval_minutes", "api_base_url", "config")
 
     carrier_name: CarrierName | None = Field(None, description="cannot change; accepted when unchanged")
-    display_name: DisplayName | None = Field(None, validation_alias=AliasChoices("display_name", "name"))
+    display_name: DisplayName | None = Field(None, validation_alias=AliasChoices("display_name", "name"),
+                                             description="also accepted as `name`")
     enabled: bool | None = None
     sync_enabled: bool | None = None
     sync_interval_minutes: Interval | None = None
@@ -98,15 +103,193 @@ class IntegrationUpdate(Update):
 
 
 class LinkBody(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
     carrier_integration_id: DbId
     carrier_device_id: LineId = Field(description="the id the carrier addresses the line by (the ICCID here)")
 
 
 class ProvisionBody(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
     carrier_integration_id: DbId
     iccid: Annotated[str, Field(max_length=40), AfterValidator(_iccid)]
     plan_id: PlanId | None = None
+
+
+# ---- responses ---------------------------------------------------------------------------------
+class IntegrationOut(BaseModel):
+    id: int
+    carrier_name: str
+    display_name: str | None = None
+    enabled: bool
+    sync_enabled: bool
+    sync_interval_minutes: int
+    api_base_url: str | None = None
+    account_id: str | None = None
+    config: dict[str, Any] = Field(description="non-secret carrier extras")
+    callback_url: str | None = None
+    callback_error: str | None = None
+    last_sync_at: datetime | None = None
+    last_sync_status: str | None = None
+    last_sync_error: str | None = None
+    created_at: datetime | None = None
+    updated_at: datetime | None = None
+    api_key_masked: str | None = None
+    secrets_set: list[str]
+    linked_devices: int
+
+
+class OperatorIntegrationOut(IntegrationOut):
+    tenant_id: str
+
+
+class IntegrationPage(BaseModel):
+    integrations: list[IntegrationOut]
+    total: int
+    limit: int
+    offset: int
+
+
+class OperatorIntegrationPage(BaseModel):
+    integrations: list[OperatorIntegrationOut]
+    total: int
+    limit: int
+    offset: int
+
+
+class PlanOut(BaseModel):
+    id: str
+    name: str | None = None
+    data_limit_bytes: int | None = None
+
+
+class Plans(BaseModel):
+    carrier_name: str
+    plans: list[PlanOut]
+
+
+class CarrierRequestOut(BaseModel):
+    id: int
+    integration_id: int
+    device_id: str
+    carrier_device_id: str
+    action: str
+    request_id: str | None = None
+    state: Literal["pending", "succeeded", "failed"]
+    detail: str | None = None
+    requested_by: str | None = None
+    created_at: datetime | None = None
+    completed_at: datetime | None = None
+
+
+class LineState(BaseModel):
+    """What the carrier last said about a line (fields it does not report are null)."""
+
+    iccid: str | None = None
+    sim_status: str | None = None
+    network_status: str | None = None
+    network_type: str | None = None
+    ip_address: str | None = None
+    signal_strength: float | None = None
+    msisdn: str | None = None
+    plan: str | None = None
+    last_connection: datetime | None = None
+
+
+class UsageNumbers(BaseModel):
+    data_used_bytes: int | None = None
+    data_limit_bytes: int | None = None
+    data_used_pct: float | None = None
+    usage_alert_threshold_pct: float
+    over_usage_threshold: bool
+    usage_alert_active: bool
+
+
+class Linked(BaseModel):
+    linked: bool = Field(True, description="documented key: the device has a line (else 404)")
+
+
+class LineStatus(Linked, UsageNumbers, LineState):
+    device_id: str
+    carrier_name: str
+    integration_id: int
+    carrier_device_id: str
+    last_synced_at: datetime | None = None
+    last_sync_error: str | None = None
+    linked_at: datetime | None = None
+    pending_requests: list[CarrierRequestOut]
+    recent_requests: list[CarrierRequestOut]
+
+
+class UsageSnapshot(BaseModel):
+    taken_at: datetime
+    data_used_bytes: int | None = None
+    data_limit_bytes: int | None = None
+    sms_count: int | None = None
+
+
+class LineUsage(Linked, UsageNumbers):
+    device_id: str
+    carrier_name: str
+    carrier_device_id: str
+    sms_count: int | None = None
+    billing_cycle_start: date | datetime | None = None
+    billing_cycle_end: date | datetime | None = None
+    last_synced_at: datetime | None = None
+    history: list[UsageSnapshot]
+
+
+class LineDiagnostics(Linked):
+    device_id: str
+    carrier_name: str
+    carrier_device_id: str
+    diagnostics: dict[str, Any] = Field(description="the carrier's own diagnostics document, as it sent it")
+    fetched_at: datetime
+
+
+class LineAction(BaseModel):
+    device_id: str
+    action: str
+    state: Literal["pending", "succeeded", "failed"]
+    request_id: str | None = None
+    detail: str | None = None
+    carrier_name: str
+    carrier_device_id: str
+    sim_status: str | None = None
+    success: bool = Field(description="documented key: the carrier accepted the action (done or pending)")
+
+    _documented = model_validator(mode="before")(
+        lambda cls, row: {**row, "success": row.get("state") != "failed"} if isinstance(row, dict) else row)
+
+
+class LineLink(Linked, LineState):
+    device_id: str
+    integration_id: int
+    carrier_integration_id: int = Field(description="documented name of `integration_id`")
+    carrier_device_id: str
+    data_used_bytes: int | None = None
+    data_limit_bytes: int | None = None
+    sms_count: int | None = None
+    billing_cycle_start: date | datetime | None = None
+    billing_cycle_end: date | datetime | None = None
+    usage_alert_active: bool = False
+    last_synced_at: datetime | None = None
+    last_sync_error: str | None = None
+    linked_at: datetime | None = None
+    updated_at: datetime | None = None
+
+    _documented = model_validator(mode="before")(
+        lambda cls, row: {**row, "carrier_integration_id": row.get("integration_id")} if isinstance(row, dict) else row)
+
+
+class Provisioned(BaseModel):
+    provisioned: bool
+    device_id: str
+    carrier_device_id: str
+    carrier_integration_id: int
+    iccid: str
+    carrier_name: str
+    claim_result: dict[str, Any] = Field(description="the line as claimed: sim_status, network_status, ip_address, "
+                                                     "plan, msisdn and the carrier's request_id")
+
+
+class CallbackReceipt(BaseModel):
+    received: bool
+    outcome: str

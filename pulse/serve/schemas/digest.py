@@ -1,7 +1,8 @@
-"""HTTP bodies of the alert digest settings."""
+"""HTTP bodies and responses of the alert digest settings (documented names: `email`, `ok`)."""
 from __future__ import annotations
 
 import re
+from datetime import datetime
 from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_validator
@@ -53,7 +54,10 @@ class DigestSettings(BaseModel):
 
 
 class DigestSettingsUpdate(Update):
-    """PUT body: the fields to change; read-only fields sent back from a GET are ignored."""
+    """PUT body: the fields to change; read-only and unknown fields are ignored. The documented
+    `email` (one address, "" for none) is accepted as `recipients`."""
+
+    model_config = ConfigDict(extra="ignore")
 
     NOT_NULL = ("frequency", "recipients", "send_at_hour", "send_on_day", "timezone")
 
@@ -63,9 +67,35 @@ class DigestSettingsUpdate(Update):
     send_at_hour: int | None = Field(None, ge=0, le=23)
     send_on_day: Day | None = None
     timezone: str | None = Field(None, max_length=64, examples=["Europe/Berlin"])
-    # read-only, accepted so a GET response can be PUT back
-    last_sent_at: Any = Field(None, exclude=True)
-    created_at: Any = Field(None, exclude=True)
-    updated_at: Any = Field(None, exclude=True)
 
     _zone = field_validator("timezone")(lambda cls, v: check_zone(v))
+
+    @model_validator(mode="before")
+    @classmethod
+    def _documented_email(cls, data: Any) -> Any:
+        if isinstance(data, dict) and "email" in data and "recipients" not in data:
+            email = data["email"]
+            return {**data, "recipients": [email] if email else []}
+        return data
+
+
+class DigestSettingsOut(BaseModel):
+    frequency: Frequency
+    recipients: list[str]
+    email: str = Field("", description="the documented single address: the first recipient")
+    channel_id: str | None = None
+    send_at_hour: int
+    send_on_day: Day
+    timezone: str
+    last_sent_at: datetime | None = None
+    created_at: datetime | None = None
+    updated_at: datetime | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _documented(cls, row: Any) -> Any:
+        return {**row, "email": (row.get("recipients") or [""])[0]} if isinstance(row, dict) else row
+
+
+class DigestSettingsSaved(DigestSettingsOut):
+    ok: bool = Field(True, description="documented key")

@@ -1,4 +1,9 @@
-"""HTTP bodies of notification channels and routing rules.
+"""HTTP bodies and responses of notification channels, routing rules and the job log.
+
+The documented system's names (api-contracts §16) are accepted too: `is_enabled`; on routing rules
+`channel_id` (one channel), `alert_type` (one type) and `deliver_on` (events). Its
+`device_tag_key`/`device_tag_val` and `device_prefixes` have no Pulse equivalent and are refused
+by name. Unknown fields are ignored (a channel's `config` is checked strictly, per type).
 
 A channel's `config` is checked against its type's model in pulse.integrations.channels (by
 pulse.services.notifications, after write-only secrets an update left out are filled in), so
@@ -6,9 +11,11 @@ here it is a plain object.
 """
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, AliasChoices, BaseModel, BeforeValidator, ConfigDict, Field, field_validator, model_validator
+from pydantic import (AfterValidator, AliasChoices, BaseModel, BeforeValidator, ConfigDict, Field, ValidationInfo,
+                      field_validator, model_validator)
 
 from pulse.domain.channels import CHANNEL_TYPES, EVENTS, JOB_STATUSES
 from pulse.domain.severity import MAX_SEVERITY, MIN_SEVERITY, parse_severity
@@ -48,8 +55,6 @@ HHMM = Annotated[str, Field(pattern=HHMM_PATTERN, examples=["08:00"])]
 class TimeWindow(BaseModel):
     """Local time of day [start, end); start > end spans midnight. `days` = days the window starts on."""
 
-    model_config = ConfigDict(extra="forbid")
-
     start: HHMM
     end: HHMM
     timezone: str = Field("UTC", max_length=64, examples=["Europe/Berlin"])
@@ -70,12 +75,16 @@ class TimeWindow(BaseModel):
 
 
 # ---- channels ----------------------------------------------------------------------------------
+ENABLED_ALIAS = AliasChoices("enabled", "is_enabled")
+
+
 class ChannelCreate(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(populate_by_name=True)
 
     name: str = Field(min_length=1, max_length=200)
-    channel_type: ChannelType = Field(validation_alias=AliasChoices("channel_type", "type"))
-    enabled: bool = True
+    channel_type: ChannelType = Field(validation_alias=AliasChoices("channel_type", "type"),
+                                      description="also accepted as `type`")
+    enabled: bool = Field(True, validation_alias=ENABLED_ALIAS, description="also accepted as `is_enabled`")
     config: dict[str, Any] = Field(description="per type, see docs/notifications.md; secrets are write-only")
     rate_limit_per_minute: int | None = Field(None, ge=1, le=6000, description="null = the platform default")
 
@@ -84,23 +93,57 @@ class ChannelUpdate(Update):
     """Fields left out stay. A given `config` replaces the stored one, except that secrets it leaves
     out, or sends back masked ("***…"), keep their stored value."""
 
+    model_config = ConfigDict(extra="ignore", populate_by_name=True)
     NOT_NULL = ("name", "channel_type", "enabled", "config")
 
     name: str | None = Field(None, min_length=1, max_length=200)
-    channel_type: ChannelType | None = Field(None, validation_alias=AliasChoices("channel_type", "type"))
-    enabled: bool | None = None
+    channel_type: ChannelType | None = Field(None, validation_alias=AliasChoices("channel_type", "type"),
+                                             description="also accepted as `type`")
+    enabled: bool | None = Field(None, validation_alias=ENABLED_ALIAS, description="also accepted as `is_enabled`")
     config: dict[str, Any] | None = None
     rate_limit_per_minute: int | None = Field(None, ge=1, le=6000)
 
 
 # ---- routing rules -----------------------------------------------------------------------------
-class RoutingRuleCreate(BaseModel):
-    """An unset or empty match list matches anything; all set criteria must hold."""
+UNSUPPORTED_MATCHES = {"device_tag_key": "tags", "device_tag_val": "tags", "device_prefixes": "device_ids"}
 
-    model_config = ConfigDict(extra="forbid")
+
+def _documented_rule(data: Any) -> Any:
+    """The documented single `channel_id` / `alert_type` as Pulse's lists; its unsupported criteria refused."""
+    if not isinstance(data, dict):
+        return data
+    d = dict(data)
+    for one, many in (("channel_id", "channel_ids"), ("alert_type", "alert_types")):
+        value = d.pop(one, None)
+        if value is not None and many not in d:
+            d[many] = [str(value) if isinstance(value, int) else value]
+    return d
+
+
+def _unsupported(v: Any, info: ValidationInfo) -> None:
+    if v not in (None, "", []):
+        raise ValueError(f"not supported by Pulse: match with {UNSUPPORTED_MATCHES[info.field_name]} instead")
+
+
+class RoutingRuleFields(BaseModel):
+    """The documented criteria Pulse cannot honour: sent (non-empty), they are a 422 naming them."""
+
+    device_tag_key: Any = Field(None, exclude=True, description="documented, not supported: use tags")
+    device_tag_val: Any = Field(None, exclude=True, description="documented, not supported: use tags")
+    device_prefixes: Any = Field(None, exclude=True, description="documented, not supported: use device_ids")
+
+    _refused = field_validator(*UNSUPPORTED_MATCHES)(_unsupported)
+    _documented = model_validator(mode="before")(lambda cls, data: _documented_rule(data))
+
+
+class RoutingRuleCreate(RoutingRuleFields):
+    """An unset or empty match list matches anything; all set criteria must hold. `channel_id` and
+    `alert_type` (one each, documented) are accepted for `channel_ids` and `alert_types`."""
+
+    model_config = ConfigDict(populate_by_name=True)
 
     name: str | None = Field(None, max_length=200)
-    enabled: bool = True
+    enabled: bool = Field(True, validation_alias=ENABLED_ALIAS, description="also accepted as `is_enabled`")
     priority: int = Field(100, ge=0, le=1_000_000, description="lower runs first")
     stop: bool = Field(False, description="a match ends evaluation: lower-priority rules are not tried")
     channel_ids: ChannelIds
@@ -111,16 +154,18 @@ class RoutingRuleCreate(BaseModel):
     group_ids: UuidList = None
     tags: Tags = None
     site_ids: IdList = None
-    events: Events = Field(default_factory=lambda: ["OPEN"])
+    events: Events = Field(default_factory=lambda: ["OPEN"], validation_alias=AliasChoices("events", "deliver_on"),
+                           description="also accepted as `deliver_on`")
     active_hours: TimeWindow | None = None
     throttle_minutes: int = Field(0, ge=0, le=7 * 24 * 60)
 
 
-class RoutingRuleUpdate(Update):
+class RoutingRuleUpdate(RoutingRuleFields, Update):
+    model_config = ConfigDict(extra="ignore", populate_by_name=True)
     NOT_NULL = ("enabled", "priority", "stop", "channel_ids", "events", "throttle_minutes")
 
     name: str | None = Field(None, max_length=200)
-    enabled: bool | None = None
+    enabled: bool | None = Field(None, validation_alias=ENABLED_ALIAS, description="also accepted as `is_enabled`")
     priority: int | None = Field(None, ge=0, le=1_000_000)
     stop: bool | None = None
     channel_ids: ChannelIds | None = None
@@ -131,6 +176,140 @@ class RoutingRuleUpdate(Update):
     group_ids: UuidList = None
     tags: Tags = None
     site_ids: IdList = None
-    events: Events | None = None
+    events: Events | None = Field(None, validation_alias=AliasChoices("events", "deliver_on"),
+                                  description="also accepted as `deliver_on`")
     active_hours: TimeWindow | None = None
     throttle_minutes: int | None = Field(None, ge=0, le=7 * 24 * 60)
+
+
+# ---- responses ---------------------------------------------------------------------------------
+class ChannelOut(BaseModel):
+    channel_id: str
+    tenant_id: str
+    name: str
+    channel_type: ChannelType
+    enabled: bool
+    is_enabled: bool = Field(description="documented name of `enabled`")
+    config: dict[str, Any] = Field(description="per type; secrets masked")
+    rate_limit_per_minute: int | None = None
+    created_at: datetime | None = None
+    updated_at: datetime | None = None
+
+    _documented = model_validator(mode="before")(
+        lambda cls, row: {**row, "is_enabled": row.get("enabled")} if isinstance(row, dict) else row)
+
+
+class ChannelPage(BaseModel):
+    channels: list[ChannelOut]
+    total: int
+    limit: int
+    offset: int
+
+
+class ChannelTestResult(BaseModel):
+    channel_id: str
+    channel_type: ChannelType
+    delivery_id: str
+    ok: bool
+    retryable: bool
+    status_code: int | None = None
+    error: str | None = None
+    duration_ms: int
+    retry_after_s: float | None = None
+    extra: dict[str, Any] = Field(default_factory=dict, description="per type, e.g. PagerDuty's `resolve`")
+    status: Literal["ok", "failed"] = Field(description="documented: `ok` as a word")
+    message: str = Field(description="documented: what happened, in words")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _documented(cls, row: Any) -> Any:
+        if not isinstance(row, dict):
+            return row
+        ok = bool(row.get("ok"))
+        return {**row, "status": "ok" if ok else "failed",
+                "message": "test message delivered" if ok else f"test message failed: {row.get('error')}"}
+
+
+class RoutingRuleOut(BaseModel):
+    rule_id: str
+    tenant_id: str
+    name: str | None = None
+    enabled: bool
+    is_enabled: bool = Field(description="documented name of `enabled`")
+    priority: int
+    stop: bool
+    channel_ids: list[str]
+    channel_id: str = Field(description="documented: the first of `channel_ids`")
+    min_severity: int | None = None
+    alert_types: list[str] | None = None
+    alert_type: str | None = Field(None, description="documented: the first of `alert_types`")
+    rule_ids: list[str] | None = None
+    device_ids: list[str] | None = None
+    group_ids: list[str] | None = None
+    tags: list[str] | None = None
+    site_ids: list[str] | None = None
+    events: list[str]
+    deliver_on: list[str] = Field(description="documented name of `events`")
+    active_hours: TimeWindow | None = None
+    throttle_minutes: int
+    created_at: datetime | None = None
+    updated_at: datetime | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _documented(cls, row: Any) -> Any:
+        if not isinstance(row, dict):
+            return row
+        return {**row, "is_enabled": row.get("enabled"), "channel_id": (row.get("channel_ids") or [""])[0],
+                "alert_type": (row.get("alert_types") or [None])[0], "deliver_on": row.get("events")}
+
+
+class RoutingRulePage(BaseModel):
+    rules: list[RoutingRuleOut]
+    total: int
+    limit: int
+    offset: int
+
+
+class JobAttempt(BaseModel):
+    attempt: int
+    ok: bool
+    status_code: int | None = None
+    error: str | None = None
+    duration_ms: int | None = None
+    at: datetime | None = None
+
+
+class JobOut(BaseModel):
+    job_id: int
+    tenant_id: str
+    alert_id: int
+    channel_id: str
+    event: str
+    deliver_on_event: str = Field(description="documented name of `event`")
+    occurrence: int
+    fingerprint: str | None = None
+    status: JobStatus
+    attempts: int
+    next_attempt_at: datetime | None = None
+    next_run_at: datetime | None = Field(None, description="documented name of `next_attempt_at`")
+    last_error: str | None = None
+    last_status_code: int | None = None
+    created_at: datetime | None = None
+    updated_at: datetime | None = None
+    completed_at: datetime | None = None
+    log: list[JobAttempt]
+
+    @model_validator(mode="before")
+    @classmethod
+    def _documented(cls, row: Any) -> Any:
+        if not isinstance(row, dict):
+            return row
+        return {**row, "deliver_on_event": row.get("event"), "next_run_at": row.get("next_attempt_at")}
+
+
+class JobPage(BaseModel):
+    jobs: list[JobOut]
+    total: int
+    limit: int
+    offset: int

@@ -1,5 +1,7 @@
-"""HTTP body of the Telemetron integration (`PUT /api/v1/customer/integrations/telemetron`)."""
+"""HTTP body and responses of the Telemetron integration (`/api/v1/customer/integrations/telemetron`)."""
 from __future__ import annotations
+
+from datetime import datetime
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
@@ -29,3 +31,41 @@ class TelemetronIntegrationPut(BaseModel):
         if v is not None and not is_masked(v) and len(v) < 8:
             raise ValueError("an API key has at least 8 characters")
         return v
+
+
+class TelemetronIntegrationOut(BaseModel):
+    base_url: str
+    enabled: bool
+    api_key: str = Field(description="masked")
+    api_key_readable: bool = Field(description="false when the stored key no longer decrypts: send it again")
+    last_sync_at: datetime | None = None
+    last_error: str | None = None
+    last_error_at: datetime | None = None
+    created_at: datetime | None = None
+    updated_at: datetime | None = None
+
+
+class Resync(BaseModel):
+    enqueued: int = Field(description="owned devices queued for the sync")
+
+
+class OutboxFailure(BaseModel):
+    id: int
+    aggregate_id: str
+    operation: str
+    attempts: int
+    last_error: str | None = None
+    updated_at: datetime | None = None
+
+
+class TelemetronStatus(BaseModel):
+    enabled: bool
+    base_url: str
+    last_sync_at: datetime | None = None
+    last_error: str | None = None
+    last_error_at: datetime | None = None
+    pending: int
+    failed: int
+    delivered: int
+    next_retry_at: datetime | None = None
+    recent_failures: list[OutboxFailure]

@@ -228,7 +228,7 @@ class DeviceShard(ActorHost[tuple[str, str], DeviceActor]):
                 out.rejections.append(Rejection(reason, f"tenant/{m.tenant_id}/device/{m.device_id}",
                                                 m.tenant_id, m.device_id, None, m.ts_ms))
                 continue
-            m = actor.normalize(m)
+            actor.normalize(m)
             for effect in actor.handle(m, self.rules.get(m.tenant_id, ())):
                 _collect(out, m.tenant_id, m.device_id, effect)
             out.accepted.append(m)

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import json
 import sys
-from dataclasses import replace
 from typing import Any, Iterable
 
 from pulse.domain.messages import (AlertEvent, CommandAck, CommandStatus, Effect, Heartbeat, MetricsDiscovered, Presence, Publish,
@@ -96,13 +95,12 @@ class DeviceActor:
             self.changed = (self.changed or set()) | metrics
 
     # ---- messages ------------------------------------------------------------------------
-    def normalize(self, msg: Any) -> Any:
-        """Telemetry with firmware keys renamed to semantic keys by the device's modules; what
-        latest, rules, sensors and the lake see. Other messages (and unmapped devices) unchanged."""
+    def normalize(self, msg: Any) -> None:
+        """Rename telemetry's firmware keys to semantic keys by the device's modules, in place (the
+        shard owns the messages it decoded): what latest, rules, sensors and the lake see."""
         key_map = self.key_map
-        if key_map is None or not isinstance(msg, Telemetry):
-            return msg
-        return replace(msg, metrics={key_map.get(k, k): v for k, v in msg.metrics.items()})
+        if key_map is not None and isinstance(msg, Telemetry):
+            msg.metrics = {key_map.get(k, k): v for k, v in msg.metrics.items()}
 
     def set_key_map(self, key_map: dict[str, str]) -> None:
         self.key_map = key_map or None

@@ -69,6 +69,14 @@ async def stored_alerts(db: Database) -> list[str]:
         return [r.fingerprint for r in await conn.execute(sa.select(alerts.c.fingerprint))]
 
 
+async def stored_sensors(db: Database) -> dict[tuple[str, str], tuple]:
+    s = device_sensors.c
+    async with db.connect() as conn:
+        rows = await conn.execute(sa.select(s.device_id, s.metric_key, s.last_value, s.last_seen_at))
+        return {(r.device_id, r.metric_key): (r.last_value, r.last_seen_at and int(r.last_seen_at.timestamp() * 1000))
+                for r in rows}
+
+
 def spy(monkeypatch, module, name: str, before: Callable[..., Awaitable[None]] | None = None) -> list[tuple]:
     """Wrap `module.name` (the real function still runs); returns each call's arguments after the
     first (the store or connection). `before(*those)` runs first: a pause that widens a race, a failure, a message mid-write."""
@@ -185,14 +193,7 @@ async def test_a_failed_write_keeps_the_actors_dirty(monkeypatch, db, shards):
         await shard.persist()
     assert await shard.persist() == 1
     assert "d1" in await stored_state(db)
-
-
-async def stored_sensors(db: Database) -> dict[tuple[str, str], tuple]:
-    s = device_sensors.c
-    async with db.connect() as conn:
-        rows = await conn.execute(sa.select(s.device_id, s.metric_key, s.last_value, s.last_seen_at))
-        return {(r.device_id, r.metric_key): (r.last_value, r.last_seen_at and int(r.last_seen_at.timestamp() * 1000))
-                for r in rows}
+    assert (await stored_sensors(db))[("d1", "temp")] == (20.0, T0)  # the sensors' last values too
 
 
 async def test_sensor_last_values_are_written_behind_with_the_snapshots(db, shards):
@@ -206,16 +207,6 @@ async def test_sensor_last_values_are_written_behind_with_the_snapshots(db, shar
     await shard.handle_batch([temp("d1", 99.0, at_s=1)])  # older than what it has: no change
     await shard.persist()
     assert (await stored_sensors(db))[("d1", "temp")] == (21.0, T0 + 10_000)
-
-
-async def test_a_failed_write_keeps_the_sensor_values_to_write(monkeypatch, db, shards):
-    shard = shards()
-    await shard.handle_batch([temp("d1", 20.0)])
-    spy(monkeypatch, device_state, "save_many", fail_once(ConnectionError("store down")))
-    with pytest.raises(ConnectionError):
-        await shard.persist()
-    await shard.persist()
-    assert (await stored_sensors(db))[("d1", "temp")] == (20.0, T0)
 
 
 # ---- module key maps -------------------------------------------------------------------------------

@@ -26,6 +26,7 @@ from pulse.storage import alerts as alert_store
 from pulse.storage import commands as command_store
 from pulse.storage import escalation as escalation_store
 from pulse.storage import device_state
+from pulse.storage import modules as module_store
 from pulse.storage import rules as rule_store
 from pulse.storage import sensors as sensor_store
 from pulse.storage.db import Database, utcnow
@@ -190,12 +191,13 @@ class DeviceShard(ActorHost[tuple[str, str], DeviceActor]):
         async with self._activation:
             missing = [k for k in keys if k not in self.actors]
             loaded = await device_state.load_many(self.db, missing)
+            key_maps = await module_store.metric_key_maps(self.db, list(loaded))
             rules = {t: await rule_store.load_active(self.db, t) for t in {t for t, _ in loaded} - self.rules.keys()}
             for tenant, tenant_rules in rules.items():
                 self.rules.setdefault(tenant, tenant_rules)
             now = time.monotonic()
             for key, (status, snap) in loaded.items():
-                self.actors[key] = DeviceActor(key[0], key[1], snap)
+                self.actors[key] = DeviceActor(key[0], key[1], snap, key_maps.get(key))
                 self.status[key] = status
                 # activated counts as used: a revoked or only-ticked device is passivated in time too
                 self.last_used[key] = now
@@ -226,6 +228,7 @@ class DeviceShard(ActorHost[tuple[str, str], DeviceActor]):
                 out.rejections.append(Rejection(reason, f"tenant/{m.tenant_id}/device/{m.device_id}",
                                                 m.tenant_id, m.device_id, None, m.ts_ms))
                 continue
+            actor.normalize(m)
             for effect in actor.handle(m, self.rules.get(m.tenant_id, ())):
                 _collect(out, m.tenant_id, m.device_id, effect)
             out.accepted.append(m)
@@ -278,6 +281,15 @@ class DeviceShard(ActorHost[tuple[str, str], DeviceActor]):
         elif key in self.actors:
             self.status[key] = status
 
+    async def modules_changed(self, tenant_id: str, device_id: str) -> None:
+        """A module was installed, changed or removed: reload the device's key map if it is in memory."""
+        key = (tenant_id, device_id)
+        if key in self.actors:
+            key_map = await module_store.metric_key_map(self.db, tenant_id, device_id)
+            actor = self.actors.get(key)  # it may have been passivated during the read
+            if actor is not None:
+                actor.set_key_map(key_map)
+
     async def rules_changed(self, tenant_id: str) -> int:
         """Reload the tenant's rules now; active actors drop state of deleted rules."""
         if tenant_id not in self.rules and not any(t == tenant_id for t, _ in self.actors):
@@ -291,7 +303,8 @@ class DeviceShard(ActorHost[tuple[str, str], DeviceActor]):
         return len(rules)
 
     async def persist(self) -> int:
-        """Write-behind: every dirty actor's snapshot in one transaction.
+        """Write-behind: every dirty actor's snapshot, and the last values of its sensors that
+        changed, in one transaction.
 
         The flags are cleared before the write, so an actor changed while it runs is dirty again
         (and written next time) instead of being marked clean with its change unsaved; a failed or
@@ -300,13 +313,15 @@ class DeviceShard(ActorHost[tuple[str, str], DeviceActor]):
         if not dirty:
             return 0
         snapshots = {k: a.snapshot() for k, a in dirty.items()}
+        sensor_values = {k: a.take_changed() for k, a in dirty.items()}
         for actor in dirty.values():
             actor.dirty = False
         try:
-            await device_state.save_many(self.db, snapshots)
+            await device_state.save_many(self.db, snapshots, sensor_values)
         except BaseException:
-            for actor in dirty.values():
+            for k, actor in dirty.items():
                 actor.dirty = True
+                actor.keep_changed(sensor_values[k])
             raise
         return len(dirty)
 

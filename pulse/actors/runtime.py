@@ -210,6 +210,10 @@ class Runtime:
         ref = self.device_refs[self.devices.device_shard(tenant_id, device_id)]
         await self._call(ref, "device_changed", tenant_id, device_id, status)
 
+    async def modules_changed(self, tenant_id: str, device_id: str) -> None:
+        ref = self.device_refs[self.devices.device_shard(tenant_id, device_id)]
+        await self._call(ref, "modules_changed", tenant_id, device_id)
+
     async def rules_changed(self, tenant_id: str) -> None:
         """Broadcast: every shard reloads the tenant's rules now (no restart needed)."""
         await asyncio.gather(*(self._call(r, "rules_changed", tenant_id) for r in self.device_refs))

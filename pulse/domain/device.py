@@ -48,12 +48,18 @@ def diff_keys(desired: dict[str, Any], reported: dict[str, Any]) -> dict[str, An
 
 
 class DeviceActor:
-    __slots__ = ("tenant_id", "device_id", "latest", "twin", "rule_states", "presence", "queued", "dirty")
+    __slots__ = ("tenant_id", "device_id", "latest", "twin", "rule_states", "presence", "queued", "dirty",
+                 "key_map", "changed")
 
-    def __init__(self, tenant_id: str, device_id: str, snapshot: dict[str, Any] | None = None) -> None:
+    def __init__(self, tenant_id: str, device_id: str, snapshot: dict[str, Any] | None = None,
+                 key_map: dict[str, str] | None = None) -> None:
         s = snapshot or {}
         self.tenant_id = tenant_id
         self.device_id = device_id
+        # firmware key -> semantic key of the device's active modules; None (not {}) when there is none
+        self.key_map: dict[str, str] | None = key_map or None
+        # metrics whose latest value changed since the last persist (device_sensors.last_value); None when none
+        self.changed: set[str] | None = None
         # metric -> (value, ts_ms); tuples and interned keys: a million actors must fit in a few GiB
         self.latest: dict[str, tuple[float, int]] = {sys.intern(k): (v[0], v[1]) for k, v in s.get("latest", {}).items()}
         self.twin: dict[str, Any] = s.get("twin") or {
@@ -77,7 +83,28 @@ class DeviceActor:
             "queued": self.queued,
         }
 
+    def take_changed(self) -> dict[str, tuple[float, int]]:
+        """The latest (value, ts_ms) of each metric changed since the last call, for write-behind."""
+        changed, self.changed = self.changed, None
+        return {m: self.latest[m] for m in changed or () if m in self.latest}
+
+    def keep_changed(self, metrics: Iterable[str]) -> None:
+        """A failed write: these metrics' latest values are still to be written."""
+        metrics = set(metrics)
+        if metrics:
+            self.changed = (self.changed or set()) | metrics
+
     # ---- messages ------------------------------------------------------------------------
+    def normalize(self, msg: Any) -> None:
+        """Rename telemetry's firmware keys to semantic keys by the device's modules, in place (the
+        shard owns the messages it decoded): what latest, rules, sensors and the lake see."""
+        key_map = self.key_map
+        if key_map is not None and isinstance(msg, Telemetry):
+            msg.metrics = {key_map.get(k, k): v for k, v in msg.metrics.items()}
+
+    def set_key_map(self, key_map: dict[str, str]) -> None:
+        self.key_map = key_map or None
+
     def on_telemetry(self, msg: Telemetry, rules: Iterable[Rule]) -> list[Effect]:
         self._seen(msg.ts_ms, "last_telemetry_ms")
         effects: list[Effect] = []
@@ -88,6 +115,9 @@ class DeviceActor:
                 new_keys.append(metric)
             if cur is None or msg.ts_ms >= cur[1]:
                 self.latest[metric] = (value, msg.ts_ms)
+                if self.changed is None:
+                    self.changed = set()
+                self.changed.add(metric)
         if new_keys:
             effects.append(MetricsDiscovered(new_keys))
         for rule in rules:

@@ -16,14 +16,19 @@ async def list_modules(ctx: ServiceContext, tenant_id: str, device_id: str, stat
 
 
 async def create(ctx: ServiceContext, tenant_id: str, device_id: str, fields: dict[str, Any]) -> dict[str, Any]:
-    return await store.create(ctx.db, tenant_id, device_id, fields)
+    module = await store.create(ctx.db, tenant_id, device_id, fields)
+    await ctx.runtime.modules_changed(tenant_id, device_id)  # ingest applies the new key map at once
+    return module
 
 
 async def update(ctx: ServiceContext, tenant_id: str, device_id: str, module_id: int,
                  fields: dict[str, Any]) -> dict[str, Any]:
-    return await store.update(ctx.db, tenant_id, device_id, module_id, fields)
+    module = await store.update(ctx.db, tenant_id, device_id, module_id, fields)
+    await ctx.runtime.modules_changed(tenant_id, device_id)
+    return module
 
 
 async def remove(ctx: ServiceContext, tenant_id: str, device_id: str, module_id: int) -> None:
     """Soft delete: status becomes removed and the module's sensors are deactivated."""
     await store.remove(ctx.db, tenant_id, device_id, module_id)
+    await ctx.runtime.modules_changed(tenant_id, device_id)

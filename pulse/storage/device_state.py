@@ -5,6 +5,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from pulse.storage import sensors
 from pulse.storage.db import Database, upsert, utcnow
 from pulse.storage.tables import device_state, devices
 
@@ -33,8 +34,10 @@ async def load_many(db: Database, keys: list[Key]) -> dict[Key, tuple[str, dict[
     return out
 
 
-async def save_many(db: Database, snapshots: dict[Key, dict[str, Any]]) -> None:
-    """One transaction for a whole batch of dirty actors (write-behind)."""
+async def save_many(db: Database, snapshots: dict[Key, dict[str, Any]],
+                    sensor_values: dict[Key, dict[str, tuple[float, int]]] | None = None) -> None:
+    """One transaction for a whole batch of dirty actors (write-behind), with the sensors' last
+    values that changed since the previous one."""
     if not snapshots:
         return
     now = utcnow()
@@ -51,6 +54,7 @@ async def save_many(db: Database, snapshots: dict[Key, dict[str, Any]]) -> None:
             existing.update((r.tenant_id, r.device_id) for r in res)
         await upsert(conn, device_state, [r for r in rows if (r["tenant_id"], r["device_id"]) in existing],
                      ["tenant_id", "device_id"])
+        await sensors.record_last_values(conn, {k: v for k, v in (sensor_values or {}).items() if k in existing})
 
 
 async def delete(db: Database, tenant_id: str, device_id: str) -> None:

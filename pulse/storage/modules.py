@@ -117,7 +117,20 @@ async def remove(db: Database, tenant_id: str, device_id: str, module_id: int) -
 
 async def metric_key_map(db: Database, tenant_id: str, device_id: str) -> dict[str, str]:
     """Raw firmware key -> semantic key over the device's active modules (for ingest normalization)."""
+    return (await metric_key_maps(db, [(tenant_id, device_id)])).get((tenant_id, device_id), {})
+
+
+async def metric_key_maps(db: Database, keys: list[tuple[str, str]]) -> dict[tuple[str, str], dict[str, str]]:
+    """`metric_key_map` of many devices in one query (a device shard's activation batch); devices
+    without an active mapping module are left out."""
+    out: dict[tuple[str, str], dict[str, str]] = {}
+    if not keys:
+        return out
+    m = device_modules.c
     async with db.connect() as conn:
-        maps = (await conn.execute(sa.select(device_modules.c.metric_key_map).where(
-            *of_device(device_modules, tenant_id, device_id), device_modules.c.status == "active"))).scalars()
-        return {raw: key for m in maps for raw, key in (m or {}).items()}
+        rows = await conn.execute(sa.select(m.tenant_id, m.device_id, m.metric_key_map).where(
+            sa.tuple_(m.tenant_id, m.device_id).in_(keys), m.status == "active"))
+        for r in rows:
+            if r.metric_key_map:
+                out.setdefault((r.tenant_id, r.device_id), {}).update(r.metric_key_map)
+    return out

@@ -6,6 +6,7 @@ deactivated, not deleted), `optional` (added by a user) or `unmodeled` (discover
 from __future__ import annotations
 
 import logging
+from datetime import datetime, timezone
 from typing import Any
 
 import sqlalchemy as sa
@@ -151,6 +152,20 @@ async def discover_unmodeled_many(db: Database, discovered: dict[tuple[str, str]
             log.warning("sensor discovery skipped: device %s/%s no longer exists", *next(iter(discovered)))
             return 0
         return sum([await discover_unmodeled_many(db, {k: v}) for k, v in discovered.items()])
+
+
+async def record_last_values(conn: AsyncConnection, values: dict[tuple[str, str], dict[str, tuple[float, int]]]) -> None:
+    """last_value / last_seen_at of the sensors whose latest value changed (device shard write-behind):
+    one batched UPDATE; metrics without a sensor row are skipped."""
+    s = device_sensors.c
+    rows = [{"t": t, "d": d, "m": metric, "v": value, "at": datetime.fromtimestamp(ts_ms / 1000, timezone.utc)}
+            for (t, d), metrics in values.items() for metric, (value, ts_ms) in metrics.items()]
+    if not rows:
+        return
+    stmt = device_sensors.update().where(
+        s.tenant_id == sa.bindparam("t"), s.device_id == sa.bindparam("d"), s.metric_key == sa.bindparam("m"),
+    ).values(last_value=sa.bindparam("v"), last_seen_at=sa.bindparam("at", type_=s.last_seen_at.type))
+    await conn.execute(stmt, rows)
 
 
 async def sensor_metadata(db: Database, tenant_id: str, device_id: str) -> dict[str, dict[str, Any]]:

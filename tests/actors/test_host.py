@@ -13,10 +13,10 @@ from sqlalchemy import event
 from pulse.actors.host import DeviceShard, TenantShard
 from pulse.domain.messages import AlertEvent, Telemetry
 from pulse.storage import alerts as alert_store
-from pulse.storage import device_state, devices, tenants
+from pulse.storage import device_state, devices, modules, tenants
 from pulse.storage import rules as rule_store
 from pulse.storage.db import Database
-from pulse.storage.tables import alerts
+from pulse.storage.tables import alerts, device_sensors
 from pulse.storage.tables import device_state as device_state_table
 
 T0 = 1_772_000_000_000  # ms
@@ -67,6 +67,14 @@ async def stored_state(db: Database) -> dict[str, dict]:
 async def stored_alerts(db: Database) -> list[str]:
     async with db.connect() as conn:
         return [r.fingerprint for r in await conn.execute(sa.select(alerts.c.fingerprint))]
+
+
+async def stored_sensors(db: Database) -> dict[tuple[str, str], tuple]:
+    s = device_sensors.c
+    async with db.connect() as conn:
+        rows = await conn.execute(sa.select(s.device_id, s.metric_key, s.last_value, s.last_seen_at))
+        return {(r.device_id, r.metric_key): (r.last_value, r.last_seen_at and int(r.last_seen_at.timestamp() * 1000))
+                for r in rows}
 
 
 def spy(monkeypatch, module, name: str, before: Callable[..., Awaitable[None]] | None = None) -> list[tuple]:
@@ -185,6 +193,38 @@ async def test_a_failed_write_keeps_the_actors_dirty(monkeypatch, db, shards):
         await shard.persist()
     assert await shard.persist() == 1
     assert "d1" in await stored_state(db)
+    assert (await stored_sensors(db))[("d1", "temp")] == (20.0, T0)  # the sensors' last values too
+
+
+async def test_sensor_last_values_are_written_behind_with_the_snapshots(db, shards):
+    shard = shards()
+    await shard.handle_batch([temp("d1", 20.0), temp("d2", 30.0, at_s=5), temp("d1", 21.0, at_s=10)])
+    assert await stored_sensors(db) == {("d1", "temp"): (None, None), ("d2", "temp"): (None, None)}  # not per message
+    seen = commits(shard.db)
+    await shard.persist()
+    assert len(seen) == 1
+    assert await stored_sensors(db) == {("d1", "temp"): (21.0, T0 + 10_000), ("d2", "temp"): (30.0, T0 + 5000)}
+    await shard.handle_batch([temp("d1", 99.0, at_s=1)])  # older than what it has: no change
+    await shard.persist()
+    assert (await stored_sensors(db))[("d1", "temp")] == (21.0, T0 + 10_000)
+
+
+# ---- module key maps -------------------------------------------------------------------------------
+async def test_module_key_maps_rename_firmware_keys_at_ingest_and_follow_module_changes(monkeypatch, db, shards):
+    await modules.create(db, "acme", "d1", {"slot_key": "rs485", "metric_key_map": {"t": "temp"}})
+    loads = spy(monkeypatch, modules, "metric_key_maps")
+    shard = shards()
+    raw = Telemetry("acme", "d1", T0, {"t": 20.0})
+    res = await shard.handle_batch([raw, Telemetry("acme", "d2", T0, {"t": 5.0})])
+    assert [m.metrics for m in res.accepted] == [{"temp": 20.0}, {"t": 5.0}]  # what the lake gets
+    assert len(loads) == 1  # one query for the activation batch
+    assert set(await shard.call("acme", "d1", "latest_view")) == {"temp"}
+    assert set(await stored_sensors(db)) == {("d1", "temp"), ("d2", "t")}
+    module = (await modules.list_modules(db, "acme", "d1"))[0][0]
+    await modules.update(db, "acme", "d1", module["id"], {"status": "inactive"})
+    await shard.modules_changed("acme", "d1")
+    res = await shard.handle_batch([Telemetry("acme", "d1", T0 + 1000, {"t": 21.0})])
+    assert res.accepted[0].metrics == {"t": 21.0}
 
 
 # ---- passivation -----------------------------------------------------------------------------------

@@ -166,3 +166,28 @@ def test_no_heartbeat_opens_when_silent_and_closes_when_back():
     assert ev.kind == "clear"
     a.rules_changed(set())
     assert "NO_HEARTBEAT" in a.rule_states  # not a user rule: kept
+
+
+def test_the_module_key_map_renames_firmware_keys_for_latest_and_rules():
+    a = DeviceActor("t1", "d1", key_map={"t": "temp"})
+    msg = tele(1000, t=35, hum=40)
+    a.normalize(msg)
+    assert msg.metrics == {"temp": 35.0, "hum": 40.0}
+    assert len(alerts(a, msg, [rule()])) == 1
+    assert set(a.latest_view()) == {"temp", "hum"}
+    a.set_key_map({})
+    msg = tele(2000, t=1)
+    a.normalize(msg)
+    assert msg.metrics == {"t": 1.0}
+
+
+def test_changed_latest_values_are_taken_once_for_the_sensors():
+    a = DeviceActor("t1", "d1")
+    alerts(a, tele(2000, temp=20, hum=40), [])
+    assert a.take_changed() == {"temp": (20.0, 2000), "hum": (40.0, 2000)}
+    assert a.take_changed() == {}
+    alerts(a, tele(1000, temp=99, hum=41), [])  # late readings change nothing
+    alerts(a, tele(3000, hum=42), [])
+    assert a.take_changed() == {"hum": (42.0, 3000)}
+    a.keep_changed(["hum"])  # a failed write: still to be written
+    assert a.take_changed() == {"hum": (42.0, 3000)}

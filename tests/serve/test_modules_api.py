@@ -2,6 +2,7 @@
 import pytest
 
 from pulse.storage import modules
+from tests.serve.helpers import telemetry
 
 DEVICES = "/api/v1/customer/devices"
 TEMPLATES = "/api/v1/customer/templates"
@@ -149,3 +150,17 @@ async def test_module_list_paginates(api):
     r = (await api.get(f"{DEVICES}/gw/modules", params={"limit": 2, "offset": 4})).json()
     assert r["total"] == 5 and [m["bus_address"] for m in r["modules"]] == ["4"]
     assert (await api.get(f"{DEVICES}/gw/modules", params={"status": "gone"})).status_code == 422
+
+
+async def test_ingest_applies_the_key_map_as_soon_as_a_module_changes(api):
+    await gateway(api)
+    await telemetry(api, "gw", 0, t=1.0)  # the device actor is in memory before the module is installed
+    r = await add(api, slot_key="rs485", bus_address="1", metric_key_map={"t": "inlet_temp"})
+    assert r.status_code == 201
+    await telemetry(api, "gw", 10, t=20.5)
+    latest = (await api.get(f"{DEVICES}/gw/telemetry/latest")).json()
+    assert latest["metrics"]["inlet_temp"]["value"] == 20.5 and latest["metrics"]["t"]["value"] == 1.0
+    assert (await api.delete(f"{DEVICES}/gw/modules/{r.json()['id']}")).status_code == 204
+    await telemetry(api, "gw", 20, t=3.0)
+    latest = (await api.get(f"{DEVICES}/gw/telemetry/latest")).json()
+    assert (latest["metrics"]["t"]["value"], latest["metrics"]["inlet_temp"]["value"]) == (3.0, 20.5)

@@ -5,6 +5,7 @@ import pytest
 
 from pulse.errors import Invalid
 from pulse.storage import sensors, templates
+from tests.serve.helpers import telemetry, ts
 
 DEVICES = "/api/v1/customer/devices"
 TEMPLATES = "/api/v1/customer/templates"
@@ -249,3 +250,16 @@ async def test_sensor_metadata_maps_metric_keys_to_units_and_ranges(api):
     assert meta["rpm"] == {"unit": None, "min_range": None, "max_range": None, "precision_digits": None}
     assert set(meta) == {"latitude", "longitude", "battery_pct", "rpm"}
     assert await sensors.sensor_metadata(db, "globex", "gps") == {}
+
+
+async def test_sensors_show_the_last_value_ingest_wrote_behind(api):
+    await device(api, "gw", "lifeline-gateway-v1")
+    await telemetry(api, "gw", 0, supply_voltage=12.1, vibration=0.5)
+    await telemetry(api, "gw", 30, supply_voltage=12.4)
+    await api.services.runtime.flush()
+    s = await by_key(api, "gw")
+    assert (s["supply_voltage"]["last_value"], s["vibration"]["last_value"]) == (12.4, 0.5)
+    assert s["supply_voltage"]["last_seen_at"].startswith(ts(30)[:19])
+    assert s["signal_rssi"]["last_value"] is None and s["signal_rssi"]["last_seen_at"] is None  # never reported
+    fleet = (await api.get("/api/v1/customer/sensors", params={"metric_key": "vibration"})).json()["sensors"]
+    assert [(x["device_id"], x["last_value"]) for x in fleet] == [("gw", 0.5)]

@@ -32,6 +32,9 @@ class RecordingRuntime:
     async def device_changed(self, tenant_id: str, device_id: str, status: str | None) -> None:
         self.calls.append(("device_changed", tenant_id, device_id, status))
 
+    async def modules_changed(self, tenant_id: str, device_id: str) -> None:
+        self.calls.append(("modules_changed", tenant_id, device_id))
+
     async def rules_changed(self, tenant_id: str) -> None:
         self.calls.append(("rules_changed", tenant_id))
 

@@ -11,7 +11,7 @@ import pytest
 
 from pulse.integrations.carriers import provider_for
 from pulse.integrations.carriers.base import CarrierAuthError, CarrierError, Credentials
-from pulse.integrations.carriers.thingspace import ThingSpaceProvider, sim_status
+from pulse.integrations.carriers.thingspace import ThingSpaceProvider, request_state, sim_status
 from pulse.integrations.http import RetryPolicy, Unavailable
 from pulse.simulators.server import SimServer
 from pulse.simulators.thingspace import ThingSpaceSim
@@ -54,7 +54,8 @@ async def providers():
         sim = server.sim
         credentials = Credentials(api_base_url=server.base_url, api_key=sim.client_id,
                                   api_secret=secret or sim.client_secret, account_id=sim.account_name,
-                                  config={"username": sim.username, "password": password or sim.password, **config})
+                                  config={"username": sim.username, "password": password or sim.password,
+                                          "mdn_zip_code": "98101", **config})
         provider = ThingSpaceProvider(credentials, retry=FAST, timeout_s=timeout_s)
         made.append(provider)
         return provider
@@ -299,6 +300,31 @@ async def test_a_change_the_network_refuses_reports_failed(start_sim, providers)
     result = await provider.action(ICCIDS[0], "suspend")
     assert (await settled(provider, result.request_id)).state == "failed"
     assert (await provider.get_device_info(ICCIDS[0])).sim_status == "active"
+
+
+def test_any_status_starting_with_fail_is_a_failure() -> None:
+    assert [request_state(s) for s in ("Failure", "FAILED", "failed", "Success", "Pending", "", None)] == [
+        "failed", "failed", "failed", "succeeded", None, None, None]
+
+
+async def test_listing_pages_by_created_at_without_internal_ids(start_sim, providers) -> None:
+    sim, server = start_sim(lines=5, page_size=2)  # listed lines carry no DeviceId, as Verizon documents
+    assert [d.carrier_device_id async for d in providers(server).list_devices()] == ICCIDS
+    bodies = sim.list_queries
+    assert "largestDeviceIdSeen" not in bodies[0] and "earliest" not in bodies[0]
+    assert all("largestDeviceIdSeen" not in b and b["earliest"] for b in bodies[1:]) and len(bodies) == 3
+
+
+async def test_activation_sends_the_mdn_zip_code_and_needs_one(start_sim, providers) -> None:
+    sim, server = start_sim()
+    sim.add_device(ICCIDS[0], state="pre-active")
+    for zip_code in ("", "9810", "98 10"):
+        with pytest.raises(CarrierError) as missing:
+            await providers(server, mdn_zip_code=zip_code).action(ICCIDS[0], "activate")
+        assert missing.value.status == 422 and "mdn_zip_code" in str(missing.value)
+    assert sim.count("POST", "/api/m2m/v1/devices/actions/activate") == 0  # refused before asking Verizon
+    ready = providers(server, mdn_zip_code="98101", service_plan="M2M1GB")
+    assert (await ready.action(ICCIDS[0], "activate")).state == "pending"
 
 
 async def test_claim_activates_by_iccid(start_sim, providers) -> None:

@@ -21,8 +21,8 @@ from typing import Any
 from weakref import WeakKeyDictionary
 
 from pulse.config.settings import Settings
-from pulse.domain.carriers import (ACTIONS, FAILED, PENDING, REBOOT_SMS, SECRET_FIELDS, STATUS_AFTER, SUCCEEDED,
-                                   usage_alert, used_pct)
+from pulse.domain.carriers import (ACTIONS, FAILED, OUTCOME_UNKNOWN, PENDING, REBOOT_SMS, SECRET_FIELDS, SENT,
+                                   STATUS_AFTER, SUCCEEDED, usage_alert, used_pct)
 from pulse.domain.messages import AlertEvent
 from pulse.domain.permissions import Principal
 from pulse.errors import (BadGateway, Conflict, Invalid, NotFound, PulseError, ServiceUnavailable, Unauthorized,
@@ -391,16 +391,19 @@ async def execute_action(settings: Settings, db: Database, who: Principal, devic
         await _audit_line(db, who, link["integration_id"], device_id, f"line.{action}",
                           {"carrier_device_id": cid, "state": "refused", "detail": e.detail})
         raise
-    req = await store.add_request(db, **record, request_id=result.request_id,
-                                  state=result.state, detail=result.detail)
+    state, detail = result.state, result.detail
+    if (state == PENDING and not integration.get("callback_url")
+            and not provider_class(integration["carrier_name"]).polls(action)):
+        state, detail = SENT, OUTCOME_UNKNOWN.format(carrier=integration["carrier_name"], action=action)
+    req = await store.add_request(db, **record, request_id=result.request_id, state=state, detail=detail)
     await _audit_line(db, who, link["integration_id"], device_id, f"line.{action}",
-                      {"carrier_device_id": cid, "state": result.state, "request_id": result.request_id})
+                      {"carrier_device_id": cid, "state": state, "request_id": result.request_id})
     if result.state == SUCCEEDED:
         await apply_settled(db, req | {"tenant_id": tenant_id})
     elif result.state == FAILED:
         raise Conflict(f"{integration['carrier_name']} did not {action} line {cid}: {result.detail or 'failed'}")
-    return {"device_id": device_id, "action": action, "state": result.state, "request_id": result.request_id,
-            "detail": result.detail, "carrier_name": integration["carrier_name"], "carrier_device_id": cid,
+    return {"device_id": device_id, "action": action, "state": state, "request_id": result.request_id,
+            "detail": detail, "carrier_name": integration["carrier_name"], "carrier_device_id": cid,
             "sim_status": (await store.get_link(db, tenant_id, device_id))["sim_status"]}
 
 

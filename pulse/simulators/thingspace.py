@@ -21,7 +21,8 @@ Modelled behaviour:
   password (`...REQUEST_FAILED.Account.Locked`) until `unlock()`.
 - State changes (activate, suspend, restore, deactivate, plan change) and SMS answer `{requestId}` at
   once, show a "pending ..." state, refuse other changes meanwhile, and settle `change_delay_s` later.
-  The result can be polled (`GET /accounts/{aname}/requests/{id}/status`) and is POSTed to the
+  The result of a single-device activate/suspend/restore/deactivate can be polled
+  (`GET /accounts/{aname}/requests/{id}/status`; any other request is refused there), and every result is POSTed to the
   registered callback listener (`CarrierService`; `EnhancedConnectivityService` for SMS; `DeviceUsage`
   for aggregate usage) with the registered username/password echoed in the body. A delivery that is
   not answered 2xx is retried `callback_attempts` times in all, `callback_retry_s` apart (ThingSpace:
@@ -76,6 +77,8 @@ DEMO_USERNAME = "pulse-demo"
 DEMO_PASSWORD = "pulse-demo-password"
 CARRIER = "Verizon Wireless"
 KINDS = frozenset({"esn", "meid", "imei", "iccid", "mdn", "msisdn", "min", "imsi", "eid"})
+# the requests whose status can be polled: single-device activate/suspend/restore/deactivate (the rest: callback)
+POLLED = frozenset({"activate", "suspend", "restore", "deactivate"})
 CALLBACK_SERVICES = frozenset({
     "CarrierService", "DeviceService", "DeviceUsage", "DevicePRLInformation", "DeviceProfileService",
     "DeviceSuspensionStatus", "DiagnosticsService", "EnhancedConnectivityService", "StateService",
@@ -722,6 +725,9 @@ class ThingSpaceSim(Simulator):
             req = self.requests_by_id.get(request_id)
             if req is None:
                 raise _bad("INPUT_INVALID.RequestId.Invalid", f"Request {request_id} not found")
+            if req.operation not in POLLED or len(req.devices) != 1:  # documented for these only
+                raise _bad("INPUT_INVALID.RequestId.Invalid",
+                           f"Request {request_id} ({req.operation}) reports its result by callback only")
             return {"requestId": req.request_id, "status": req.status}
 
         @app.post(M2M + "/sms")

@@ -239,6 +239,9 @@ def _month_before(t: datetime) -> datetime:
 
 class ThingSpaceProvider(CarrierProvider):
     name = "thingspace"
+    # Verizon documents request-status polling only for single-device activate/suspend/restore/deactivate:
+    # an SMS (the reboot) and a plan change settle by their callback
+    polled_actions = frozenset(ACTIONS)
     page_size = 2000  # ThingSpace's largest device-list page
 
     def __init__(self, credentials: Credentials, http: httpx.AsyncClient | None = None,

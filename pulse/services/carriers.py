@@ -194,11 +194,16 @@ async def get_integration(settings: Settings, db: Database, integration_id: int,
 
 
 def _checked(fields: dict[str, Any]) -> dict[str, Any]:
-    """400 for a carrier Pulse has no provider for; the provider's public URL when none is given."""
+    """400 for a carrier Pulse has no provider for, 422 for a `config` it cannot use; the provider's public URL
+    when none is given."""
     try:
         cls = provider_class(fields["carrier_name"])
     except CarrierError as e:
         raise PulseError(str(e)) from None  # 400, as the documented system answers
+    try:
+        cls.check_config(fields.get("config") or {})
+    except CarrierError as e:
+        raise Invalid(str(e)) from None
     url = fields.get("api_base_url") or getattr(cls, "default_base_url", None)
     if not url:
         raise Invalid(f"api_base_url is required for {fields['carrier_name']}")

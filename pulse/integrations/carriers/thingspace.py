@@ -393,6 +393,11 @@ class ThingSpaceProvider(CarrierProvider):
             ip_address=ip, last_connection=d.lastConnectionDate, plan=carrier.servicePlan or None,
             msisdn=d.id_of("msisdn") or d.id_of("mdn"), imei=d.id_of("imei"), raw=raw)
 
+    @classmethod
+    def check_config(cls, config: dict[str, Any]) -> None:
+        if "mdn_zip_code" in config and not MDN_ZIP.fullmatch(str(config["mdn_zip_code"] or "")):
+            raise CarrierError("config.mdn_zip_code must be a 5-digit ZIP code", 422, "mdn_zip_code")
+
     def _activation(self, plan_id: str | None) -> dict[str, str]:
         """What every activation sends from the integration's config: `mdnZipCode` (required by
         ThingSpace: the area of the number the line gets), the plan and the SKU."""

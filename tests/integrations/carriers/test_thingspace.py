@@ -335,6 +335,10 @@ async def test_activation_sends_the_mdn_zip_code_and_needs_one(start_sim, provid
             await providers(server, mdn_zip_code=zip_code).action(ICCIDS[0], "activate")
         assert missing.value.status == 422 and "mdn_zip_code" in str(missing.value)
     assert sim.count("POST", "/api/m2m/v1/devices/actions/activate") == 0  # refused before asking Verizon
+    ThingSpaceProvider.check_config({"mdn_zip_code": "98101"})
+    with pytest.raises(CarrierError) as bad:
+        ThingSpaceProvider.check_config({"mdn_zip_code": "981"})  # refused when the integration is created
+    assert bad.value.status == 422
     ready = providers(server, mdn_zip_code="98101", service_plan="M2M1GB")
     assert (await ready.action(ICCIDS[0], "activate")).state == "pending"
 

@@ -17,6 +17,10 @@ REBOOT_SMS = "REBOOT"
 # what a line's sim_status becomes once an action succeeded (reboot changes nothing)
 STATUS_AFTER = {"activate": "active", "suspend": "suspended", "restore": "active", "deactivate": "deactivated"}
 PENDING, SUCCEEDED, FAILED = "pending", "succeeded", "failed"  # a carrier request
+# a request the carrier took but will report on only by callback, when no callback URL is registered
+SENT = "sent"
+OUTCOME_UNKNOWN = ("sent, outcome unknown: {carrier} reports the result of a {action} only by callback, and this "
+                   "integration has no callback URL registered (set public_base_url)")
 USAGE_ALERT_TYPE = "CARRIER_DATA_USAGE"
 USAGE_ALERT_SEVERITY = 3
 

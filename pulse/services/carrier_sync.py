@@ -187,6 +187,8 @@ class CarrierSync:
         settled = 0
         async with open_provider(self.settings, integration) as provider:
             for req in reqs:
+                if not provider.polls(req["action"]) and not self._given_up(req):
+                    continue  # the carrier answers this one only by callback
                 try:
                     result = self._given_up(req) or await provider.request_status(req["request_id"])
                 except (CarrierAuthError, Unavailable) as e:

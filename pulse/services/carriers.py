@@ -21,8 +21,8 @@ from typing import Any
 from weakref import WeakKeyDictionary
 
 from pulse.config.settings import Settings
-from pulse.domain.carriers import (ACTIONS, FAILED, PENDING, REBOOT_SMS, SECRET_FIELDS, STATUS_AFTER, SUCCEEDED,
-                                   usage_alert, used_pct)
+from pulse.domain.carriers import (ACTIONS, FAILED, OUTCOME_UNKNOWN, PENDING, REBOOT_SMS, SECRET_FIELDS, SENT,
+                                   STATUS_AFTER, SUCCEEDED, usage_alert, used_pct)
 from pulse.domain.messages import AlertEvent
 from pulse.domain.permissions import Principal
 from pulse.errors import (BadGateway, Conflict, Invalid, NotFound, PulseError, ServiceUnavailable, Unauthorized,
@@ -194,11 +194,16 @@ async def get_integration(settings: Settings, db: Database, integration_id: int,
 
 
 def _checked(fields: dict[str, Any]) -> dict[str, Any]:
-    """400 for a carrier Pulse has no provider for; the provider's public URL when none is given."""
+    """400 for a carrier Pulse has no provider for, 422 for a `config` it cannot use; the provider's public URL
+    when none is given."""
     try:
         cls = provider_class(fields["carrier_name"])
     except CarrierError as e:
         raise PulseError(str(e)) from None  # 400, as the documented system answers
+    try:
+        cls.check_config(fields.get("config") or {})
+    except CarrierError as e:
+        raise Invalid(str(e)) from None
     url = fields.get("api_base_url") or getattr(cls, "default_base_url", None)
     if not url:
         raise Invalid(f"api_base_url is required for {fields['carrier_name']}")
@@ -391,16 +396,19 @@ async def execute_action(settings: Settings, db: Database, who: Principal, devic
         await _audit_line(db, who, link["integration_id"], device_id, f"line.{action}",
                           {"carrier_device_id": cid, "state": "refused", "detail": e.detail})
         raise
-    req = await store.add_request(db, **record, request_id=result.request_id,
-                                  state=result.state, detail=result.detail)
+    state, detail = result.state, result.detail
+    if (state == PENDING and not integration.get("callback_url")
+            and not provider_class(integration["carrier_name"]).polls(action)):
+        state, detail = SENT, OUTCOME_UNKNOWN.format(carrier=integration["carrier_name"], action=action)
+    req = await store.add_request(db, **record, request_id=result.request_id, state=state, detail=detail)
     await _audit_line(db, who, link["integration_id"], device_id, f"line.{action}",
-                      {"carrier_device_id": cid, "state": result.state, "request_id": result.request_id})
+                      {"carrier_device_id": cid, "state": state, "request_id": result.request_id})
     if result.state == SUCCEEDED:
         await apply_settled(db, req | {"tenant_id": tenant_id})
     elif result.state == FAILED:
         raise Conflict(f"{integration['carrier_name']} did not {action} line {cid}: {result.detail or 'failed'}")
-    return {"device_id": device_id, "action": action, "state": result.state, "request_id": result.request_id,
-            "detail": result.detail, "carrier_name": integration["carrier_name"], "carrier_device_id": cid,
+    return {"device_id": device_id, "action": action, "state": state, "request_id": result.request_id,
+            "detail": detail, "carrier_name": integration["carrier_name"], "carrier_device_id": cid,
             "sim_status": (await store.get_link(db, tenant_id, device_id))["sim_status"]}
 
 

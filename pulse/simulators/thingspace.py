@@ -21,15 +21,19 @@ Modelled behaviour:
   password (`...REQUEST_FAILED.Account.Locked`) until `unlock()`.
 - State changes (activate, suspend, restore, deactivate, plan change) and SMS answer `{requestId}` at
   once, show a "pending ..." state, refuse other changes meanwhile, and settle `change_delay_s` later.
-  The result can be polled (`GET /accounts/{aname}/requests/{id}/status`) and is POSTed to the
+  The result of a single-device activate/suspend/restore/deactivate can be polled
+  (`GET /accounts/{aname}/requests/{id}/status`; any other request is refused there), and every result is POSTed to the
   registered callback listener (`CarrierService`; `EnhancedConnectivityService` for SMS; `DeviceUsage`
   for aggregate usage) with the registered username/password echoed in the body. A delivery that is
   not answered 2xx is retried `callback_attempts` times in all, `callback_retry_s` apart (ThingSpace:
   4 attempts, 5 minutes apart). `deliveries` records every attempt. Allowed listener ports are not
   enforced (tests listen on random ports).
-- Device list pages hold at most `page_size` devices (2000), sorted by the internal device id that each
-  item carries as `extendedAttributes[key="DeviceId"]` and that `largestDeviceIdSeen` continues from;
-  usage and connection history pages hold at most `history_page_size` (500) records, continued by
+- Device list pages hold at most `page_size` devices (2000), sorted by the internal device id, or by
+  `createdAt` when an `earliest` window is given. As Verizon documents, `extendedAttributes` (which hold
+  that internal `DeviceId`) come back only for a single-device request, so a lister pages by moving
+  `earliest` (devices added after it) to the last `createdAt` seen; a `largestDeviceIdSeen` that is no internal id of the account
+  (0 included: a first page omits it) is refused with 400. Activation requires `mdnZipCode` (5 digits),
+  as the SDK's `CarrierActivateRequest` does; usage and connection history pages hold at most `history_page_size` (500) records, continued by
   moving `earliest` forward. A page with more to come is answered 202 with `hasMoreData: true`.
 - Errors are `{"errorCode": "UnifiedWebService.<CLASS>.<Detail>", "errorMessage": ...}`, HTTP 400
   (injected 5xx/429 faults too, with their status); the reference gives no code for a refused login,
@@ -37,7 +41,7 @@ Modelled behaviour:
 
 Test controls: constructor arguments, `add_device`, `add_usage`, `add_connection_event`, `add_mo_sms`,
 `expire_sessions`, `expire_tokens`, `fail_next_changes`, `unlock`, and the counters `token_requests`,
-`login_attempts`, `gateway_rejections`, plus `deliveries`, `sms_sent` and the base class's request log.
+`login_attempts`, `gateway_rejections`, plus `deliveries`, `list_queries`, `sms_sent` and the base class's request log.
 """
 from __future__ import annotations
 
@@ -53,14 +57,14 @@ import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime, time as dtime, timedelta, timezone
-from typing import Any, ClassVar
+from typing import Annotated, Any, ClassVar
 from urllib.parse import parse_qs
 
 import httpx
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, StringConstraints
 
 from pulse.simulators.server import Simulator
 
@@ -73,6 +77,8 @@ DEMO_USERNAME = "pulse-demo"
 DEMO_PASSWORD = "pulse-demo-password"
 CARRIER = "Verizon Wireless"
 KINDS = frozenset({"esn", "meid", "imei", "iccid", "mdn", "msisdn", "min", "imsi", "eid"})
+# the requests whose status can be polled: single-device activate/suspend/restore/deactivate (the rest: callback)
+POLLED = frozenset({"activate", "suspend", "restore", "deactivate"})
 CALLBACK_SERVICES = frozenset({
     "CarrierService", "DeviceService", "DeviceUsage", "DevicePRLInformation", "DeviceProfileService",
     "DeviceSuspensionStatus", "DiagnosticsService", "EnhancedConnectivityService", "StateService",
@@ -154,6 +160,7 @@ class Selection(_Body):
 
 class ActivateIn(Selection):
     skuNumber: str | None = None
+    mdnZipCode: Annotated[str, StringConstraints(pattern=r"^\d{5}$")]  # required in the SDK's model
 
 
 class DeactivateIn(Selection):
@@ -296,7 +303,7 @@ class SimRequest:
     devices: list[SimDevice]
     apply: Callable[[SimDevice], None] | None
     service: str  # the callback service that reports the result
-    status: str = "Pending"  # Pending | Success | Failed
+    status: str = "Pending"  # Pending | Success | Failure
     fault: tuple[str, str] | None = None  # (faultcode, faultstring): the request will end Failed
     window: tuple[datetime, datetime] | None = None  # aggregate usage only
 
@@ -331,6 +338,7 @@ class ThingSpaceSim(Simulator):
         self.requests_by_id: dict[str, SimRequest] = {}
         self.callbacks: dict[str, Callback] = {}
         self.deliveries: list[dict[str, Any]] = []  # every callback delivery attempt
+        self.list_queries: list[dict[str, Any]] = []  # every device-list body, as sent
         self.sms_sent: list[dict[str, Any]] = []
         self.mo_sms: list[dict[str, Any]] = []  # device-originated messages waiting to be read
         self._tokens: dict[str, float] = {}  # access token -> monotonic expiry
@@ -590,13 +598,13 @@ class ThingSpaceSim(Simulator):
             if d.state not in allowed:
                 raise _bad("INPUT_INVALID.DeviceState.Invalid", f"Cannot {action} device {d.iccid}: it is {d.state}")
 
-    def _device_json(self, d: SimDevice) -> dict[str, Any]:
+    def _device_json(self, d: SimDevice, single: bool = False) -> dict[str, Any]:
         return {
             "accountName": self.account_name, "billingCycleEndDate": _iso(self.billing_cycle_end()),
             "carrierInformations": [{"carrierName": CARRIER, "servicePlan": d.plan or "", "state": d.shown_state}],
             "connected": d.connected, "createdAt": _iso(d.created_at), "ipAddress": d.ip or "0.0.0.0",
             "deviceIds": d.ids(), "customFields": [],
-            "extendedAttributes": [{"key": "DeviceId", "value": str(d.seq)}],
+            "extendedAttributes": [{"key": "DeviceId", "value": str(d.seq)}] if single else [],
             "groupNames": [d.group], "lastActivationBy": self.username if d.last_activation else "",
             "lastActivationDate": _iso(d.last_activation) if d.last_activation else "",
             "lastConnectionDate": _iso(d.last_connection) if d.last_connection else ""}
@@ -607,7 +615,7 @@ class ThingSpaceSim(Simulator):
                 return False
             if (body.servicePlan and d.plan != body.servicePlan) or (body.groupName and d.group != body.groupName):
                 return False
-            if body.earliest and d.created_at < _utc(body.earliest):
+            if body.earliest and d.created_at <= _utc(body.earliest):  # "added after" this time
                 return False
             if body.latest and d.created_at > _utc(body.latest):
                 return False
@@ -618,15 +626,21 @@ class ThingSpaceSim(Simulator):
                     return False
             return d.seq > (body.largestDeviceIdSeen or 0)
 
-        return sorted((d for d in self.devices.values() if keep(d)), key=lambda d: d.seq)
+        if body.largestDeviceIdSeen is not None and body.largestDeviceIdSeen not in self.devices:
+            raise _bad("INPUT_INVALID.largestDeviceIdSeen.Invalid",
+                       f"largestDeviceIdSeen {body.largestDeviceIdSeen} is not a device id of this account")
+        order = (lambda d: (d.created_at, d.seq)) if body.earliest else (lambda d: (d.seq,))
+        return sorted((d for d in self.devices.values() if keep(d)), key=order)
 
     def _device_routes(self, app: FastAPI) -> None:
         @app.post(M2M + "/devices/actions/list")
         async def list_devices(body: ListIn, request: Request) -> JSONResponse:
             self._session(request)
             self._account(body.accountName)
+            self.list_queries.append(body.model_dump(exclude_unset=True, mode="json"))
             if body.deviceId is not None:
-                return JSONResponse({"hasMoreData": False, "devices": [self._device_json(self._find(body.deviceId))]})
+                device = self._device_json(self._find(body.deviceId), single=True)
+                return JSONResponse({"hasMoreData": False, "devices": [device]})
             found = self._listed(body)
             limit = max(1, min(body.maxNumberOfDevices or self.page_size, self.page_size))
             more = len(found) > limit
@@ -711,6 +725,9 @@ class ThingSpaceSim(Simulator):
             req = self.requests_by_id.get(request_id)
             if req is None:
                 raise _bad("INPUT_INVALID.RequestId.Invalid", f"Request {request_id} not found")
+            if req.operation not in POLLED or len(req.devices) != 1:  # documented for these only
+                raise _bad("INPUT_INVALID.RequestId.Invalid",
+                           f"Request {request_id} ({req.operation}) reports its result by callback only")
             return {"requestId": req.request_id, "status": req.status}
 
         @app.post(M2M + "/sms")
@@ -928,7 +945,7 @@ class ThingSpaceSim(Simulator):
             d.busy = None if d.busy == req.operation else d.busy
             if req.apply is not None and req.fault is None:
                 req.apply(d)
-        req.status = "Failed" if req.fault else "Success"
+        req.status = "Failure" if req.fault else "Success"  # the SDK's RequestStatusEnum
         if req.operation == "usage":
             await self._deliver(req.service, self._usage_envelope(req))
             return

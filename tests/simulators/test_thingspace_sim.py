@@ -147,25 +147,30 @@ async def test_five_failed_logins_in_a_row_lock_the_account(start_sim) -> None:
         assert (await login(client, sim)).status_code == 200
 
 
-async def test_device_list_pages_continue_from_the_largest_device_id_seen(start_sim) -> None:
+async def test_device_list_pages_by_earliest_and_lists_no_internal_ids(start_sim) -> None:
     sim, server = start_sim(page_size=2)
     expected = lines(sim, 5)
     async with httpx.AsyncClient(base_url=server.base_url) as client:
         h = await headers(client, sim)
-        seen, statuses, cursor = [], [], 0
+        seen, statuses, body = [], [], {"accountName": sim.account_name}
         while True:
-            r = await client.post(f"{M2M}/devices/actions/list",
-                                  json={"accountName": sim.account_name, "largestDeviceIdSeen": cursor}, headers=h)
+            r = await client.post(f"{M2M}/devices/actions/list", json=body, headers=h)
             statuses.append(r.status_code)
-            body = r.json()
-            seen += [next(i["id"] for i in d["deviceIds"] if i["kind"] == "iccid") for d in body["devices"]]
-            if not body["hasMoreData"]:
+            page = r.json()
+            assert all(d["extendedAttributes"] == [] for d in page["devices"])  # single-device requests only
+            seen += [next(i["id"] for i in d["deviceIds"] if i["kind"] == "iccid") for d in page["devices"]]
+            if not page["hasMoreData"]:
                 break
-            cursor = int(next(a["value"] for a in body["devices"][-1]["extendedAttributes"] if a["key"] == "DeviceId"))
+            body = {"accountName": sim.account_name, "earliest": page["devices"][-1]["createdAt"]}
         assert seen == expected and statuses == [202, 202, 200]
+        for cursor in (0, 999):  # no device of the account has that internal id
+            refused = await client.post(f"{M2M}/devices/actions/list", headers=h,
+                                        json={"accountName": sim.account_name, "largestDeviceIdSeen": cursor})
+            assert refused.status_code == 400 and "largestDeviceIdSeen" in refused.json()["errorCode"]
         single = await client.post(f"{M2M}/devices/actions/list",
                                    json={"deviceId": {"id": expected[2], "kind": "Iccid"}}, headers=h)
         assert [d["carrierInformations"][0]["state"] for d in single.json()["devices"]] == ["active"]
+        assert single.json()["devices"][0]["extendedAttributes"][0]["key"] == "DeviceId"
         unknown = await client.post(f"{M2M}/devices/actions/list", headers=h,
                                     json={"deviceId": {"id": "1", "kind": "iccid"}})
         assert unknown.status_code == 400
@@ -208,7 +213,7 @@ async def test_failed_change_leaves_the_line_as_it_was(start_sim) -> None:
         await until(lambda: sim.requests_by_id[r.json()["requestId"]].status != "Pending")
         status = await client.get(f"{M2M}/accounts/{sim.account_name}/requests/{r.json()['requestId']}/status",
                                   headers=h)
-        assert status.json()["status"] == "Failed" and sim.device(iccid).state == "active"
+        assert status.json()["status"] == "Failure" and sim.device(iccid).state == "active"
 
 
 async def test_usage_history_pages_by_moving_earliest(start_sim) -> None:

@@ -126,6 +126,16 @@ class CarrierProvider(HttpClientOwner):
     """Base of the providers. Subclasses set `name` and implement what their carrier offers."""
 
     name: ClassVar[str]
+    polled_actions: ClassVar[frozenset[str] | None] = None  # actions `request_status` answers for; None: all
+
+    @classmethod
+    def check_config(cls, config: dict[str, Any]) -> None:
+        """Raise CarrierError(422) for an integration `config` value this carrier cannot use."""
+
+    @classmethod
+    def polls(cls, action: str) -> bool:
+        """Whether the carrier answers `request_status` for a request of this (Pulse) action."""
+        return cls.polled_actions is None or action in cls.polled_actions
 
     def __init__(self, credentials: Credentials, http: httpx.AsyncClient | None = None,
                  retry: RetryPolicy = RetryPolicy(), timeout_s: float = 15.0) -> None:

@@ -3,8 +3,9 @@
 Credentials: `api_key`/`api_secret` are the OAuth client id/secret, `config["username"]`/`config["password"]`
 the UWS session login, `account_id` the account name (`config["account_name"]` also works), and
 `api_base_url` the host (`https://thingspace.verizon.com`): this module appends `/api/ts/v1/...` and
-`/api/m2m/v1/...`. Optional `config["service_plan"]` is the plan code used to activate a line when the
-caller names none; `config["sku_number"]` lets activation add a 4G SIM known only by its ICCID.
+`/api/m2m/v1/...`. Activation needs `config["mdn_zip_code"]` (5 digits, sent as `mdnZipCode`, required by ThingSpace);
+optional `config["service_plan"]` is the plan code used when the caller names none, and
+`config["sku_number"]` lets activation add a 4G SIM known only by its ICCID.
 
 Two tokens ride on every call, both cached here:
 - the OAuth access token, fetched again shortly before the `expires_in` it came with runs out (while it
@@ -32,6 +33,7 @@ import asyncio
 import calendar
 import hmac
 import logging
+import re
 import time
 from collections.abc import AsyncIterator
 from datetime import datetime, timedelta, timezone
@@ -53,6 +55,7 @@ M2M = "/api/m2m/v1"
 ONE_ATTEMPT = RetryPolicy(attempts=1)  # logins and token requests: never repeated
 ACTIONS = ("activate", "suspend", "restore", "deactivate")
 PLANS_TTL_S = 3600.0
+MDN_ZIP = re.compile(r"\d{5}")
 STATES: dict[str, SimStatus] = {
     "active": "active", "activate": "active", "activated": "active",
     "suspend": "suspended", "suspended": "suspended",
@@ -69,6 +72,13 @@ def sim_status(state: str | None) -> SimStatus:
     if s.startswith("pending"):
         return "pending"
     return STATES.get(s, "unknown")
+
+
+def request_state(status: str | None) -> RequestState | None:
+    """ThingSpace's request status ("Success", the SDK's "Failure", "Failed", ...) as a settled state, None
+    while it is not settled: any status starting with "fail" is a failure."""
+    s = (status or "").strip().lower()
+    return "succeeded" if s == "success" else "failed" if s.startswith("fail") else None
 
 
 def _has_code(code: str | None, suffix: str) -> bool:
@@ -118,15 +128,10 @@ class TsDevice(_Reply):
     extendedAttributes: list[KeyValue] = []
     groupNames: list[str] = []
     lastConnectionDate: OptTime = None
+    createdAt: OptTime = None  # when the line was added: the device-list paging cursor (`earliest`)
 
     def id_of(self, kind: str) -> str | None:
         return next((i.id for i in self.deviceIds if i.kind.lower() == kind), None)
-
-    @property
-    def internal_id(self) -> int | None:
-        """ThingSpace's numeric device id, the `largestDeviceIdSeen` paging cursor."""
-        value = next((a.value for a in self.extendedAttributes if a.key == "DeviceId"), None)
-        return int(value) if value and value.isdigit() else None
 
 
 class TsDeviceList(_Reply):
@@ -234,6 +239,9 @@ def _month_before(t: datetime) -> datetime:
 
 class ThingSpaceProvider(CarrierProvider):
     name = "thingspace"
+    # Verizon documents request-status polling only for single-device activate/suspend/restore/deactivate:
+    # an SMS (the reboot) and a plan change settle by their callback
+    polled_actions = frozenset(ACTIONS)
     page_size = 2000  # ThingSpace's largest device-list page
 
     def __init__(self, credentials: Credentials, http: httpx.AsyncClient | None = None,
@@ -385,6 +393,26 @@ class ThingSpaceProvider(CarrierProvider):
             ip_address=ip, last_connection=d.lastConnectionDate, plan=carrier.servicePlan or None,
             msisdn=d.id_of("msisdn") or d.id_of("mdn"), imei=d.id_of("imei"), raw=raw)
 
+    @classmethod
+    def check_config(cls, config: dict[str, Any]) -> None:
+        if "mdn_zip_code" in config and not MDN_ZIP.fullmatch(str(config["mdn_zip_code"] or "")):
+            raise CarrierError("config.mdn_zip_code must be a 5-digit ZIP code", 422, "mdn_zip_code")
+
+    def _activation(self, plan_id: str | None) -> dict[str, str]:
+        """What every activation sends from the integration's config: `mdnZipCode` (required by
+        ThingSpace: the area of the number the line gets), the plan and the SKU."""
+        config = self.credentials.config
+        zip_code = str(config.get("mdn_zip_code") or "")
+        if not MDN_ZIP.fullmatch(zip_code):
+            raise CarrierError("The ThingSpace integration needs config.mdn_zip_code (5 digits: the ZIP code whose "
+                               "area gives the line its number) to activate a line", 422, "mdn_zip_code")
+        fields = {"mdnZipCode": zip_code}
+        if plan_id or config.get("service_plan"):
+            fields["servicePlan"] = plan_id or config["service_plan"]
+        if config.get("sku_number"):
+            fields["skuNumber"] = config["sku_number"]
+        return fields
+
     @staticmethod
     def _pending(data: Any, detail: str | None = None) -> ActionResult:
         return ActionResult(state="pending", request_id=_parse(TsRequestId, data).requestId, detail=detail,
@@ -392,22 +420,31 @@ class ThingSpaceProvider(CarrierProvider):
 
     # ---- reads -------------------------------------------------------------------------------------------
     async def list_devices(self) -> AsyncIterator[DeviceInfo]:
-        cursor = 0
+        """Pages of up to `page_size` lines, continued by moving `earliest` to the last `createdAt` seen
+        (the documented cursor, "devices added after": listed lines carry no internal `DeviceId`, so
+        `largestDeviceIdSeen` is never sent). Lines already yielded are skipped should a page repeat them."""
+        seen: set[str] = set()
+        earliest: datetime | None = None
         while True:
             body: dict[str, Any] = {"accountName": self.account, "maxNumberOfDevices": self.page_size}
-            if cursor:
-                body["largestDeviceIdSeen"] = cursor
+            if earliest is not None:
+                body["earliest"] = earliest.isoformat()
             data = await self._call("POST", "/devices/actions/list", body, query=True)
             page = _parse(TsDeviceList, data)
+            fresh = 0
             for device, raw in zip(page.devices, data.get("devices", [])):
-                yield self._device_info(device, raw)
+                info = self._device_info(device, raw)
+                if info.carrier_device_id not in seen:
+                    seen.add(info.carrier_device_id)
+                    fresh += 1
+                    yield info
             if not page.hasMoreData or not page.devices:
                 return
-            last = page.devices[-1].internal_id
-            if last is None or last <= cursor:
-                raise CarrierError("ThingSpace said more devices follow but gave no usable paging cursor", 502,
+            last = page.devices[-1].createdAt
+            if last is None or not fresh:
+                raise CarrierError("ThingSpace said more devices follow but the paging did not move forward", 502,
                                    "unexpected_response")
-            cursor = last
+            earliest = last
 
     async def _device(self, carrier_device_id: str) -> tuple[TsDevice, dict[str, Any]]:
         body = {"accountName": self.account, "deviceId": self._device_ref(carrier_device_id)}
@@ -487,8 +524,8 @@ class ThingSpaceProvider(CarrierProvider):
         if action not in ACTIONS:
             raise CarrierError(f"Unknown action {action!r}; one of {', '.join(ACTIONS)}", 400)
         body: dict[str, Any] = {"accountName": self.account, "devices": self._devices(carrier_device_id)}
-        if action == "activate" and self.credentials.config.get("service_plan"):
-            body["servicePlan"] = self.credentials.config["service_plan"]
+        if action == "activate":
+            body |= self._activation(None)
         if action == "deactivate":
             body["reasonCode"] = "FF"  # the only valid code: General Admin/Maintenance
         try:
@@ -509,13 +546,8 @@ class ThingSpaceProvider(CarrierProvider):
     async def claim_sim(self, iccid: str, plan_id: str | None = None) -> DeviceInfo:
         """Activate the line by its ICCID (ThingSpace adds it first if the account lacks it); the answer
         usually shows it pending activation."""
-        config = self.credentials.config
         body: dict[str, Any] = {"accountName": self.account,
-                                "devices": [{"deviceIds": [{"id": iccid, "kind": "iccid"}]}]}
-        if plan_id or config.get("service_plan"):
-            body["servicePlan"] = plan_id or config["service_plan"]
-        if config.get("sku_number"):
-            body["skuNumber"] = config["sku_number"]
+                                "devices": [{"deviceIds": [{"id": iccid, "kind": "iccid"}]}], **self._activation(plan_id)}
         try:
             await self._call("POST", "/devices/actions/activate", body)
         except CarrierError as e:
@@ -533,8 +565,7 @@ class ThingSpaceProvider(CarrierProvider):
     async def request_status(self, request_id: str) -> ActionResult:
         data = await self._call("GET", f"/accounts/{self._aname}/requests/{quote(request_id, safe='')}/status")
         status = _parse(TsRequestStatus, data).status
-        state: RequestState = {"success": "succeeded", "failed": "failed"}.get(status.lower(), "pending")
-        return ActionResult(state=state, request_id=request_id, detail=status, raw=data)
+        return ActionResult(state=request_state(status) or "pending", request_id=request_id, detail=status, raw=data)
 
     # ---- device groups (ThingSpace only) --------------------------------------------------------------
     async def list_groups(self) -> list[dict[str, Any]]:
@@ -575,8 +606,7 @@ class ThingSpaceProvider(CarrierProvider):
         response = body.get("deviceResponse") if isinstance(body.get("deviceResponse"), dict) else {}
         fault = body.get("faultResponse") or response.get("faultResponse")
         status = str(body.get("status") or "")
-        state: RequestState | None = ({"success": "succeeded", "failed": "failed"}.get(status.lower())
-                                      or ("failed" if fault else None))
+        state: RequestState | None = request_state(status) or ("failed" if fault else None)
         if isinstance(response.get("usageResponse"), list):
             ids = [_line_id(u.get("deviceIds")) for u in response["usageResponse"] if isinstance(u, dict)]
             return CallbackEvent(kind="usage", request_id=request_id, carrier_device_ids=[i for i in ids if i],

@@ -101,7 +101,7 @@ carrier_requests = sa.Table(
     sa.Column("carrier_device_id", sa.String(64), nullable=False),
     sa.Column("action", sa.String(32), nullable=False),  # activate | suspend | restore | deactivate | reboot | provision
     sa.Column("request_id", sa.String(128), nullable=True),  # NULL when the carrier answered synchronously
-    sa.Column("state", sa.String(16), nullable=False),  # pending | succeeded | failed
+    sa.Column("state", sa.String(16), nullable=False),  # pending | succeeded | failed | sent
     sa.Column("detail", sa.Text, nullable=True),
     sa.Column("requested_by", sa.String(320), nullable=True),
     created_at(),

@@ -11,7 +11,7 @@ import pytest
 
 from pulse.integrations.carriers import provider_for
 from pulse.integrations.carriers.base import CarrierAuthError, CarrierError, Credentials
-from pulse.integrations.carriers.thingspace import ThingSpaceProvider, sim_status
+from pulse.integrations.carriers.thingspace import ThingSpaceProvider, request_state, sim_status
 from pulse.integrations.http import RetryPolicy, Unavailable
 from pulse.simulators.server import SimServer
 from pulse.simulators.thingspace import ThingSpaceSim
@@ -54,7 +54,8 @@ async def providers():
         sim = server.sim
         credentials = Credentials(api_base_url=server.base_url, api_key=sim.client_id,
                                   api_secret=secret or sim.client_secret, account_id=sim.account_name,
-                                  config={"username": sim.username, "password": password or sim.password, **config})
+                                  config={"username": sim.username, "password": password or sim.password,
+                                          "mdn_zip_code": "98101", **config})
         provider = ThingSpaceProvider(credentials, retry=FAST, timeout_s=timeout_s)
         made.append(provider)
         return provider
@@ -62,6 +63,18 @@ async def providers():
     yield make
     for p in made:
         await p.aclose()
+
+
+async def settled_by_callback(sim: ThingSpaceSim, provider: ThingSpaceProvider, request_id: str) -> None:
+    """A request whose status Verizon does not answer (SMS, plan change): it settles, polling is refused."""
+    deadline = time.monotonic() + 5.0
+    while sim.requests_by_id[request_id].status == "Pending" and time.monotonic() < deadline:
+        await asyncio.sleep(0.02)
+    assert sim.requests_by_id[request_id].status == "Success"
+    assert not provider.polls("reboot")
+    with pytest.raises(CarrierError) as refused:
+        await provider.request_status(request_id)
+    assert refused.value.status == 400 and "callback only" in str(refused.value)
 
 
 async def settled(provider: ThingSpaceProvider, request_id: str, timeout: float = 5.0):
@@ -260,7 +273,7 @@ async def test_plans_are_listed_and_a_plan_change_settles(start_sim, providers) 
         ("M2M1GB", 1024 * MiB), ("M2M5GB", 5 * 1024 * MiB), ("M2MSHARED", None)]
     change = await provider.change_plan(ICCIDS[0], "M2M5GB")
     assert change.state == "pending" and change.request_id
-    assert (await settled(provider, change.request_id)).state == "succeeded"
+    await settled_by_callback(sim, provider, change.request_id)
     assert (await provider.get_device_info(ICCIDS[0])).plan == "M2M5GB"
     with pytest.raises(CarrierError) as e:
         await provider.change_plan(ICCIDS[0], "NO-SUCH-PLAN")
@@ -301,6 +314,35 @@ async def test_a_change_the_network_refuses_reports_failed(start_sim, providers)
     assert (await provider.get_device_info(ICCIDS[0])).sim_status == "active"
 
 
+def test_any_status_starting_with_fail_is_a_failure() -> None:
+    assert [request_state(s) for s in ("Failure", "FAILED", "failed", "Success", "Pending", "", None)] == [
+        "failed", "failed", "failed", "succeeded", None, None, None]
+
+
+async def test_listing_pages_by_created_at_without_internal_ids(start_sim, providers) -> None:
+    sim, server = start_sim(lines=5, page_size=2)  # listed lines carry no DeviceId, as Verizon documents
+    assert [d.carrier_device_id async for d in providers(server).list_devices()] == ICCIDS
+    bodies = sim.list_queries
+    assert "largestDeviceIdSeen" not in bodies[0] and "earliest" not in bodies[0]
+    assert all("largestDeviceIdSeen" not in b and b["earliest"] for b in bodies[1:]) and len(bodies) == 3
+
+
+async def test_activation_sends_the_mdn_zip_code_and_needs_one(start_sim, providers) -> None:
+    sim, server = start_sim()
+    sim.add_device(ICCIDS[0], state="pre-active")
+    for zip_code in ("", "9810", "98 10"):
+        with pytest.raises(CarrierError) as missing:
+            await providers(server, mdn_zip_code=zip_code).action(ICCIDS[0], "activate")
+        assert missing.value.status == 422 and "mdn_zip_code" in str(missing.value)
+    assert sim.count("POST", "/api/m2m/v1/devices/actions/activate") == 0  # refused before asking Verizon
+    ThingSpaceProvider.check_config({"mdn_zip_code": "98101"})
+    with pytest.raises(CarrierError) as bad:
+        ThingSpaceProvider.check_config({"mdn_zip_code": "981"})  # refused when the integration is created
+    assert bad.value.status == 422
+    ready = providers(server, mdn_zip_code="98101", service_plan="M2M1GB")
+    assert (await ready.action(ICCIDS[0], "activate")).state == "pending"
+
+
 async def test_claim_activates_by_iccid(start_sim, providers) -> None:
     sim, server = start_sim()
     sim.add_device(ICCIDS[0], state="pre-active")
@@ -326,7 +368,7 @@ async def test_sms_is_sent_to_the_line(start_sim, providers) -> None:
     result = await provider.send_sms(ICCIDS[0], "REBOOT")
     assert result.state == "pending"
     assert [(s["iccid"], s["message"]) for s in sim.sms_sent] == [(ICCIDS[0], "REBOOT")]
-    assert (await settled(provider, result.request_id)).state == "succeeded"
+    await settled_by_callback(sim, provider, result.request_id)
     with pytest.raises(CarrierError):
         await provider.send_sms(ICCIDS[1], "REBOOT")
     with pytest.raises(CarrierError) as too_long:

@@ -69,14 +69,18 @@ async def test_appended_rows_are_pending_then_flushed_to_the_lake(writer: LakeWr
     assert stats["wal_bytes"] == 0  # flushed segments are dropped
 
 
-async def test_unflushed_rows_survive_a_crash_and_are_replayed_on_start(dirs: tuple[Path, Path]) -> None:
-    lake, wal = dirs
+async def crash_with_rows_in_the_wal(lake: Path, wal: Path) -> None:
+    """3 messages appended, then no stop() and no flush: the process "dies" with the rows only in
+    the WAL, and the OS closes its files (releasing the WAL directory lock)."""
     crashed = LakeWriter(str(lake), str(wal), flush_interval_s=3600)
     await crashed.start()
     await crashed.append(batch("d1", 3))
-    # No stop(), no flush: the process "dies" with the rows only in the WAL, and the OS closes
-    # its files (releasing the WAL directory lock).
     crashed._wal.close()  # type: ignore[union-attr]
+
+
+async def test_unflushed_rows_survive_a_crash_and_are_replayed_on_start(dirs: tuple[Path, Path]) -> None:
+    lake, wal = dirs
+    await crash_with_rows_in_the_wal(lake, wal)
 
     restarted = LakeWriter(str(lake), str(wal), flush_interval_s=3600)
     await restarted.start()
@@ -91,11 +95,7 @@ async def test_unflushed_rows_survive_a_crash_and_are_replayed_on_start(dirs: tu
 async def test_a_writer_ray_restarted_recovers_the_wal_on_its_first_call(dirs: tuple[Path, Path]) -> None:
     """Ray's restart of a crashed actor runs only __init__: nobody awaits start() again."""
     lake, wal = dirs
-    crashed = LakeWriter(str(lake), str(wal), flush_interval_s=3600)
-    await crashed.start()
-    await crashed.append(batch("d1", 3))
-    crashed._wal.close()  # type: ignore[union-attr]
-
+    await crash_with_rows_in_the_wal(lake, wal)
     restarted = LakeWriter(str(lake), str(wal), flush_interval_s=3600)  # no start()
     try:
         assert await restarted.pending("acme", "d1") is None  # the old rows are in Parquet by now

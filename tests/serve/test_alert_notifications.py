@@ -6,7 +6,7 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from tests.integrations.helpers import HttpTarget
+from tests.integrations.helpers import HttpTarget, SmtpTarget
 from tests.serve.helpers import telemetry
 
 SECRET = "whsec-0123456789abcdef"
@@ -26,6 +26,22 @@ async def hook(api):
     await api.post("/api/v1/customer/alert-rules", json=RULE)
     yield target
     await target.stop()
+
+
+@pytest.fixture
+async def mailbox(api):
+    """A real SMTP server on 127.0.0.1 behind the tenant's e-mail channel (recipients: noc@)."""
+    smtp = SmtpTarget().start()
+    try:
+        ch = await api.post("/api/v1/customer/notification-channels", json={
+            "name": "mail", "channel_type": "email",
+            "config": {"smtp_host": "127.0.0.1", "smtp_port": smtp.port, "from": "pulse@acme.example",
+                       "recipients": ["noc@acme.example"]}})
+        assert ch.status_code == 201, ch.text
+        smtp.channel_id = ch.json()["channel_id"]
+        yield smtp
+    finally:
+        smtp.stop()
 
 
 async def deliveries(api, target, n, now=None):
@@ -98,64 +114,41 @@ async def test_unacknowledged_alert_escalates_level_by_level_until_acknowledged(
         await second.stop()
 
 
-async def test_hourly_digest_is_mailed_to_its_recipients(api, hook):
-    from tests.integrations.helpers import SmtpTarget
-
-    smtp = SmtpTarget().start()
-    try:
-        ch = await api.post("/api/v1/customer/notification-channels", json={
-            "name": "mail", "channel_type": "email",
-            "config": {"smtp_host": "127.0.0.1", "smtp_port": smtp.port, "from": "pulse@acme.example",
-                       "recipients": ["noc@acme.example"]}})
-        assert ch.status_code == 201, ch.text
-        r = await api.request("PUT", "/api/v1/customer/alert-digest-settings", json={
-            "frequency": "hourly", "recipients": ["ops@acme.example"], "channel_id": ch.json()["channel_id"]})
-        assert r.status_code == 200, r.text
-        await telemetry(api, "d1", 3000, temp=35)  # one critical alert, a few minutes ago
-        notifier = api.services.runtime.notifier_ref
-        later = datetime.now(timezone.utc) + timedelta(hours=1, minutes=1)
-        assert await notifier.send_digests(later) == 1
-        (sender, rcpts, mail), = smtp.messages
-        assert rcpts == ["ops@acme.example"] and "1 open" in mail["Subject"]
-        assert "critical" in mail.get_body(("plain",)).get_content()
-        assert mail.get_body(("html",)) is not None
-        assert await notifier.send_digests(later) == 0  # once per period
-    finally:
-        smtp.stop()
+async def test_hourly_digest_is_mailed_to_its_recipients(api, hook, mailbox):
+    r = await api.request("PUT", "/api/v1/customer/alert-digest-settings", json={
+        "frequency": "hourly", "recipients": ["ops@acme.example"], "channel_id": mailbox.channel_id})
+    assert r.status_code == 200, r.text
+    await telemetry(api, "d1", 3000, temp=35)  # one critical alert, a few minutes ago
+    notifier = api.services.runtime.notifier_ref
+    later = datetime.now(timezone.utc) + timedelta(hours=1, minutes=1)
+    assert await notifier.send_digests(later) == 1
+    (sender, rcpts, mail), = mailbox.messages
+    assert rcpts == ["ops@acme.example"] and "1 open" in mail["Subject"]
+    assert "critical" in mail.get_body(("plain",)).get_content()
+    assert mail.get_body(("html",)) is not None
+    assert await notifier.send_digests(later) == 0  # once per period
 
 
-async def test_escalation_emails_the_people_of_a_step_and_the_on_call_responder(api, hook):
-    from tests.integrations.helpers import SmtpTarget
-
-    smtp = SmtpTarget().start()
-    try:
-        mail = await api.post("/api/v1/customer/notification-channels", json={
-            "name": "mail", "channel_type": "email",
-            "config": {"smtp_host": "127.0.0.1", "smtp_port": smtp.port, "from": "pulse@acme.example",
-                       "recipients": ["noc@acme.example"]}})
-        assert mail.status_code == 201, mail.text
-        now = datetime.now(timezone.utc)
-        schedule = await api.post("/api/v1/customer/oncall-schedules", json={"name": "primary", "timezone": "UTC"})
-        assert schedule.status_code == 201, schedule.text
-        layer = await api.post(f"/api/v1/customer/oncall-schedules/{schedule.json()['schedule_id']}/layers", json={
-            "name": "week", "start_at": (now - timedelta(days=1)).isoformat(), "participants": ["oncall@acme.example"]})
-        assert layer.status_code == 201, layer.text
-        policy = await api.post("/api/v1/customer/escalation-policies", json={
-            "name": "people", "is_default": True,
-            "levels": [{"delay_minutes": 0, "targets": [
-                {"type": "user", "id": "head-of-ops@acme.example"},
-                {"type": "oncall_schedule", "id": str(schedule.json()["schedule_id"])}]}]})
-        assert policy.status_code == 201, policy.text
-        await telemetry(api, "d1", 0, temp=35)
-        notifier = api.services.runtime.notifier_ref
-        assert await notifier.escalate_due(now + timedelta(seconds=1)) == 1
-        for _ in range(20):
-            await notifier.run_due(now + timedelta(seconds=1))
-            if smtp.messages:
-                break
-        (sender, rcpts, message), = smtp.messages  # one mail to the step's people, not the channel's list
-        assert sorted(rcpts) == ["head-of-ops@acme.example", "oncall@acme.example"]
-        assert "escalated" in message["Subject"].lower()
-    finally:
-        smtp.stop()
-
+async def test_escalation_emails_the_people_of_a_step_and_the_on_call_responder(api, hook, mailbox):
+    now = datetime.now(timezone.utc)
+    schedule = await api.post("/api/v1/customer/oncall-schedules", json={"name": "primary", "timezone": "UTC"})
+    assert schedule.status_code == 201, schedule.text
+    layer = await api.post(f"/api/v1/customer/oncall-schedules/{schedule.json()['schedule_id']}/layers", json={
+        "name": "week", "start_at": (now - timedelta(days=1)).isoformat(), "participants": ["oncall@acme.example"]})
+    assert layer.status_code == 201, layer.text
+    policy = await api.post("/api/v1/customer/escalation-policies", json={
+        "name": "people", "is_default": True,
+        "levels": [{"delay_minutes": 0, "targets": [
+            {"type": "user", "id": "head-of-ops@acme.example"},
+            {"type": "oncall_schedule", "id": str(schedule.json()["schedule_id"])}]}]})
+    assert policy.status_code == 201, policy.text
+    await telemetry(api, "d1", 0, temp=35)
+    notifier = api.services.runtime.notifier_ref
+    assert await notifier.escalate_due(now + timedelta(seconds=1)) == 1
+    for _ in range(20):
+        await notifier.run_due(now + timedelta(seconds=1))
+        if mailbox.messages:
+            break
+    (sender, rcpts, message), = mailbox.messages  # one mail to the step's people, not the channel's list
+    assert sorted(rcpts) == ["head-of-ops@acme.example", "oncall@acme.example"]
+    assert "escalated" in message["Subject"].lower()

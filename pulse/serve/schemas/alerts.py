@@ -16,6 +16,7 @@ from pulse.domain.rules import AGGREGATIONS, RULE_TYPES
 from pulse.domain.scopes import SCOPE_KEYS
 from pulse.domain.severity import DEFAULT_SEVERITY, parse_severity
 from pulse.serve.params import DbId
+from pulse.serve.schemas.common import Page
 from pulse.serve.schemas.devices import ID_PATTERN
 
 Operator = Literal["GT", "GTE", "LT", "LTE", "EQ", "NE"]
@@ -263,11 +264,8 @@ class AlertDetail(AlertOut):
     transitions: list[Transition] = Field(default_factory=list)
 
 
-class AlertPage(BaseModel):
+class AlertPage(Page):
     alerts: list[AlertOut]
-    total: int
-    limit: int
-    offset: int
     tenant_id: str
     status_filter: str = Field(description='the status asked for, "ALL" without one (documented key)')
 
@@ -347,11 +345,8 @@ class RuleOut(BaseModel):
         return out
 
 
-class RulePage(BaseModel):
+class RulePage(Page):
     rules: list[RuleOut]
-    total: int
-    limit: int
-    offset: int
     tenant_id: str
 
 

@@ -17,7 +17,7 @@ from pydantic import AfterValidator, AliasChoices, BaseModel, BeforeValidator, C
 from pulse.domain.carriers import SECRET_FIELDS
 from pulse.domain.urls import http_url
 from pulse.serve.params import DbId
-from pulse.serve.schemas.common import Update
+from pulse.serve.schemas.common import Page, Update
 
 MAX_CONFIG_BYTES = 8_000
 ICCID_DIGITS = (15, 22)
@@ -140,18 +140,12 @@ class OperatorIntegrationOut(IntegrationOut):
     tenant_id: str
 
 
-class IntegrationPage(BaseModel):
+class IntegrationPage(Page):
     integrations: list[IntegrationOut]
-    total: int
-    limit: int
-    offset: int
 
 
-class OperatorIntegrationPage(BaseModel):
+class OperatorIntegrationPage(Page):
     integrations: list[OperatorIntegrationOut]
-    total: int
-    limit: int
-    offset: int
 
 
 class PlanOut(BaseModel):

@@ -13,7 +13,7 @@ from typing import Annotated, Any, Literal
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from pulse.domain.escalation import MAX_DELAY_MINUTES, MAX_LEVELS, MAX_REPEAT, MAX_TARGETS, check_levels
-from pulse.serve.schemas.common import Update
+from pulse.serve.schemas.common import Page, Update
 
 TargetType = Literal["channel", "oncall_schedule", "user"]
 MAX_REF_ID = 36  # channel and schedule ids are UUIDs
@@ -156,8 +156,5 @@ class PolicyOut(BaseModel):
     updated_at: datetime | None = None
 
 
-class PolicyPage(BaseModel):
+class PolicyPage(Page):
     policies: list[PolicyOut]
-    total: int
-    limit: int
-    offset: int

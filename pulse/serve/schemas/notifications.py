@@ -23,7 +23,7 @@ from pulse.domain.timezones import check_zone
 from pulse.domain.windows import HHMM_PATTERN
 from pulse.serve.schemas.devices import ID_PATTERN
 from pulse.serve.schemas.tags import Tag
-from pulse.serve.schemas.common import Update
+from pulse.serve.schemas.common import Page, Update
 
 ChannelType = Literal[CHANNEL_TYPES]
 Event = Literal[EVENTS]
@@ -199,11 +199,8 @@ class ChannelOut(BaseModel):
         lambda cls, row: {**row, "is_enabled": row.get("enabled")} if isinstance(row, dict) else row)
 
 
-class ChannelPage(BaseModel):
+class ChannelPage(Page):
     channels: list[ChannelOut]
-    total: int
-    limit: int
-    offset: int
 
 
 class ChannelTestResult(BaseModel):
@@ -264,11 +261,8 @@ class RoutingRuleOut(BaseModel):
                 "alert_type": (row.get("alert_types") or [None])[0], "deliver_on": row.get("events")}
 
 
-class RoutingRulePage(BaseModel):
+class RoutingRulePage(Page):
     rules: list[RoutingRuleOut]
-    total: int
-    limit: int
-    offset: int
 
 
 class JobAttempt(BaseModel):
@@ -308,8 +302,5 @@ class JobOut(BaseModel):
         return {**row, "deliver_on_event": row.get("event"), "next_run_at": row.get("next_attempt_at")}
 
 
-class JobPage(BaseModel):
+class JobPage(Page):
     jobs: list[JobOut]
-    total: int
-    limit: int
-    offset: int

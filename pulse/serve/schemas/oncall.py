@@ -13,7 +13,7 @@ from typing import Annotated, Any, Literal
 from pydantic import (AwareDatetime, BaseModel, BeforeValidator, ConfigDict, Field, StringConstraints, field_validator,
                       model_validator)
 
-from pulse.serve.schemas.common import Update, weekdays
+from pulse.serve.schemas.common import Page, Update, weekdays
 from pulse.domain.oncall import MAX_PARTICIPANTS, MAX_SHIFT_HOURS
 from pulse.domain.timezones import check_zone
 from pulse.domain.windows import END_HHMM_PATTERN, HHMM_PATTERN
@@ -225,11 +225,8 @@ class ScheduleOut(BaseModel):
     layers: list[LayerOut]
 
 
-class SchedulePage(BaseModel):
+class SchedulePage(Page):
     schedules: list[ScheduleOut]
-    total: int
-    limit: int
-    offset: int
 
 
 class OverrideOut(BaseModel):
@@ -244,11 +241,8 @@ class OverrideOut(BaseModel):
     created_at: datetime | None = None
 
 
-class OverridePage(BaseModel):
+class OverridePage(Page):
     overrides: list[OverrideOut]
-    total: int
-    limit: int
-    offset: int
 
 
 class Shift(BaseModel):

@@ -434,3 +434,12 @@ async def test_resolve_targets_expands_channels_people_and_on_call(db):
                {"type": "oncall_schedule", "id": sched["schedule_id"]}, {"type": "oncall_schedule", "id": "gone"}]
     got = await escalation.resolve_targets(db, "acme", targets, T0)
     assert got == {"channel_ids": ["c1"], "people": ["a@x.io"]}  # nobody on call in a schedule without layers
+
+
+async def test_a_level_sent_in_an_update_without_its_delay_takes_the_default(api):
+    """Found by the fuzzer: a PUT whose level left out delay_minutes was a 500."""
+    policy = await make_policy(api)
+    r = await api.request("PUT", f"{POLICIES}/{policy['policy_id']}",
+                          json={"levels": [{"targets": [{"type": "user", "id": "ops@acme.example"}]}]})
+    assert r.status_code == 200, r.text
+    assert r.json()["levels"][0]["delay_minutes"] == 15

@@ -166,7 +166,7 @@ class CarrierRequestOut(BaseModel):
     carrier_device_id: str
     action: str
     request_id: str | None = None
-    state: Literal["pending", "succeeded", "failed"]
+    state: Literal["pending", "sent", "succeeded", "failed"]
     detail: str | None = None
     requested_by: str | None = None
     created_at: datetime | None = None
@@ -241,7 +241,7 @@ class LineDiagnostics(Linked):
 class LineAction(BaseModel):
     device_id: str
     action: str
-    state: Literal["pending", "succeeded", "failed"]
+    state: Literal["pending", "sent", "succeeded", "failed"]
     request_id: str | None = None
     detail: str | None = None
     carrier_name: str

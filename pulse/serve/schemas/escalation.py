@@ -13,7 +13,7 @@ from typing import Annotated, Any, Literal
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from pulse.domain.escalation import MAX_DELAY_MINUTES, MAX_LEVELS, MAX_REPEAT, MAX_TARGETS, check_levels
-from pulse.serve.schemas.common import Page, Update
+from pulse.serve.schemas.common import Page, Update, set_fields
 
 TargetType = Literal["channel", "oncall_schedule", "user"]
 MAX_REF_ID = 36  # channel and schedule ids are UUIDs
@@ -118,6 +118,10 @@ class PolicyUpdate(Update):
         if self.repeat is not None and self.levels is not None:  # one alone: the store checks it with the other
             _check(self.levels, self.repeat)
         return self
+
+    def changes(self) -> dict[str, Any]:
+        """Levels whole, with their defaults (a level sent without `delay_minutes` means 15)."""
+        return set_fields(self, self.NOT_NULL)
 
 
 # ---- responses ---------------------------------------------------------------------------------

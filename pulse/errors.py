@@ -18,6 +18,12 @@ class Conflict(PulseError):
     status_code = 409
 
 
+class PreconditionRequired(PulseError):
+    """A write that must name the version it changes (If-Match) came without one."""
+
+    status_code = 428
+
+
 class Forbidden(PulseError):
     status_code = 403
 

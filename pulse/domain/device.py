@@ -12,9 +12,11 @@ from typing import Any, Iterable
 from pulse.domain.messages import (AlertEvent, CommandAck, CommandStatus, Effect, Heartbeat, MetricsDiscovered, Presence, Publish,
                                    ReportedState, Telemetry)
 from pulse.domain.rules import Rule, RuleState, step, tick
+from pulse.errors import Conflict
 
 MAX_DESIRED_BYTES = 8192  # documented limit of a desired-state document (docs/device-protocol.md)
 NO_HEARTBEAT = "NO_HEARTBEAT"  # the built-in alert's type, and its key among the rule states
+TWIN_STALE_AFTER_MS = 30 * 60_000  # documented: a twin whose device was not heard for 30 min is "stale"
 MAX_QUEUED_COMMANDS = 100  # commands waiting for an offline device; more is refused, not dropped
 ACK_STATUS = {"ok": "delivered", "received": "delivered", "succeeded": "succeeded", "success": "succeeded",
               "failed": "failed", "rejected": "rejected"}
@@ -31,6 +33,28 @@ def merge_patch(target: dict[str, Any], patch: dict[str, Any]) -> dict[str, Any]
         else:
             out[key] = value
     return out
+
+
+def structured_delta(desired: dict[str, Any], reported: dict[str, Any]) -> dict[str, Any]:
+    """The documented system's top-level comparison: keys the device has not got yet (`added`, with
+    the desired value), keys it reports that are no longer desired (`removed`, with the reported
+    value), keys whose values differ (`changed`, both values) and how many agree."""
+    added = {k: v for k, v in desired.items() if k not in reported}
+    removed = {k: v for k, v in reported.items() if k not in desired}
+    changed = {k: {"desired": v, "reported": reported[k]} for k, v in desired.items()
+               if k in reported and reported[k] != v}
+    return {"added": added, "removed": removed, "changed": changed,
+            "unchanged_count": sum(1 for k, v in desired.items() if k in reported and reported[k] == v)}
+
+
+def sync_status(delta: dict[str, Any], last_seen_ms: int | None, now_ms: int) -> str:
+    """`stale` when the device has not been heard for 30 minutes (what it reported may be old),
+    else `synced` when it reports every desired value, else `pending`. The documented system
+    compares the two version counters, which count different things (desired writes and device
+    reports); Pulse compares the documents themselves."""
+    if last_seen_ms is None or now_ms - last_seen_ms > TWIN_STALE_AFTER_MS:
+        return "stale"
+    return "pending" if delta else "synced"
 
 
 def diff_keys(desired: dict[str, Any], reported: dict[str, Any]) -> dict[str, Any]:
@@ -225,10 +249,15 @@ class DeviceActor:
         raise TypeError(f"device actor cannot handle {type(msg).__name__}")
 
     # ---- requests (from the API) ---------------------------------------------------------
-    def patch_desired(self, patch: dict[str, Any], now_ms: int,
-                      replace: bool = False) -> tuple[dict[str, Any], list[Effect]]:
+    def patch_desired(self, patch: dict[str, Any], now_ms: int, replace: bool = False,
+                      expected_version: int | None = None) -> tuple[dict[str, Any], list[Effect]]:
         """Merge `patch` into the desired state, or with `replace` make it the whole new state
-        (merged into nothing, so its nulls are dropped as a merge patch drops them)."""
+        (merged into nothing, so its nulls are dropped as a merge patch drops them). With
+        `expected_version` (the client's If-Match) the write applies only to that version: the
+        actor handles one request at a time, so check and write are one step."""
+        if expected_version is not None and expected_version != self.twin["desired_version"]:
+            raise Conflict(f"desired_version is {self.twin['desired_version']}, not {expected_version} "
+                           "(If-Match): read the twin again and retry")
         desired = merge_patch({} if replace else self.twin["desired"], patch)
         if len(json.dumps(desired)) > MAX_DESIRED_BYTES:
             raise ValueError(f"desired state larger than {MAX_DESIRED_BYTES} bytes")
@@ -239,7 +268,7 @@ class DeviceActor:
         self.dirty = True
         body = {"desired": desired, "version": tw["desired_version"], "timestamp": now_ms}
         topic = f"tenant/{self.tenant_id}/device/{self.device_id}/shadow/desired"
-        return self.twin_view(), [Publish(topic, json.dumps(body).encode(), qos=1, retain=True)]
+        return self.twin_view(now_ms), [Publish(topic, json.dumps(body).encode(), qos=1, retain=True)]
 
     def rules_changed(self, live_rule_ids: set[str]) -> list[Effect]:
         """Forget state of deleted rules; an alert they left open is closed by the tenant actor."""
@@ -251,8 +280,15 @@ class DeviceActor:
     def latest_view(self) -> dict[str, Any]:
         return {m: {"value": v[0], "ts_ms": v[1]} for m, v in sorted(self.latest.items())}
 
-    def twin_view(self) -> dict[str, Any]:
-        return {**self.twin, "delta": self.delta()}
+    def twin_view(self, now_ms: int) -> dict[str, Any]:
+        """The twin with its delta (nested), the documented structured delta, sync status and the
+        time of the last change of either document (ms)."""
+        tw = self.twin
+        delta = self.delta()
+        changed = [t for t in (tw["desired_ts"], tw["reported_ts"]) if t is not None]
+        return {**tw, "delta": delta, "structured_delta": structured_delta(tw["desired"], tw["reported"]),
+                "sync_status": sync_status(delta, self.presence["last_seen_ms"], now_ms),
+                "shadow_updated_ts": max(changed, default=None)}
 
     def delta(self) -> dict[str, Any]:
         return diff_keys(self.twin["desired"], self.twin["reported"])

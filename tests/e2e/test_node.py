@@ -96,8 +96,10 @@ async def test_malformed_payloads_are_quarantined_and_the_bridge_keeps_running(s
 
 async def test_desired_state_reaches_a_device_that_connects_later(stack):
     secret = stack.create_device("e2e-6")
-    stack.http.patch("/api/v1/customer/devices/e2e-6/twin/desired", json={"interval_s": 10, "led": "on"})
-    r = stack.http.patch("/api/v1/customer/devices/e2e-6/twin/desired", json={"interval_s": 15, "led": None})
+    stack.http.patch("/api/v1/customer/devices/e2e-6/twin/desired", json={"interval_s": 10, "led": "on"},
+                     headers={"If-Match": '"0"'})
+    r = stack.http.patch("/api/v1/customer/devices/e2e-6/twin/desired", json={"interval_s": 15, "led": None},
+                         headers={"If-Match": '"1"'})
     assert r.status_code == 200 and r.json()["desired_version"] == 2
     time.sleep(0.5)
     async with device_client(stack, "e2e-6", secret) as dev:

@@ -63,10 +63,16 @@ async def test_other_tenants_never_see_rows(api, device):
     assert [p["value"] for p in r["points"]] == [1]
 
 
+async def desired(api, body, version: str = "*", **kw):
+    """PATCH …/twin/desired naming the version it changes (If-Match, required)."""
+    headers = {**api.headers(), "If-Match": version, **kw.pop("headers", {})}
+    return await api.patch(f"{BASE}/d1/twin/desired", json=body, headers=headers, **kw)
+
+
 async def test_twin_desired_patch_is_versioned_published_retained_and_delta_tracks_reported(api, device, embedded_broker):
-    r = await api.patch(f"{BASE}/d1/twin/desired", json={"interval_s": 30, "led": {"color": "red"}})
+    r = await desired(api, {"interval_s": 30, "led": {"color": "red"}}, '"0"')
     assert r.status_code == 200 and r.json()["desired_version"] == 1
-    r = await api.patch(f"{BASE}/d1/twin/desired", json={"led": {"color": "blue"}})
+    r = await desired(api, {"led": {"color": "blue"}}, r.headers["ETag"])
     assert r.json()["desired_version"] == 2 and r.json()["delta"] == {"interval_s": 30, "led": {"color": "blue"}}
     await api.services.downlink.drain()
     async with embedded_broker.client() as sub:  # a late subscriber gets the retained desired state
@@ -81,23 +87,56 @@ async def test_twin_desired_patch_is_versioned_published_retained_and_delta_trac
 
 
 async def test_wrapped_desired_body_replaces_the_document_and_merge_patch_media_type_merges(api, device):
-    await api.patch(f"{BASE}/d1/twin/desired", json={"interval_s": 30, "led": {"color": "red"}})
-    r = await api.patch(f"{BASE}/d1/twin/desired", json={"desired": {"led": {"color": "blue"}}})
+    await desired(api, {"interval_s": 30, "led": {"color": "red"}})
+    r = await desired(api, {"desired": {"led": {"color": "blue"}}})
     assert r.status_code == 200 and r.json()["desired"] == {"led": {"color": "blue"}}  # not stored as a key
     assert r.json()["desired_version"] == 2 and r.headers["ETag"] == '"2"'
-    merge = {**api.headers(), "Content-Type": "application/merge-patch+json"}
+    merge = {**api.headers(), "Content-Type": "application/merge-patch+json", "If-Match": '"2"'}
     r = await api.client.patch(f"{BASE}/d1/twin/desired", headers=merge, content=json.dumps({"desired": {"x": 1}}))
     assert r.json()["desired"] == {"led": {"color": "blue"}, "desired": {"x": 1}}
-    r = await api.patch(f"{BASE}/d1/twin/desired", json={"desired": {}})  # the wrapped form may clear it
+    r = await desired(api, {"desired": {}})  # the wrapped form may clear it
     assert r.status_code == 200 and r.json()["desired"] == {}
     twin = await api.get(f"{BASE}/d1/twin")
     assert twin.json()["desired_version"] == 4 and twin.headers["ETag"] == '"4"'
 
 
+async def test_twin_desired_needs_the_current_version_in_if_match(api, device):
+    r = await api.patch(f"{BASE}/d1/twin/desired", json={"a": 1})
+    assert r.status_code == 428 and "If-Match" in r.json()["detail"]
+    for bad in ('"abc"', "1.5", '"-1"', "9" * 30):
+        r = await desired(api, {"a": 1}, bad)
+        assert r.status_code == 400 and "If-Match" in r.json()["detail"], bad
+    r = await desired(api, {"a": 1}, 'W/"0"')
+    assert r.status_code == 200 and r.headers["ETag"] == '"1"'
+    r = await desired(api, {"a": 2}, '"0"')  # someone else wrote version 1 meanwhile
+    assert r.status_code == 409 and "desired_version is 1" in r.json()["detail"]
+    assert (await desired(api, {"a": 3}, "1")).json()["desired"] == {"a": 3}
+    assert (await api.get(f"{BASE}/d1/twin")).json()["desired_version"] == 2
+    r = await api.patch(f"{BASE}/nope/twin/desired", json={"a": 1})  # an unknown device is 404 first
+    assert r.status_code == 404
+
+
+async def test_twin_answers_the_documented_structured_delta_and_sync_status(api, device):
+    twin = (await api.get(f"{BASE}/d1/twin")).json()
+    assert twin["sync_status"] == "stale" and twin["shadow_updated_at"] is None  # never heard
+    await desired(api, {"interval_s": 30, "led": "red", "mode": "eco"})
+    await send(api, "acme", "d1", "shadow/reported", {"reported": {"interval_s": 30, "led": "blue", "fw": "1.0"}})
+    twin = (await api.get(f"{BASE}/d1/twin")).json()
+    assert twin["structured_delta"] == {"added": {"mode": "eco"}, "removed": {"fw": "1.0"},
+                                        "changed": {"led": {"desired": "red", "reported": "blue"}},
+                                        "unchanged_count": 1}
+    assert twin["sync_status"] == "pending" and twin["shadow_updated_at"] is not None
+    delta = (await api.get(f"{BASE}/d1/twin/delta")).json()
+    assert delta["added"] == {"mode": "eco"} and delta["unchanged_count"] == 1 and not delta["in_sync"]
+    await send(api, "acme", "d1", "shadow/reported", {"reported": {"led": "red", "mode": "eco"}})
+    twin = (await api.get(f"{BASE}/d1/twin")).json()
+    assert twin["sync_status"] == "synced" and twin["structured_delta"]["unchanged_count"] == 3
+
+
 async def test_twin_desired_rejects_empty_non_object_and_oversized_patches(api, device):
-    assert (await api.patch(f"{BASE}/d1/twin/desired", json={})).status_code == 422
-    assert (await api.patch(f"{BASE}/d1/twin/desired", json=[1, 2])).status_code == 422
-    r = await api.patch(f"{BASE}/d1/twin/desired", json={"blob": "x" * 10_000})
+    assert (await desired(api, {})).status_code == 422
+    assert (await desired(api, [1, 2])).status_code == 422
+    r = await desired(api, {"blob": "x" * 10_000})
     assert r.status_code == 422 and "larger than" in r.json()["detail"]
     assert (await api.get(f"{BASE}/d1/twin")).json()["desired_version"] == 0
 
@@ -106,7 +145,7 @@ async def test_state_survives_a_runtime_restart(api, device):
     from pulse.actors.runtime import LocalRuntime
 
     await telemetry(api, device, 0, temp=7)
-    await api.patch(f"{BASE}/d1/twin/desired", json={"a": 1})
+    await desired(api, {"a": 1})
     await api.services.runtime.stop()  # persists snapshots, flushes the lake
     api.services.runtime = LocalRuntime(api.services.settings)
     await api.services.runtime.start()

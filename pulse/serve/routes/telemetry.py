@@ -13,7 +13,7 @@ from pulse.serve.auth import Principal, customer
 from pulse.serve.deps import services
 from pulse.serve.params import MAX_LIMIT, StrId
 from pulse.serve.schemas.telemetry import (History, Latest, MetricNames, Recent, Twin, TwinDelta,
-                                           desired_change)
+                                           desired_change, if_match_version)
 from pulse.services import telemetry as service
 from pulse.services import twin as twin_service
 from pulse.services.context import ServiceContext
@@ -81,7 +81,8 @@ def _twin(device_id: str, view: dict[str, Any]) -> dict[str, Any]:
         "desired_updated_at": _iso(view["desired_ts"]),
         "reported": view["reported"], "reported_version": view["reported_version"],
         "reported_updated_at": _iso(view["reported_ts"]),
-        "delta": view["delta"],
+        "delta": view["delta"], "structured_delta": view["structured_delta"],
+        "sync_status": view["sync_status"], "shadow_updated_at": _iso(view["shadow_updated_ts"]),
     }
 
 
@@ -98,18 +99,24 @@ async def twin(device_id: StrId, response: Response, p: Principal = Depends(cust
     return _twin(device_id, view)
 
 
-@router.patch("/twin/desired", response_model=Twin)
+@router.patch("/twin/desired", response_model=Twin,
+              responses={409: {"description": "If-Match names a version that is no longer current"},
+                         428: {"description": "If-Match is missing"}})
 async def patch_desired(device_id: StrId, response: Response,
                         body: dict[str, Any] = Body(..., examples=[{"interval_s": 30},
                                                                    {"desired": {"interval_s": 30}}]),
                         content_type: str | None = Header(None),
+                        if_match: str | None = Header(None, description='the ETag of GET …/twin, e.g. "3" '
+                                                      "(required: 428 without, 409 when it is not current); "
+                                                      "* writes over any version"),
                         p: Principal = Depends(customer("devices.twin.write")),
                         svc: ServiceContext = Depends(services)) -> dict[str, Any]:
     """A JSON merge patch of the desired state, or `{"desired": {...}}` replacing it whole (sent as
     `application/json`; a body sent as `application/merge-patch+json` is always a merge patch). Bumps the
     version and publishes the document retained (QoS 1)."""
     change, replace = desired_change(body, content_type)
-    view = await twin_service.patch_desired(svc, p.tenant_id, device_id, change, replace=replace)
+    view = await twin_service.patch_desired(svc, p.tenant_id, device_id, change, if_match_version(if_match),
+                                            replace=replace)
     _with_etag(response, view)
     return _twin(device_id, view)
 
@@ -118,5 +125,5 @@ async def patch_desired(device_id: StrId, response: Response,
 async def twin_delta(device_id: StrId, p: Principal = Depends(customer("devices.read")),
                      svc: ServiceContext = Depends(services)) -> dict[str, Any]:
     view = await twin_service.view(svc, p.tenant_id, device_id)
-    return {"device_id": device_id, "delta": view["delta"], "in_sync": not view["delta"],
+    return {"device_id": device_id, **view["structured_delta"], "delta": view["delta"], "in_sync": not view["delta"],
             "desired_version": view["desired_version"], "reported_version": view["reported_version"]}

@@ -6,13 +6,16 @@
 They are told apart thus: a body sent as `application/merge-patch+json` is always a merge patch;
 otherwise a body whose only key is `desired`, holding an object, is the wrapped replacement.
 (To merge-patch a desired key literally named `desired`, send `application/merge-patch+json`.)
+Either must name the version it changes in `If-Match` (the ETag of `GET …/twin`), as documented.
 """
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, Field
+
+from pulse.errors import PulseError
 
 MERGE_PATCH = "application/merge-patch+json"
 
@@ -23,6 +26,20 @@ def desired_change(body: dict[str, Any], content_type: str | None) -> tuple[dict
     if media_type != MERGE_PATCH and body.keys() == {"desired"} and isinstance(body["desired"], dict):
         return body["desired"], True
     return body, False
+
+
+def if_match_version(header: str | None) -> int | Literal["*"] | None:
+    """The desired_version an `If-Match` names: `"3"`, `W/"3"` or `3`; `*` for any; None when absent."""
+    if header is None:
+        return None
+    tag = header.strip()
+    if tag == "*":
+        return "*"
+    tag = tag.removeprefix("W/").strip('"')
+    if not tag.isascii() or not tag.isdigit() or len(tag) > 18:
+        raise PulseError(f'If-Match must be the ETag of GET …/twin, a quoted desired_version such as "3" '
+                         f"(or *), not {header[:40]!r}")
+    return int(tag)
 
 
 class LatestValue(BaseModel):
@@ -59,6 +76,13 @@ class History(BaseModel):
     sensors: dict[str, dict[str, Any]] = Field(description="metadata of the sensors the points belong to")
 
 
+class StructuredDelta(BaseModel):
+    added: dict[str, Any] = Field(description="desired keys the device does not report, with their desired value")
+    removed: dict[str, Any] = Field(description="reported keys no longer desired, with their reported value")
+    changed: dict[str, Any] = Field(description="key -> {desired, reported} where both are set and differ")
+    unchanged_count: int
+
+
 class Twin(BaseModel):
     device_id: str
     desired: dict[str, Any]
@@ -68,9 +92,13 @@ class Twin(BaseModel):
     reported_version: int
     reported_updated_at: str | None
     delta: dict[str, Any] = Field(description="desired keys whose reported value differs")
+    structured_delta: StructuredDelta
+    sync_status: Literal["synced", "pending", "stale"] = Field(
+        description="stale: device not heard for 30 min; synced: it reports every desired value; else pending")
+    shadow_updated_at: str | None = Field(description="the last change of either document")
 
 
-class TwinDelta(BaseModel):
+class TwinDelta(StructuredDelta):
     device_id: str
     delta: dict[str, Any]
     in_sync: bool = Field(description="true when the delta is empty")

@@ -296,6 +296,10 @@ class DeviceActor:
     def presence_view(self) -> dict[str, Any]:
         return dict(self.presence)
 
+    def live_view(self) -> dict[str, Any]:
+        """Presence and latest values in one request (the device page shows both)."""
+        return {"presence": self.presence_view(), "latest": self.latest_view()}
+
     def _seen(self, ts_ms: int, field: str | None) -> None:
         p = self.presence
         if p["last_seen_ms"] is None or ts_ms > p["last_seen_ms"]:

@@ -60,10 +60,12 @@ async def summary(ctx: ServiceContext, tenant_id: str) -> dict[str, Any]:
 
 
 async def get(ctx: ServiceContext, tenant_id: str, device_id: str) -> dict[str, Any]:
-    """The registry entry with the device actor's live presence."""
+    """The registry entry with the device actor's live presence and latest values (`latest`:
+    metric -> {value, ts_ms})."""
     device = await store.get(ctx.db, tenant_id, device_id)
-    presence = await ctx.runtime.device_call(tenant_id, device_id, "presence_view")
-    return {**device, "presence": {**presence, "status": _status(ctx, presence, _now_ms())}}
+    live = await ctx.runtime.device_call(tenant_id, device_id, "live_view")
+    presence = live["presence"]
+    return {**device, "presence": {**presence, "status": _status(ctx, presence, _now_ms())}, "latest": live["latest"]}
 
 
 async def update(ctx: ServiceContext, tenant_id: str, device_id: str, fields: dict[str, Any]) -> dict[str, Any]:

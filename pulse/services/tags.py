@@ -25,10 +25,11 @@ async def add(ctx: ServiceContext, tenant_id: str, device_id: str, tag: str) -> 
     return result
 
 
-async def remove(ctx: ServiceContext, tenant_id: str, device_id: str, tag: str) -> None:
-    """Idempotent: removing a tag the device does not carry is not an error."""
-    await store.remove(ctx.db, tenant_id, device_id, tag)
+async def remove(ctx: ServiceContext, tenant_id: str, device_id: str, tag: str) -> list[str]:
+    """Idempotent: removing a tag the device does not carry is not an error. Returns the tags left."""
+    result = await store.remove(ctx.db, tenant_id, device_id, tag)
     await ctx.runtime.rules_changed(tenant_id)
+    return result
 
 
 async def in_use(ctx: ServiceContext, tenant_id: str, limit: int, offset: int) -> tuple[list[dict[str, Any]], int]:

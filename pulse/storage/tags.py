@@ -61,12 +61,13 @@ async def add(db: Database, tenant_id: str, device_id: str, tag: str) -> list[st
         return await _tags_of(conn, tenant_id, device_id)
 
 
-async def remove(db: Database, tenant_id: str, device_id: str, tag: str) -> None:
-    """Idempotent: removing a tag the device does not carry is not an error."""
+async def remove(db: Database, tenant_id: str, device_id: str, tag: str) -> list[str]:
+    """Idempotent: removing a tag the device does not carry is not an error. Returns the tags left."""
     async with db.begin() as conn:
         await _require_device(conn, tenant_id, device_id)
         await conn.execute(device_tags.delete().where(
             device_tags.c.tenant_id == tenant_id, device_tags.c.device_id == device_id, device_tags.c.tag == tag))
+        return await _tags_of(conn, tenant_id, device_id)
 
 
 async def tenant_tags(db: Database, tenant_id: str, limit: int, offset: int) -> tuple[list[dict[str, Any]], int]:

@@ -82,7 +82,7 @@ async def test_integration_crud_masks_secrets_and_allows_one_per_carrier(carrier
     assert audit[1].changes == {"sync_interval_minutes": {"from": 30, "to": 120}}
     assert audit[2].changes == {"enabled": {"from": True, "to": False}, "api_key": "changed"}
 
-    assert (await api.delete(f"{INTEGRATIONS}/{iid}")).status_code == 204
+    assert (await api.delete(f"{INTEGRATIONS}/{iid}")).json() == {"deleted": True, "id": iid}
     assert (await api.get(f"{INTEGRATIONS}/{iid}")).status_code == 404
 
 
@@ -275,7 +275,7 @@ async def test_deleting_an_integration_unlinks_its_devices(carrier_api, onence):
     await api.post(line("d1", "link"), json={"carrier_integration_id": iid, "carrier_device_id": SIM1})
     await api.get(line("d1", "usage"), params={"refresh": True})
     assert (await api.get(f"{INTEGRATIONS}/{iid}")).json()["linked_devices"] == 1
-    assert (await api.delete(f"{INTEGRATIONS}/{iid}")).status_code == 204
+    assert (await api.delete(f"{INTEGRATIONS}/{iid}")).json() == {"deleted": True, "id": iid}
     assert (await api.get(line("d1", "status"))).status_code == 404
     entries = await store.audit_entries(api.services.db, "acme")
     assert entries[0]["action"] == "integration.delete" and entries[0]["changes"]["unlinked_devices"] == ["d1"]

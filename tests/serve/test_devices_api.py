@@ -59,7 +59,7 @@ async def test_detail_patch_decommission_delete(api):
     assert (await api.patch(f"{BASE}/d1", json={"status": "REVOKED"})).status_code == 422
     r = await api.patch(f"{BASE}/d1/decommission", json={})
     assert r.status_code == 200 and r.json()["status"] == "REVOKED" and r.json()["decommissioned_at"]
-    assert (await api.delete(f"{BASE}/d1")).status_code == 204
+    assert (await api.delete(f"{BASE}/d1")).json() == {"device_id": "d1", "status": "deleted"}
     assert (await api.get(f"{BASE}/d1")).status_code == 404
     assert (await api.delete(f"{BASE}/d1")).status_code == 404
 
@@ -161,7 +161,7 @@ async def test_decommissioning_or_deleting_a_device_closes_its_alerts_saying_why
     for i, d in enumerate(("d1", "d2", "d3")):
         await telemetry(api, d, i, temp=99)
     assert (await api.patch(f"{BASE}/d1/decommission", json={"reason": "replaced"})).status_code == 200
-    assert (await api.delete(f"{BASE}/d2")).status_code == 204
+    assert (await api.delete(f"{BASE}/d2")).json() == {"device_id": "d2", "status": "deleted"}
     alerts = {a["device_id"]: a for a in (await api.get(ALERTS)).json()["alerts"]}
     assert {d: a["status"] for d, a in alerts.items()} == {"d1": "CLOSED", "d2": "CLOSED", "d3": "OPEN"}
     assert alerts["d1"]["closed_by"] == alerts["d2"]["closed_by"] == "customer_admin@acme"

@@ -37,7 +37,7 @@ async def test_create_list_patch_delete(api):
     assert r.status_code == 200, r.text
     assert r.json()["name"] == "renamed" and r.json()["enabled"] is False and r.json()["ends_at"] is None
     assert r.json()["next_occurrence"] is None  # disabled
-    assert (await api.delete(f"{WINDOWS}/{w['window_id']}")).status_code == 204
+    assert (await api.delete(f"{WINDOWS}/{w['window_id']}")).json() == {"window_id": w["window_id"], "deleted": True}
     assert (await api.delete(f"{WINDOWS}/{w['window_id']}")).status_code == 404
     assert (await api.get(WINDOWS)).json()["total"] == 0
 

@@ -79,7 +79,7 @@ async def test_update_and_delete_any_tenant_unlink_devices_and_are_audited(api):
     assert r.status_code == 200 and r.json()["sync_interval_minutes"] == 15 and r.json()["tenant_id"] == "globex"
     assert (await api.request("PUT", f"{OPS}/{iid}", tenant=None, role="operator_admin",
                               json={"sync_interval_minutes": 2})).status_code == 422
-    assert (await api.delete(f"{OPS}/{iid}", tenant=None, role="operator_admin")).status_code == 204
+    assert (await api.delete(f"{OPS}/{iid}", tenant=None, role="operator_admin")).json() == {"deleted": True, "id": iid}
     assert (await api.get("/api/v1/customer/devices/g1/carrier/status", tenant="globex")).status_code == 404
     assert (await api.get(f"{OPS}/{iid}", tenant=None, role="operator")).status_code == 404
 

@@ -15,7 +15,7 @@ from pulse.serve.auth import Principal, customer
 from pulse.serve.deps import services
 from pulse.serve.entitlements import feature
 from pulse.serve.params import DbId, StrId
-from pulse.serve.schemas.carriers import (IntegrationCreate, IntegrationOut, IntegrationPage, IntegrationUpdate, LineAction,
+from pulse.serve.schemas.carriers import (IntegrationCreate, IntegrationDeleted, IntegrationOut, IntegrationPage, IntegrationUpdate, LineAction,
                                          LineDiagnostics, LineLink, LineStatus, LineUsage, LinkBody, Plans,
                                          ProvisionBody, Provisioned)
 from pulse.serve.schemas.common import PageParams, page, page_params
@@ -63,12 +63,12 @@ async def update_integration(integration_id: DbId, body: IntegrationUpdate, p: P
     return await carrier.update_integration(svc.settings, svc.db, integration_id, p.tenant_id, body.changes(), p)
 
 
-@router.delete("/carrier/integrations/{integration_id}", status_code=204, response_class=Response)
+@router.delete("/carrier/integrations/{integration_id}", response_model=IntegrationDeleted)
 async def delete_integration(integration_id: DbId, p: Principal = Depends(WRITE),
-                             svc: ServiceContext = Depends(services)) -> Response:
+                             svc: ServiceContext = Depends(services)) -> dict:
     """Also unlinks every device linked through it (their usage history goes too)."""
     await carrier.delete_integration(svc.db, integration_id, p.tenant_id, p)
-    return Response(status_code=204)
+    return {"deleted": True, "id": integration_id}
 
 
 @router.get("/carrier/integrations/{integration_id}/plans", response_model=Plans)

@@ -10,8 +10,10 @@ from pulse.serve.deps import services
 from pulse.serve.params import DbId, StrId
 from pulse.serve.schemas.common import PageParams, one_of, page, page_params
 from pulse.serve.schemas.devices import (REGISTRY_STATUSES, DecommissionBody, Decommissioned, DeviceCreate,
-                                         DeviceCreated, DeviceDetail, DeviceOut, DevicePage, DevicePatch,
-                                         DeviceSummary, RotateBody, RotatedToken, TokenList)
+                                         DeviceCreated, DeviceDeleted, DeviceDetail, DeviceOut, DevicePage,
+                                         DevicePatch, DeviceSummary, DeviceUpdated, RotateBody, RotatedToken,
+                                         TokenList)
+from pulse.serve.schemas.telemetry import latest_rows
 from pulse.services import devices as service
 from pulse.services.context import ServiceContext
 
@@ -47,13 +49,16 @@ async def summary(p: Principal = Depends(customer("devices.read")), svc: Service
 @router.get("/devices/{device_id}", response_model=DeviceDetail)
 async def get_device(device_id: StrId, p: Principal = Depends(customer("devices.read")),
                      svc: ServiceContext = Depends(services)) -> dict[str, Any]:
-    return await service.get(svc, p.tenant_id, device_id)
+    device = await service.get(svc, p.tenant_id, device_id)
+    device["telemetry"] = latest_rows(device.pop("latest"))
+    return {**device, "tenant_id": p.tenant_id, "device": device}
 
 
-@router.patch("/devices/{device_id}", response_model=DeviceOut)
+@router.patch("/devices/{device_id}", response_model=DeviceUpdated)
 async def patch_device(device_id: StrId, body: DevicePatch, p: Principal = Depends(customer("devices.update")),
                        svc: ServiceContext = Depends(services)) -> dict[str, Any]:
-    return await service.update(svc, p.tenant_id, device_id, body.model_dump(exclude_unset=True))
+    device = await service.update(svc, p.tenant_id, device_id, body.model_dump(exclude_unset=True))
+    return {**device, "tenant_id": p.tenant_id, "device": device}
 
 
 @router.patch("/devices/{device_id}/decommission", response_model=Decommissioned)
@@ -63,11 +68,11 @@ async def decommission(device_id: StrId, body: DecommissionBody | None = None,
     return await service.decommission(svc, p.tenant_id, device_id, p.sub, body.reason if body else None)
 
 
-@router.delete("/devices/{device_id}", status_code=204, response_class=Response)
+@router.delete("/devices/{device_id}", response_model=DeviceDeleted)
 async def delete_device(device_id: StrId, p: Principal = Depends(customer("devices.delete")),
-                        svc: ServiceContext = Depends(services)) -> Response:
+                        svc: ServiceContext = Depends(services)) -> dict[str, Any]:
     await service.delete(svc, p.tenant_id, device_id, p.sub)
-    return Response(status_code=204)
+    return {"device_id": device_id, "status": "deleted"}
 
 
 # ---- tokens --------------------------------------------------------------------------------------

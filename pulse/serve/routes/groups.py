@@ -3,13 +3,14 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter, Depends, Response
+from fastapi import APIRouter, Depends
 
 from pulse.serve.auth import Principal, customer
 from pulse.serve.deps import services
 from pulse.serve.params import StrId
 from pulse.serve.schemas.common import PageParams, page, page_params, set_fields
-from pulse.serve.schemas.groups import GroupCreate, GroupMembers, GroupOut, GroupPage, GroupPatch
+from pulse.serve.schemas.groups import (GroupCreate, GroupDeleted, GroupMembers, GroupOut, GroupPage, GroupPatch,
+                                        MemberChanged)
 from pulse.services import groups as service
 from pulse.services.context import ServiceContext
 
@@ -37,10 +38,11 @@ async def patch_group(group_id: StrId, body: GroupPatch, p: Principal = Depends(
     return await service.update(svc, p.tenant_id, group_id, set_fields(body, not_null=("name",)))
 
 
-@router.delete("/{group_id}", status_code=204, response_class=Response)
-async def delete_group(group_id: StrId, p: Principal = Depends(WRITE), svc: ServiceContext = Depends(services)) -> Response:
+@router.delete("/{group_id}", response_model=GroupDeleted)
+async def delete_group(group_id: StrId, p: Principal = Depends(WRITE),
+                       svc: ServiceContext = Depends(services)) -> dict[str, Any]:
     await service.delete(svc, p.tenant_id, group_id)
-    return Response(status_code=204)
+    return {"group_id": group_id, "deleted": True}
 
 
 @router.get("/{group_id}/devices", response_model=GroupMembers)
@@ -52,15 +54,15 @@ async def group_devices(group_id: StrId, pg: PageParams = Depends(page_params),
     return {"group_id": group_id, **page("devices", items, total, pg)}
 
 
-@router.put("/{group_id}/devices/{device_id}", status_code=204, response_class=Response)
+@router.put("/{group_id}/devices/{device_id}", response_model=MemberChanged)
 async def add_member(group_id: StrId, device_id: StrId, p: Principal = Depends(WRITE),
-                     svc: ServiceContext = Depends(services)) -> Response:
+                     svc: ServiceContext = Depends(services)) -> dict[str, Any]:
     await service.add_member(svc, p.tenant_id, group_id, device_id)
-    return Response(status_code=204)
+    return {"group_id": group_id, "device_id": device_id, "action": "added"}
 
 
-@router.delete("/{group_id}/devices/{device_id}", status_code=204, response_class=Response)
+@router.delete("/{group_id}/devices/{device_id}", response_model=MemberChanged)
 async def remove_member(group_id: StrId, device_id: StrId, p: Principal = Depends(WRITE),
-                        svc: ServiceContext = Depends(services)) -> Response:
+                        svc: ServiceContext = Depends(services)) -> dict[str, Any]:
     await service.remove_member(svc, p.tenant_id, group_id, device_id)
-    return Response(status_code=204)
+    return {"group_id": group_id, "device_id": device_id, "action": "removed"}

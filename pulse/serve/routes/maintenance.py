@@ -3,14 +3,14 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter, Depends, Query, Response
+from fastapi import APIRouter, Depends, Query
 from pydantic import AwareDatetime
 
 from pulse.serve.auth import Principal, customer
 from pulse.serve.deps import services
 from pulse.serve.params import StrId
 from pulse.serve.schemas.common import PageParams, page, page_params, set_fields
-from pulse.serve.schemas.maintenance import WindowCreate, WindowOut, WindowPage, WindowPatch
+from pulse.serve.schemas.maintenance import WindowCreate, WindowDeleted, WindowOut, WindowPage, WindowPatch
 from pulse.services import maintenance as service
 from pulse.services.context import ServiceContext
 
@@ -43,8 +43,8 @@ async def patch_window(window_id: StrId, body: WindowPatch, p: Principal = Depen
     return await service.update(svc, p.tenant_id, window_id, set_fields(body, not_null=NOT_NULL))
 
 
-@router.delete("/{window_id}", status_code=204, response_class=Response)
+@router.delete("/{window_id}", response_model=WindowDeleted)
 async def delete_window(window_id: StrId, p: Principal = Depends(customer("maintenance.delete")),
-                        svc: ServiceContext = Depends(services)) -> Response:
+                        svc: ServiceContext = Depends(services)) -> dict[str, Any]:
     await service.delete(svc, p.tenant_id, window_id)
-    return Response(status_code=204)
+    return {"window_id": window_id, "deleted": True}

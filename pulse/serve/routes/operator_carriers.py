@@ -5,12 +5,12 @@ operator audit log; writes are also recorded with what they changed in `carrier_
 """
 from __future__ import annotations
 
-from fastapi import APIRouter, Depends, Query, Response
+from fastapi import APIRouter, Depends, Query
 
 from pulse.serve.auth import Principal, operator
 from pulse.serve.deps import services
 from pulse.serve.params import DbId, StrId
-from pulse.serve.schemas.carriers import (IntegrationUpdate, OperatorIntegrationCreate, OperatorIntegrationOut,
+from pulse.serve.schemas.carriers import (IntegrationDeleted, IntegrationUpdate, OperatorIntegrationCreate, OperatorIntegrationOut,
                                          OperatorIntegrationPage)
 from pulse.serve.schemas.common import PageParams, page, page_params
 from pulse.services import carriers as carrier
@@ -54,9 +54,9 @@ async def update_integration(integration_id: DbId, body: IntegrationUpdate, p: P
                                             with_tenant=True)
 
 
-@router.delete("/{integration_id}", status_code=204, response_class=Response)
+@router.delete("/{integration_id}", response_model=IntegrationDeleted)
 async def delete_integration(integration_id: DbId, p: Principal = Depends(WRITE),
-                             svc: ServiceContext = Depends(services)) -> Response:
+                             svc: ServiceContext = Depends(services)) -> dict:
     """Deletes it and unlinks its devices."""
     await carrier.delete_integration(svc.db, integration_id, None, p)
-    return Response(status_code=204)
+    return {"deleted": True, "id": integration_id}

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter, Depends, Path, Response
+from fastapi import APIRouter, Depends, Path
 
 from pulse.serve.auth import Principal, customer
 from pulse.serve.deps import services
@@ -43,12 +43,11 @@ async def add_tag(device_id: StrId, tag: str = TagPath, p: Principal = Depends(c
     return {**_view(p.tenant_id, device_id, await service.add(svc, p.tenant_id, device_id, tag)), "tag": tag}
 
 
-@router.delete("/devices/{device_id}/tags/{tag:path}", status_code=204, response_class=Response)
+@router.delete("/devices/{device_id}/tags/{tag:path}", response_model=TagChanged)
 async def remove_tag(device_id: StrId, tag: str = TagPath, p: Principal = Depends(customer("devices.tags.write")),
-                     svc: ServiceContext = Depends(services)) -> Response:
+                     svc: ServiceContext = Depends(services)) -> dict[str, Any]:
     """Idempotent: removing a tag the device does not carry is not an error."""
-    await service.remove(svc, p.tenant_id, device_id, tag)
-    return Response(status_code=204)
+    return {**_view(p.tenant_id, device_id, await service.remove(svc, p.tenant_id, device_id, tag)), "tag": tag}
 
 
 @router.get("/tags", response_model=TagPage)

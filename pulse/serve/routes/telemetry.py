@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import os
-from datetime import datetime, timezone
+from datetime import datetime
 from typing import Any, Literal
 
 from fastapi import APIRouter, Body, Depends, Header, Query, Response
@@ -13,7 +13,7 @@ from pulse.serve.auth import Principal, customer
 from pulse.serve.deps import services
 from pulse.serve.params import MAX_LIMIT, StrId
 from pulse.serve.schemas.telemetry import (History, Latest, MetricNames, Recent, Twin, TwinDelta,
-                                           desired_change, if_match_version)
+                                           desired_change, if_match_version, iso_ms, latest_rows)
 from pulse.services import telemetry as service
 from pulse.services import twin as twin_service
 from pulse.services.context import ServiceContext
@@ -21,16 +21,14 @@ from pulse.services.context import ServiceContext
 router = APIRouter(prefix="/api/v1/customer/devices/{device_id}", tags=["telemetry & twin"])
 
 
-def _iso(ms: int | None) -> str | None:
-    return None if ms is None else datetime.fromtimestamp(ms / 1000, tz=timezone.utc).isoformat()
-
-
 @router.get("/telemetry/latest", response_model=Latest)
 async def latest(device_id: StrId, p: Principal = Depends(customer("devices.read")),
                  svc: ServiceContext = Depends(services)) -> dict[str, Any]:
     values = await service.latest(svc, p.tenant_id, device_id)
-    metrics = {m: {"value": v["value"], "ts": _iso(v["ts_ms"])} for m, v in values.items()}
-    return {"tenant_id": p.tenant_id, "device_id": device_id, "metrics": metrics}
+    rows = latest_rows(values)
+    metrics = {r["metric"]: {"value": r["value"], "ts": r["ts"]} for r in rows}
+    return {"tenant_id": p.tenant_id, "device_id": device_id, "metrics": metrics, "telemetry": rows,
+            "count": len(rows)}
 
 
 @router.get("/telemetry/metrics", response_model=MetricNames)
@@ -78,11 +76,11 @@ def _twin(device_id: str, view: dict[str, Any]) -> dict[str, Any]:
     return {
         "device_id": device_id,
         "desired": view["desired"], "desired_version": view["desired_version"],
-        "desired_updated_at": _iso(view["desired_ts"]),
+        "desired_updated_at": iso_ms(view["desired_ts"]),
         "reported": view["reported"], "reported_version": view["reported_version"],
-        "reported_updated_at": _iso(view["reported_ts"]),
+        "reported_updated_at": iso_ms(view["reported_ts"]),
         "delta": view["delta"], "structured_delta": view["structured_delta"],
-        "sync_status": view["sync_status"], "shadow_updated_at": _iso(view["shadow_updated_ts"]),
+        "sync_status": view["sync_status"], "shadow_updated_at": iso_ms(view["shadow_updated_ts"]),
     }
 
 

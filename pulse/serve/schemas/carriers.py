@@ -287,3 +287,8 @@ class Provisioned(BaseModel):
 class CallbackReceipt(BaseModel):
     received: bool
     outcome: str
+
+
+class IntegrationDeleted(BaseModel):
+    deleted: bool = True
+    id: int

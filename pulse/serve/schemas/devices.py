@@ -11,6 +11,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field
 
 from pulse.serve.params import ID_PATTERN, DbId
+from pulse.serve.schemas.telemetry import LatestRow
 from pulse.serve.schemas.common import Page, Row, Update, one_of
 
 DEVICE_STATUSES = ("ACTIVE", "INACTIVE", "SUSPENDED")  # what a PATCH may set; REVOKED only by decommission
@@ -66,8 +67,24 @@ class DeviceCreated(DeviceOut):
     token_id: str
 
 
-class DeviceDetail(DeviceOut):
+class DeviceUpdated(DeviceOut):
+    tenant_id: str
+    device: DeviceOut = Field(description="the documented envelope: the same row again")
+
+
+class DeviceLive(DeviceOut):
     presence: dict[str, Any] = Field(description="live presence from the device actor, with its status")
+    telemetry: list[LatestRow] = Field(description="the latest value of each metric")
+
+
+class DeviceDetail(DeviceLive):
+    tenant_id: str
+    device: DeviceLive = Field(description="the documented envelope: the same device again")
+
+
+class DeviceDeleted(BaseModel):
+    device_id: str
+    status: str = Field("deleted", description="the documented answer")
 
 
 class DevicePage(Page):

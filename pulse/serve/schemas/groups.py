@@ -85,3 +85,14 @@ class GroupPage(Page):
 class GroupMembers(Page):
     group_id: str
     devices: list[DeviceOut]
+
+
+class GroupDeleted(BaseModel):
+    group_id: str
+    deleted: bool = True
+
+
+class MemberChanged(BaseModel):
+    group_id: str
+    device_id: str
+    action: Literal["added", "removed"]

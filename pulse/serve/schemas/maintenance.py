@@ -157,3 +157,8 @@ class WindowOut(Row):
 
 class WindowPage(Page):
     windows: list[WindowOut]
+
+
+class WindowDeleted(BaseModel):
+    window_id: str
+    deleted: bool = True

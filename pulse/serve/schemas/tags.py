@@ -31,7 +31,7 @@ class DeviceTags(BaseModel):
 
 
 class TagChanged(DeviceTags):
-    tag: str = Field(description="the tag added (the documented answer); `tags` is the device's set after it")
+    tag: str = Field(description="the tag added or removed (the documented answer); `tags` is the device's set after it")
 
 
 class TagCount(BaseModel):

@@ -10,7 +10,7 @@ Either must name the version it changes in `If-Match` (the ETag of `GET …/twin
 """
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timezone
 from typing import Any, Literal
 
 from pydantic import BaseModel, Field
@@ -26,6 +26,15 @@ def desired_change(body: dict[str, Any], content_type: str | None) -> tuple[dict
     if media_type != MERGE_PATCH and body.keys() == {"desired"} and isinstance(body["desired"], dict):
         return body["desired"], True
     return body, False
+
+
+def latest_rows(values: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
+    """The documented `telemetry[]` of the latest values: one {metric, value, ts} per metric."""
+    return [{"metric": m, "value": v["value"], "ts": iso_ms(v["ts_ms"])} for m, v in values.items()]
+
+
+def iso_ms(ms: int | None) -> str | None:
+    return None if ms is None else datetime.fromtimestamp(ms / 1000, tz=timezone.utc).isoformat()
 
 
 def if_match_version(header: str | None) -> int | Literal["*"] | None:
@@ -47,10 +56,16 @@ class LatestValue(BaseModel):
     ts: str | None = Field(description="ISO-8601, UTC")
 
 
+class LatestRow(LatestValue):
+    metric: str
+
+
 class Latest(BaseModel):
     tenant_id: str
     device_id: str
     metrics: dict[str, LatestValue] = Field(description="metric -> its last value, as the device actor saw it")
+    telemetry: list[LatestRow] = Field(description="the documented list form of the same values")
+    count: int
 
 
 class MetricNames(BaseModel):

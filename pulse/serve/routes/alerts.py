@@ -8,7 +8,7 @@ from fastapi import APIRouter, Depends, Query
 from pulse.serve.auth import Principal, customer
 from pulse.serve.deps import services
 from pulse.serve.params import DbId, StrId
-from pulse.serve.schemas.alerts import AlertDetail, AlertPage, AlertTrend, SilenceBody
+from pulse.serve.schemas.alerts import AlertDetail, AlertEnvelope, AlertPage, AlertTrend, SilenceBody
 from pulse.serve.schemas.common import PageParams, page, page_params
 from pulse.services import alerts as service
 from pulse.services.context import ServiceContext
@@ -40,10 +40,12 @@ async def trend(start: datetime | None = None, end: datetime | None = None,
     return {"start": t.start, "end": t.end, "bucket": bucket, "buckets": t.buckets}
 
 
-@router.get("/{alert_id}", response_model=AlertDetail)
+@router.get("/{alert_id}", response_model=AlertEnvelope)
 async def get_alert(alert_id: DbId, p: Principal = Depends(customer("alerts.read")),
                     svc: ServiceContext = Depends(services)) -> dict:
-    return await service.get_alert(svc.db, p.tenant_id, alert_id)
+    """The alert (flat, as Pulse documents it) and the same again as the documented `alert`."""
+    alert = await service.get_alert(svc.db, p.tenant_id, alert_id)
+    return {**alert, "alert": alert}
 
 
 @router.patch("/{alert_id}/acknowledge", response_model=AlertDetail)

@@ -264,6 +264,10 @@ class AlertDetail(AlertOut):
     transitions: list[Transition] = Field(default_factory=list)
 
 
+class AlertEnvelope(AlertDetail):
+    alert: AlertDetail = Field(description="the documented envelope: the same alert again")
+
+
 class AlertPage(Page):
     alerts: list[AlertOut]
     tenant_id: str

@@ -31,10 +31,14 @@ def _utc(dt: datetime | None) -> datetime | None:
     return dt.replace(tzinfo=timezone.utc) if dt is not None and dt.tzinfo is None else dt
 
 
-async def trend(db: Database, tenant_id: str, start: datetime | None, end: datetime | None, bucket: str) -> Trend:
-    """Alerts opened per hour or day (default: the last 24 hours), by severity and status."""
+async def trend(db: Database, tenant_id: str, start: datetime | None, end: datetime | None, bucket: str,
+                hours: int | None = None) -> Trend:
+    """Alerts opened per hour or day (default: the last 24 hours, or `hours` before `end`), by
+    severity and status, and alerts closed per bucket."""
+    if start is not None and hours is not None:
+        raise Invalid("give start or hours, not both")
     end = _utc(end) or datetime.now(timezone.utc)
-    start = _utc(start) or end - timedelta(days=1)
+    start = _utc(start) or end - timedelta(hours=hours or 24)
     if start >= end:
         raise Invalid("start must be before end")
     if (end - start) / timedelta(seconds=BUCKETS[bucket]) > MAX_BUCKETS:

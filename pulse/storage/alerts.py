@@ -122,9 +122,11 @@ async def get(db: Database, tenant_id: str, alert_id: int) -> dict[str, Any]:
 
 
 async def trend(db: Database, tenant_id: str, start: datetime, end: datetime, bucket_s: int) -> list[dict[str, Any]]:
-    """Alerts opened per bucket in [start, end), counted by severity and by current status."""
+    """Alerts opened per bucket in [start, end), counted by severity and by current status, and how
+    many alerts were closed in each bucket."""
     by_sev: dict[int, Counter] = defaultdict(Counter)
     by_status: dict[int, Counter] = defaultdict(Counter)
+    closed: Counter = Counter()
     t0 = int(start.timestamp())
     async with db.connect() as conn:
         rows = await conn.execute(sa.select(alerts.c.triggered_at, alerts.c.severity, alerts.c.status).where(
@@ -133,7 +135,10 @@ async def trend(db: Database, tenant_id: str, start: datetime, end: datetime, bu
             b = (int(at.timestamp()) - t0) // bucket_s
             by_sev[b][severity_label(severity)] += 1
             by_status[b][status] += 1
+        rows = await conn.execute(sa.select(alerts.c.closed_at).where(
+            alerts.c.tenant_id == tenant_id, alerts.c.closed_at >= start, alerts.c.closed_at < end))
+        closed.update((int(at.timestamp()) - t0) // bucket_s for (at,) in rows)
     n = -(-(int(end.timestamp()) - t0) // bucket_s)
     return [{"bucket_start": datetime.fromtimestamp(t0 + i * bucket_s, tz=timezone.utc),
-             "total": sum(by_sev[i].values()), "by_severity": dict(by_sev[i]), "by_status": dict(by_status[i])}
-            for i in range(n)]
+             "total": sum(by_sev[i].values()), "by_severity": dict(by_sev[i]), "by_status": dict(by_status[i]),
+             "closed": closed[i]} for i in range(n)]

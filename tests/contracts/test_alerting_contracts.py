@@ -38,9 +38,6 @@ NOT_MET = {
     ("GET", "/api/v1/customer/alerts"):
         "met except: the default status filter is every status (Pulse's documented default), not OPEN; "
         "alerts carry no site_id",
-    ("GET", "/api/v1/customer/alerts/trend"):
-        "documented `?hours` -> {trend: [{hour, opened, closed}]}; Pulse answers its documented "
-        "`?start&end&bucket` -> {start, end, bucket, buckets: [{bucket_start, total, by_severity, by_status}]}",
     ("POST", "/api/v1/customer/alert-rule-templates/apply"):
         "documented {template_ids: [key], site_ids} -> {created: [{id, name, template_id}], skipped}; in Pulse "
         "`template_ids` already names the device-template scope of a rule, so the keys are `template_keys` and "
@@ -69,7 +66,7 @@ NOT_MET = {
         "met except: a layer needs 1 responder or more; without start_at it starts now",
 }
 CHECKED_ROUTES = {
-    ("GET", ALERTS), ("GET", ALERTS + "/{alert_id}"), ("PATCH", ALERTS + "/{alert_id}/acknowledge"), ("PATCH", ALERTS + "/{alert_id}/close"),
+    ("GET", ALERTS), ("GET", ALERTS + "/{alert_id}"), ("GET", ALERTS + "/trend"), ("PATCH", ALERTS + "/{alert_id}/acknowledge"), ("PATCH", ALERTS + "/{alert_id}/close"),
     ("PATCH", ALERTS + "/{alert_id}/silence"), ("GET", TEMPLATES), ("GET", RULES), ("POST", RULES),
     ("GET", RULES + "/{rule_id}"), ("PATCH", RULES + "/{rule_id}"), ("DELETE", RULES + "/{rule_id}"),
     ("GET", DIGEST), ("PUT", DIGEST),
@@ -153,6 +150,8 @@ async def test_alert_lifecycle(api):
     assert answers(await api.get(ALERTS, params={"status": "ALL"}), 200, {"alerts"})["total"] == 1
     aid = listing["alerts"][0]["alert_id"]
     has_keys(answers(await api.get(f"{ALERTS}/{aid}"), 200, {"tenant_id", "alert"})["alert"], ALERT_KEYS)
+    trend = answers(await api.get(f"{ALERTS}/trend", params={"hours": 24}), 200, {"trend"})["trend"]
+    assert sum(h["opened"] for h in trend) == 1 and set(trend[0]) >= {"hour", "opened", "closed"}
     silenced = answers(await api.patch(f"{ALERTS}/{aid}/silence", json={"minutes": 30}), 200,
                        {"alert_id", "silenced_until"})
     assert silenced["silenced_until"]

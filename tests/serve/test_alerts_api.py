@@ -256,6 +256,11 @@ async def test_trend_counts_alerts_per_bucket(api, devices):
     assert len(r["buckets"]) == 2 and sum(b["total"] for b in r["buckets"]) == 2
     b = next(b for b in r["buckets"] if b["total"])
     assert b["by_severity"] == {"major": 2} and b["by_status"] == {"OPEN": 1, "CLOSED": 1}
+    assert sum(h["opened"] for h in r["trend"]) == 2 and sum(h["closed"] for h in r["trend"]) == 1  # documented form
+    hours = (await api.get(f"{ALERTS}/trend", params={"hours": 2, "end": ts(3600)})).json()
+    assert hours["start"] == r["start"] and len(hours["trend"]) == 2
+    assert (await api.get(f"{ALERTS}/trend", params={"hours": 169})).status_code == 422
+    assert (await api.get(f"{ALERTS}/trend", params={"hours": 2, "start": ts(0)})).status_code == 422
     assert (await api.get(f"{ALERTS}/trend", params={"start": ts(10), "end": ts(0)})).status_code == 422
     assert (await api.get(f"{ALERTS}/trend", params={"bucket": "week"})).status_code == 422
     assert (await api.get(f"{ALERTS}/trend", tenant="globex")).json()["buckets"][0]["total"] == 0

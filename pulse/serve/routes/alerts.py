@@ -33,11 +33,13 @@ async def list_alerts(status: str | None = Query(None, pattern="^(?i:open|acknow
 
 @router.get("/trend", response_model=AlertTrend)
 async def trend(start: datetime | None = None, end: datetime | None = None,
+                hours: int | None = Query(None, ge=1, le=168, description="documented: the last N hours (no start)"),
                 bucket: str = Query("hour", pattern="^(hour|day)$"), p: Principal = Depends(customer("alerts.read")),
                 svc: ServiceContext = Depends(services)) -> dict:
-    """Alerts opened per hour or day (default: the last 24 hours), by severity and status."""
-    t = await service.trend(svc.db, p.tenant_id, start, end, bucket)
-    return {"start": t.start, "end": t.end, "bucket": bucket, "buckets": t.buckets}
+    """Alerts opened per hour or day (default: the last 24 hours), by severity and status, and closed."""
+    t = await service.trend(svc.db, p.tenant_id, start, end, bucket, hours)
+    trend = [{"hour": b["bucket_start"], "opened": b["total"], "closed": b["closed"]} for b in t.buckets]
+    return {"start": t.start, "end": t.end, "bucket": bucket, "buckets": t.buckets, "trend": trend}
 
 
 @router.get("/{alert_id}", response_model=AlertEnvelope)

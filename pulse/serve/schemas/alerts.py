@@ -276,9 +276,16 @@ class AlertPage(Page):
 
 class TrendBucket(BaseModel):
     bucket_start: datetime
-    total: int
+    total: int = Field(description="alerts opened in the bucket")
+    closed: int = Field(description="alerts closed in the bucket (whenever they opened)")
     by_severity: dict[str, int]
     by_status: dict[str, int]
+
+
+class TrendHour(BaseModel):
+    hour: datetime = Field(description="the bucket's start")
+    opened: int
+    closed: int
 
 
 class AlertTrend(BaseModel):
@@ -286,6 +293,7 @@ class AlertTrend(BaseModel):
     end: datetime
     bucket: Literal["hour", "day"]
     buckets: list[TrendBucket]
+    trend: list[TrendHour] = Field(description="the documented form: alerts opened and closed per bucket")
 
 
 class ConditionOut(BaseModel):

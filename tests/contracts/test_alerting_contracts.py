@@ -36,8 +36,7 @@ OVERRIDE_KEYS = {"override_id", "layer_id", "responder", "start_at", "end_at", "
 
 NOT_MET = {
     ("GET", "/api/v1/customer/alerts"):
-        "met except: the default status filter is every status (Pulse's documented default), not OPEN; "
-        "alerts carry no site_id",
+        "met except: alerts carry no site_id (an alert names its device; the device names its site)",
     ("POST", "/api/v1/customer/alert-rule-templates/apply"):
         "documented {template_ids: [key], site_ids} -> {created: [{id, name, template_id}], skipped}; in Pulse "
         "`template_ids` already names the device-template scope of a rule, so the keys are `template_keys` and "

@@ -162,7 +162,7 @@ async def test_decommissioning_or_deleting_a_device_closes_its_alerts_saying_why
         await telemetry(api, d, i, temp=99)
     assert (await api.patch(f"{BASE}/d1/decommission", json={"reason": "replaced"})).status_code == 200
     assert (await api.delete(f"{BASE}/d2")).json() == {"device_id": "d2", "status": "deleted"}
-    alerts = {a["device_id"]: a for a in (await api.get(ALERTS)).json()["alerts"]}
+    alerts = {a["device_id"]: a for a in (await api.get(ALERTS, params={"status": "all"})).json()["alerts"]}
     assert {d: a["status"] for d, a in alerts.items()} == {"d1": "CLOSED", "d2": "CLOSED", "d3": "OPEN"}
     assert alerts["d1"]["closed_by"] == alerts["d2"]["closed_by"] == "customer_admin@acme"
     last = {d: (await api.get(f"{ALERTS}/{alerts[d]['alert_id']}")).json()["transitions"][-1] for d in ("d1", "d2")}

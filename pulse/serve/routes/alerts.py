@@ -17,14 +17,14 @@ router = APIRouter(prefix="/api/v1/customer/alerts", tags=["alerts"])
 
 
 @router.get("", response_model=AlertPage)
-async def list_alerts(status: str | None = Query(None, pattern="^(?i:open|acknowledged|closed|all)$",
-                                                 description="any case; ALL or none: every status"),
+async def list_alerts(status: str = Query("OPEN", pattern="^(?i:open|acknowledged|closed|all)$",
+                                          description="any case; OPEN by default (documented), ALL for every status"),
                       device_id: StrId | None = Query(None, max_length=128),
                       alert_type: str | None = Query(None, pattern="^[A-Z_]{1,32}$"),
                       min_severity: int | None = Query(None, ge=1, le=5),
                       pg: PageParams = Depends(page_params), p: Principal = Depends(customer("alerts.read")),
                       svc: ServiceContext = Depends(services)) -> dict:
-    wanted = status.upper() if status else "ALL"
+    wanted = status.upper()
     items, total = await service.list_alerts(svc.db, p.tenant_id, status=None if wanted == "ALL" else wanted,
                                              device_id=device_id, alert_type=alert_type, min_severity=min_severity,
                                              limit=pg.limit, offset=pg.offset)

@@ -95,11 +95,22 @@ def _public(settings: Settings, path: str) -> str:
     return (settings.public_base_url or "").rstrip("/") + path
 
 
+def _expired(job: dict[str, Any], now: datetime) -> bool:
+    return job["file_removed_at"] is not None or now >= job["expires_at"]
+
+
+def download_url(job: dict[str, Any]) -> str | None:
+    """The job's download route while its file can be downloaded (COMPLETED, not expired), else None."""
+    if job["status"] != rules.COMPLETED or _expired(job, utcnow()):
+        return None
+    return download_path(job["export_id"])
+
+
 def _available(job: dict[str, Any], blobs: BlobStore, now: datetime) -> None:
     """409 unless the job is COMPLETED; 410 once its file expired or is gone."""
     if job["status"] != rules.COMPLETED:
         raise Conflict(f"Export is not ready. Current status: {job['status']}")
-    if job["file_removed_at"] is not None or now >= job["expires_at"] or not blobs.exists(job["blob_key"]):
+    if _expired(job, now) or not blobs.exists(job["blob_key"]):
         raise Gone("Export file has expired")
 
 

@@ -3,13 +3,14 @@
 One seam, so the files can move to an S3-compatible store without touching their users. A key
 is a relative path of safe segments (`exports/<tenant>/<id>.csv`); a blob becomes visible only
 when its writer closes cleanly, so a reader never sees half a file and a crashed write leaves
-nothing a reader could open (its remains are overwritten by the next write of the key, or
-removed by `delete`).
+nothing a reader could open (its remains are removed by `delete`).
 """
 from __future__ import annotations
 
+import glob
 import os
 import re
+import secrets
 from collections.abc import Iterator
 from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
@@ -45,7 +46,9 @@ class LocalBlobStore:
         without an exception, and is discarded when it raises."""
         path = self._path(key)
         path.parent.mkdir(parents=True, exist_ok=True)
-        unfinished = path.with_name(path.name + _UNFINISHED)
+        # its own name per writer: a stale writer of the same key (a worker that lost its job) cannot
+        # remove or replace the file another one is writing
+        unfinished = path.with_name(f"{path.name}.{secrets.token_hex(6)}{_UNFINISHED}")
         try:
             with open(unfinished, "wb") as out:
                 yield out
@@ -68,7 +71,8 @@ class LocalBlobStore:
     def delete(self, key: str) -> bool:
         """Remove the blob (and any unfinished write of it); False when there was no blob."""
         path = self._path(key)
-        path.with_name(path.name + _UNFINISHED).unlink(missing_ok=True)
+        for unfinished in path.parent.glob(f"{glob.escape(path.name)}.*{_UNFINISHED}"):
+            unfinished.unlink(missing_ok=True)
         try:
             path.unlink()
         except FileNotFoundError:

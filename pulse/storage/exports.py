@@ -119,9 +119,12 @@ def _in_scope(query: sa.Select, table: sa.Table, filters: dict[str, Any]) -> sa.
     """`device_ids` and `site_ids` (each optional, combined with AND) narrow to those devices."""
     if filters.get("device_ids"):
         query = query.where(table.c.device_id.in_(filters["device_ids"]))
-    if filters.get("site_ids"):
+    sites = filters.get("site_ids")
+    if sites and table is devices:
+        query = query.where(devices.c.site_id.in_(sites))
+    elif sites:
         on_sites = sa.select(devices.c.device_id).where(devices.c.tenant_id == table.c.tenant_id,
-                                                        devices.c.site_id.in_(filters["site_ids"]))
+                                                        devices.c.site_id.in_(sites))
         query = query.where(table.c.device_id.in_(on_sites.scalar_subquery()))
     return query
 

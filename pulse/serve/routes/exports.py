@@ -1,7 +1,7 @@
 """Export jobs (reference §4), and the signed link that serves their files without a user token."""
 from __future__ import annotations
 
-from typing import Any, Iterator
+from typing import Any, BinaryIO, Iterator
 
 from fastapi import APIRouter, Depends, Path, Query
 from fastapi.responses import RedirectResponse, StreamingResponse
@@ -20,8 +20,7 @@ READ_BLOCK = 1 << 20
 
 
 def _job(job: dict[str, Any]) -> dict[str, Any]:
-    available = job["status"] == "COMPLETED" and job["file_removed_at"] is None
-    return {**job, "download_url": service.download_path(job["export_id"]) if available else None}
+    return {**job, "download_url": service.download_url(job)}
 
 
 def _page(limit: int = Query(20, ge=1, le=100), offset: Offset = 0) -> PageParams:
@@ -70,7 +69,7 @@ async def export_file(tenant_id: str = Path(pattern=ID_PATTERN), export_id: str 
         "Content-Disposition": f'attachment; filename="{f.filename}"', "Content-Length": str(f.size)})
 
 
-def _blocks(file) -> Iterator[bytes]:
+def _blocks(file: BinaryIO) -> Iterator[bytes]:
     with file:
         while block := file.read(READ_BLOCK):
             yield block

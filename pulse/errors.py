@@ -42,6 +42,18 @@ class RateLimited(PulseError):
         self.retry_after_s = retry_after_s
 
 
+class BadRequest(PulseError):
+    """A parameter the documented system refuses with 400 rather than 422 (e.g. a malformed id)."""
+
+    status_code = 400
+
+
+class Gone(PulseError):
+    """The resource existed but is no longer available (an expired export file)."""
+
+    status_code = 410
+
+
 class Invalid(PulseError):
     status_code = 422
 

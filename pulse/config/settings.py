@@ -95,6 +95,11 @@ class Settings(BaseSettings):
     telemetron_batch_size: int = 500  # outbox rows read per tenant and drain
     telemetron_outbox_retention_days: float = 7.0
 
+    # Export jobs (docs/exports.md): how often the scheduler runs pending jobs and removes expired files;
+    # the secret signing download links (unset -> generated into the data dir).
+    export_interval_s: float = 5.0
+    download_url_secret: str | None = None
+
     # Lake
     # Reads merge the writer's unflushed rows, so a long interval costs no freshness and keeps files few.
     lake_flush_interval_s: float = 30.0
@@ -188,6 +193,10 @@ class Settings(BaseSettings):
         """The configured Fernet key(s), else one generated into the data dir."""
         return self.secrets_key or self._generated(
             "secrets_key", lambda: base64.urlsafe_b64encode(secrets.token_bytes(32)).decode())
+
+    def resolved_download_url_secret(self) -> str:
+        """The configured secret for signed download links, else one generated into the data dir."""
+        return self.download_url_secret or self._generated("download_url_secret", lambda: secrets.token_urlsafe(48))
 
     def service_mqtt_password(self) -> str:
         """Password of Pulse's own MQTT account on the embedded broker (generated once)."""

@@ -17,6 +17,7 @@ READ_PERMISSIONS = frozenset({
     "escalation.read",
     "carrier.integrations.read",
     "telemetron.read",
+    "exports.read",
 })
 WRITE_PERMISSIONS = frozenset({
     "devices.create", "devices.update", "devices.delete", "devices.decommission",
@@ -31,6 +32,7 @@ WRITE_PERMISSIONS = frozenset({
     "escalation.create", "escalation.update", "escalation.delete", "alerts.digest.write",
     "carrier.integrations.write", "carrier.actions.execute", "carrier.links.write",
     "telemetron.write", "devices.owners.write",
+    "exports.create",
 })
 ROLE_PERMISSIONS: dict[str, frozenset[str]] = {
     "customer_admin": READ_PERMISSIONS | WRITE_PERMISSIONS,

@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import os
 import threading
+from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
@@ -19,6 +21,7 @@ from pulse.storage.lake.rows import conform
 
 EXPORT_SCHEMA = pa.schema([("ts", pa.timestamp("ms", tz="UTC")), ("metric", pa.string()),
                            ("value", pa.float64()), ("seq", pa.int64())])
+TENANT_EXPORT_SCHEMA = pa.schema([("device_id", pa.string()), *EXPORT_SCHEMA])
 _HIVE_TYPES = "{'tenant_id': 'VARCHAR', 'date': 'DATE'}"
 _SCAN = f"read_parquet($files, hive_partitioning = true, hive_types = {_HIVE_TYPES})"
 _ROW_COLUMNS = "ts, metric, value, seq"
@@ -27,6 +30,17 @@ _NEWEST_FIRST = "ts DESC, seq DESC NULLS LAST, metric ASC"
 # Windows of newest date partitions `recent` tries before scanning a tenant's whole history.
 _RECENT_WINDOWS = (1, 7, 31)
 _EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+
+
+@dataclass(frozen=True)
+class TelemetryScope:
+    """Which of a tenant's rows: ts in [start, end) (None = unbounded), of these devices and metrics
+    (None = all of them; an empty device list = none)."""
+
+    start: datetime | None = None
+    end: datetime | None = None
+    device_ids: Sequence[str] | None = None
+    metrics: Sequence[str] | None = None
 
 
 class LakeReader:
@@ -107,7 +121,42 @@ class LakeReader:
         query = _deduplicated(sql, "ts", _OLDEST_FIRST)
         return cur.sql(query, params=params).to_arrow_reader(batch_rows)  # lazy: no copy of the rows
 
+    def tenant_export(self, tenant_id: str, scope: TelemetryScope, extra: pa.Table | None = None,
+                      batch_rows: int = 50_000) -> pa.RecordBatchReader:
+        """A tenant's de-duplicated rows (device_id, ts, metric, value, seq) in `scope`, by device then
+        time, streamed lazily like `export` (export jobs: docs/exports.md)."""
+        sql, params = self._tenant_scan(tenant_id, scope, extra)
+        if sql is None:
+            return pa.RecordBatchReader.from_batches(TENANT_EXPORT_SCHEMA, [])
+        query = (f"SELECT device_id, ts, metric, max(value) AS value, seq FROM ({sql}) "
+                 f"GROUP BY device_id, ts, metric, seq ORDER BY device_id, {_OLDEST_FIRST}")
+        return self._cursor(extra).sql(query, params=params).to_arrow_reader(batch_rows)
+
+    def tenant_count(self, tenant_id: str, scope: TelemetryScope, extra: pa.Table | None = None) -> int:
+        """How many rows `tenant_export` gives for the same arguments."""
+        sql, params = self._tenant_scan(tenant_id, scope, extra)
+        if sql is None:
+            return 0
+        query = f"SELECT count(*) FROM (SELECT DISTINCT device_id, ts, metric, seq FROM ({sql}))"
+        return self._fetch(query, params, extra)[0][0]
+
     # -- internals --
+    def _tenant_scan(self, tenant_id: str, scope: TelemetryScope,
+                     extra: pa.Table | None) -> tuple[str | None, dict[str, Any]]:
+        """The tenant's rows in `scope` over the date partitions that can hold them, plus `extra`."""
+        if scope.device_ids is not None and not scope.device_ids:
+            return None, {}
+        start, end = _utc(scope.start), _utc(scope.end)
+        days = partition_days(self.lake_dir, tenant_id, start.date() if start else None, _last_day(end))
+        files = part_files(self.lake_dir, tenant_id, days)
+        where, params = _device_filter(None, start, end)
+        for column, name, values in (("device_id", "devices", scope.device_ids), ("metric", "metrics", scope.metrics)):
+            if values:
+                where += f" AND {column} IN (SELECT unnest(${name}))"
+                params[name] = list(values)
+        return _union(files, extra, f"device_id, {_ROW_COLUMNS}", f"tenant_id = $tenant{where}",
+                      {**params, "tenant": tenant_id})
+
     def _range_scan(
         self,
         tenant_id: str,
@@ -172,15 +221,21 @@ def _device_scan(
     """SELECT `columns` of one device over part files and/or extra rows, filtered, with its
     parameters; (None, …) when there is nothing to read."""
     where, params = _device_filter(metric, start, end)
+    return _union(files, extra, columns, f"tenant_id = $tenant AND device_id = $device{where}",
+                  {**params, "tenant": tenant_id, "device": device_id})
+
+
+def _union(files: list[str], extra: pa.Table | None, columns: str, where: str,
+           params: dict[str, Any]) -> tuple[str | None, dict[str, Any]]:
+    """SELECT `columns` WHERE `where` over part files and/or extra rows; (None, …) when there is nothing
+    to read (then no parameter is bound: DuckDB refuses unused ones)."""
     parts = []
     if files:
-        parts.append(f"SELECT {columns} FROM {_SCAN} WHERE tenant_id = $tenant AND device_id = $device{where}")
-        params["files"] = files
+        parts.append(f"SELECT {columns} FROM {_SCAN} WHERE {where}")
+        params = {**params, "files": files}
     if extra is not None and extra.num_rows:
-        parts.append(f"SELECT {columns} FROM extra_rows WHERE tenant_id = $tenant AND device_id = $device{where}")
-    if not parts:
-        return None, params
-    return " UNION ALL ".join(parts), {**params, "tenant": tenant_id, "device": device_id}
+        parts.append(f"SELECT {columns} FROM extra_rows WHERE {where}")
+    return (" UNION ALL ".join(parts), params) if parts else (None, {})
 
 
 def _deduplicated(sql: str, ts: str, order: str) -> str:

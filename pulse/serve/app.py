@@ -9,7 +9,7 @@ from fastapi.responses import JSONResponse
 
 from pulse.serve import errors
 from pulse.serve.routes import (alert_rules, alerts, auth, carrier_callbacks, carriers, commands, devices, digest,
-                                escalation, groups, ingest, maintenance, modules, notifications, oncall,
+                                escalation, exports, groups, ingest, maintenance, modules, notifications, oncall,
                                 operator_carriers, owners, quarantine, sensors, tags, telemetron, telemetry,
                                 templates, transports)
 from pulse.services.context import ServiceContext
@@ -18,7 +18,7 @@ ROUTERS = [auth.router, ingest.router, devices.router, telemetry.router, command
            alert_rules.templates_router, alerts.router, quarantine.router, tags.router, groups.router,
            maintenance.router, templates.router, modules.router, sensors.router, transports.router, oncall.router,
            notifications.router, escalation.router, digest.router, carriers.router, operator_carriers.router,
-           carrier_callbacks.router, owners.router, telemetron.router]
+           carrier_callbacks.router, owners.router, telemetron.router, exports.router]
 
 
 def create_app(build: Callable[[], Awaitable[ServiceContext]] | None = None,

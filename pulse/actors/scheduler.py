@@ -12,6 +12,7 @@ from typing import Awaitable, Callable
 
 from pulse.config.settings import Settings
 from pulse.actors.runtime import RayRuntime, Runtime
+from pulse.services import audit
 from pulse.storage import commands, rules
 from pulse.storage.db import Database
 
@@ -34,7 +35,8 @@ class Scheduler:
                 "digests": (60.0, self.tick_digests),
                 "carrier_sync": (self.settings.carrier_check_interval_s, self.tick_carrier_sync),
                 "carrier_requests": (self.settings.carrier_request_poll_interval_s, self.tick_carrier_requests),
-                "telemetron": (self.settings.telemetron_drain_interval_s, self.tick_telemetron)}
+                "telemetron": (self.settings.telemetron_drain_interval_s, self.tick_telemetron),
+                "audit_retention": (self.settings.audit_retention_interval_s, self.tick_audit_retention)}
 
     async def start(self) -> bool:
         if self._tasks:
@@ -89,6 +91,10 @@ class Scheduler:
     async def tick_telemetron(self) -> int:
         """Deliver the Telemetron outbox (docs/telemetron.md); a device Telemetron refused waits its backoff."""
         return await self.runtime.service_call("telemetron-sync", "drain")
+
+    async def tick_audit_retention(self) -> int:
+        """The tenant audit trail keeps `audit_retention_days` (docs/audit-log.md)."""
+        return await audit.drop_expired(self.db, self.settings.audit_retention_days)
 
     async def _loop(self, name: str, period: float, fn: Callable[[], Awaitable[int]]) -> None:
         while True:

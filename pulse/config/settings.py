@@ -95,6 +95,10 @@ class Settings(BaseSettings):
     telemetron_batch_size: int = 500  # outbox rows read per tenant and drain
     telemetron_outbox_retention_days: float = 7.0
 
+    # Tenant audit trail (docs/audit-log.md): rows older than this go, checked this often.
+    audit_retention_days: float = 90.0
+    audit_retention_interval_s: float = 3600.0
+
     # Lake
     # Reads merge the writer's unflushed rows, so a long interval costs no freshness and keeps files few.
     lake_flush_interval_s: float = 30.0

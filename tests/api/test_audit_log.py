@@ -3,12 +3,16 @@ import uuid
 from datetime import datetime, timedelta, timezone
 
 import pytest
+import sqlalchemy as sa
 
 from pulse.actors.scheduler import Scheduler
 from pulse.domain.audit import describe
+from pulse.storage.tables import audit_log
 
 LOG = "/api/v1/customer/audit-log"
 DEVICES = "/api/v1/customer/devices"
+DOCUMENTED_KEYS = {"timestamp", "event_type", "category", "severity", "entity_type", "entity_id", "entity_name", "action",
+                   "message", "details", "source_service", "actor_type", "actor_id", "actor_name"}
 RULE = {"name": "hot", "metric": "temp", "operator": "GT", "threshold": 30, "severity": "critical"}
 
 
@@ -35,6 +39,7 @@ async def test_each_change_is_recorded_once_newest_first_with_who_what_and_where
     got = [(e["event_type"], e["entity_id"]) for e in page["events"]]
     assert got == [("device.delete", "d2"), ("device.create", "d2"), ("alert_rule.create", str(rule["rule_id"])),
                    ("device.update", "d1"), ("device.create", "d1")]
+    assert all(DOCUMENTED_KEYS | {"ip", "request_id"} <= set(e) for e in page["events"])
     update = page["events"][3]
     assert update["action"] == "update" and update["entity_type"] == "device" and update["category"] == "devices"
     assert update["entity_name"] == "pump 2" and update["severity"] == "info"
@@ -51,6 +56,18 @@ async def test_reads_and_failed_changes_are_not_recorded(api):
     assert (await api.patch(f"{DEVICES}/nope", json={"name": "x"})).status_code == 404
     assert (await api.post(DEVICES, json={"device_id": "d1"}, role="customer_viewer")).status_code == 403
     assert (await events(api))["total"] == 0
+
+
+async def test_a_change_whose_row_cannot_be_written_still_succeeds(api):
+    async with api.services.db.begin() as conn:
+        await conn.execute(sa.text("DROP TABLE audit_log"))
+    try:
+        r = await api.post(DEVICES, json={"device_id": "d1"})
+        assert r.status_code == 201 and r.headers["x-request-id"]
+        assert (await api.get(f"{DEVICES}/d1")).status_code == 200
+    finally:  # the PostgreSQL test database is shared by the session
+        async with api.services.db.begin() as conn:
+            await conn.run_sync(audit_log.create)
 
 
 async def test_request_id_is_honoured_or_generated_and_stored(api):

@@ -14,6 +14,7 @@ cannot come from each handler; they come from the route's path template and meth
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any, Mapping
 
 CUSTOMER_PREFIX = "/api/v1/customer/"
@@ -100,3 +101,16 @@ def message(actor: str, action: Action) -> str:
     """One line a person reads (and `search` matches): who did what to which entity."""
     target = f"{action.entity_type} {action.entity_id}" if action.entity_id else action.entity_type
     return f"{actor} {action.action} {target}"
+
+
+@dataclass(frozen=True)
+class EventFilter:
+    """Which of a tenant's events to list; None = any. `search` is a case-insensitive substring of the message."""
+
+    category: str | None = None
+    severity: str | None = None
+    entity_type: str | None = None
+    entity_id: str | None = None
+    start: datetime | None = None
+    end: datetime | None = None
+    search: str | None = None

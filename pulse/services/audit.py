@@ -11,10 +11,10 @@ from datetime import datetime, timedelta, timezone
 from typing import Any, Mapping
 
 from pulse.domain import audit as trail
+from pulse.domain.audit import EventFilter
 from pulse.domain.permissions import Principal
 from pulse.errors import Invalid
 from pulse.storage import audit as store
-from pulse.storage.audit import EventFilter
 from pulse.storage.db import Database, utcnow
 
 

@@ -1,12 +1,12 @@
 """The audit logs: operators' cross-tenant accesses, and the tenant audit trail of customer changes."""
 from __future__ import annotations
 
-from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
 
+from pulse.domain.audit import EventFilter
 from pulse.storage.db import Database, page_rows, utcnow, where_given
 from pulse.storage.tables import audit_log, operator_audit_log
 
@@ -22,19 +22,6 @@ async def record_operator_access(db: Database, *, user_id: str, role: str, metho
 
 
 # ---- the tenant audit trail --------------------------------------------------------------------
-@dataclass(frozen=True)
-class EventFilter:
-    """Which of a tenant's events to list; None = any. `search` is a case-insensitive substring of the message."""
-
-    category: str | None = None
-    severity: str | None = None
-    entity_type: str | None = None
-    entity_id: str | None = None
-    start: datetime | None = None
-    end: datetime | None = None
-    search: str | None = None
-
-
 async def record_event(db: Database, row: dict[str, Any]) -> None:
     async with db.begin() as conn:
         await conn.execute(audit_log.insert().values(**row))

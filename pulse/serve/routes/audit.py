@@ -6,6 +6,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query
 
+from pulse.domain.audit import EventFilter
 from pulse.serve.auth import Principal, customer
 from pulse.serve.deps import services
 from pulse.serve.params import Offset, StrId
@@ -13,7 +14,6 @@ from pulse.serve.schemas.audit import AuditEventPage
 from pulse.serve.schemas.common import PageParams, page
 from pulse.services import audit as service
 from pulse.services.context import ServiceContext
-from pulse.storage.audit import EventFilter
 
 router = APIRouter(prefix="/api/v1/customer", tags=["audit"])
 Word = Annotated[str | None, Query(max_length=128)]

@@ -39,9 +39,9 @@ class Action:
         return f"{self.entity_type}.{self.action}"
 
 
-def is_audited(method: str, path: str) -> bool:
+def is_audited(method: str, route: str) -> bool:
     """A request the trail records (when it succeeded): a change under the customer API."""
-    return method in MUTATING_METHODS and path.startswith(CUSTOMER_PREFIX)
+    return method in MUTATING_METHODS and route.startswith(CUSTOMER_PREFIX)
 
 
 def _is_param(segment: str) -> bool:

@@ -75,7 +75,8 @@ def _principal(scope: Scope) -> Principal | None:
 
 def _changed(scope: Scope, status: int) -> bool:
     """A successful change a tenant user made: what the trail records (failures change nothing)."""
-    return (200 <= status < 300 and is_audited(scope["method"], scope["path"]) and scope.get("route") is not None
+    route = scope.get("route")  # its template, not the path: a deployment's root path is no part of it
+    return (200 <= status < 300 and route is not None and is_audited(scope["method"], getattr(route, "path", ""))
             and _principal(scope) is not None)
 
 

@@ -13,6 +13,7 @@ from typing import Awaitable, Callable
 
 from pulse.config.settings import Settings
 from pulse.actors.runtime import RayRuntime, Runtime
+from pulse.services import audit
 from pulse.services.exports import ExportRunner
 from pulse.storage import commands, rules
 from pulse.storage.db import Database
@@ -37,7 +38,8 @@ class Scheduler:
                 "carrier_sync": (self.settings.carrier_check_interval_s, self.tick_carrier_sync),
                 "carrier_requests": (self.settings.carrier_request_poll_interval_s, self.tick_carrier_requests),
                 "telemetron": (self.settings.telemetron_drain_interval_s, self.tick_telemetron),
-                "exports": (self.settings.export_interval_s, self.tick_exports)}
+                "exports": (self.settings.export_interval_s, self.tick_exports),
+                "audit_retention": (self.settings.audit_retention_interval_s, self.tick_audit_retention)}
 
     async def start(self) -> bool:
         if self._tasks:
@@ -96,6 +98,10 @@ class Scheduler:
     async def tick_exports(self, now: datetime | None = None) -> int:
         """Export jobs: remove files past their 24 h, then run pending jobs (docs/exports.md)."""
         return await ExportRunner(self.settings, self.db, self.runtime).tick(now)
+
+    async def tick_audit_retention(self) -> int:
+        """The tenant audit trail keeps `audit_retention_days` (docs/audit-log.md)."""
+        return await audit.drop_expired(self.db, self.settings.audit_retention_days)
 
     async def _loop(self, name: str, period: float, fn: Callable[[], Awaitable[int]]) -> None:
         while True:

@@ -99,6 +99,9 @@ class Settings(BaseSettings):
     # the secret signing download links (unset -> generated into the data dir).
     export_interval_s: float = 5.0
     download_url_secret: str | None = None
+    # Tenant audit trail (docs/audit-log.md): rows older than this go, checked this often.
+    audit_retention_days: float = 90.0
+    audit_retention_interval_s: float = 3600.0
 
     # Lake
     # Reads merge the writer's unflushed rows, so a long interval costs no freshness and keeps files few.

@@ -18,6 +18,7 @@ READ_PERMISSIONS = frozenset({
     "carrier.integrations.read",
     "telemetron.read",
     "exports.read",
+    "audit.read",
 })
 WRITE_PERMISSIONS = frozenset({
     "devices.create", "devices.update", "devices.delete", "devices.decommission",

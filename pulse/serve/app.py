@@ -8,9 +8,10 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 
 from pulse.serve import errors
-from pulse.serve.routes import (alert_rules, alerts, auth, carrier_callbacks, carriers, commands, devices, digest,
-                                escalation, exports, groups, ingest, maintenance, modules, notifications, oncall,
-                                operator_carriers, owners, quarantine, sensors, tags, telemetron, telemetry,
+from pulse.serve.audit_trail import AuditTrail
+from pulse.serve.routes import (alert_rules, alerts, audit, auth, carrier_callbacks, carriers, commands, devices,
+                                digest, escalation, exports, groups, ingest, maintenance, modules, notifications,
+                                oncall, operator_carriers, owners, quarantine, sensors, tags, telemetron, telemetry,
                                 templates, transports)
 from pulse.services.context import ServiceContext
 
@@ -18,7 +19,7 @@ ROUTERS = [auth.router, ingest.router, devices.router, telemetry.router, command
            alert_rules.templates_router, alerts.router, quarantine.router, tags.router, groups.router,
            maintenance.router, templates.router, modules.router, sensors.router, transports.router, oncall.router,
            notifications.router, escalation.router, digest.router, carriers.router, operator_carriers.router,
-           carrier_callbacks.router, owners.router, telemetron.router, exports.router]
+           carrier_callbacks.router, owners.router, telemetron.router, exports.router, audit.router]
 
 
 def create_app(build: Callable[[], Awaitable[ServiceContext]] | None = None,
@@ -38,6 +39,7 @@ def create_app(build: Callable[[], Awaitable[ServiceContext]] | None = None,
     app = FastAPI(title="Pulse", version="0.1.0", lifespan=lifespan,
                   description="IoT fleet platform: customer and operator REST API.")
     errors.install(app)
+    app.add_middleware(AuditTrail)
     for router in ROUTERS:
         app.include_router(router)
 

@@ -7,6 +7,7 @@ from fastapi import Depends, Request
 
 from pulse.domain.permissions import CUSTOMER_ROLES, Principal
 from pulse.errors import Forbidden, Unauthorized
+from pulse.serve.audit_trail import PRINCIPAL
 from pulse.services import audit
 from pulse.services.auth import require_active_tenant
 
@@ -36,6 +37,7 @@ def customer(permission: str) -> Callable[..., Any]:
         if permission not in p.permissions:
             raise Forbidden(f"missing permission {permission}")
         await require_active_tenant(request.app.state.services, p.tenant_id)
+        setattr(request.state, PRINCIPAL, p)  # who the audit trail records for a change
         return p
 
     return dep

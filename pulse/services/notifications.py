@@ -8,20 +8,25 @@ here for the routes. The Notifier (services/notifier.py) writes and sends the jo
 """
 from __future__ import annotations
 
+import uuid
 from typing import Any
 
 from pulse.config.settings import Settings
-from pulse.errors import Conflict
+from pulse.errors import Conflict, PulseError
 from pulse.integrations.channels import canonical, merge_secrets, split_secrets
 from pulse.services import notifier
 from pulse.storage import notifications as store
 from pulse.storage.db import Database
-from pulse.storage.notifications import (create_rule, delete_channel, delete_rule, get_channel, list_channels,
-                                         list_jobs, list_rules, update_rule)
+from pulse.storage.notifications import (create_rule, delete_channel, delete_rule, get_channel, job_attempts,
+                                         list_channels, list_jobs, list_rules, recent_attempts, update_rule)
 from pulse.storage.secrets import SecretBox, SecretsUnreadable, box_for
 
 __all__ = ["create_channel", "update_channel", "send_test_message", "list_channels", "get_channel", "delete_channel",
-           "list_rules", "create_rule", "update_rule", "delete_rule", "list_jobs"]
+           "list_rules", "create_rule", "update_rule", "delete_rule", "list_jobs", "list_delivery_jobs", "job_attempts",
+           "recent_attempts"]
+
+# The documented delivery log calls a channel an integration and may prefix its id (docs/notifications.md).
+INTEGRATION_PREFIX = "ch-"
 
 
 def _sealed(box: SecretBox, channel_type: str, config: dict[str, Any]) -> dict[str, Any]:
@@ -60,3 +65,18 @@ async def send_test_message(db: Database, settings: Settings, tenant_id: str, ch
     """Send a test message to a channel now (also to a disabled one): the outcome, `ok` false if it failed."""
     channel = await store.channel_for_delivery(db, box_for(settings), tenant_id, channel_id)
     return await notifier.send_test(settings, db, channel)
+
+
+def channel_of_integration(integration_id: str) -> str:
+    """The channel an `integration_id` names: a channel id (a UUID), optionally `ch-`-prefixed; 400 otherwise."""
+    try:
+        return str(uuid.UUID(integration_id.removeprefix(INTEGRATION_PREFIX)))
+    except ValueError:
+        raise PulseError("Invalid integration_id") from None  # 400, as the documented system answers
+
+
+async def list_delivery_jobs(db: Database, tenant_id: str, *, status: str | None, integration_id: str | None,
+                             limit: int, offset: int) -> tuple[list[dict[str, Any]], int]:
+    """The job log under the documented delivery-log names: newest first, filtered by status and channel."""
+    channel_id = channel_of_integration(integration_id) if integration_id is not None else None
+    return await list_jobs(db, tenant_id, status=status, channel_id=channel_id, limit=limit, offset=offset)

@@ -17,7 +17,7 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from pulse.domain.channels import COMPLETED, FAILED, JOB_STATUSES, PENDING, PROCESSING
-from pulse.errors import Conflict, Invalid
+from pulse.errors import Conflict, Invalid, NotFound
 from pulse.storage.db import (Database, delete_tenant_row, insert_missing, page_rows, tenant_row, update_row, utcnow,
                               where_given)
 from pulse.storage.secrets import SecretBox, SecretsUnreadable
@@ -302,6 +302,11 @@ async def log_send(db: Database, row: dict[str, Any]) -> None:
         await conn.execute(log_table.insert().values(**row))
 
 
+def _attempt(row: Any) -> dict[str, Any]:
+    return {"job_id": row.job_id, "attempt": row.attempt, "ok": row.ok, "status_code": row.status_code,
+            "error": row.error, "duration_ms": row.duration_ms, "at": row.at}
+
+
 async def list_jobs(db: Database, tenant_id: str, *, status: str | None = None, channel_id: str | None = None,
                     alert_id: int | None = None, limit: int = 50, offset: int = 0) -> tuple[list[dict[str, Any]], int]:
     """Newest first; each job with its send log (`log`: one line per attempt)."""
@@ -315,12 +320,30 @@ async def list_jobs(db: Database, tenant_id: str, *, status: str | None = None, 
             rows = await conn.execute(sa.select(log_table).where(log_table.c.job_id.in_(list(logs)))
                                       .order_by(log_table.c.id))
             for r in rows:
-                logs[r.job_id].append({"attempt": r.attempt, "ok": r.ok, "status_code": r.status_code,
-                                       "error": r.error, "duration_ms": r.duration_ms, "at": r.at})
+                logs[r.job_id].append(_attempt(r))
     for j in items:
         j.pop("tenant_id", None)
         j["log"] = logs[j["job_id"]]
     return items, total
+
+
+async def job_attempts(db: Database, tenant_id: str, job_id: int) -> list[dict[str, Any]]:
+    """The send log of one of the tenant's jobs, first attempt first; NotFound for another tenant's."""
+    async with db.connect() as conn:
+        owned = await conn.scalar(sa.select(jobs.c.job_id).where(jobs.c.tenant_id == tenant_id, jobs.c.job_id == job_id))
+        if owned is None:
+            raise NotFound("Delivery job not found")
+        rows = await conn.execute(sa.select(log_table).where(log_table.c.job_id == job_id).order_by(log_table.c.id))
+        return [_attempt(r) for r in rows]
+
+
+async def recent_attempts(db: Database, tenant_id: str, limit: int) -> list[dict[str, Any]]:
+    """The tenant's latest job send attempts, newest first (channel tests belong to no job: left out)."""
+    async with db.connect() as conn:
+        rows = await conn.execute(sa.select(log_table).where(log_table.c.tenant_id == tenant_id,
+                                                             log_table.c.job_id.is_not(None))
+                                  .order_by(log_table.c.at.desc(), log_table.c.id.desc()).limit(limit))
+        return [_attempt(r) for r in rows]
 
 
 async def job_counts(db: Database) -> dict[str, int]:

@@ -1,21 +1,25 @@
 """Notification channels, routing rules and the delivery job log (HTTP only: parse, authorize, call, shape)."""
 from __future__ import annotations
 
+from typing import Annotated
+
 from fastapi import APIRouter, Depends, Query, Response
 
 from pulse.serve.auth import Principal, customer
 from pulse.serve.deps import services
-from pulse.serve.params import DbId, StrId
+from pulse.serve.params import DbId, Offset, StrId
 from pulse.serve.schemas.common import PageParams, page, page_params
 from pulse.serve.schemas.notifications import (ChannelCreate, ChannelOut, ChannelPage, ChannelTestResult, ChannelType,
-                                               ChannelUpdate, JobPage, JobStatus, RoutingRuleCreate, RoutingRuleOut,
-                                               RoutingRulePage, RoutingRuleUpdate)
+                                               ChannelUpdate, DeliveryAttempts, DeliveryJobPage, DeliveryStatus,
+                                               JobPage, JobStatus, RoutingRuleCreate, RoutingRuleOut, RoutingRulePage,
+                                               RoutingRuleUpdate)
 from pulse.services import notifications as service
 from pulse.services.context import ServiceContext
 
 router = APIRouter(prefix="/api/v1/customer", tags=["notifications"])
 CHANNELS = "/notification-channels"
 RULES = "/notification-routing-rules"
+IntegrationId = Annotated[str | None, Query(max_length=64, description="a channel id, `ch-` prefix optional")]
 
 
 def _owned(row: dict, p: Principal) -> dict:
@@ -109,3 +113,32 @@ async def list_jobs(status: JobStatus | None = None, channel_id: StrId | None = 
     items, total = await service.list_jobs(svc.db, p.tenant_id, status=status, channel_id=channel_id,
                                            alert_id=alert_id, limit=pg.limit, offset=pg.offset)
     return _owned_page("jobs", items, total, pg, p)
+
+
+# ---- the delivery log under its documented names (docs/notifications.md) ------------------------
+@router.get("/delivery-jobs", response_model=DeliveryJobPage)
+async def delivery_jobs(status: JobStatus | None = None,
+                        integration_id: IntegrationId = None,
+                        limit: Annotated[int, Query(ge=1, le=200)] = 50, offset: Offset = 0,
+                        p: Principal = Depends(customer("notifications.read")),
+                        svc: ServiceContext = Depends(services)) -> dict:
+    """The notification jobs, newest first; 400 `Invalid integration_id` for an id no channel can have."""
+    items, total = await service.list_delivery_jobs(svc.db, p.tenant_id, status=status, integration_id=integration_id,
+                                                    limit=limit, offset=offset)
+    return page("jobs", items, total, PageParams(limit, offset))
+
+
+@router.get("/delivery-jobs/{job_id}/attempts", response_model=DeliveryAttempts)
+async def delivery_attempts(job_id: DbId, p: Principal = Depends(customer("notifications.read")),
+                            svc: ServiceContext = Depends(services)) -> dict:
+    """Every send of the job, first first; 404 `Delivery job not found` (also for another tenant's job)."""
+    return {"job_id": job_id, "attempts": await service.job_attempts(svc.db, p.tenant_id, job_id)}
+
+
+@router.get("/delivery-status", response_model=DeliveryStatus)
+async def delivery_status(limit: Annotated[int, Query(ge=1, le=100)] = 20,
+                          p: Principal = Depends(customer("notifications.read")),
+                          svc: ServiceContext = Depends(services)) -> dict:
+    """The tenant's latest delivery attempts over all jobs, newest first."""
+    attempts = await service.recent_attempts(svc.db, p.tenant_id, limit)
+    return {"tenant_id": p.tenant_id, "attempts": [_owned(a, p) for a in attempts]}

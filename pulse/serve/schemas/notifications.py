@@ -11,7 +11,7 @@ here it is a plain object.
 """
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Annotated, Any, Literal
 
 from pydantic import (AfterValidator, AliasChoices, BaseModel, BeforeValidator, ConfigDict, Field, ValidationInfo,
@@ -304,3 +304,66 @@ class JobOut(BaseModel):
 
 class JobPage(Page):
     jobs: list[JobOut]
+
+
+# ---- the delivery log under its documented names (api-contracts §4, docs/notifications.md) ------
+class DeliveryJobOut(BaseModel):
+    """A job as the documented delivery-log page names it: integration = channel, route = routing rule."""
+
+    job_id: int
+    alert_id: int
+    integration_id: str = Field(description="the channel id")
+    route_id: str | None = Field(None, description="always null: a job is not tied to the routing rule that chose it")
+    status: JobStatus
+    attempts: int
+    last_error: str | None = None
+    deliver_on_event: str
+    created_at: datetime
+    updated_at: datetime
+
+    @model_validator(mode="before")
+    @classmethod
+    def _documented(cls, row: Any) -> Any:
+        if not isinstance(row, dict):
+            return row
+        return {**row, "integration_id": row.get("channel_id"), "deliver_on_event": row.get("event")}
+
+
+class DeliveryJobPage(Page):
+    jobs: list[DeliveryJobOut]
+
+
+class DeliveryAttemptOut(BaseModel):
+    """One send of a job, from the job log: what the target answered, and how long it took."""
+
+    attempt_no: int = Field(description="1-based")
+    ok: bool
+    http_status: int | None = Field(None, description="the target's HTTP status; null when none came back")
+    latency_ms: int | None = None
+    error: str | None = None
+    started_at: datetime
+    finished_at: datetime
+
+    @model_validator(mode="before")
+    @classmethod
+    def _documented(cls, row: Any) -> Any:
+        if not isinstance(row, dict) or "at" not in row:
+            return row
+        return {**row, "attempt_no": row["attempt"], "http_status": row.get("status_code"),
+                "latency_ms": row.get("duration_ms"), "finished_at": row["at"],
+                "started_at": row["at"] - timedelta(milliseconds=row.get("duration_ms") or 0)}
+
+
+class DeliveryAttempts(BaseModel):
+    job_id: int
+    attempts: list[DeliveryAttemptOut]
+
+
+class DeliveryStatusAttempt(DeliveryAttemptOut):
+    tenant_id: str
+    job_id: int
+
+
+class DeliveryStatus(BaseModel):
+    tenant_id: str
+    attempts: list[DeliveryStatusAttempt]

@@ -9,7 +9,7 @@ from pulse.storage.tables.tenants import tenants, users
 from pulse.storage.tables.devices import device_state, device_tokens, devices
 from pulse.storage.tables.alerts import alert_rules, alert_transitions, alerts
 from pulse.storage.tables.quarantine import quarantine_counters, quarantine_events
-from pulse.storage.tables.audit import operator_audit_log
+from pulse.storage.tables.audit import audit_log, operator_audit_log
 from pulse.storage.tables.commands import device_commands
 from pulse.storage.tables.fleet import device_group_members, device_groups, device_tags
 from pulse.storage.tables.maintenance import maintenance_windows
@@ -33,7 +33,7 @@ __all__ = [
     "device_state", "device_tokens", "devices",
     "alert_rules", "alert_transitions", "alerts",
     "quarantine_counters", "quarantine_events",
-    "operator_audit_log",
+    "audit_log", "operator_audit_log",
     "device_commands",
     "device_group_members", "device_groups", "device_tags",
     "maintenance_windows",

@@ -1,7 +1,7 @@
 """export jobs
 
 Revision ID: 0013
-Revises: 0011
+Revises: 0012
 Create Date: 2026-12-05 17:00:00.000000
 
 `export_jobs` (pulse/storage/tables/exports.py): asynchronous exports of devices, alerts and
@@ -12,7 +12,7 @@ import sqlalchemy as sa
 
 
 revision = "0013"
-down_revision = "0011"
+down_revision = "0012"
 branch_labels = None
 depends_on = None
 

@@ -142,6 +142,8 @@ async def test_export_streams_the_query_as_csv(fleet):
     assert "analytics_temp_avg_7d.csv" in by_device.headers["content-disposition"]
     assert (await fleet.get(f"{URL}/export", params={"metric": "temp", "time_range": "1y"})).status_code == 422
     assert (await fleet.get(f"{URL}/export")).status_code == 422
+    r = await fleet.get(f"{URL}/export", params={"metric": "temp", "device_ids": "d1,../x"})
+    assert r.status_code == 422 and "device_ids" in r.json()["detail"]
 
 
 async def test_device_history_gains_range_presets_and_buckets(fleet):

@@ -11,13 +11,14 @@ from pulse.domain.analytics import GROUP_BYS, Aggregation, TimeRange
 from pulse.errors import Invalid
 from pulse.serve.auth import Principal, customer
 from pulse.serve.deps import services
-from pulse.serve.params import StrId
+from pulse.serve.params import ID_PATTERN, StrId
 from pulse.serve.schemas.analytics import MAX_DEVICE_IDS, AnalyticsQuery, AnalyticsResult, MetricList
 from pulse.services import analytics as service
 from pulse.services.context import ServiceContext
 
 router = APIRouter(prefix="/api/v1/customer/analytics", tags=["analytics"])
 READ = customer("analytics.read")
+_ID = re.compile(ID_PATTERN)
 _UNSAFE = re.compile(r"[^A-Za-z0-9_.-]")  # a metric key may hold anything; a header may not
 
 
@@ -45,6 +46,8 @@ async def export(metric: str = Query(..., min_length=1, max_length=100), aggrega
     ids = [d.strip() for d in (device_ids or "").split(",") if d.strip()]
     if len(ids) > MAX_DEVICE_IDS:
         raise Invalid(f"device_ids: at most {MAX_DEVICE_IDS}")
+    if not all(_ID.match(d) for d in ids):
+        raise Invalid("device_ids: each must be a device id (letters, digits, _ . : -)")
     q = service.Query(metric, aggregation, time_range, group_by if group_by in GROUP_BYS else None, ids, group_id)
     chunks = await service.export_csv(svc, p.tenant_id, q)
     filename = f"analytics_{_UNSAFE.sub('_', metric)}_{aggregation}_{time_range}.csv"

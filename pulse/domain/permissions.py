@@ -19,6 +19,7 @@ READ_PERMISSIONS = frozenset({
     "telemetron.read",
     "exports.read",
     "audit.read",
+    "analytics.read",
 })
 WRITE_PERMISSIONS = frozenset({
     "devices.create", "devices.update", "devices.delete", "devices.decommission",

@@ -7,15 +7,18 @@ from datetime import datetime, timedelta, timezone
 from functools import partial
 from typing import Any, Callable, Iterator, Literal, TypeVar
 
+from pulse.domain.analytics import TIME_RANGES, bucket_for
 from pulse.domain.sensors import out_of_range
 from pulse.errors import Invalid
-from pulse.pipelines import exports
+from pulse.pipelines import analytics, exports
 from pulse.services.context import ServiceContext
 from pulse.storage import devices as device_store
 from pulse.storage import sensors as sensor_store
 
 T = TypeVar("T")
 DEFAULT_RANGE = timedelta(hours=24)  # history without a start: this far back from `end` (or now)
+BUCKET_AGGREGATIONS = ("avg", "min", "max", "count")  # each point of a bucketed history
+DEFAULT_PRECISION = 2  # digits a chart shows when the sensor declares none (the documented system's)
 
 
 @dataclass
@@ -24,6 +27,17 @@ class History:
     end: datetime | None
     points: list[dict[str, Any]]  # each flagged `out_of_range` against its sensor's declared range
     sensors: dict[str, dict[str, Any]]  # metadata of the sensors the points (and the asked metric) belong to
+
+
+@dataclass
+class Buckets:
+    """A bucketed history: one point (time, avg, min, max, count) per bucket holding rows."""
+
+    start: datetime
+    end: datetime
+    bucket: timedelta
+    points: list[dict[str, Any]]
+    sensor: dict[str, Any]  # unit, min_range, max_range, precision_digits of the metric's sensor
 
 
 @dataclass
@@ -88,6 +102,33 @@ async def history(ctx: ServiceContext, tenant_id: str, device_id: str, metric: s
         row["out_of_range"] = out_of_range(row["value"], sensors.get(row["metric"]))
     shown = {r["metric"] for r in rows} | ({metric} if metric else set())
     return History(start, end, rows, {m: sensors[m] for m in sorted(shown) if m in sensors})
+
+
+async def history_buckets(ctx: ServiceContext, tenant_id: str, device_id: str, metric: str | None,
+                          time_range: str, bucket_size: str | None, start: datetime | None,
+                          end: datetime | None) -> Buckets:
+    """The metric over the last `time_range` (a preset: it replaces start and end), aggregated per
+    bucket by the analytics pipeline; rows not yet flushed count too."""
+    if metric is None:
+        raise Invalid("metric is required with range or bucket_size")
+    if start is not None or end is not None:
+        raise Invalid("give either range (and bucket_size) or start/end, not both")
+    bucket = bucket_for(time_range, bucket_size)
+    end = datetime.now(timezone.utc)
+    start = end - TIME_RANGES[time_range]
+    rows = await _lake_read(ctx, tenant_id, device_id, _device_rollup, str(ctx.lake.lake_dir), metric, start, end,
+                            bucket)
+    points = [{"time": at, **dict(zip(BUCKET_AGGREGATIONS, values))} for _, at, values in rows]
+    sensor = {"precision_digits": DEFAULT_PRECISION, "unit": None, "min_range": None, "max_range": None}
+    declared = (await sensor_store.sensor_metadata(ctx.db, tenant_id, device_id)).get(metric) or {}
+    sensor.update({k: v for k, v in declared.items() if v is not None})
+    return Buckets(start, end, bucket, points, sensor)
+
+
+def _device_rollup(tenant_id: str, device_id: str, lake_dir: str, metric: str, start: datetime, end: datetime,
+                   bucket: timedelta, extra: Any = None) -> list[analytics.Bucket]:
+    return analytics.rollup(lake_dir, tenant_id, metric, {device_id: device_id}, start, end, bucket,
+                            BUCKET_AGGREGATIONS, extra)
 
 
 async def export(ctx: ServiceContext, tenant_id: str, device_id: str, format: Literal["csv", "parquet"],

@@ -125,3 +125,17 @@ async def presences(db: Database, tenant_id: str) -> list[dict[str, Any]]:
                                                     device_state.c.device_id == devices.c.device_id)))
             .where(devices.c.tenant_id == tenant_id, devices.c.status == "ACTIVE"))
         return [(r.state or {}).get("presence") or {} for r in rows]
+
+
+async def sites(db: Database, tenant_id: str, device_ids: list[str] | None = None,
+                group_id: str | None = None) -> dict[str, str | None]:
+    """device_id -> site_id of the tenant's devices, narrowed to `device_ids` and/or the members of
+    `group_id` (static or dynamic; NotFound when the tenant has no such group). Ids of devices the
+    tenant does not have are simply not in the answer."""
+    q = sa.select(devices.c.device_id, devices.c.site_id).where(devices.c.tenant_id == tenant_id)
+    if device_ids:
+        q = q.where(devices.c.device_id.in_(device_ids))
+    async with db.connect() as conn:
+        if group_id:
+            q = q.where(*await groups.member_conditions(conn, tenant_id, group_id))
+        return {r.device_id: r.site_id for r in await conn.execute(q)}

@@ -58,8 +58,11 @@ CONTRACTS = [
              gap="`count` (latest N rows per metric) is not a query parameter: one latest value per metric"),
     Contract("GET /devices/{device_id}/telemetry/metrics", None, 200, ("device_id", "metrics", "total")),
     Contract("GET /devices/{device_id}/telemetry/history?metric=temp", None, 200, ("device_id", "metric", "points"),
-             gap="range buckets (range, bucket_size, avg/min/max points) and sensor unit/ranges at the top: "
-                 "Pulse returns raw points in [start, end) and `sensors` metadata"),
+             gap="without `range` (or `bucket_size`) Pulse answers raw points in [start, end) and `sensors` "
+                 "metadata; the documented default is 24h of buckets"),
+    Contract("GET /devices/{device_id}/telemetry/history?metric=temp&range=24h", None, 200,
+             ("device_id", "metric", "range", "bucket_size", "unit", "min_range", "max_range", "precision_digits",
+              "points")),
     Contract("GET /devices/{device_id}/telemetry/export", None, 200),
     Contract("GET /devices/{device_id}/twin", None, 200,
              ("device_id", "desired", "reported", "delta", "structured_delta", "desired_version", "reported_version",

@@ -9,6 +9,7 @@ from fastapi import APIRouter, Body, Depends, Header, Query, Response
 from fastapi.responses import FileResponse, StreamingResponse
 from starlette.background import BackgroundTask
 
+from pulse.domain.analytics import TimeRange, bucket_text
 from pulse.serve.auth import Principal, customer
 from pulse.serve.deps import services
 from pulse.serve.params import MAX_LIMIT, StrId
@@ -49,7 +50,18 @@ async def recent(device_id: StrId, limit: int = Query(100, ge=1, le=MAX_LIMIT),
 async def history(device_id: StrId, metric: str | None = Query(None, max_length=128),
                   start: datetime | None = None, end: datetime | None = None,
                   limit: int = Query(1000, ge=1, le=10_000),
+                  time_range: TimeRange | None = Query(None, alias="range",
+                                                       description="a preset: bucketed points over the last range"),
+                  bucket_size: str | None = Query(None, max_length=40, description="e.g. '5 minutes' (docs/analytics.md)"),
                   p: Principal = Depends(customer("devices.read")), svc: ServiceContext = Depends(services)) -> dict[str, Any]:
+    """Raw rows in [start, end); with `range` and/or `bucket_size` (range default 24h), the metric
+    aggregated per bucket as the analytics query does."""
+    if time_range is not None or bucket_size is not None:
+        b = await service.history_buckets(svc, p.tenant_id, device_id, metric, time_range or "24h", bucket_size,
+                                          start, end)
+        return {"device_id": device_id, "metric": metric, "start": b.start, "end": b.end, "points": b.points,
+                "count": len(b.points), "range": time_range or "24h", "bucket_size": bucket_text(b.bucket),
+                **b.sensor}
     h = await service.history(svc, p.tenant_id, device_id, metric, start, end, limit)
     return {"device_id": device_id, "metric": metric, "start": h.start, "end": h.end, "points": h.points,
             "count": len(h.points), "sensors": h.sensors}

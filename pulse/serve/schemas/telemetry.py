@@ -82,13 +82,24 @@ class Recent(BaseModel):
 
 
 class History(BaseModel):
+    """Raw rows by default; with `range` (or `bucket_size`) one point per bucket, and the keys of the
+    documented system's bucketed answer (range … precision_digits)."""
+
     device_id: str
     metric: str | None
     start: datetime | None
     end: datetime | None
-    points: list[dict[str, Any]] = Field(description="ts, metric, value, seq, out_of_range")
+    points: list[dict[str, Any]] = Field(description="raw: ts, metric, value, seq, out_of_range; "
+                                                     "bucketed: time, avg, min, max, count")
     count: int
-    sensors: dict[str, dict[str, Any]] = Field(description="metadata of the sensors the points belong to")
+    sensors: dict[str, dict[str, Any]] = Field(default_factory=dict,
+                                               description="metadata of the sensors the points belong to")
+    range: str | None = None
+    bucket_size: str | None = Field(None, description="bucketed only, e.g. '15 minutes'")
+    unit: str | None = None
+    min_range: float | None = None
+    max_range: float | None = None
+    precision_digits: int | None = None
 
 
 class StructuredDelta(BaseModel):

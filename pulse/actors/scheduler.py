@@ -8,10 +8,12 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from datetime import datetime, timezone
 from typing import Awaitable, Callable
 
 from pulse.config.settings import Settings
 from pulse.actors.runtime import RayRuntime, Runtime
+from pulse.services import reports
 from pulse.storage import commands, rules
 from pulse.storage.db import Database
 
@@ -34,7 +36,8 @@ class Scheduler:
                 "digests": (60.0, self.tick_digests),
                 "carrier_sync": (self.settings.carrier_check_interval_s, self.tick_carrier_sync),
                 "carrier_requests": (self.settings.carrier_request_poll_interval_s, self.tick_carrier_requests),
-                "telemetron": (self.settings.telemetron_drain_interval_s, self.tick_telemetron)}
+                "telemetron": (self.settings.telemetron_drain_interval_s, self.tick_telemetron),
+                "sla_reports": (self.settings.sla_report_check_interval_s, self.tick_sla_reports)}
 
     async def start(self) -> bool:
         if self._tasks:
@@ -89,6 +92,10 @@ class Scheduler:
     async def tick_telemetron(self) -> int:
         """Deliver the Telemetron outbox (docs/telemetron.md); a device Telemetron refused waits its backoff."""
         return await self.runtime.service_call("telemetron-sync", "drain")
+
+    async def tick_sla_reports(self) -> int:
+        """Yesterday's SLA report of every active tenant, once per tenant-day (docs/reports.md)."""
+        return await reports.daily_sla_reports(self.db, self.settings, datetime.now(timezone.utc))
 
     async def _loop(self, name: str, period: float, fn: Callable[[], Awaitable[int]]) -> None:
         while True:

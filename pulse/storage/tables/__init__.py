@@ -25,6 +25,7 @@ from pulse.storage.tables.carriers import (carrier_audit_log, carrier_callbacks,
 from pulse.storage.tables.owners import device_owners, end_customers
 from pulse.storage.tables.outbox import outbox
 from pulse.storage.tables.telemetron import telemetron_customers, telemetron_integrations
+from pulse.storage.tables.reports import report_runs
 
 __all__ = [
     "TS", "UTCDateTime", "metadata",
@@ -47,4 +48,5 @@ __all__ = [
     "device_owners", "end_customers",
     "outbox",
     "telemetron_customers", "telemetron_integrations",
+    "report_runs",
 ]

@@ -149,7 +149,7 @@ class QuickExport:
     csv_chunks: Iterator[bytes] | None = None
 
 
-def export_format(value: str) -> str:
+def _format(value: str) -> str:
     fmt = value.lower()
     if fmt not in FORMATS:
         raise PulseError("Invalid format")  # 400, as the documented system answers
@@ -167,10 +167,8 @@ def _status(value: str | None, allowed: tuple[str, ...]) -> str | None:
 
 
 def _export(kind: str, fmt: str, rows: list[dict[str, Any]], columns: tuple[str, ...], now: datetime) -> QuickExport:
-    out = QuickExport(f"{kind}-{now:%Y%m%d}.{fmt}", rows)
-    if fmt == "csv":
-        out.csv_chunks = exports.csv_chunks(exports.rows_reader(rows, columns))
-    return out
+    chunks = exports.csv_chunks(exports.rows_reader(rows, columns)) if fmt == "csv" else None
+    return QuickExport(f"{kind}-{now:%Y%m%d}.{fmt}", rows, chunks)
 
 
 def _device_status(row: dict[str, Any], settings: Settings, now: datetime) -> str:
@@ -182,13 +180,13 @@ def _device_status(row: dict[str, Any], settings: Settings, now: datetime) -> st
 async def export_devices(db: Database, settings: Settings, tenant_id: str, fmt: str, status: str | None,
                          site_id: str | None, triggered_by: str) -> QuickExport:
     """The tenant's devices (optionally of one status or site), recorded as a `device_export` run."""
-    fmt, status, now = export_format(fmt), _status(status, DEVICE_STATUSES), _now()
+    fmt, status, now = _format(fmt), _status(status, DEVICE_STATUSES), _now()
 
     async def work() -> tuple[QuickExport, int, dict[str, Any]]:
-        rows = [{**r, "status": _device_status(r, settings, now)} for r in await store.device_rows(db, tenant_id, site_id)]
-        rows = [{k: r[k] for k in DEVICE_COLUMNS} for r in rows if status is None or r["status"] == status]
-        return _export("devices", fmt, rows, DEVICE_COLUMNS, now), len(rows), \
-            {"format": fmt, "status": status, "site_id": site_id}
+        found = [{**r, "status": _device_status(r, settings, now)} for r in await store.device_rows(db, tenant_id, site_id)]
+        rows = [{k: r[k] for k in DEVICE_COLUMNS} for r in found if status is None or r["status"] == status]
+        parameters = {"format": fmt, "status": status, "site_id": site_id}
+        return _export("devices", fmt, rows, DEVICE_COLUMNS, now), len(rows), parameters
 
     return await _logged(db, tenant_id, DEVICE_EXPORT, triggered_by, work)
 
@@ -196,11 +194,11 @@ async def export_devices(db: Database, settings: Settings, tenant_id: str, fmt: 
 async def export_alerts(db: Database, tenant_id: str, fmt: str, status: str | None, days: int,
                         triggered_by: str) -> QuickExport:
     """Alerts created in the last `days` days (optionally in one status), as an `alert_export` run."""
-    fmt, status, now = export_format(fmt), _status(status, ALERT_STATUSES), _now()
+    fmt, status, now = _format(fmt), _status(status, ALERT_STATUSES), _now()
 
     async def work() -> tuple[QuickExport, int, dict[str, Any]]:
         rows = await store.alert_rows(db, tenant_id, status, now - timedelta(days=days))
-        return _export("alerts", fmt, rows, ALERT_COLUMNS, now), len(rows), \
-            {"format": fmt, "status": status or "ALL", "days": days}
+        parameters = {"format": fmt, "status": status or "ALL", "days": days}
+        return _export("alerts", fmt, rows, ALERT_COLUMNS, now), len(rows), parameters
 
     return await _logged(db, tenant_id, ALERT_EXPORT, triggered_by, work)

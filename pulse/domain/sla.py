@@ -40,19 +40,12 @@ def current_outage(last_seen: datetime | None, stale_after_s: float, now: dateti
 def covered(intervals: Iterable[Interval], window: Interval) -> timedelta:
     """How much of `window` the union of `intervals` covers (overlaps counted once)."""
     lo, hi = window
-    clipped = sorted((max(s, lo), min(e, hi)) for s, e in intervals if e > lo and s < hi)
-    total = timedelta(0)
-    cur_start: datetime | None = None
-    cur_end: datetime | None = None
-    for s, e in clipped:
-        if cur_end is not None and s <= cur_end:
-            cur_end = max(cur_end, e)
-            continue
-        if cur_end is not None:
-            total += cur_end - cur_start
-        cur_start, cur_end = s, e
-    if cur_end is not None:
-        total += cur_end - cur_start
+    total, reach = timedelta(0), lo  # `reach`: the furthest end counted so far
+    for start, end in sorted(intervals):
+        start, end = max(start, reach), min(end, hi)
+        if end > start:
+            total += end - start
+            reach = end
     return total
 
 

@@ -65,7 +65,7 @@ async def _availability(db: Database, settings: Settings, tenant_id: str, device
                         start: datetime, end: datetime, now: datetime) -> float | None:
     """Device availability of the devices heard from at least once (docs/reports.md)."""
     outages: dict[str, list[sla.Interval]] = defaultdict(list)
-    for a in await store.heartbeat_alerts(db, tenant_id, start, end):
+    for a in await store.heartbeat_alerts(db, tenant_id, start):
         outages[a["device_id"]].append(sla.outage_of_alert(
             a["opened_at"], a["trigger_value"], a["stale_after_s"] or settings.stale_after_s, a["closed_at"],
             a["close_value"], now))

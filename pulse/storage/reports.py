@@ -86,14 +86,14 @@ async def devices_in_service(db: Database, tenant_id: str) -> list[dict[str, Any
         return [{"device_id": r.device_id, "created_at": r.created_at, "last_seen": _last_seen(r.state)} for r in rows]
 
 
-async def heartbeat_alerts(db: Database, tenant_id: str, since: datetime, until: datetime) -> list[dict[str, Any]]:
-    """NO_HEARTBEAT alerts that may overlap [since, until): opened before `until`, not closed before
-    `since`; with the silence seen when opened (`trigger_value`), `stale_after_s`, and the silence
-    the auto-close saw (`close_value`, None for any other close)."""
+async def heartbeat_alerts(db: Database, tenant_id: str, since: datetime) -> list[dict[str, Any]]:
+    """NO_HEARTBEAT alerts not closed before `since` (an outage can start before its alert opens, so
+    no upper bound: the caller clips), with the silence seen when opened (`trigger_value`),
+    `stale_after_s`, and the silence the auto-close saw (`close_value`, None for any other close)."""
     a, t = alerts.c, alert_transitions.c
     q = (sa.select(a.device_id, a.triggered_at, a.trigger_value, a.details, a.closed_at, t.details.label("closing"))
          .select_from(alerts.outerjoin(alert_transitions, sa.and_(t.alert_id == a.alert_id, t.action == "AUTO_CLOSED")))
-         .where(a.tenant_id == tenant_id, a.alert_type == NO_HEARTBEAT, a.triggered_at < until,
+         .where(a.tenant_id == tenant_id, a.alert_type == NO_HEARTBEAT,
                 sa.or_(a.closed_at.is_(None), a.closed_at >= since)))
     async with db.connect() as conn:
         rows = await conn.execute(q)

@@ -8,13 +8,14 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from datetime import datetime
+from datetime import datetime, timezone
 from typing import Awaitable, Callable
 
 from pulse.config.settings import Settings
 from pulse.actors.runtime import RayRuntime, Runtime
 from pulse.services import audit
 from pulse.services.exports import ExportRunner
+from pulse.services import reports
 from pulse.storage import commands, rules
 from pulse.storage.db import Database
 
@@ -39,7 +40,8 @@ class Scheduler:
                 "carrier_requests": (self.settings.carrier_request_poll_interval_s, self.tick_carrier_requests),
                 "telemetron": (self.settings.telemetron_drain_interval_s, self.tick_telemetron),
                 "exports": (self.settings.export_interval_s, self.tick_exports),
-                "audit_retention": (self.settings.audit_retention_interval_s, self.tick_audit_retention)}
+                "audit_retention": (self.settings.audit_retention_interval_s, self.tick_audit_retention),
+                "sla_reports": (self.settings.sla_report_check_interval_s, self.tick_sla_reports)}
 
     async def start(self) -> bool:
         if self._tasks:
@@ -102,6 +104,10 @@ class Scheduler:
     async def tick_audit_retention(self) -> int:
         """The tenant audit trail keeps `audit_retention_days` (docs/audit-log.md)."""
         return await audit.drop_expired(self.db, self.settings.audit_retention_days)
+
+    async def tick_sla_reports(self) -> int:
+        """Yesterday's SLA report of every active tenant, once per tenant-day (docs/reports.md)."""
+        return await reports.daily_sla_reports(self.db, self.settings, datetime.now(timezone.utc))
 
     async def _loop(self, name: str, period: float, fn: Callable[[], Awaitable[int]]) -> None:
         while True:

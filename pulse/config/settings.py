@@ -71,6 +71,7 @@ class Settings(BaseSettings):
     no_heartbeat_alerts: bool = True
     escalation_interval_s: float = 15.0
     no_heartbeat_severity: int = 4
+    sla_report_check_interval_s: float = 600.0  # how often the scheduler looks for tenants lacking yesterday's SLA report
 
     # Carrier integrations (docs/carriers.md): the scheduler asks the carrier-sync actor this often which
     # integrations are due (each has its own sync_interval_minutes) and polls pending carrier requests.

@@ -20,6 +20,7 @@ READ_PERMISSIONS = frozenset({
     "exports.read",
     "audit.read",
     "analytics.read",
+    "reports.read",
 })
 WRITE_PERMISSIONS = frozenset({
     "devices.create", "devices.update", "devices.delete", "devices.decommission",

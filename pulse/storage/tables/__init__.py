@@ -26,6 +26,7 @@ from pulse.storage.tables.owners import device_owners, end_customers
 from pulse.storage.tables.outbox import outbox
 from pulse.storage.tables.telemetron import telemetron_customers, telemetron_integrations
 from pulse.storage.tables.exports import export_jobs
+from pulse.storage.tables.reports import report_runs
 
 __all__ = [
     "TS", "UTCDateTime", "metadata",
@@ -49,4 +50,5 @@ __all__ = [
     "outbox",
     "telemetron_customers", "telemetron_integrations",
     "export_jobs",
+    "report_runs",
 ]

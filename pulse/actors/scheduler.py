@@ -1,4 +1,4 @@
-"""Scheduler: periodic platform tasks (command expiry, timer rules; escalation, syncs, retention later).
+"""Scheduler: periodic platform tasks (command expiry, timer rules, escalation, syncs, lake compaction and retention).
 
 A plain async class; `pulse up` runs it as the `scheduler` Ray actor. Each task is one
 idempotent `tick_*` method, so tests call them directly and a missed tick is caught up by the next.
@@ -12,6 +12,7 @@ from typing import Awaitable, Callable
 
 from pulse.config.settings import Settings
 from pulse.actors.runtime import RayRuntime, Runtime
+from pulse.services import lake_lifecycle
 from pulse.storage import commands, rules
 from pulse.storage.db import Database
 
@@ -34,7 +35,9 @@ class Scheduler:
                 "digests": (60.0, self.tick_digests),
                 "carrier_sync": (self.settings.carrier_check_interval_s, self.tick_carrier_sync),
                 "carrier_requests": (self.settings.carrier_request_poll_interval_s, self.tick_carrier_requests),
-                "telemetron": (self.settings.telemetron_drain_interval_s, self.tick_telemetron)}
+                "telemetron": (self.settings.telemetron_drain_interval_s, self.tick_telemetron),
+                "lake_compaction": (self.settings.lake_compaction_interval_s, self.tick_lake_compaction),
+                "lake_retention": (self.settings.lake_retention_interval_s, self.tick_lake_retention)}
 
     async def start(self) -> bool:
         if self._tasks:
@@ -89,6 +92,14 @@ class Scheduler:
     async def tick_telemetron(self) -> int:
         """Deliver the Telemetron outbox (docs/telemetron.md); a device Telemetron refused waits its backoff."""
         return await self.runtime.service_call("telemetron-sync", "drain")
+
+    async def tick_lake_compaction(self) -> int:
+        """Closed tenant-days of the lake become one sorted, de-duplicated file each (docs/architecture.md)."""
+        return await lake_lifecycle.compact_lake(self.settings)
+
+    async def tick_lake_retention(self) -> int:
+        """Tenant-days older than their tenant's retention are deleted whole."""
+        return await lake_lifecycle.expire_lake(self.db, self.settings)
 
     async def _loop(self, name: str, period: float, fn: Callable[[], Awaitable[int]]) -> None:
         while True:

@@ -2,7 +2,8 @@
 
 Python's audit hooks see every `open`, rename and removal the lifecycle code makes, so killing at
 event 1, 2, 3, ... stops a run between every pair of durable steps, without a test hook in the
-code under test. The child runs `code` with `lake` (a Path) and `date` in scope.
+code under test. Only events on paths inside the lake count (not module imports). The child runs
+`code` with `lake` (a Path) and `date` in scope.
 """
 from __future__ import annotations
 
@@ -23,7 +24,7 @@ lake, kill_at, seen = Path(sys.argv[1]), int(sys.argv[2]), 0
 
 def die_at_nth_event(event, args):
     global seen
-    if event in ("open", "os.rename", "os.remove", "os.rmdir", "shutil.rmtree"):
+    if event in ("open", "os.rename", "os.remove", "os.rmdir", "shutil.rmtree") and str(args[0]).startswith(str(lake)):
         seen += 1
         if seen == kill_at:
             os.kill(os.getpid(), signal.SIGKILL)

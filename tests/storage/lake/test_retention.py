@@ -3,7 +3,6 @@ are deleted whole, by the scheduler's tick, and kill -9 never leaves a partial d
 from __future__ import annotations
 
 import shutil
-from collections.abc import AsyncIterator
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
@@ -25,13 +24,11 @@ AGES = (40, 20, 5)  # days before NOW that hold telemetry
 
 
 @pytest.fixture
-async def db(db_url: str) -> AsyncIterator[Database]:
-    database = Database(db_url)
-    await database.migrate()
+async def db(broker_db: Database) -> Database:
+    """The shared migrated store (SQLite, and PostgreSQL in CI) with tenants acme and globex."""
     for tenant in ("acme", "globex"):
-        await tenants.ensure_tenant(database, tenant)
-    yield database
-    await database.dispose()
+        await tenants.ensure_tenant(broker_db, tenant)
+    return broker_db
 
 
 @pytest.fixture

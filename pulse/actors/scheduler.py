@@ -94,7 +94,7 @@ class Scheduler:
         return await self.runtime.service_call("telemetron-sync", "drain")
 
     async def tick_lake_compaction(self) -> int:
-        """Closed tenant-days of the lake become one sorted, de-duplicated file each (docs/architecture.md)."""
+        """Closed tenant-days of the lake become one sorted, de-duplicated file each (docs/lake.md)."""
         return await lake_lifecycle.compact_lake(self.settings)
 
     async def tick_lake_retention(self) -> int:

@@ -1,4 +1,4 @@
-"""Scheduler: periodic platform tasks (command expiry, timer rules; escalation, syncs, retention later).
+"""Scheduler: periodic platform tasks (command expiry, timer rules, escalation, syncs, lake compaction and retention).
 
 A plain async class; `pulse up` runs it as the `scheduler` Ray actor. Each task is one
 idempotent `tick_*` method, so tests call them directly and a missed tick is caught up by the next.
@@ -13,9 +13,8 @@ from typing import Awaitable, Callable
 
 from pulse.config.settings import Settings
 from pulse.actors.runtime import RayRuntime, Runtime
-from pulse.services import audit
+from pulse.services import audit, lake_lifecycle, reports
 from pulse.services.exports import ExportRunner
-from pulse.services import reports
 from pulse.storage import commands, rules
 from pulse.storage.db import Database
 
@@ -41,7 +40,9 @@ class Scheduler:
                 "telemetron": (self.settings.telemetron_drain_interval_s, self.tick_telemetron),
                 "exports": (self.settings.export_interval_s, self.tick_exports),
                 "audit_retention": (self.settings.audit_retention_interval_s, self.tick_audit_retention),
-                "sla_reports": (self.settings.sla_report_check_interval_s, self.tick_sla_reports)}
+                "sla_reports": (self.settings.sla_report_check_interval_s, self.tick_sla_reports),
+                "lake_compaction": (self.settings.lake_compaction_interval_s, self.tick_lake_compaction),
+                "lake_retention": (self.settings.lake_retention_interval_s, self.tick_lake_retention)}
 
     async def start(self) -> bool:
         if self._tasks:
@@ -108,6 +109,14 @@ class Scheduler:
     async def tick_sla_reports(self) -> int:
         """Yesterday's SLA report of every active tenant, once per tenant-day (docs/reports.md)."""
         return await reports.daily_sla_reports(self.db, self.settings, datetime.now(timezone.utc))
+
+    async def tick_lake_compaction(self) -> int:
+        """Closed tenant-days of the lake become one sorted, de-duplicated file each (docs/lake.md)."""
+        return await lake_lifecycle.compact_lake(self.settings)
+
+    async def tick_lake_retention(self) -> int:
+        """Tenant-days older than their tenant's retention are deleted whole."""
+        return await lake_lifecycle.expire_lake(self.db, self.settings)
 
     async def _loop(self, name: str, period: float, fn: Callable[[], Awaitable[int]]) -> None:
         while True:

@@ -108,6 +108,13 @@ class Settings(BaseSettings):
     # Reads merge the writer's unflushed rows, so a long interval costs no freshness and keeps files few.
     lake_flush_interval_s: float = 30.0
     lake_flush_rows: int = 200_000
+    # Lake lifecycle (docs/lake.md): a UTC day is compacted once it ended
+    # `lake_compaction_delay_s` ago; replaced parts stay `lake_compaction_grace_s` for running reads.
+    lake_compaction_interval_s: float = 900.0
+    lake_compaction_delay_s: float = 3600.0
+    lake_compaction_grace_s: float = 3600.0
+    lake_retention_interval_s: float = 3600.0
+    lake_retention_days: int = 30  # a tenant's own `telemetry_retention_days` wins
 
     # Notifications (docs/notifications.md): Fernet key(s) for channel secrets at rest, comma-separated,
     # the first encrypts (rotation); unset -> generated into the data dir on first use.

@@ -33,6 +33,22 @@ async def get_tenant(db: Database, tenant_id: str) -> dict[str, Any] | None:
         return dict(row._mapping) if row else None
 
 
+async def telemetry_retention_days(db: Database) -> dict[str, int]:
+    """tenant id -> its own telemetry retention in days, for the tenants that set one."""
+    async with db.connect() as conn:
+        rows = await conn.execute(sa.select(tenants.c.tenant_id, tenants.c.telemetry_retention_days)
+                                  .where(tenants.c.telemetry_retention_days.is_not(None)))
+        return {r.tenant_id: r.telemetry_retention_days for r in rows}
+
+
+async def set_telemetry_retention_days(db: Database, tenant_id: str, days: int | None) -> bool:
+    """Set (or with None, reset to the default) a tenant's retention; False for an unknown tenant."""
+    async with db.begin() as conn:
+        result = await conn.execute(tenants.update().where(tenants.c.tenant_id == tenant_id)
+                                    .values(telemetry_retention_days=days))
+        return result.rowcount > 0
+
+
 async def ensure_user(db: Database, tenant_id: str | None, email: str, role: str,
                       password: str | None = None) -> dict[str, Any]:
     """Find a user by email (the JWT `sub`) or create it. A given password is (re)set."""

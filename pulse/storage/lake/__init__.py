@@ -1,5 +1,6 @@
-"""The telemetry lake's files: Arrow rows (`rows`), the write-ahead log (`wal`) and
-hive-partitioned Parquet (`parquet`). Queries over it live in `pulse.pipelines.telemetry`.
+"""The telemetry lake's files: Arrow rows (`rows`), the write-ahead log (`wal`),
+hive-partitioned Parquet (`parquet`) and the crash-safe compaction and deletion of partitions
+(`compaction`, docs/lake.md). Queries over it live in `pulse.pipelines.telemetry`.
 
 Layout (DESIGN.md §4 "Telemetry lake")::
 

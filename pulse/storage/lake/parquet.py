@@ -2,13 +2,17 @@
 
 One place knows the layout `telemetry/tenant_id=<t>/date=YYYY-MM-DD/part-<uuid>.parquet`: the
 writer and every query (DuckDB, Polars) go through these functions to name or list partitions.
+Listing honours compaction journals (`_compaction-<id>.json`, written by
+`pulse.storage.lake.compaction`): parts a committed compaction replaced are no longer listed.
 """
 from __future__ import annotations
 
+import json
 import logging
 import os
 import uuid
 from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
 
@@ -18,15 +22,26 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from pulse.storage.lake.durable import fsync
-from pulse.storage.lake.rows import conform, validate_tenant_id
+from pulse.storage.lake.rows import TELEMETRY_SCHEMA, conform, validate_tenant_id
 
 log = logging.getLogger(__name__)
 
 FILE_COLUMNS = ["device_id", "ts", "metric", "value", "seq"]
+FILE_SCHEMA = pa.schema([TELEMETRY_SCHEMA.field(c) for c in FILE_COLUMNS])
 # Small enough that one device's rows touch few row groups (min/max pruning on device_id: 16k
 # rows measured ~2x faster point reads than 128k), large enough that footers stay small.
 ROW_GROUP_ROWS = 16_384
 PART_GLOB = "part-*.parquet"
+JOURNAL_GLOB = "_compaction-*.json"
+TENANT_PREFIX = "tenant_id="
+
+
+@dataclass(frozen=True)
+class Replacement:
+    """A compaction journal: part file `output` replaces the parts `inputs` once it exists."""
+
+    output: str
+    inputs: tuple[str, ...]
 
 
 def telemetry_root(lake_dir: str | os.PathLike[str]) -> Path:
@@ -40,6 +55,15 @@ def tenant_dir(lake_dir: str | os.PathLike[str], tenant_id: str) -> Path:
 
 def partition_dir(lake_dir: str | os.PathLike[str], tenant_id: str, day: date) -> Path:
     return tenant_dir(lake_dir, tenant_id) / f"date={day.isoformat()}"
+
+
+def lake_tenants(lake_dir: str | os.PathLike[str]) -> list[str]:
+    """Tenants with a directory in the lake, sorted."""
+    try:
+        names = [e.name for e in os.scandir(telemetry_root(lake_dir)) if e.is_dir()]
+    except FileNotFoundError:
+        return []
+    return sorted(n[len(TENANT_PREFIX):] for n in names if n.startswith(TENANT_PREFIX))
 
 
 def partition_days(
@@ -65,8 +89,37 @@ def part_files(lake_dir: str | os.PathLike[str], tenant_id: str, days: Iterable[
     """The part files of these date partitions of a tenant, in a stable order."""
     files: list[str] = []
     for day in days:
-        files.extend(sorted(str(p) for p in partition_dir(lake_dir, tenant_id, day).glob(PART_GLOB)))
+        files.extend(str(p) for p in visible_parts(partition_dir(lake_dir, tenant_id, day)))
     return files
+
+
+def visible_parts(directory: Path) -> list[Path]:
+    """The part files of one partition that hold its rows: every part no committed compaction
+    has replaced, sorted. A reader sees a compaction's inputs or its output, never both or neither.
+
+    Journals are read before and after the listing: a journal exists from before its output
+    appears until after its inputs are deleted (a grace period later), so a listing shorter than
+    that grace period cannot miss the journal on both sides."""
+    before = replacements(directory)
+    parts = sorted(directory.glob(PART_GLOB))
+    if not parts:
+        return []
+    names = {p.name for p in parts}
+    journals = [*before.values(), *replacements(directory).values()]
+    hidden = {name for r in journals if r.output in names for name in r.inputs}
+    return [p for p in parts if p.name not in hidden]
+
+
+def replacements(directory: Path) -> dict[Path, Replacement]:
+    """The compaction journals of a partition (committed or not: see `visible_parts`)."""
+    found: dict[Path, Replacement] = {}
+    for path in directory.glob(JOURNAL_GLOB):
+        try:
+            data = json.loads(path.read_text())
+        except FileNotFoundError:  # its compaction finished meanwhile
+            continue
+        found[path] = Replacement(data["output"], tuple(data["inputs"]))
+    return found
 
 
 def write_parquet(

@@ -5,7 +5,6 @@ torn or corrupt record ends its segment on replay; later segments were started a
 """
 from __future__ import annotations
 
-import fcntl
 import logging
 import os
 import re
@@ -18,7 +17,7 @@ from typing import Any
 
 import pyarrow as pa
 
-from pulse.storage.lake.durable import fsync
+from pulse.storage.lake.durable import fsync, try_lock
 
 log = logging.getLogger(__name__)
 
@@ -132,13 +131,10 @@ def _replay(segments: Iterable[Path]) -> Iterator[pa.Table]:
 
 
 def _lock_dir(directory: Path) -> int:
-    """flock a LOCK file; the kernel releases it when the owning process dies (even kill -9)."""
-    fd = os.open(directory / "LOCK", os.O_RDWR | os.O_CREAT, 0o644)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        os.close(fd)
-        raise WalLocked(f"WAL directory {directory} is in use by another writer") from None
+    """One live writer per directory: the kernel releases the lock when it dies (even kill -9)."""
+    fd = try_lock(directory / "LOCK")
+    if fd is None:
+        raise WalLocked(f"WAL directory {directory} is in use by another writer")
     return fd
 
 

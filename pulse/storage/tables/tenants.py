@@ -13,6 +13,8 @@ tenants = sa.Table(
     sa.Column("name", sa.String(200), nullable=False),
     sa.Column("status", sa.String(16), nullable=False, server_default="ACTIVE"),
     sa.Column("account_tier", sa.String(32), nullable=False, server_default="growth"),
+    # Days of telemetry the lake keeps; NULL: the platform default (`lake_retention_days`).
+    sa.Column("telemetry_retention_days", sa.Integer, nullable=True),
     created_at(),
 )
 

@@ -1,11 +1,16 @@
 """Telemetry rows for lake tests: messages at fixed days, as Arrow tables."""
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from collections import Counter
+from datetime import date, datetime, timedelta, timezone
+from pathlib import Path
 
 import pyarrow as pa
+import pyarrow.parquet as pq
 
+from pulse.actors.lake_writer import LakeWriter
 from pulse.domain.messages import Telemetry
+from pulse.storage.lake.parquet import FILE_COLUMNS, FILE_SCHEMA, part_files
 from pulse.storage.lake.rows import telemetry_table
 
 DAY1 = datetime(2026, 3, 1, tzinfo=timezone.utc)
@@ -23,3 +28,22 @@ def msg(device: str, at: datetime, tenant: str = "acme", seq: int | None = None,
 
 def rows(*msgs: Telemetry) -> pa.Table:
     return telemetry_table(list(msgs))
+
+
+async def write_parts(lake: Path, *tables: pa.Table) -> None:
+    """Each table through the real lake writer (WAL, then one flush): one part per tenant-day."""
+    writer = LakeWriter(str(lake), str(lake.parent / "wal"), flush_interval_s=3600)
+    await writer.start()
+    try:
+        for table in tables:
+            await writer.append(table)
+            await writer.flush()
+    finally:
+        await writer.stop()
+
+
+def stored_rows(lake: Path, tenant: str, day: date) -> Counter:
+    """Every row the visible part files of a tenant-day hold, duplicates counted."""
+    files = part_files(lake, tenant, [day])
+    table = pa.concat_tables([FILE_SCHEMA.empty_table(), *(pq.read_table(f) for f in files)])
+    return Counter(tuple(r.values()) for r in table.select(FILE_COLUMNS).to_pylist())

@@ -99,6 +99,9 @@ class Settings(BaseSettings):
     # Reads merge the writer's unflushed rows, so a long interval costs no freshness and keeps files few.
     lake_flush_interval_s: float = 30.0
     lake_flush_rows: int = 200_000
+    # Tenant SQL (docs/tenant-sql.md): each query's wall-clock and memory budget.
+    tenant_sql_timeout_s: float = 10.0
+    tenant_sql_memory_mb: int = 512
 
     # Notifications (docs/notifications.md): Fernet key(s) for channel secrets at rest, comma-separated,
     # the first encrypts (rotation); unset -> generated into the data dir on first use.

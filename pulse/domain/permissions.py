@@ -17,6 +17,7 @@ READ_PERMISSIONS = frozenset({
     "escalation.read",
     "carrier.integrations.read",
     "telemetron.read",
+    "analytics.sql",
 })
 WRITE_PERMISSIONS = frozenset({
     "devices.create", "devices.update", "devices.delete", "devices.decommission",

@@ -12,13 +12,15 @@ from pulse.serve.routes import (alert_rules, alerts, auth, carrier_callbacks, ca
                                 escalation, groups, ingest, maintenance, modules, notifications, oncall,
                                 operator_carriers, owners, quarantine, sensors, tags, telemetron, telemetry,
                                 templates, transports)
+from pulse.serve.routes import analytics_sql
 from pulse.services.context import ServiceContext
 
 ROUTERS = [auth.router, ingest.router, devices.router, telemetry.router, commands.router, alert_rules.router,
            alert_rules.templates_router, alerts.router, quarantine.router, tags.router, groups.router,
            maintenance.router, templates.router, modules.router, sensors.router, transports.router, oncall.router,
            notifications.router, escalation.router, digest.router, carriers.router, operator_carriers.router,
-           carrier_callbacks.router, owners.router, telemetron.router]
+           carrier_callbacks.router, owners.router, telemetron.router,
+           analytics_sql.router]
 
 
 def create_app(build: Callable[[], Awaitable[ServiceContext]] | None = None,

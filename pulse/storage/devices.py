@@ -125,3 +125,11 @@ async def presences(db: Database, tenant_id: str) -> list[dict[str, Any]]:
                                                     device_state.c.device_id == devices.c.device_id)))
             .where(devices.c.tenant_id == tenant_id, devices.c.status == "ACTIVE"))
         return [(r.state or {}).get("presence") or {} for r in rows]
+
+
+async def registry_snapshot(db: Database, tenant_id: str) -> list[dict[str, Any]]:
+    """Every device of the tenant (all statuses), for queries over the whole registry (tenant SQL)."""
+    async with db.connect() as conn:
+        rows = await conn.execute(sa.select(devices).where(devices.c.tenant_id == tenant_id)
+                                  .order_by(devices.c.device_id))
+        return [_public(r) for r in rows]

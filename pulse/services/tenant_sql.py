@@ -1,0 +1,20 @@
+"""Tenant SQL: a customer's own read-only query over its telemetry and a snapshot of its registry.
+
+The store gives the registry snapshot; `pulse.pipelines.sandbox` runs the query on a locked-down
+DuckDB connection in a worker thread, bounded by the limits in the settings.
+"""
+from __future__ import annotations
+
+import asyncio
+
+from pulse.pipelines import sandbox
+from pulse.services.context import ServiceContext
+from pulse.storage import devices as device_store
+
+
+async def run(ctx: ServiceContext, tenant_id: str, sql: str, limit: int) -> sandbox.QueryResult:
+    """At most `limit` rows of `sql`; refused statements, errors and exceeded limits raise PulseErrors."""
+    registry = sandbox.devices_table(await device_store.registry_snapshot(ctx.db, tenant_id))
+    limits = sandbox.Limits(rows=limit, seconds=ctx.settings.tenant_sql_timeout_s,
+                            memory_mb=ctx.settings.tenant_sql_memory_mb)
+    return await asyncio.to_thread(sandbox.run_query, ctx.lake.lake_dir, tenant_id, registry, sql, limits)

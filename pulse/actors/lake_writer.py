@@ -114,8 +114,9 @@ class LakeWriter:
         self._stats["last_flush_at"] = time.time()
         return table.num_rows
 
-    async def pending(self, tenant_id: str, device_id: str) -> pa.Table | None:
-        """Acknowledged rows of one device not yet readable from Parquet (read-your-writes).
+    async def pending(self, tenant_id: str, device_id: str | None = None) -> pa.Table | None:
+        """Acknowledged rows of one device (None: of every device of the tenant) not yet readable
+        from Parquet (read-your-writes).
 
         Call it before querying the lake (see `LakeReader`)."""
         await self._started()  # after a restart: the WAL's rows are in Parquet before anyone reads
@@ -201,6 +202,8 @@ class LakeWriter:
                 await asyncio.sleep(self.flush_interval_s)
 
 
-def _device_rows(table: pa.Table, tenant_id: str, device_id: str) -> pa.Table:
-    mask = pc.and_(pc.equal(table["tenant_id"], tenant_id), pc.equal(table["device_id"], device_id))
+def _device_rows(table: pa.Table, tenant_id: str, device_id: str | None) -> pa.Table:
+    mask = pc.equal(table["tenant_id"], tenant_id)
+    if device_id is not None:
+        mask = pc.and_(mask, pc.equal(table["device_id"], device_id))
     return table.filter(mask)

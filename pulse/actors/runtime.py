@@ -240,7 +240,7 @@ class Runtime:
         placement.table[partition] = shard
         return released
 
-    async def pending_telemetry(self, tenant_id: str, device_id: str) -> Any:
+    async def pending_telemetry(self, tenant_id: str, device_id: str | None = None) -> Any:
         return await self._call(self.lake_ref, "pending", tenant_id, device_id)
 
     async def flush(self) -> None:

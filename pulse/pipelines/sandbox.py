@@ -1,8 +1,9 @@
 """Tenant SQL: one read-only DuckDB query over a tenant's own telemetry and device registry.
 
 The query runs on a fresh in-memory DuckDB connection that sees only what is registered on it
-before it is locked: the tenant's part files as an Arrow dataset (so DuckDB itself never opens a
-path) behind the view `telemetry`, and a registry snapshot as `devices`. Then file system and
+before it is locked: the tenant's part files plus the lake writer's unflushed rows as one Arrow
+dataset (so DuckDB itself never opens a path) behind the view `telemetry`, and a registry
+snapshot as `devices`. Then file system and
 network access, extension loading and Python replacement scans are switched off and the
 configuration is locked, so `read_csv`, `COPY … TO`, `ATTACH`, `INSTALL`, `SET` and globs over
 the lake fail inside DuckDB whatever the parser lets through. On top of that only one SELECT
@@ -12,6 +13,7 @@ limit, and at most `limit` rows are fetched from a streaming result.
 from __future__ import annotations
 
 import base64
+import json
 import math
 import os
 import threading
@@ -39,6 +41,8 @@ DEVICE_SCHEMA = pa.schema([
     ("manufacturer", pa.string()), ("serial_number", pa.string()), ("fw_version", pa.string()),
     ("created_at", _TS), ("updated_at", _TS), ("decommissioned_at", _TS),
 ])
+# A few long strings can make an answer huge within the row limit; this bounds the response.
+RESULT_CHARS = 16 * 2**20
 # Rows stored twice by a WAL replay collapse to one, as in every other lake read.
 _TELEMETRY_VIEW = ("CREATE VIEW telemetry AS SELECT device_id, ts, metric, max(value) AS value, seq "
                    "FROM telemetry_parts GROUP BY device_id, ts, metric, seq")
@@ -78,26 +82,37 @@ def devices_table(rows: Sequence[Mapping[str, Any]]) -> pa.Table:
     return pa.Table.from_pylist([{k: r.get(k) for k in DEVICE_SCHEMA.names} for r in rows], schema=DEVICE_SCHEMA)
 
 
-def run_query(lake_dir: str | os.PathLike[str], tenant_id: str, devices: pa.Table, sql: str,
-              limits: Limits) -> QueryResult:
-    """Run `sql` (one SELECT) over the tenant's `telemetry` and `devices`; refusals are PulseErrors."""
+def run_query(lake_dir: str | os.PathLike[str], tenant_id: str, devices: pa.Table, sql: str, limits: Limits,
+              extra: pa.Table | None = None) -> QueryResult:
+    """Run `sql` (one SELECT) over the tenant's `telemetry` and `devices`; refusals are PulseErrors.
+
+    `extra`: the tenant's unflushed rows, fetched before this call (see `LakeReader`)."""
     started = time.monotonic()
-    con = _sandbox(lake_dir, tenant_id, devices, limits)
+    con = _sandbox(_telemetry(lake_dir, tenant_id, extra), devices, limits)
     try:
         statement = _single_select(con, sql)
         columns, rows, truncated = _fetch(con, statement, limits)
     finally:
         con.close()
-    return QueryResult(columns, [[_json_value(v) for v in row] for row in rows], truncated,
-                       round((time.monotonic() - started) * 1000, 1))
+    values = [[_json_value(v) for v in row] for row in rows]
+    if len(json.dumps(values, separators=(",", ":"))) > RESULT_CHARS:
+        raise Invalid(f"the result is larger than {RESULT_CHARS // 2**20} MB of JSON: select fewer or smaller values")
+    return QueryResult(columns, values, truncated, round((time.monotonic() - started) * 1000, 1))
 
 
-def _sandbox(lake_dir: str | os.PathLike[str], tenant_id: str, devices: pa.Table,
-             limits: Limits) -> duckdb.DuckDBPyConnection:
-    """An in-memory connection holding only this tenant's data, locked down."""
+def _telemetry(lake_dir: str | os.PathLike[str], tenant_id: str, extra: pa.Table | None) -> ds.Dataset:
+    """The tenant's part files, scanned lazily, and its unflushed rows: nothing of another tenant."""
+    files = ds.dataset(part_files(lake_dir, tenant_id, partition_days(lake_dir, tenant_id)),
+                       schema=PART_SCHEMA, format="parquet")
+    if extra is None or extra.num_rows == 0:
+        return files
+    return ds.dataset([files, ds.dataset(extra.select(PART_SCHEMA.names).cast(PART_SCHEMA))])
+
+
+def _sandbox(telemetry: ds.Dataset, devices: pa.Table, limits: Limits) -> duckdb.DuckDBPyConnection:
+    """An in-memory connection holding only what it is given, locked down."""
     con = duckdb.connect(":memory:")
-    files = part_files(lake_dir, tenant_id, partition_days(lake_dir, tenant_id))
-    con.register("telemetry_parts", ds.dataset(files, schema=PART_SCHEMA, format="parquet"))
+    con.register("telemetry_parts", telemetry)
     con.register("devices", devices)
     con.execute(_TELEMETRY_VIEW)
     for setting in (*_LOCKDOWN, f"SET memory_limit = '{int(limits.memory_mb)}MB'",

@@ -99,3 +99,11 @@ async def test_a_viewer_may_query_and_a_body_is_bounded(fleet):
     assert r.status_code == 200 and r.json()["rows"] == [[2]]
     assert (await query(fleet, "SELECT 1" + " " * 20_000)).status_code == 422
     assert (await query(fleet, "")).status_code == 422
+
+
+async def test_rows_not_yet_flushed_are_counted(fleet):
+    await telemetry(fleet, "d2", 600, seq=9, temp=99)  # acknowledged, still in the lake writer's buffer
+    await telemetry(fleet, "g1", 600, tenant="globex", temp=5)
+    r = (await query(fleet, "SELECT device_id, count(*), max(value) FROM telemetry WHERE metric = 'temp' "
+                            "GROUP BY device_id ORDER BY device_id")).json()
+    assert r["rows"] == [["d1", 4, 23.0], ["d2", 5, 99.0]]

@@ -8,13 +8,24 @@ from __future__ import annotations
 
 import asyncio
 
+from pulse.errors import RateLimited
 from pulse.pipelines import sandbox
 from pulse.services.context import ServiceContext
 from pulse.storage import devices as device_store
 
 
 async def run(ctx: ServiceContext, tenant_id: str, sql: str, limit: int) -> sandbox.QueryResult:
-    """At most `limit` rows of `sql`; refused statements, errors and exceeded limits raise PulseErrors."""
+    """At most `limit` rows of `sql`; refused statements, errors and exceeded limits raise PulseErrors.
+
+    A query past the process's concurrency is refused at once (429), not queued: waiting queries
+    would hold worker threads that other reads of the lake need."""
+    if ctx.tenant_sql_slots.locked():
+        raise RateLimited("too many SQL queries are running; try again shortly", retry_after_s=1.0)
+    async with ctx.tenant_sql_slots:
+        return await _run(ctx, tenant_id, sql, limit)
+
+
+async def _run(ctx: ServiceContext, tenant_id: str, sql: str, limit: int) -> sandbox.QueryResult:
     extra = await ctx.runtime.pending_telemetry(tenant_id)  # before the lake's files are listed
     registry = sandbox.devices_table(await device_store.registry_snapshot(ctx.db, tenant_id))
     limits = sandbox.Limits(rows=limit, seconds=ctx.settings.tenant_sql_timeout_s,

@@ -1,6 +1,8 @@
 """Tenant SQL over HTTP: telemetry written through ingest, the registry snapshot, limits and refusals."""
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 
 from tests.serve.helpers import telemetry
@@ -107,3 +109,11 @@ async def test_rows_not_yet_flushed_are_counted(fleet):
     r = (await query(fleet, "SELECT device_id, count(*), max(value) FROM telemetry WHERE metric = 'temp' "
                             "GROUP BY device_id ORDER BY device_id")).json()
     assert r["rows"] == [["d1", 4, 23.0], ["d2", 5, 99.0]]
+
+
+async def test_queries_past_the_concurrency_are_refused_not_queued(fleet):
+    fleet.services.settings.tenant_sql_timeout_s = 1.0  # two slots (the default): a third query is refused
+    slow = "SELECT count(*) FROM range(100000000) a, range(100000) b"
+    answers = await asyncio.gather(*(query(fleet, slow) for _ in range(3)))
+    assert sorted(r.status_code for r in answers) == [422, 422, 429]
+    assert (await query(fleet, "SELECT 1")).json()["rows"] == [[1]]  # the slots are free again

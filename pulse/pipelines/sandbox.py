@@ -30,11 +30,11 @@ import pyarrow as pa
 import pyarrow.dataset as ds
 
 from pulse.errors import Invalid, PulseError
-from pulse.storage.lake.parquet import part_files, partition_days
+from pulse.storage.lake.parquet import FILE_COLUMNS, part_files, partition_days
+from pulse.storage.lake.rows import TELEMETRY_SCHEMA
 
-PART_SCHEMA = pa.schema([("device_id", pa.string()), ("ts", pa.timestamp("ms", tz="UTC")),
-                         ("metric", pa.string()), ("value", pa.float64()), ("seq", pa.int64())])
-_TS = pa.timestamp("ms", tz="UTC")
+PART_SCHEMA = pa.schema([TELEMETRY_SCHEMA.field(name) for name in FILE_COLUMNS])
+_TS = TELEMETRY_SCHEMA.field("ts").type
 DEVICE_SCHEMA = pa.schema([
     ("device_id", pa.string()), ("name", pa.string()), ("site_id", pa.string()), ("status", pa.string()),
     ("template_id", pa.int64()), ("parent_device_id", pa.string()), ("model", pa.string()),

@@ -1,4 +1,4 @@
-"""Tenant SQL over HTTP: telemetry written through ingest, the registry snapshot, limits and refusals."""
+"""Tenant SQL over HTTP (POST /api/v1/customer/analytics/sql): telemetry written through ingest, the registry snapshot, limits and refusals."""
 from __future__ import annotations
 
 import asyncio

@@ -116,6 +116,11 @@ class Settings(BaseSettings):
     lake_retention_interval_s: float = 3600.0
     lake_retention_days: int = 30  # a tenant's own `telemetry_retention_days` wins
 
+    # Tenant SQL (docs/tenant-sql.md): each query's wall-clock and memory budget.
+    tenant_sql_timeout_s: float = 10.0
+    tenant_sql_memory_mb: int = 512
+    tenant_sql_concurrency: int = 2  # queries at once per API process; more are refused with 429
+
     # Notifications (docs/notifications.md): Fernet key(s) for channel secrets at rest, comma-separated,
     # the first encrypts (rotation); unset -> generated into the data dir on first use.
     secrets_key: str | None = None

@@ -21,6 +21,7 @@ READ_PERMISSIONS = frozenset({
     "audit.read",
     "analytics.read",
     "reports.read",
+    "analytics.sql",
 })
 WRITE_PERMISSIONS = frozenset({
     "devices.create", "devices.update", "devices.delete", "devices.decommission",

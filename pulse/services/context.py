@@ -1,6 +1,7 @@
 """The dependencies a use case gets: one `ServiceContext` per process (a Serve replica, a test)."""
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass, field
 
 from pulse.broker.credentials import DeviceCredentials
@@ -31,6 +32,7 @@ class ServiceContext:
     quarantine_budget: RateLimiter = field(init=False)
     unrecorded_refusals: int = field(init=False, default=0)
     login_failures: RateLimiter = field(init=False)  # per address and email: 5, then one a minute
+    tenant_sql_slots: asyncio.Semaphore = field(init=False)  # bounds the memory and threads tenant SQL takes
 
     def __post_init__(self) -> None:
         self.rate_limiter = RateLimiter(self.settings.http_ingest_rate_per_s, self.settings.http_ingest_burst)
@@ -39,6 +41,7 @@ class ServiceContext:
         self.auth_failures = RateLimiter(rate=1.0, burst=20.0)
         self.quarantine_budget = RateLimiter(rate=2.0, burst=100.0)
         self.login_failures = RateLimiter(rate=1 / 60, burst=5.0)
+        self.tenant_sql_slots = asyncio.Semaphore(self.settings.tenant_sql_concurrency)
 
     async def close(self) -> None:
         await self.downlink.close()

@@ -139,3 +139,11 @@ async def sites(db: Database, tenant_id: str, device_ids: list[str] | None = Non
         if group_id:
             q = q.where(*await groups.member_conditions(conn, tenant_id, group_id))
         return {r.device_id: r.site_id for r in await conn.execute(q)}
+
+
+async def registry_snapshot(db: Database, tenant_id: str) -> list[dict[str, Any]]:
+    """Every device of the tenant (all statuses), for queries over the whole registry (tenant SQL)."""
+    async with db.connect() as conn:
+        rows = await conn.execute(sa.select(devices).where(devices.c.tenant_id == tenant_id)
+                                  .order_by(devices.c.device_id))
+        return [_public(r) for r in rows]

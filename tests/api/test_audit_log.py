@@ -6,7 +6,7 @@ import pytest
 import sqlalchemy as sa
 
 from pulse.actors.scheduler import Scheduler
-from pulse.domain.audit import describe
+from pulse.domain.audit import describe, is_audited
 from pulse.storage.tables import audit_log
 
 LOG = "/api/v1/customer/audit-log"
@@ -55,6 +55,8 @@ async def test_reads_and_failed_changes_are_not_recorded(api):
     await api.get(DEVICES)
     assert (await api.patch(f"{DEVICES}/nope", json={"name": "x"})).status_code == 404
     assert (await api.post(DEVICES, json={"device_id": "d1"}, role="customer_viewer")).status_code == 403
+    sql = await api.post("/api/v1/customer/analytics/sql", json={"sql": "SELECT 1 AS one"})  # a read sent as POST
+    assert sql.status_code == 200, sql.text
     assert (await events(api))["total"] == 0
 
 
@@ -149,3 +151,9 @@ async def test_retention_tick_drops_rows_older_than_the_setting(api):
 def test_entity_and_action_come_from_the_route(method, template, params, result, expected):
     a = describe(method, template, params, result)
     assert (a.entity_type, a.entity_id, a.action) == expected
+
+
+def test_posts_that_only_compute_an_answer_are_reads():
+    assert not is_audited("POST", "/api/v1/customer/analytics/query")
+    assert not is_audited("POST", "/api/v1/customer/alert-rules/backtest")
+    assert is_audited("POST", "/api/v1/customer/exports") and is_audited("POST", "/api/v1/customer/alert-rules")

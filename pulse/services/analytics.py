@@ -1,9 +1,9 @@
 """Analytics use cases: which metrics a tenant has, and one metric aggregated over its devices.
 
 The store decides which devices a query covers (the tenant's own, narrowed by ids or a group)
-and which series each belongs to; the lake pipeline aggregates their rows per bucket. Queries
-read what the lake writer has flushed (every `lake_flush_interval_s`), so a message shows up in
-analytics seconds after it is acknowledged.
+and which series each belongs to; the lake pipeline aggregates their rows per bucket. A query
+reads the Parquet files and the rows the lake writer acknowledged but has not flushed yet, so a
+message counts as soon as it is acknowledged (the metric list reads flushed files only).
 """
 from __future__ import annotations
 
@@ -54,8 +54,9 @@ async def query(ctx: ServiceContext, tenant_id: str, q: Query) -> Result:
     bucket = bucket_for(q.time_range, q.bucket_size)  # Invalid before any read
     labels = _labels(await device_store.sites(ctx.db, tenant_id, q.device_ids, q.group_id), q.group_by)
     end = datetime.now(timezone.utc)
+    extra = await ctx.runtime.pending_telemetry(tenant_id)  # before the files are listed: see LakeReader
     rows = await asyncio.to_thread(lake.rollup, str(ctx.lake.lake_dir), tenant_id, q.metric, labels,
-                                   end - TIME_RANGES[q.time_range], end, bucket, (q.aggregation,))
+                                   end - TIME_RANGES[q.time_range], end, bucket, (q.aggregation,), extra=extra)
     series: dict[str, Series] = {}
     for label, at, (value,) in rows:
         series.setdefault(label, Series(label, [])).points.append((at, value))

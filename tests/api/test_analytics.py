@@ -65,6 +65,13 @@ async def test_each_aggregation_per_device_and_bucket(fleet, aggregation, d1, d2
                    "d3": [(iso(A), pytest.approx(d3))]}
 
 
+async def test_an_acknowledged_message_counts_before_the_lake_writer_flushes_it(fleet):
+    pending = {"version": "1", "ts": (B + timedelta(seconds=60)).isoformat(), "seq": 98, "metrics": {"temp": 50.0}}
+    await send(fleet, "acme", "d1", "telemetry", pending)
+    got = points((await query(fleet, aggregation="count", group_by="device", device_ids=["d1"])).json())
+    assert got == {"d1": [(iso(A), 3.0), (iso(B), 2.0)]}
+
+
 async def test_summary_over_every_point(fleet):
     r = (await query(fleet, group_by="device")).json()
     assert r["summary"] == {"min": 1.0, "max": 70.0, "avg": 36.2, "total_points": 5}

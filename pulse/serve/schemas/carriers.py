@@ -198,11 +198,22 @@ class Linked(BaseModel):
     linked: bool = Field(True, description="documented key: the device has a line (else 404)")
 
 
-class LineStatus(Linked, UsageNumbers, LineState):
+class Line(Linked):
+    """The device and the carrier line linked to it."""
+
     device_id: str
     carrier_name: str
-    integration_id: int
     carrier_device_id: str
+
+
+class BillingCycle(BaseModel):
+    sms_count: int | None = None
+    billing_cycle_start: date | datetime | None = None
+    billing_cycle_end: date | datetime | None = None
+
+
+class LineStatus(Line, UsageNumbers, LineState):
+    integration_id: int
     last_synced_at: datetime | None = None
     last_sync_error: str | None = None
     linked_at: datetime | None = None
@@ -217,21 +228,12 @@ class UsageSnapshot(BaseModel):
     sms_count: int | None = None
 
 
-class LineUsage(Linked, UsageNumbers):
-    device_id: str
-    carrier_name: str
-    carrier_device_id: str
-    sms_count: int | None = None
-    billing_cycle_start: date | datetime | None = None
-    billing_cycle_end: date | datetime | None = None
+class LineUsage(Line, UsageNumbers, BillingCycle):
     last_synced_at: datetime | None = None
     history: list[UsageSnapshot]
 
 
-class LineDiagnostics(Linked):
-    device_id: str
-    carrier_name: str
-    carrier_device_id: str
+class LineDiagnostics(Line):
     diagnostics: dict[str, Any] = Field(description="the carrier's own diagnostics document, as it sent it")
     fetched_at: datetime
 
@@ -252,16 +254,13 @@ class LineAction(Documented):
         return {**row, "success": row.get("state") != "failed"}
 
 
-class LineLink(Linked, LineState, Documented):
+class LineLink(Linked, LineState, BillingCycle, Documented):
     device_id: str
     integration_id: int
     carrier_integration_id: int = Field(description="documented name of `integration_id`")
     carrier_device_id: str
     data_used_bytes: int | None = None
     data_limit_bytes: int | None = None
-    sms_count: int | None = None
-    billing_cycle_start: date | datetime | None = None
-    billing_cycle_end: date | datetime | None = None
     usage_alert_active: bool = False
     last_synced_at: datetime | None = None
     last_sync_error: str | None = None

@@ -75,6 +75,13 @@ class Row(BaseModel):
     model_config = ConfigDict(extra="allow")
 
 
+class DevicePart(Row):
+    """A stored row that belongs to one device: a module, a sensor, a transport."""
+
+    id: int
+    device_id: str
+
+
 class Page(BaseModel):
     """The list envelope of docs/architecture.md (REST conventions); subclasses name the items key."""
 

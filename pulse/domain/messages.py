@@ -11,48 +11,43 @@ from typing import Any, Literal
 
 # ---- messages into device actors -------------------------------------------------------------
 @dataclass(slots=True)
-class Telemetry:
+class FromDevice:
+    """What every message from a device carries: whose it is and when the device sent it."""
+
     tenant_id: str
     device_id: str
     ts_ms: int
+
+
+@dataclass(slots=True)
+class Telemetry(FromDevice):
     metrics: dict[str, float]
     seq: int | None = None
     site_id: str | None = None
 
 
 @dataclass(slots=True)
-class Heartbeat:
-    tenant_id: str
-    device_id: str
-    ts_ms: int
+class Heartbeat(FromDevice):
+    """The device is alive: its presence and last-seen time move, nothing else."""
 
 
 @dataclass(slots=True)
-class ReportedState:
-    tenant_id: str
-    device_id: str
-    ts_ms: int
+class ReportedState(FromDevice):
     reported: dict[str, Any]
     version: int | None = None
 
 
 @dataclass(slots=True)
-class CommandAck:
-    tenant_id: str
-    device_id: str
-    ts_ms: int
+class CommandAck(FromDevice):
     command_id: str
     status: str
     details: dict[str, Any] | None = None
 
 
 @dataclass(slots=True)
-class Presence:
+class Presence(FromDevice):
     """The device's MQTT connection opened or closed (from the broker, or the device's own LWT)."""
 
-    tenant_id: str
-    device_id: str
-    ts_ms: int
     connected: bool
     subscribed: bool = True  # False: connected but not yet listening on its commands topic
 

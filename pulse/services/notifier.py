@@ -44,8 +44,8 @@ from pulse.domain.channels import EVENTS, TEST_EVENT
 from pulse.mqtt.endpoint import service_endpoint
 from pulse.mqtt.publisher import MqttPublisher
 from pulse.storage import notifications as store
+from pulse.services.outbound import OutboundWorker
 from pulse.storage.db import Database, utcnow
-from pulse.storage.secrets import box_for
 
 log = logging.getLogger(__name__)
 
@@ -164,15 +164,10 @@ def probe_alert(channel: Mapping[str, Any]) -> dict[str, Any]:
             "summary": f"Pulse test message for channel {channel.get('name') or channel['channel_id']}"}
 
 
-class Notifier:
+class Notifier(OutboundWorker):
     def __init__(self, settings: Settings, db: Database | None = None,
                  clock: Callable[[], datetime] = utcnow) -> None:
-        self.settings = settings
-        self.db = db or Database(settings.db_url)
-        self._owns_db = db is None
-        self.box = box_for(settings)
-        self.clock = clock
-        self._http: httpx.AsyncClient | None = None
+        super().__init__(settings, db, clock)
         self._mqtt: MqttPublisher | None = None
         self._buckets: dict[str, tuple[float, TokenBucket]] = {}
         self._wake = asyncio.Event()
@@ -195,14 +190,10 @@ class Notifier:
         if self._task is not None:
             await asyncio.gather(self._task, return_exceptions=True)  # finish the batch in hand
             self._task = None
-        if self._http is not None:
-            await self._http.aclose()
-            self._http = None
         if self._mqtt is not None:
             await self._mqtt.close()
             self._mqtt = None
-        if self._owns_db:
-            await self.db.dispose()
+        await self._close_owned()
 
     async def stats(self) -> dict[str, Any]:
         return {**self._stats, "jobs": await store.job_counts(self.db)}

@@ -34,8 +34,8 @@ from pulse.integrations.telemetron import (CustomerUpsert, DeviceAssignment, Dev
                                            TelemetronAuthError, TelemetronClient, TelemetronError)
 from pulse.storage import outbox
 from pulse.storage import telemetron as store
+from pulse.services.outbound import OutboundWorker
 from pulse.storage.db import Database, utcnow
-from pulse.storage.secrets import box_for
 
 log = logging.getLogger(__name__)
 
@@ -45,15 +45,10 @@ AUTH_PAUSE = timedelta(minutes=10)
 PRUNE_EVERY_S = 3600.0
 
 
-class TelemetronSync:
+class TelemetronSync(OutboundWorker):
     def __init__(self, settings: Settings, db: Database | None = None,
                  clock: Callable[[], datetime] = utcnow) -> None:
-        self.settings = settings
-        self.db = db or Database(settings.db_url)
-        self._owns_db = db is None
-        self.box = box_for(settings)
-        self.clock = clock
-        self._http: httpx.AsyncClient | None = None
+        super().__init__(settings, db, clock)
         self._lock = asyncio.Lock()  # one drain at a time: two would send a device's rows twice
         self._kicked: set[asyncio.Task] = set()  # drains started by resync (they queue on the lock)
         self._refused: dict[str, tuple[Any, datetime]] = {}  # tenant -> (integration updated_at, paused until)
@@ -68,11 +63,7 @@ class TelemetronSync:
         for task in self._kicked:
             task.cancel()
         await asyncio.gather(*self._kicked, return_exceptions=True)
-        if self._http is not None:
-            await self._http.aclose()
-            self._http = None
-        if self._owns_db:
-            await self.db.dispose()
+        await self._close_owned()
 
     async def stats(self) -> dict[str, int]:
         return dict(self._stats)

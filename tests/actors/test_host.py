@@ -64,6 +64,16 @@ async def stored_state(db: Database) -> dict[str, dict]:
         return {r.device_id: r.state for r in rows}
 
 
+async def written(db: Database, device_id: str) -> dict:
+    """The device's stored state once write-behind has written it (waits up to 5 s)."""
+    for _ in range(250):
+        state = await stored_state(db)
+        if device_id in state:
+            return state[device_id]
+        await asyncio.sleep(0.02)
+    raise AssertionError(f"{device_id} was not written within 5 s")
+
+
 async def stored_alerts(db: Database) -> list[str]:
     async with db.connect() as conn:
         return [r.fingerprint for r in await conn.execute(sa.select(alerts.c.fingerprint))]
@@ -151,11 +161,7 @@ async def test_the_snapshot_interval_persists_without_being_asked(db, shards):
     shard = shards(snapshot_interval_s=0.05)
     await shard.start()
     await shard.handle_batch([temp("d1", 25.0)])
-    for _ in range(250):
-        if "d1" in await stored_state(db):
-            break
-        await asyncio.sleep(0.02)
-    assert (await stored_state(db))["d1"]["latest"]["temp"][0] == 25.0
+    assert (await written(db, "d1"))["latest"]["temp"][0] == 25.0
     assert not shard.actors[("acme", "d1")].dirty
 
 
@@ -163,11 +169,7 @@ async def test_a_shard_ray_restarted_snapshots_without_being_started(db, shards)
     """Ray's restart of a crashed shard runs only __init__; its first message starts write-behind."""
     shard = shards(snapshot_interval_s=0.05)  # no start()
     await shard.handle_batch([temp("d1", 26.0)])
-    for _ in range(250):
-        if "d1" in await stored_state(db):
-            break
-        await asyncio.sleep(0.02)
-    assert (await stored_state(db))["d1"]["latest"]["temp"][0] == 26.0
+    assert (await written(db, "d1"))["latest"]["temp"][0] == 26.0
 
 
 async def test_a_change_made_while_a_snapshot_is_written_is_not_lost(monkeypatch, db, shards):

@@ -134,8 +134,13 @@ class TsDevice(_Reply):
         return next((i.id for i in self.deviceIds if i.kind.lower() == kind), None)
 
 
-class TsDeviceList(_Reply):
+class _TsPage(_Reply):
+    """A page of a ThingSpace list: `hasMoreData` says whether to ask for the next one."""
+
     hasMoreData: bool = False
+
+
+class TsDeviceList(_TsPage):
     devices: list[TsDevice] = []
 
 
@@ -145,8 +150,7 @@ class TsUsageRecord(_Reply):
     smsUsed: int = 0
 
 
-class TsUsagePage(_Reply):
-    hasMoreData: bool = False
+class TsUsagePage(_TsPage):
     usageHistory: list[TsUsageRecord] = []
 
 
@@ -155,8 +159,7 @@ class TsConnectionEvent(_Reply):
     connectionEventAttributes: list[KeyValue] = []
 
 
-class TsConnectionPage(_Reply):
-    hasMoreData: bool = False
+class TsConnectionPage(_TsPage):
     connectionHistory: list[TsConnectionEvent] = []
 
 

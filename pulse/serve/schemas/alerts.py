@@ -16,7 +16,7 @@ from pulse.domain.rules import AGGREGATIONS, RULE_TYPES
 from pulse.domain.scopes import SCOPE_KEYS
 from pulse.domain.severity import DEFAULT_SEVERITY, parse_severity
 from pulse.serve.params import DbId
-from pulse.serve.schemas.common import Page
+from pulse.serve.schemas.common import Documented, Page, Stamped
 from pulse.serve.schemas.devices import ID_PATTERN
 
 Operator = Literal["GT", "GTE", "LT", "LTE", "EQ", "NE"]
@@ -303,7 +303,7 @@ class ConditionOut(BaseModel):
     threshold: float
 
 
-class RuleOut(BaseModel):
+class RuleOut(Stamped, Documented):
     """A rule in Pulse's names plus the documented ones (`metric_name`, `match_mode`, `conditions`,
     `site_ids`, `group_ids`, `duration_minutes`, `aggregation`, `window_seconds`, `anomaly_conditions`,
     `gap_conditions`), derived from the same stored rule."""
@@ -323,8 +323,6 @@ class RuleOut(BaseModel):
     enabled: bool
     config: dict[str, Any] = Field(description="type-specific settings, the conditions and the scope")
     escalation_policy_id: str | None = None
-    created_at: datetime | None = None
-    updated_at: datetime | None = None
     # the documented names
     metric_name: str | None = None
     match_mode: str = "all"
@@ -337,14 +335,13 @@ class RuleOut(BaseModel):
     anomaly_conditions: dict[str, Any] | None = None
     gap_conditions: dict[str, Any] | None = None
 
-    @model_validator(mode="before")
+    DOCUMENTED = {"metric_name": "metric"}
+
     @classmethod
-    def _documented(cls, row: Any) -> Any:
-        if not isinstance(row, dict):
-            return row
+    def documented(cls, row: dict[str, Any]) -> dict[str, Any]:
         config, seconds = row.get("config") or {}, row.get("duration_seconds") or 0
         scope = config.get("scope") or {}
-        out = {**row, "metric_name": row.get("metric"), "match_mode": config.get("match", "all"),
+        out = {**row, "match_mode": config.get("match", "all"),
                "conditions": [{**c, "metric_name": c["metric"]} for c in config.get("conditions") or []],
                "site_ids": scope.get("site_ids") or [], "group_ids": scope.get("group_ids") or [],
                "duration_minutes": seconds // 60 if seconds % 60 == 0 else None,
@@ -379,7 +376,7 @@ class BacktestResult(BaseModel):
     elapsed_ms: float
 
 
-class RuleTemplate(BaseModel):
+class RuleTemplate(Documented):
     """A built-in rule: a rule body without scope; the fields a rule type does not use are absent."""
 
     key: str
@@ -400,10 +397,7 @@ class RuleTemplate(BaseModel):
     window_size: int | None = None
     gap_seconds: int | None = None
 
-    @model_validator(mode="before")
-    @classmethod
-    def _documented(cls, row: Any) -> Any:
-        return {**row, "template_id": row["key"], "metric_name": row["metric"]} if isinstance(row, dict) else row
+    DOCUMENTED = {"template_id": "key", "metric_name": "metric"}
 
 
 class RuleTemplates(BaseModel):

@@ -12,12 +12,12 @@ import json
 from datetime import date, datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, AliasChoices, BaseModel, BeforeValidator, ConfigDict, Field, model_validator
+from pydantic import AfterValidator, AliasChoices, BaseModel, BeforeValidator, ConfigDict, Field
 
 from pulse.domain.carriers import SECRET_FIELDS
 from pulse.domain.urls import http_url
 from pulse.serve.params import DbId
-from pulse.serve.schemas.common import Page, Update
+from pulse.serve.schemas.common import Documented, Page, Stamped, Update
 
 MAX_CONFIG_BYTES = 8_000
 ICCID_DIGITS = (15, 22)
@@ -114,7 +114,7 @@ class ProvisionBody(BaseModel):
 
 
 # ---- responses ---------------------------------------------------------------------------------
-class IntegrationOut(BaseModel):
+class IntegrationOut(Stamped):
     id: int
     carrier_name: str
     display_name: str | None = None
@@ -129,8 +129,6 @@ class IntegrationOut(BaseModel):
     last_sync_at: datetime | None = None
     last_sync_status: str | None = None
     last_sync_error: str | None = None
-    created_at: datetime | None = None
-    updated_at: datetime | None = None
     api_key_masked: str | None = None
     secrets_set: list[str]
     linked_devices: int
@@ -200,11 +198,22 @@ class Linked(BaseModel):
     linked: bool = Field(True, description="documented key: the device has a line (else 404)")
 
 
-class LineStatus(Linked, UsageNumbers, LineState):
+class Line(Linked):
+    """The device and the carrier line linked to it."""
+
     device_id: str
     carrier_name: str
-    integration_id: int
     carrier_device_id: str
+
+
+class BillingCycle(BaseModel):
+    sms_count: int | None = None
+    billing_cycle_start: date | datetime | None = None
+    billing_cycle_end: date | datetime | None = None
+
+
+class LineStatus(Line, UsageNumbers, LineState):
+    integration_id: int
     last_synced_at: datetime | None = None
     last_sync_error: str | None = None
     linked_at: datetime | None = None
@@ -219,26 +228,17 @@ class UsageSnapshot(BaseModel):
     sms_count: int | None = None
 
 
-class LineUsage(Linked, UsageNumbers):
-    device_id: str
-    carrier_name: str
-    carrier_device_id: str
-    sms_count: int | None = None
-    billing_cycle_start: date | datetime | None = None
-    billing_cycle_end: date | datetime | None = None
+class LineUsage(Line, UsageNumbers, BillingCycle):
     last_synced_at: datetime | None = None
     history: list[UsageSnapshot]
 
 
-class LineDiagnostics(Linked):
-    device_id: str
-    carrier_name: str
-    carrier_device_id: str
+class LineDiagnostics(Line):
     diagnostics: dict[str, Any] = Field(description="the carrier's own diagnostics document, as it sent it")
     fetched_at: datetime
 
 
-class LineAction(BaseModel):
+class LineAction(Documented):
     device_id: str
     action: str
     state: Literal["pending", "sent", "succeeded", "failed"]
@@ -249,28 +249,25 @@ class LineAction(BaseModel):
     sim_status: str | None = None
     success: bool = Field(description="documented key: the carrier accepted the action (done or pending)")
 
-    _documented = model_validator(mode="before")(
-        lambda cls, row: {**row, "success": row.get("state") != "failed"} if isinstance(row, dict) else row)
+    @classmethod
+    def documented(cls, row: dict[str, Any]) -> dict[str, Any]:
+        return {**row, "success": row.get("state") != "failed"}
 
 
-class LineLink(Linked, LineState):
+class LineLink(Linked, LineState, BillingCycle, Documented):
     device_id: str
     integration_id: int
     carrier_integration_id: int = Field(description="documented name of `integration_id`")
     carrier_device_id: str
     data_used_bytes: int | None = None
     data_limit_bytes: int | None = None
-    sms_count: int | None = None
-    billing_cycle_start: date | datetime | None = None
-    billing_cycle_end: date | datetime | None = None
     usage_alert_active: bool = False
     last_synced_at: datetime | None = None
     last_sync_error: str | None = None
     linked_at: datetime | None = None
     updated_at: datetime | None = None
 
-    _documented = model_validator(mode="before")(
-        lambda cls, row: {**row, "carrier_integration_id": row.get("integration_id")} if isinstance(row, dict) else row)
+    DOCUMENTED = {"carrier_integration_id": "integration_id"}
 
 
 class Provisioned(BaseModel):

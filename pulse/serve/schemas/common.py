@@ -1,7 +1,8 @@
-"""Shapes shared by every area: pagination."""
+"""Shapes shared by every area: pagination, partial updates, rows and their timestamps."""
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any, ClassVar
 
 from pydantic import BaseModel, ConfigDict, model_validator
@@ -74,9 +75,42 @@ class Row(BaseModel):
     model_config = ConfigDict(extra="allow")
 
 
+class DevicePart(Row):
+    """A stored row that belongs to one device: a module, a sensor, a transport."""
+
+    id: int
+    device_id: str
+
+
 class Page(BaseModel):
     """The list envelope of docs/architecture.md (REST conventions); subclasses name the items key."""
 
     total: int
     limit: int
     offset: int
+
+
+class Stamped(BaseModel):
+    """When a stored thing was created and last changed (null where the store does not say)."""
+
+    created_at: datetime | None = None
+    updated_at: datetime | None = None
+
+
+class Documented(BaseModel):
+    """An answer that also carries the documented system's names (api-contracts) next to Pulse's:
+    `DOCUMENTED` maps a documented name to the Pulse field it repeats; `documented` derives the rest."""
+
+    DOCUMENTED: ClassVar[dict[str, str]] = {}
+
+    @model_validator(mode="before")
+    @classmethod
+    def _documented_names(cls, row: Any) -> Any:
+        if not isinstance(row, dict):
+            return row
+        return cls.documented({**row, **{name: row.get(own) for name, own in cls.DOCUMENTED.items()}})
+
+    @classmethod
+    def documented(cls, row: dict[str, Any]) -> dict[str, Any]:
+        """The names that are not plain copies of one field (none unless a model says)."""
+        return row

@@ -11,8 +11,8 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field
 
 from pulse.serve.params import ID_PATTERN, DbId
+from pulse.serve.schemas.common import Page, Row, Stamped, Update, one_of
 from pulse.serve.schemas.telemetry import LatestRow
-from pulse.serve.schemas.common import Page, Row, Update, one_of
 
 DEVICE_STATUSES = ("ACTIVE", "INACTIVE", "SUSPENDED")  # what a PATCH may set; REVOKED only by decommission
 REGISTRY_STATUSES = (*DEVICE_STATUSES, "REVOKED")
@@ -52,14 +52,12 @@ class RotateBody(BaseModel):
 
 
 # ---- answers -------------------------------------------------------------------------------------
-class DeviceOut(Row):
+class DeviceOut(Stamped, Row):
     device_id: str
     name: str | None = None
     site_id: str | None = None
     template_id: int | None = None
     status: str = Field(description="registry status: ACTIVE, INACTIVE, SUSPENDED or REVOKED")
-    created_at: datetime | None = None
-    updated_at: datetime | None = None
 
 
 class DeviceCreated(DeviceOut):

@@ -8,7 +8,7 @@ from typing import Annotated, Any, Literal
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from pulse.domain.timezones import check_zone
-from pulse.serve.schemas.common import Update
+from pulse.serve.schemas.common import Documented, Stamped, Update
 
 Frequency = Literal["disabled", "hourly", "daily", "weekly"]
 Day = Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
@@ -79,7 +79,7 @@ class DigestSettingsUpdate(Update):
         return data
 
 
-class DigestSettingsOut(BaseModel):
+class DigestSettingsOut(Stamped, Documented):
     frequency: Frequency
     recipients: list[str]
     email: str = Field("", description="the documented single address: the first recipient")
@@ -88,13 +88,10 @@ class DigestSettingsOut(BaseModel):
     send_on_day: Day
     timezone: str
     last_sent_at: datetime | None = None
-    created_at: datetime | None = None
-    updated_at: datetime | None = None
 
-    @model_validator(mode="before")
     @classmethod
-    def _documented(cls, row: Any) -> Any:
-        return {**row, "email": (row.get("recipients") or [""])[0]} if isinstance(row, dict) else row
+    def documented(cls, row: dict[str, Any]) -> dict[str, Any]:
+        return {**row, "email": (row.get("recipients") or [""])[0]}
 
 
 class DigestSettingsSaved(DigestSettingsOut):

@@ -7,13 +7,12 @@ fields are ignored.
 """
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from pulse.domain.escalation import MAX_DELAY_MINUTES, MAX_LEVELS, MAX_REPEAT, MAX_TARGETS, check_levels
-from pulse.serve.schemas.common import Page, Update, set_fields
+from pulse.serve.schemas.common import Documented, Page, Stamped, Update, set_fields
 
 TargetType = Literal["channel", "oncall_schedule", "user"]
 MAX_REF_ID = 36  # channel and schedule ids are UUIDs
@@ -130,7 +129,7 @@ class TargetOut(BaseModel):
     id: str
 
 
-class LevelOut(BaseModel):
+class LevelOut(Documented):
     level: int
     level_number: int = Field(description="documented name of `level`")
     delay_minutes: int
@@ -138,17 +137,16 @@ class LevelOut(BaseModel):
     notify_email: str | None = Field(None, description="documented: the level's first user target")
     oncall_schedule_id: str | None = Field(None, description="documented: the level's first on-call schedule target")
 
-    @model_validator(mode="before")
+    DOCUMENTED = {"level_number": "level"}
+
     @classmethod
-    def _documented(cls, row: Any) -> Any:
-        if not isinstance(row, dict):
-            return row
+    def documented(cls, row: dict[str, Any]) -> dict[str, Any]:
         first = {t["type"]: t["id"] for t in reversed(row.get("targets") or [])}
-        return {**row, "level_number": row.get("level"), "notify_email": first.get("user"),
+        return {**row, "notify_email": first.get("user"),
                 "oncall_schedule_id": first.get("oncall_schedule")}
 
 
-class PolicyOut(BaseModel):
+class PolicyOut(Stamped):
     policy_id: str
     tenant_id: str
     name: str
@@ -156,8 +154,6 @@ class PolicyOut(BaseModel):
     is_default: bool
     repeat: int
     levels: list[LevelOut]
-    created_at: datetime | None = None
-    updated_at: datetime | None = None
 
 
 class PolicyPage(Page):

@@ -8,7 +8,7 @@ from pydantic import BaseModel, ConfigDict, Field, computed_field, field_validat
 
 from pulse.domain.envelope import METRIC_KEY_RE
 from pulse.serve.params import DbId
-from pulse.serve.schemas.common import Page, Row, Update
+from pulse.serve.schemas.common import DevicePart, Page, Update
 from pulse.serve.schemas.templates import SLOT_KEY
 
 ModuleStatus = Literal["active", "inactive"]  # "removed" only through DELETE
@@ -47,9 +47,7 @@ class ModuleUpdate(ModuleFields, Update):
     status: ModuleStatus | None = None
 
 
-class ModuleOut(Row):
-    id: int
-    device_id: str
+class ModuleOut(DevicePart):
     slot_key: str
     module_template_id: int | None = None
     label: str | None = None

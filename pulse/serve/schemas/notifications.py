@@ -23,7 +23,7 @@ from pulse.domain.timezones import check_zone
 from pulse.domain.windows import HHMM_PATTERN
 from pulse.serve.schemas.devices import ID_PATTERN
 from pulse.serve.schemas.tags import Tag
-from pulse.serve.schemas.common import Page, Update
+from pulse.serve.schemas.common import Documented, Page, Stamped, Update
 
 ChannelType = Literal[CHANNEL_TYPES]
 Event = Literal[EVENTS]
@@ -126,8 +126,16 @@ def _unsupported(v: Any, info: ValidationInfo) -> None:
 
 
 class RoutingRuleFields(BaseModel):
-    """The documented criteria Pulse cannot honour: sent (non-empty), they are a 422 naming them."""
+    """A rule's match criteria, the same in a create and an update. The documented criteria Pulse
+    cannot honour: sent (non-empty), they are a 422 naming them."""
 
+    min_severity: Severity | None = None
+    alert_types: AlertTypes = None
+    rule_ids: UuidList = None
+    device_ids: IdList = None
+    group_ids: UuidList = None
+    tags: Tags = None
+    site_ids: IdList = None
     device_tag_key: Any = Field(None, exclude=True, description="documented, not supported: use tags")
     device_tag_val: Any = Field(None, exclude=True, description="documented, not supported: use tags")
     device_prefixes: Any = Field(None, exclude=True, description="documented, not supported: use device_ids")
@@ -147,13 +155,6 @@ class RoutingRuleCreate(RoutingRuleFields):
     priority: int = Field(100, ge=0, le=1_000_000, description="lower runs first")
     stop: bool = Field(False, description="a match ends evaluation: lower-priority rules are not tried")
     channel_ids: ChannelIds
-    min_severity: Severity | None = None
-    alert_types: AlertTypes = None
-    rule_ids: UuidList = None
-    device_ids: IdList = None
-    group_ids: UuidList = None
-    tags: Tags = None
-    site_ids: IdList = None
     events: Events = Field(default_factory=lambda: ["OPEN"], validation_alias=AliasChoices("events", "deliver_on"),
                            description="also accepted as `deliver_on`")
     active_hours: TimeWindow | None = None
@@ -169,13 +170,6 @@ class RoutingRuleUpdate(RoutingRuleFields, Update):
     priority: int | None = Field(None, ge=0, le=1_000_000)
     stop: bool | None = None
     channel_ids: ChannelIds | None = None
-    min_severity: Severity | None = None
-    alert_types: AlertTypes = None
-    rule_ids: UuidList = None
-    device_ids: IdList = None
-    group_ids: UuidList = None
-    tags: Tags = None
-    site_ids: IdList = None
     events: Events | None = Field(None, validation_alias=AliasChoices("events", "deliver_on"),
                                   description="also accepted as `deliver_on`")
     active_hours: TimeWindow | None = None
@@ -183,7 +177,7 @@ class RoutingRuleUpdate(RoutingRuleFields, Update):
 
 
 # ---- responses ---------------------------------------------------------------------------------
-class ChannelOut(BaseModel):
+class ChannelOut(Stamped, Documented):
     channel_id: str
     tenant_id: str
     name: str
@@ -192,18 +186,15 @@ class ChannelOut(BaseModel):
     is_enabled: bool = Field(description="documented name of `enabled`")
     config: dict[str, Any] = Field(description="per type; secrets masked")
     rate_limit_per_minute: int | None = None
-    created_at: datetime | None = None
-    updated_at: datetime | None = None
 
-    _documented = model_validator(mode="before")(
-        lambda cls, row: {**row, "is_enabled": row.get("enabled")} if isinstance(row, dict) else row)
+    DOCUMENTED = {"is_enabled": "enabled"}
 
 
 class ChannelPage(Page):
     channels: list[ChannelOut]
 
 
-class ChannelTestResult(BaseModel):
+class ChannelTestResult(Documented):
     channel_id: str
     channel_type: ChannelType
     delivery_id: str
@@ -217,17 +208,14 @@ class ChannelTestResult(BaseModel):
     status: Literal["ok", "failed"] = Field(description="documented: `ok` as a word")
     message: str = Field(description="documented: what happened, in words")
 
-    @model_validator(mode="before")
     @classmethod
-    def _documented(cls, row: Any) -> Any:
-        if not isinstance(row, dict):
-            return row
+    def documented(cls, row: dict[str, Any]) -> dict[str, Any]:
         ok = bool(row.get("ok"))
         return {**row, "status": "ok" if ok else "failed",
                 "message": "test message delivered" if ok else f"test message failed: {row.get('error')}"}
 
 
-class RoutingRuleOut(BaseModel):
+class RoutingRuleOut(Stamped, Documented):
     rule_id: str
     tenant_id: str
     name: str | None = None
@@ -249,16 +237,13 @@ class RoutingRuleOut(BaseModel):
     deliver_on: list[str] = Field(description="documented name of `events`")
     active_hours: TimeWindow | None = None
     throttle_minutes: int
-    created_at: datetime | None = None
-    updated_at: datetime | None = None
 
-    @model_validator(mode="before")
+    DOCUMENTED = {"is_enabled": "enabled", "deliver_on": "events"}
+
     @classmethod
-    def _documented(cls, row: Any) -> Any:
-        if not isinstance(row, dict):
-            return row
-        return {**row, "is_enabled": row.get("enabled"), "channel_id": (row.get("channel_ids") or [""])[0],
-                "alert_type": (row.get("alert_types") or [None])[0], "deliver_on": row.get("events")}
+    def documented(cls, row: dict[str, Any]) -> dict[str, Any]:
+        return {**row, "channel_id": (row.get("channel_ids") or [""])[0],
+                "alert_type": (row.get("alert_types") or [None])[0]}
 
 
 class RoutingRulePage(Page):
@@ -274,7 +259,7 @@ class JobAttempt(BaseModel):
     at: datetime | None = None
 
 
-class JobOut(BaseModel):
+class JobOut(Stamped, Documented):
     job_id: int
     tenant_id: str
     alert_id: int
@@ -289,17 +274,10 @@ class JobOut(BaseModel):
     next_run_at: datetime | None = Field(None, description="documented name of `next_attempt_at`")
     last_error: str | None = None
     last_status_code: int | None = None
-    created_at: datetime | None = None
-    updated_at: datetime | None = None
     completed_at: datetime | None = None
     log: list[JobAttempt]
 
-    @model_validator(mode="before")
-    @classmethod
-    def _documented(cls, row: Any) -> Any:
-        if not isinstance(row, dict):
-            return row
-        return {**row, "deliver_on_event": row.get("event"), "next_run_at": row.get("next_attempt_at")}
+    DOCUMENTED = {"deliver_on_event": "event", "next_run_at": "next_attempt_at"}
 
 
 class JobPage(Page):

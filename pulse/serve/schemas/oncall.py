@@ -13,7 +13,7 @@ from typing import Annotated, Any, Literal
 from pydantic import (AwareDatetime, BaseModel, BeforeValidator, ConfigDict, Field, StringConstraints, field_validator,
                       model_validator)
 
-from pulse.serve.schemas.common import Page, Update, weekdays
+from pulse.serve.schemas.common import Documented, Page, Stamped, Update, weekdays
 from pulse.domain.oncall import MAX_PARTICIPANTS, MAX_SHIFT_HOURS
 from pulse.domain.timezones import check_zone
 from pulse.domain.windows import END_HHMM_PATTERN, HHMM_PATTERN
@@ -183,7 +183,7 @@ class RestrictionOut(BaseModel):
     end_time: str
 
 
-class LayerOut(BaseModel):
+class LayerOut(Stamped, Documented):
     layer_id: str
     schedule_id: str
     name: str
@@ -196,32 +196,26 @@ class LayerOut(BaseModel):
     end_at: datetime | None = None
     participants: list[str]
     restrictions: list[RestrictionOut]
-    created_at: datetime | None = None
-    updated_at: datetime | None = None
     # the documented names
     responders: list[str]
     layer_order: int
     handoff_hour: int
     shift_duration_hours: int | None = Field(None, description="shift_hours, or the rotation's 24 / 168")
 
-    @model_validator(mode="before")
+    DOCUMENTED = {"responders": "participants", "layer_order": "order"}
+
     @classmethod
-    def _documented(cls, row: Any) -> Any:
-        if not isinstance(row, dict):
-            return row
-        return {**row, "responders": row.get("participants"), "layer_order": row.get("order"),
-                "handoff_hour": int(str(row.get("handoff_time", "0"))[:2]),
+    def documented(cls, row: dict[str, Any]) -> dict[str, Any]:
+        return {**row, "handoff_hour": int(str(row.get("handoff_time", "0"))[:2]),
                 "shift_duration_hours": row.get("shift_hours") or ROTATION_HOURS.get(row.get("rotation_type", ""))}
 
 
-class ScheduleOut(BaseModel):
+class ScheduleOut(Stamped):
     schedule_id: str
     tenant_id: str
     name: str
     description: str | None = None
     timezone: str
-    created_at: datetime | None = None
-    updated_at: datetime | None = None
     layers: list[LayerOut]
 
 
@@ -266,7 +260,7 @@ class LayerOnCall(BaseModel):
     on_call: Shift | None = None
 
 
-class CurrentOnCall(BaseModel):
+class CurrentOnCall(Documented):
     schedule_id: str
     name: str
     timezone: str
@@ -280,10 +274,9 @@ class CurrentOnCall(BaseModel):
     layer: str | None = Field(None, description='documented: the layer\'s name, "Override" for an override')
     until: datetime | None = Field(None, description="documented: on_call.end")
 
-    @model_validator(mode="before")
     @classmethod
-    def _documented(cls, row: Any) -> Any:
-        if not isinstance(row, dict) or not row.get("on_call"):
+    def documented(cls, row: dict[str, Any]) -> dict[str, Any]:
+        if not row.get("on_call"):
             return row
         on_call = row["on_call"]
         names = {lv["layer_id"]: lv["name"] for lv in row.get("layers") or []}
@@ -303,7 +296,7 @@ class Slot(Shift):
     is_override: bool
 
 
-class Timeline(BaseModel):
+class Timeline(Documented):
     schedule_id: str
     name: str
     timezone: str
@@ -314,11 +307,8 @@ class Timeline(BaseModel):
     final: list[Stretch]
     slots: list[Slot] = Field(description="documented: the final timeline with layer names")
 
-    @model_validator(mode="before")
     @classmethod
-    def _documented(cls, row: Any) -> Any:
-        if not isinstance(row, dict):
-            return row
+    def documented(cls, row: dict[str, Any]) -> dict[str, Any]:
         names = {lv["layer_id"]: lv["name"] for lv in row.get("layers") or []}
         slots = [{"start": f["start"], "end": f["end"], "responder": f["responder"],
                   "is_override": bool(f.get("override_id")),

@@ -7,7 +7,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from pulse.serve.params import DbId
-from pulse.serve.schemas.common import Page, Row, Update
+from pulse.serve.schemas.common import DevicePart, Page, Update
 from pulse.serve.schemas.templates import METRIC_KEY
 
 SensorStatus = Literal["active", "inactive", "error"]
@@ -43,9 +43,7 @@ class SensorUpdate(SensorFields, Update):
     source: Literal["optional", "unmodeled"] | None = None
 
 
-class SensorOut(Row):
-    id: int
-    device_id: str
+class SensorOut(DevicePart):
     metric_key: str
     display_name: str | None = None
     unit: str | None = None

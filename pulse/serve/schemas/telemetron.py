@@ -7,6 +7,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from pulse.domain.masking import is_masked
 from pulse.domain.urls import http_url
+from pulse.serve.schemas.common import Stamped
 
 
 class TelemetronIntegrationPut(BaseModel):
@@ -33,7 +34,7 @@ class TelemetronIntegrationPut(BaseModel):
         return v
 
 
-class TelemetronIntegrationOut(BaseModel):
+class TelemetronIntegrationOut(Stamped):
     base_url: str
     enabled: bool
     api_key: str = Field(description="masked")
@@ -41,8 +42,6 @@ class TelemetronIntegrationOut(BaseModel):
     last_sync_at: datetime | None = None
     last_error: str | None = None
     last_error_at: datetime | None = None
-    created_at: datetime | None = None
-    updated_at: datetime | None = None
 
 
 class Resync(BaseModel):

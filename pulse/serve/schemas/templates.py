@@ -6,13 +6,12 @@ slot's `description` are not stored by Pulse).
 from __future__ import annotations
 
 import re
-from datetime import datetime
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from pulse.serve.params import DbId
-from pulse.serve.schemas.common import Page, Row, Update
+from pulse.serve.schemas.common import Page, Row, Stamped, Update
 from pulse.domain.envelope import METRIC_KEY_RE
 
 Category = Literal["gateway", "edge_device", "standalone_sensor", "controller", "expansion_module"]
@@ -198,15 +197,13 @@ class SlotOut(PartOut):
     interface_type: str
 
 
-class TemplateOut(Row):
+class TemplateOut(Stamped, Row):
     id: int
     tenant_id: str | None = Field(description="null for a system template")
     name: str
     slug: str
     category: str
     is_locked: bool
-    created_at: datetime | None = None
-    updated_at: datetime | None = None
 
 
 class TemplateDetail(TemplateOut):

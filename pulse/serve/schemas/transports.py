@@ -11,7 +11,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from pulse.serve.params import DbId
-from pulse.serve.schemas.common import Page, Row, Update
+from pulse.serve.schemas.common import DevicePart, Page, Row, Update
 from pulse.serve.schemas.templates import IngestionProtocol, PhysicalConnectivity
 
 TransportStatus = Literal["active", "inactive", "failover"]
@@ -65,9 +65,7 @@ class ConnectionPut(Update):
     data_used_mb: float | None = Field(None, ge=0)
 
 
-class TransportOut(Row):
-    id: int
-    device_id: str
+class TransportOut(DevicePart):
     ingestion_protocol: str
     physical_connectivity: str | None = None
     protocol_config: dict[str, Any]

@@ -1,7 +1,8 @@
 """Alert rule evaluation: pure functions over one device's readings.
 
-The device actor calls `step` for every message and `tick` on timer ticks; the backtest replays
-the lake through the same two functions, so live and backtested alerts agree by construction.
+The device actor calls `step` for every message and `tick` on timer ticks; the backtest uses the
+same functions (for vectorised rule types: `advance`, the state machine `step` ends in, with the
+signal computed column-wise), so live and backtested alerts agree.
 
 Every rule type reduces a reading to a *signal* (the value itself, a window aggregate, a
 per-minute rate, a z-score), compares it with its condition, and shares one state machine:

@@ -95,13 +95,6 @@ class Signals:
     value: np.ndarray  # the signal: the triggering reading, or the rate per minute
     held: np.ndarray  # the rule's condition holds
     still: np.ndarray  # a firing alert stays open (`still_firing`)
-    states: dict[str, RuleState] = field(default_factory=dict)
-
-    def device(self, i: int) -> str:
-        return self.devices[int(i)]
-
-    def state(self, i: int) -> RuleState:
-        return self.states.setdefault(self.device(i), RuleState())
 
 
 def _in_scope(rule: Rule, df: pl.DataFrame) -> pl.DataFrame:
@@ -130,14 +123,18 @@ class _Messages:
     def __init__(self, df: pl.DataFrame, metrics: frozenset[str]) -> None:
         run = df["device_id"].rle_id().to_numpy()
         ts = df["ts_ms"].to_numpy()
+        values = df["value"].to_numpy()
         new = np.ones(df.height, dtype=bool)
         new[1:] = (run[1:] != run[:-1]) | (ts[1:] != ts[:-1])
+        if new.all() and len(metrics) == 1:  # one row per message (the usual single-metric rule): as it is
+            self.last_row, self.ts, self.device_run = np.arange(df.height), ts, run
+            self.values, self.present = {m: values for m in metrics}, {m: new for m in metrics}
+            return
         msg = np.cumsum(new) - 1
         self.last_row = np.flatnonzero(np.append(new[1:], df.height > 0))  # a message ends before the next
         self.ts = ts[self.last_row]
         self.device_run = run[self.last_row]
         n = len(self.last_row)
-        values = df["value"].to_numpy()
         self.values: dict[str, np.ndarray] = {}
         self.present: dict[str, np.ndarray] = {}
         for metric in metrics:
@@ -151,10 +148,12 @@ class _Messages:
 
     def carried(self, metric: str) -> tuple[np.ndarray, np.ndarray]:
         """(last value seen on the device, whether one was seen) at each message: `RuleState.values`."""
-        n = len(self.ts)
-        index = np.arange(n)
+        present = self.present[metric]
+        if present.all():  # a single-metric rule: every message carries it
+            return self.values[metric], present
+        index = np.arange(len(self.ts))
         device_start = np.maximum.accumulate(np.where(_firsts(self.device_run), index, 0))
-        seen = np.maximum.accumulate(np.where(self.present[metric], index, -1))
+        seen = np.maximum.accumulate(np.where(present, index, -1))
         known = seen >= device_start
         return self.values[metric][np.where(known, seen, 0)], known
 
@@ -195,35 +194,39 @@ def _firsts(run: np.ndarray) -> np.ndarray:
     return first
 
 
-def _transitions(sig: Signals, duration_ms: int) -> list[int]:
+def _transitions(sig: Signals, duration_ms: int) -> np.ndarray:
     """The entries where the state machine changes state, in order: for each alert the start of
     its breach (pending), the entry where the breach has lasted `duration_ms` (open), and the first
     entry after it whose clear condition fails (close). Requires held => still, which `run` checks:
     then a clear only happens where the condition does not hold, so the next breach starts after it.
     """
     n = len(sig.ts)
-    index = np.arange(n)
-    starts = sig.held & (sig.first | ~np.append(False, sig.held[:-1]))
-    breach_start = np.maximum.accumulate(np.where(starts, index, 0))
+    starts = sig.held & (sig.first | ~_previous(sig.held))
+    breach_start = np.maximum.accumulate(np.where(starts, np.arange(n), 0))
     due = sig.held & (sig.ts - sig.ts[breach_start] >= duration_ms)
-    opens = np.flatnonzero(due & (starts | ~np.append(False, due[:-1])))
+    opens = np.flatnonzero(due & (starts | ~_previous(due)))  # where each breach has lasted long enough
     clears = np.flatnonzero(~sig.still)
     device_starts = np.append(np.flatnonzero(sig.first), n)
+    # per candidate opening: its closing entry (n: none before its device ends), the first entry
+    # after that, and so the next opening; only the chain from the first opening happens
+    device_end = device_starts[np.searchsorted(device_starts, opens, side="right")]
+    closing = np.append(clears, n)[np.searchsorted(clears, opens, side="right")]
+    closing = np.where(closing < device_end, closing, n)
+    following = np.searchsorted(opens, np.where(closing < n, closing + 1, device_end)).tolist()
     rows: list[int] = []
-    pos = 0
-    while (k := int(np.searchsorted(opens, pos))) < len(opens):
-        opened = int(opens[k])
-        if breach_start[opened] < opened:
-            rows.append(int(breach_start[opened]))
-        rows.append(opened)
-        device_end = int(device_starts[np.searchsorted(device_starts, opened, side="right")])
-        j = int(np.searchsorted(clears, opened, side="right"))
-        if j < len(clears) and clears[j] < device_end:
-            rows.append(int(clears[j]))
-            pos = int(clears[j]) + 1
-        else:
-            pos = device_end
-    return rows
+    k = 0
+    while k < len(opens):
+        opened, began, closed = int(opens[k]), int(breach_start[opens[k]]), int(closing[k])
+        rows.extend((began, opened) if began < opened else (opened,))
+        if closed < n:
+            rows.append(closed)
+        k = following[k]
+    return np.array(rows, dtype=np.int64)
+
+
+def _previous(flags: np.ndarray) -> np.ndarray:
+    """Each entry's predecessor (False for the first)."""
+    return np.append(False, flags[:-1])[:len(flags)]
 
 
 class Lifecycle:
@@ -279,9 +282,11 @@ def evaluate(rule: Rule, tenant_id: str, df: pl.DataFrame, end_ms: int, tick_s: 
     alerts = Lifecycle(tenant_id)
     signals = _signals(rule, _in_scope(rule, df)) if rule.rule_type in VECTORISED else None
     if signals is not None and not np.any(signals.held & ~signals.still):
-        for i in _transitions(signals, rule.duration_seconds * 1000):
-            alerts.apply(advance(rule, signals.state(i), signals.device(i), bool(signals.held[i]),
-                                 float(signals.value[i]), int(signals.ts[i])))
+        rows = _transitions(signals, rule.duration_seconds * 1000)
+        states: dict[str, RuleState] = {}
+        for device, held, value, ts in zip(signals.devices.gather(rows).to_list(), signals.held[rows].tolist(),
+                                           signals.value[rows].tolist(), signals.ts[rows].tolist()):
+            alerts.apply(advance(rule, states.setdefault(device, RuleState()), device, held, value, ts))
     else:
         replay(rule, df, end_ms, tick_s, alerts)
     return alerts.alerts()

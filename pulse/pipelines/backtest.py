@@ -89,7 +89,8 @@ class Signals:
     """A vectorised rule's input to the state machine, one entry per message that has a signal
     (the same messages for which `step` would call `advance`), in device and time order."""
 
-    devices: pl.Series  # device id of each entry
+    devices: pl.Series  # the frame's device column
+    row: np.ndarray  # each entry's row in the frame
     first: np.ndarray  # the device's first entry
     ts: np.ndarray
     value: np.ndarray  # the signal: the triggering reading, or the rate per minute
@@ -111,9 +112,11 @@ def _signals(rule: Rule, df: pl.DataFrame) -> Signals:
     else:
         value, keep = _rate(rule, msgs)
         held = rule.conditions[0].holds(value)
-    return Signals(devices=df["device_id"].gather(msgs.last_row[keep]), first=_firsts(msgs.device_run[keep]),
-                   ts=msgs.ts[keep],
-                   value=value, held=held, still=np.asarray(still_firing(rule, value, held), dtype=bool))
+    row, ts, device_run = msgs.last_row, msgs.ts, msgs.device_run
+    if not keep.all():  # messages without a signal (a rate's first reading): `step` ignores them
+        row, ts, device_run = row[keep], ts[keep], device_run[keep]
+    return Signals(devices=df["device_id"], row=row, first=_firsts(device_run), ts=ts, value=value, held=held,
+                   still=np.asarray(still_firing(rule, value, held), dtype=bool))
 
 
 class _Messages:
@@ -277,19 +280,27 @@ def run(lake_dir: str | Path, tenant_id: str, rule: Rule, start: datetime, end: 
                           elapsed_ms=(time.perf_counter() - started) * 1000)
 
 
-def evaluate(rule: Rule, tenant_id: str, df: pl.DataFrame, end_ms: int, tick_s: float | None = None) -> list[dict[str, Any]]:
+def evaluate(rule: Rule, tenant_id: str, df: pl.DataFrame, end_ms: int,
+             tick_s: float | None = None) -> list[dict[str, Any]]:
     """The alerts of a `readings_frame`: column-wise for `VECTORISED` rule types, else `replay`."""
     alerts = Lifecycle(tenant_id)
     signals = _signals(rule, _in_scope(rule, df)) if rule.rule_type in VECTORISED else None
     if signals is not None and not np.any(signals.held & ~signals.still):
-        rows = _transitions(signals, rule.duration_seconds * 1000)
-        states: dict[str, RuleState] = {}
-        for device, held, value, ts in zip(signals.devices.gather(rows).to_list(), signals.held[rows].tolist(),
-                                           signals.value[rows].tolist(), signals.ts[rows].tolist()):
-            alerts.apply(advance(rule, states.setdefault(device, RuleState()), device, held, value, ts))
+        _advance(rule, signals, _transitions(signals, rule.duration_seconds * 1000), alerts)
     else:
         replay(rule, df, end_ms, tick_s, alerts)
     return alerts.alerts()
+
+
+def _advance(rule: Rule, signals: Signals, entries: np.ndarray, alerts: Lifecycle) -> None:
+    """These entries, in order, through the live state machine (one `RuleState` per device)."""
+    devices = signals.devices.gather(signals.row[entries]).to_list()
+    current, state = None, RuleState()
+    for device, held, value, ts in zip(devices, signals.held[entries].tolist(), signals.value[entries].tolist(),
+                                       signals.ts[entries].tolist()):
+        if device != current:  # a device's entries are consecutive
+            current, state = device, RuleState()
+        alerts.apply(advance(rule, state, device, held, value, ts))
 
 
 def replay(rule: Rule, df: pl.DataFrame, end_ms: int, tick_s: float | None, alerts: Lifecycle) -> None:

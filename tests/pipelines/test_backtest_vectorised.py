@@ -50,7 +50,8 @@ def reference(rule: Rule, df: pl.DataFrame) -> list[dict]:
 
 
 @pytest.mark.parametrize("rule_type, metrics", [("threshold", ("temp",)), ("threshold", ("a", "b")),
-                                                ("threshold", ("a", "b", "c")), ("rate_of_change", ("temp",))])
+                                                ("threshold", ("a", "b", "c")), ("rate_of_change", ("temp",)),
+                                                ("rate_of_change", ("temp", "b"))])
 def test_vectorised_alerts_equal_the_per_message_replay(rule_type, metrics):
     rng = random.Random(f"{rule_type}{metrics}")
     opened = 0

@@ -200,7 +200,7 @@ def _firsts(run: np.ndarray) -> np.ndarray:
 def _transitions(sig: Signals, duration_ms: int) -> np.ndarray:
     """The entries where the state machine changes state, in order: for each alert the start of
     its breach (pending), the entry where the breach has lasted `duration_ms` (open), and the first
-    entry after it whose clear condition fails (close). Requires held => still, which `run` checks:
+    entry after it whose clear condition fails (close). Requires held => still (`evaluate` checks):
     then a clear only happens where the condition does not hold, so the next breach starts after it.
     """
     n = len(sig.ts)

@@ -40,7 +40,8 @@ class Condition:
     operator: str
     threshold: float
 
-    def holds(self, value: float) -> bool:
+    def holds(self, value: Any) -> Any:
+        """For one reading, or element-wise for a numpy array of them (the backtest's columns)."""
         return OPERATORS[self.operator](value, self.threshold)
 
 

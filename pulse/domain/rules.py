@@ -1,7 +1,8 @@
 """Alert rule evaluation: pure functions over one device's readings.
 
-The device actor calls `step` for every message and `tick` on timer ticks; the backtest replays
-the lake through the same two functions, so live and backtested alerts agree by construction.
+The device actor calls `step` for every message and `tick` on timer ticks; the backtest uses the
+same functions (for vectorised rule types: `advance`, the state machine `step` ends in, with the
+signal computed column-wise), so live and backtested alerts agree.
 
 Every rule type reduces a reading to a *signal* (the value itself, a window aggregate, a
 per-minute rate, a z-score), compares it with its condition, and shares one state machine:
@@ -39,7 +40,8 @@ class Condition:
     operator: str
     threshold: float
 
-    def holds(self, value: float) -> bool:
+    def holds(self, value: Any) -> Any:
+        """For one reading, or element-wise for a numpy array of them (the backtest's columns)."""
         return OPERATORS[self.operator](value, self.threshold)
 
 
@@ -225,8 +227,10 @@ def _signal(rule: Rule, state: RuleState, readings: dict[str, float], ts_ms: int
     return rule.conditions[0].holds(sig), sig
 
 
-def _still_firing(rule: Rule, state: RuleState, signal: float | None, held: bool) -> bool:
-    """Hysteresis: a firing single-condition alert stays open until the clear condition fails."""
+def still_firing(rule: Rule, signal: Any, held: Any) -> Any:
+    """Hysteresis: a firing single-condition alert stays open until the clear condition fails.
+
+    Works on one reading or, element-wise, on numpy arrays of them (the backtest's columns)."""
     if rule.clear_threshold is None or signal is None or rule.rule_type in ("telemetry_gap",) or len(rule.conditions) > 1:
         return held
     return OPERATORS[rule.conditions[0].operator](signal, rule.clear_threshold)
@@ -246,7 +250,7 @@ def step(rule: Rule, state: RuleState, device_id: str, readings: dict[str, float
     if held is None:
         return None
     state.last_ts_ms = ts_ms
-    return _advance(rule, state, device_id, held, signal, ts_ms)
+    return advance(rule, state, device_id, held, signal, ts_ms)
 
 
 def tick(rule: Rule, state: RuleState, device_id: str, last_message_ms: int | None, now_ms: int) -> AlertEvent | None:
@@ -263,10 +267,12 @@ def tick(rule: Rule, state: RuleState, device_id: str, last_message_ms: int | No
     return _event("open", rule, device_id, silent_s, now_ms)
 
 
-def _advance(rule: Rule, state: RuleState, device_id: str, held: bool, signal: float | None,
-             ts_ms: int) -> AlertEvent | None:
+def advance(rule: Rule, state: RuleState, device_id: str, held: bool, signal: float | None,
+            ts_ms: int) -> AlertEvent | None:
+    """The state machine for one computed signal. `step` computes the signal from a message; the
+    backtest computes signals column-wise and calls this for the rows where the state changes."""
     if state.firing:
-        if _still_firing(rule, state, signal, held):
+        if still_firing(rule, signal, held):
             return None
         state.firing, state.pending_since_ms = False, None
         return _event("clear", rule, device_id, signal, ts_ms)

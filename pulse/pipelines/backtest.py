@@ -1,28 +1,40 @@
 """Backtest a draft alert rule over the Parquet lake with the live evaluation code.
 
-Polars does the data work (partition pruning, filter, de-duplication, sort); each device's
-readings then go through `pulse.domain.rules.step` / `tick`, the very functions the device
-actors run, and the alert events they raise go through a `TenantActor`, the very lifecycle the
-tenant shards run (open, de-duplicate, auto-close), so a backtest and live evaluation of the same
-data open and close the same alerts. Only where the tenant shard writes the actor's ops to the
-store, `Lifecycle` keeps them in memory.
+Polars does the data work (partition pruning, filter, de-duplication, sort). Alerts come from
+the live state machine (`pulse.domain.rules.advance`, which the device actors reach through
+`step`) and go through a `TenantActor`, the very lifecycle the tenant shards run (open,
+de-duplicate, auto-close), so a backtest and live evaluation of the same data open and close the
+same alerts. Only where the tenant shard writes the actor's ops to the store, `Lifecycle` keeps
+them in memory.
+
+Vectorised (`VECTORISED`): threshold rules (one condition, or several with any/all, hysteresis,
+duration) and rate_of_change. Their signal and condition are computed column-wise with numpy
+(`Condition.holds` and `still_firing` take arrays), and only the rows where the rule's state
+changes go through `advance`: the first reading of a breach, the reading where it has lasted
+`duration_seconds` (the alert opens) and the first reading after that where the clear condition
+fails (it closes). Every other reading leaves the state as it was, so skipping it changes nothing.
+
+Per reading, through `step`/`tick` (exact, not vectorised): window aggregations (running sums over
+a capped sample window, whose rounding a rolling column would not reproduce bit for bit), anomaly
+(running statistics), telemetry_gap (timer ticks), and a vectorised rule whose clear condition
+fails while its condition holds (a clear_threshold on the wrong side of the threshold).
 """
 from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
-from datetime import date, datetime, timedelta, timezone
+from datetime import datetime, timezone
 from itertools import count
 from pathlib import Path
 from typing import Any, Iterator
 
+import numpy as np
 import polars as pl
 
 from pulse.domain.messages import AlertEvent
 from pulse.domain.tenant import CLOSED, CreateAlert, RetriggerAlert, TenantActor, TransitionAlert
-from pulse.domain.rules import Rule, RuleState, step, tick
-from pulse.storage.lake.parquet import telemetry_root
-from pulse.storage.lake.rows import validate_tenant_id
+from pulse.domain.rules import Rule, RuleState, advance, step, still_firing, tick
+from pulse.storage.lake.parquet import part_files, partition_days
 
 
 @dataclass
@@ -34,13 +46,8 @@ class BacktestResult:
 
 
 def _files(lake_dir: str | Path, tenant_id: str, start: datetime, end: datetime) -> list[str]:
-    root = telemetry_root(lake_dir) / f"tenant_id={validate_tenant_id(tenant_id)}"
-    files: list[str] = []
-    day: date = start.date()
-    while day <= end.date():
-        files.extend(str(p) for p in sorted((root / f"date={day.isoformat()}").glob("part-*.parquet")))
-        day += timedelta(days=1)
-    return files
+    """Every part file of the date partitions that can hold [start, end], as the lake reader lists them."""
+    return part_files(lake_dir, tenant_id, partition_days(lake_dir, tenant_id, start.date(), end.date()))
 
 
 def readings_frame(lake_dir: str | Path, tenant_id: str, rule: Rule, start: datetime, end: datetime,
@@ -72,6 +79,157 @@ def _messages(df: pl.DataFrame) -> Iterator[tuple[str, int, dict[str, float]]]:
         values[metric] = value
     if key is not None:
         yield key[0], key[1], values
+
+
+VECTORISED = ("threshold", "rate_of_change")
+
+
+@dataclass
+class Signals:
+    """A vectorised rule's input to the state machine, one entry per message that has a signal
+    (the same messages for which `step` would call `advance`), in device and time order."""
+
+    devices: pl.Series  # the frame's device column
+    row: np.ndarray  # each entry's row in the frame
+    first: np.ndarray  # the device's first entry
+    ts: np.ndarray
+    value: np.ndarray  # the signal: the triggering reading, or the rate per minute
+    held: np.ndarray  # the rule's condition holds
+    still: np.ndarray  # a firing alert stays open (`still_firing`)
+
+
+def _in_scope(rule: Rule, df: pl.DataFrame) -> pl.DataFrame:
+    """The rows `step` would see: `Rule.applies_to` column-wise."""
+    if not rule.enabled:
+        return df.clear()
+    return df if rule.device_ids is None else df.filter(pl.col("device_id").is_in(sorted(rule.device_ids)))
+
+
+def _signals(rule: Rule, df: pl.DataFrame) -> Signals:
+    msgs = _Messages(df, rule.metrics)
+    if rule.rule_type == "threshold":
+        value, held, keep = _threshold(rule, msgs)
+    else:
+        value, keep = _rate(rule, msgs)
+        held = rule.conditions[0].holds(value)
+    row, ts, device_run = msgs.last_row, msgs.ts, msgs.device_run
+    if not keep.all():  # messages without a signal (a rate's first reading): `step` ignores them
+        row, ts, device_run = row[keep], ts[keep], device_run[keep]
+    return Signals(devices=df["device_id"], row=row, first=_firsts(device_run), ts=ts, value=value, held=held,
+                   still=np.asarray(still_firing(rule, value, held), dtype=bool))
+
+
+class _Messages:
+    """The frame regrouped into messages (device, ts) -> {metric: value}, as columns: per metric
+    the value and whether the message carries it (the last row wins, as in `_messages`)."""
+
+    def __init__(self, df: pl.DataFrame, metrics: frozenset[str]) -> None:
+        run = df["device_id"].rle_id().to_numpy()
+        ts = df["ts_ms"].to_numpy()
+        values = df["value"].to_numpy()
+        new = np.ones(df.height, dtype=bool)
+        new[1:] = (run[1:] != run[:-1]) | (ts[1:] != ts[:-1])
+        if new.all() and len(metrics) == 1:  # one row per message (the usual single-metric rule): as it is
+            self.last_row, self.ts, self.device_run = np.arange(df.height), ts, run
+            self.values, self.present = {m: values for m in metrics}, {m: new for m in metrics}
+            return
+        msg = np.cumsum(new) - 1
+        self.last_row = np.flatnonzero(np.append(new[1:], df.height > 0))  # a message ends before the next
+        self.ts = ts[self.last_row]
+        self.device_run = run[self.last_row]
+        n = len(self.last_row)
+        self.values: dict[str, np.ndarray] = {}
+        self.present: dict[str, np.ndarray] = {}
+        for metric in metrics:
+            rows = (df["metric"] == metric).to_numpy()
+            last = rows.copy()  # a metric's last row in its message (a repeated seq at the same time)
+            last[:-1] &= ~(rows[1:] & ~new[1:])
+            self.values[metric] = np.full(n, np.nan)
+            self.values[metric][msg[last]] = values[last]
+            self.present[metric] = np.zeros(n, dtype=bool)
+            self.present[metric][msg[last]] = True
+
+    def carried(self, metric: str) -> tuple[np.ndarray, np.ndarray]:
+        """(last value seen on the device, whether one was seen) at each message: `RuleState.values`."""
+        present = self.present[metric]
+        if present.all():  # a single-metric rule: every message carries it
+            return self.values[metric], present
+        index = np.arange(len(self.ts))
+        device_start = np.maximum.accumulate(np.where(_firsts(self.device_run), index, 0))
+        seen = np.maximum.accumulate(np.where(present, index, -1))
+        known = seen >= device_start
+        return self.values[metric][np.where(known, seen, 0)], known
+
+
+def _threshold(rule: Rule, msgs: _Messages) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Every message of the rule's metrics has a signal: its first metric in `rule.metrics` order
+    (`step`'s trigger value); the conditions hold on the last value per metric seen so far."""
+    n = len(msgs.ts)
+    value, taken = np.full(n, np.nan), np.zeros(n, dtype=bool)
+    for metric in rule.metrics:
+        pick = msgs.present[metric] & ~taken
+        value[pick] = msgs.values[metric][pick]
+        taken |= pick
+    holds = []
+    for c in rule.conditions:
+        last, known = msgs.carried(c.metric)
+        holds.append(known & c.holds(last))
+    held = np.logical_or.reduce(holds) if rule.match == "any" else np.logical_and.reduce(holds)
+    return value, held, taken
+
+
+def _rate(rule: Rule, msgs: _Messages) -> tuple[np.ndarray, np.ndarray]:
+    """Change per minute between consecutive readings of the metric on a device (`rules._rate`);
+    a device's first reading has none."""
+    has = np.flatnonzero(msgs.present[rule.metric])
+    ts, value = msgs.ts[has], msgs.values[rule.metric][has]
+    after = np.flatnonzero(~_firsts(msgs.device_run[has]))
+    rate = (value[after] - value[after - 1]) / ((ts[after] - ts[after - 1]) / 60_000)
+    keep = np.zeros(len(msgs.ts), dtype=bool)
+    keep[has[after]] = True
+    return rate, keep
+
+
+def _firsts(run: np.ndarray) -> np.ndarray:
+    """Whether each entry starts a run of equal ids (a device's first entry)."""
+    first = np.ones(len(run), dtype=bool)
+    first[1:] = run[1:] != run[:-1]
+    return first
+
+
+def _transitions(sig: Signals, duration_ms: int) -> np.ndarray:
+    """The entries where the state machine changes state, in order: for each alert the start of
+    its breach (pending), the entry where the breach has lasted `duration_ms` (open), and the first
+    entry after it whose clear condition fails (close). Requires held => still (`evaluate` checks):
+    then a clear only happens where the condition does not hold, so the next breach starts after it.
+    """
+    n = len(sig.ts)
+    starts = sig.held & (sig.first | ~_previous(sig.held))
+    breach_start = np.maximum.accumulate(np.where(starts, np.arange(n), 0))
+    due = sig.held & (sig.ts - sig.ts[breach_start] >= duration_ms)
+    opens = np.flatnonzero(due & (starts | ~_previous(due)))  # where each breach has lasted long enough
+    clears = np.flatnonzero(~sig.still)
+    device_starts = np.append(np.flatnonzero(sig.first), n)
+    # per candidate opening: its closing entry (n: none before its device ends), the first entry
+    # after that, and so the next opening; only the chain from the first opening happens
+    device_end = device_starts[np.searchsorted(device_starts, opens, side="right")]
+    closing = np.append(clears, n)[np.searchsorted(clears, opens, side="right")]
+    closing = np.where(closing < device_end, closing, n)
+    following = np.searchsorted(opens, np.where(closing < n, closing + 1, device_end)).tolist()
+    rows: list[int] = []
+    k = 0
+    while k < len(opens):
+        opened, began, closed = int(opens[k]), int(breach_start[opens[k]]), int(closing[k])
+        rows.extend((began, opened) if began < opened else (opened,))
+        if closed < n:
+            rows.append(closed)
+        k = following[k]
+    return np.array(rows, dtype=np.int64)
+
+
+def _previous(flags: np.ndarray) -> np.ndarray:
+    """Each entry's predecessor (False for the first)."""
+    return np.append(False, flags[:-1])[:len(flags)]
 
 
 class Lifecycle:
@@ -117,10 +275,37 @@ def run(lake_dir: str | Path, tenant_id: str, rule: Rule, start: datetime, end: 
     every `tick_s` seconds (default: the scheduler's period is approximated by the gap itself)."""
     started = time.perf_counter()
     df = readings_frame(lake_dir, tenant_id, rule, start, end, device_ids)
-    out = BacktestResult(rows_scanned=df.height)
-    states: dict[str, RuleState] = {}
+    alerts = evaluate(rule, tenant_id, df, int(end.timestamp() * 1000), tick_s)
+    return BacktestResult(alerts=alerts, rows_scanned=df.height, devices=df["device_id"].n_unique(),
+                          elapsed_ms=(time.perf_counter() - started) * 1000)
+
+
+def evaluate(rule: Rule, tenant_id: str, df: pl.DataFrame, end_ms: int,
+             tick_s: float | None = None) -> list[dict[str, Any]]:
+    """The alerts of a `readings_frame`: column-wise for `VECTORISED` rule types, else `replay`."""
     alerts = Lifecycle(tenant_id)
-    end_ms = int(end.timestamp() * 1000)
+    signals = _signals(rule, _in_scope(rule, df)) if rule.rule_type in VECTORISED else None
+    if signals is not None and not np.any(signals.held & ~signals.still):
+        _advance(rule, signals, _transitions(signals, rule.duration_seconds * 1000), alerts)
+    else:
+        replay(rule, df, end_ms, tick_s, alerts)
+    return alerts.alerts()
+
+
+def _advance(rule: Rule, signals: Signals, entries: np.ndarray, alerts: Lifecycle) -> None:
+    """These entries, in order, through the live state machine (one `RuleState` per device)."""
+    devices = signals.devices.gather(signals.row[entries]).to_list()
+    current, state = None, RuleState()
+    for device, held, value, ts in zip(devices, signals.held[entries].tolist(), signals.value[entries].tolist(),
+                                       signals.ts[entries].tolist()):
+        if device != current:  # a device's entries are consecutive
+            current, state = device, RuleState()
+        alerts.apply(advance(rule, state, device, held, value, ts))
+
+
+def replay(rule: Rule, df: pl.DataFrame, end_ms: int, tick_s: float | None, alerts: Lifecycle) -> None:
+    """The exact path: every message through `step`, every timer period through `tick`."""
+    states: dict[str, RuleState] = {}
     last_seen: dict[str, int] = {}
     for device, ts, values in _messages(df):
         state = states.setdefault(device, RuleState())
@@ -132,10 +317,6 @@ def run(lake_dir: str | Path, tenant_id: str, rule: Rule, start: datetime, end: 
     if rule.rule_type == "telemetry_gap":
         for device, seen in last_seen.items():
             _tick_until(rule, states[device], device, seen, end_ms, tick_s, alerts)
-    out.devices = len(states)
-    out.alerts = alerts.alerts()
-    out.elapsed_ms = (time.perf_counter() - started) * 1000
-    return out
 
 
 def _tick_until(rule: Rule, state: RuleState, device: str, since_ms: int, until_ms: int, tick_s: float | None,

@@ -17,4 +17,5 @@ run bench_lake.py
 run bench_memory.py
 run bench_serve.py
 run bench_rules.py
+run bench_analytics.py
 run bench_ingest.py "$@"

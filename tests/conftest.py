@@ -201,4 +201,6 @@ async def api(embedded_broker) -> AsyncIterator[Api]:
     finally:
         await client.aclose()
         await svc.downlink.close()
-        await runtime.stop()
+        await svc.runtime.stop()  # the one in use: a test may have swapped in a restarted runtime
+        if svc.runtime is not runtime:
+            await runtime.stop()

@@ -76,6 +76,7 @@ async def crash_with_rows_in_the_wal(lake: Path, wal: Path) -> None:
     await crashed.start()
     await crashed.append(batch("d1", 3))
     crashed._wal.close()  # type: ignore[union-attr]
+    crashed._loop_task.cancel()  # type: ignore[union-attr]  # the dead process's timer goes with it
 
 
 async def test_unflushed_rows_survive_a_crash_and_are_replayed_on_start(dirs: tuple[Path, Path]) -> None:
@@ -114,6 +115,7 @@ async def test_crash_after_parquet_write_before_wal_drop_only_duplicates(dirs: t
     await crashed.append(rows)
     write_parquet(lake, rows)  # the flush wrote Parquet, then the process died
     crashed._wal.close()  # type: ignore[union-attr]
+    crashed._loop_task.cancel()  # type: ignore[union-attr]  # the dead process's timer goes with it
 
     restarted = LakeWriter(str(lake), str(wal), flush_interval_s=3600)
     await restarted.start()

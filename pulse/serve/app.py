@@ -11,15 +11,15 @@ from pulse.serve import errors
 from pulse.serve.audit_trail import AuditTrail
 from pulse.serve.routes import (alert_rules, alerts, analytics, analytics_sql, audit, auth, carrier_callbacks, carriers,
                                 commands, devices, digest, escalation, exports, groups, ingest, maintenance, modules,
-                                notifications, oncall, operator_carriers, owners, quarantine, reports, sensors, tags,
-                                telemetron, telemetry, templates, transports)
+                                notifications, oncall, operator_carriers, operator_tenants, owners, quarantine, reports,
+                                sensors, tags, telemetron, telemetry, templates, transports)
 from pulse.services.context import ServiceContext
 
 ROUTERS = [auth.router, ingest.router, devices.router, telemetry.router, commands.router, alert_rules.router,
            alert_rules.templates_router, alerts.router, quarantine.router, tags.router, groups.router,
            maintenance.router, templates.router, modules.router, sensors.router, transports.router, oncall.router,
            notifications.router, escalation.router, digest.router, carriers.router, operator_carriers.router,
-           carrier_callbacks.router, owners.router, telemetron.router, exports.router, audit.router,
+           operator_tenants.router, carrier_callbacks.router, owners.router, telemetron.router, exports.router, audit.router,
            analytics.router, reports.router, analytics_sql.router]
 
 

@@ -9,6 +9,7 @@ import asyncio
 from datetime import datetime, timedelta, timezone
 
 from pulse.config.settings import Settings
+from pulse.errors import NotFound
 from pulse.pipelines.lake_lifecycle import closed_before, compact_closed_days, expire_days
 from pulse.storage import tenants
 from pulse.storage.db import Database
@@ -28,3 +29,20 @@ async def expire_lake(db: Database, settings: Settings, now: datetime | None = N
         expire_days, settings.lake_dir, lambda t: own.get(t, settings.lake_retention_days),
         now or datetime.now(timezone.utc),
     )
+
+
+async def retention(db: Database, settings: Settings, tenant_id: str) -> dict[str, object]:
+    """A tenant's telemetry retention: its own setting, or the platform default (404 for an unknown tenant)."""
+    tenant = await tenants.get_tenant(db, tenant_id)
+    if tenant is None:
+        raise NotFound(f"tenant {tenant_id} not found")
+    own = tenant["telemetry_retention_days"]
+    return {"tenant_id": tenant_id, "retention_days": own if own is not None else settings.lake_retention_days,
+            "source": "tenant" if own is not None else "default", "default_days": settings.lake_retention_days}
+
+
+async def set_retention(db: Database, settings: Settings, tenant_id: str, days: int | None) -> dict[str, object]:
+    """Set a tenant's own retention (None: back to the default); the next retention pass applies it."""
+    if not await tenants.set_telemetry_retention_days(db, tenant_id, days):
+        raise NotFound(f"tenant {tenant_id} not found")
+    return await retention(db, settings, tenant_id)

@@ -18,6 +18,8 @@ from pulse.storage.db import Database
 T = TypeVar("T")
 SCHEDULER = "scheduler"
 SLA_SUMMARY, DEVICE_EXPORT, ALERT_EXPORT = "sla_summary", "device_export", "alert_export"
+# A report takes seconds; one RUNNING for this long lost its process (a crash, a restart).
+STALE_RUN = timedelta(hours=1)
 REPORT_TYPES = (SLA_SUMMARY, DEVICE_EXPORT, ALERT_EXPORT)
 TOP_DEVICES = 10
 FORMATS = ("csv", "json")
@@ -129,6 +131,7 @@ async def daily_sla_reports(db: Database, settings: Settings, now: datetime) -> 
     however often it is called. Returns the reports made."""
     day = now.date() - timedelta(days=1)
     start = datetime.combine(day, time(), tzinfo=timezone.utc)
+    await store.fail_stale_runs(db, SLA_SUMMARY, now - STALE_RUN, "interrupted: the process stopped while it ran")
     made = 0
     for tenant_id in await store.tenants_without_run(db, SLA_SUMMARY, day.isoformat()):
         async def work(tenant_id: str = tenant_id) -> tuple[bool, int, dict[str, Any]]:

@@ -46,6 +46,17 @@ async def fail_run(db: Database, run_id: int, error: str) -> None:
             status="FAILED", error=error[:MAX_ERROR], schedule_key=None, completed_at=utcnow()))
 
 
+async def fail_stale_runs(db: Database, report_type: str, started_before: datetime, error: str) -> int:
+    """Runs of this type still RUNNING since before `started_before` (their process died) become
+    FAILED with their schedule keys given back, so the scheduler makes those days again."""
+    async with db.begin() as conn:
+        result = await conn.execute(report_runs.update().where(
+            report_runs.c.report_type == report_type, report_runs.c.status == "RUNNING",
+            report_runs.c.created_at < started_before).values(
+            status="FAILED", error=error[:MAX_ERROR], schedule_key=None, completed_at=utcnow()))
+        return result.rowcount
+
+
 async def list_runs(db: Database, tenant_id: str, report_type: str | None, limit: int,
                     offset: int) -> tuple[list[dict[str, Any]], int]:
     """Newest first."""

@@ -2,12 +2,13 @@
 scheduler run, quick exports, and the runs each of them records."""
 import csv
 import io
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, time, timedelta, timezone
 
 import pytest
 
 from pulse.actors.scheduler import Scheduler
 from pulse.services import reports
+from pulse.storage import reports as report_store
 from tests.serve.helpers import send, telemetry
 from tests.serve.resources import make_devices
 
@@ -119,6 +120,24 @@ async def test_the_scheduler_makes_yesterdays_report_once_per_tenant(api):
     assert run["parameters"]["period_end"].startswith(today.isoformat())
     assert run["parameters"]["total_devices"] == 1
     assert len((await api.get(RUNS, tenant="globex")).json()["runs"]) == 1
+
+
+async def test_a_scheduled_run_its_process_lost_is_made_again(api):
+    """A crash between start and finish leaves a RUNNING run holding its day's schedule key."""
+    today = datetime.now(timezone.utc).date()
+    later = datetime.combine(today + timedelta(days=2), time(12), tzinfo=timezone.utc)
+    day = (later.date() - timedelta(days=1)).isoformat()
+    stuck = await report_store.start_run(api.services.db, "acme", "sla_summary", "scheduler", schedule_key=day)
+    db, settings = api.services.db, api.services.settings
+    assert await reports.daily_sla_reports(db, settings, datetime.now(timezone.utc)) == 2  # yesterday's
+    status = {r["run_id"]: r["status"] for r in (await api.get(RUNS)).json()["runs"]}
+    assert status[stuck] == "RUNNING"  # a run that just started is left alone
+
+    assert await reports.daily_sla_reports(db, settings, later) == 2  # acme's day made again, and globex's
+    runs = (await api.get(RUNS)).json()["runs"]
+    assert {r["run_id"]: r["status"] for r in runs}[stuck] == "FAILED"
+    assert sum(r["status"] == "COMPLETED" and r["parameters"]["period_end"].startswith(later.date().isoformat())
+               for r in runs) == 1
 
 
 async def test_device_export_csv_and_json(api):

@@ -71,9 +71,9 @@ class MqttPublisher:
     async def _drop(self) -> None:
         client, self._client = self._client, None
         if client is not None:
-            try:
-                await client.__aexit__(None, None, None)
-            except Exception:  # already broken; nothing left to release
+            try:  # bounded: a disconnect from a broker that stopped answering must not hang a shutdown
+                await asyncio.wait_for(client.__aexit__(None, None, None), self.timeout_s)
+            except Exception:  # already broken (or timed out); nothing left to release
                 pass
 
 

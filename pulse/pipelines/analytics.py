@@ -6,6 +6,11 @@ unflushed rows when the caller has them), de-duplicated as `LakeReader` does, jo
 device -> label table (the devices the caller may see, and the series each belongs to) and
 grouped by label and bucket. Bucket size and aggregations are bound parameters or whitelisted
 SQL fragments: nothing a client typed is ever part of the SQL text.
+
+Like the documented system's continuous aggregate, a compacted day's hourly aggregate (written by
+`pipelines.lake_lifecycle`) answers its whole hours when the buckets are whole hours and the
+aggregations combine from partials (avg = sum of sums / sum of counts); p95 and sub-hour buckets
+need the rows. Raw rows and aggregate partials per bucket are then combined in one query.
 """
 from __future__ import annotations
 
@@ -92,13 +97,13 @@ def rollup(lake_dir: str, tenant_id: str, metric: str, labels: Mapping[str, str]
 
 def metric_names(lake_dir: str, tenant_id: str, start: datetime, end: datetime) -> list[str]:
     """The distinct metric keys of a tenant's rows in [start, end), sorted."""
-    sources, params = _sources(lake_dir, tenant_id, start, end, None)
-    if not sources:
+    files = part_files(lake_dir, tenant_id, partition_days(lake_dir, tenant_id, start.date(), _last_day(end)))
+    if not files:
         return []
-    sql = f"SELECT DISTINCT metric FROM {sources[0]} WHERE ts >= $start AND ts < $end ORDER BY metric"
+    sql = f"SELECT DISTINCT metric FROM {_SCAN} WHERE ts >= $start AND ts < $end ORDER BY metric"
     con = _connect(None)
     try:
-        return [m for (m,) in con.execute(sql, {**params, "start": start, "end": end}).fetchall()]
+        return [m for (m,) in con.execute(sql, {"files": files, "start": start, "end": end}).fetchall()]
     finally:
         con.close()
 
@@ -115,22 +120,6 @@ def csv_lines(rows: Iterable[tuple[str, str, float | None]]) -> Iterator[bytes]:
         buf.truncate()
     if buf.tell():  # no rows: the header alone
         yield buf.getvalue().encode()
-
-
-def _sources(lake_dir: str, tenant_id: str, start: datetime, end: datetime,
-             extra: pa.Table | None) -> tuple[list[str], dict[str, object]]:
-    """The tables to read (the tenant's part files of the days in range, unflushed rows) and their
-    parameters. The part files are one tenant's; unflushed rows are filtered to it."""
-    files = part_files(lake_dir, tenant_id, partition_days(lake_dir, tenant_id, start.date(), _last_day(end)))
-    sources: list[str] = []
-    params: dict[str, object] = {}
-    if files:
-        sources.append(_SCAN)
-        params["files"] = files
-    if extra is not None and extra.num_rows:
-        sources.append("(SELECT * FROM extra_rows WHERE tenant_id = $tenant)")
-        params["tenant"] = tenant_id
-    return sources, params
 
 
 def _plan(lake_dir: str, tenant_id: str, metric: str, start: datetime, end: datetime,

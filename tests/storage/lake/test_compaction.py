@@ -6,6 +6,7 @@ import asyncio
 import shutil
 import threading
 from collections import Counter
+from collections.abc import Callable
 from datetime import timedelta
 from pathlib import Path
 
@@ -176,11 +177,11 @@ for _ in range(2):  # compact, then settle (the replaced parts go)
 """
 
 
-@pytest.mark.slow
-async def test_kill_9_at_any_step_of_a_compaction_loses_and_duplicates_nothing(tmp_path: Path) -> None:
-    pristine = await written_lake(tmp_path)
-    original = stored_rows(pristine, "acme", DAY1.date())
-    before = histories(pristine)
+def kill_at_every_step(pristine: Path, tmp_path: Path, crashed: Callable[[Path, int], None],
+                       recovered: Callable[[Path], None]) -> int:
+    """Copies of `pristine` whose compaction passes are killed at their 1st, 2nd, ... file event until
+    one run finishes: `crashed` checks each right after the kill, `recovered` after the restarted
+    scheduler's next two passes. Returns how many runs there were."""
     kill_at, killed = 0, True
     while killed:
         kill_at += 1
@@ -188,49 +189,60 @@ async def test_kill_9_at_any_step_of_a_compaction_loses_and_duplicates_nothing(t
         shutil.copytree(pristine, lake)
         killed = run_killed_at(kill_at, lake, "from pulse.pipelines.lake_lifecycle import compact_closed_days",
                                COMPACT_TWICE)
-        crashed = stored_rows(lake, "acme", DAY1.date())
-        assert set(crashed) == set(original), f"rows lost at event {kill_at}"
-        assert crashed in (original, Counter(set(original))), f"rows duplicated at event {kill_at}"
+        crashed(lake, kill_at)
+        compact_closed_days(lake, OPEN_DAY, grace_s=0)
+        compact_closed_days(lake, OPEN_DAY, grace_s=0)
+        assert_settled(lake)
+        recovered(lake)
+        shutil.rmtree(lake)
+    return kill_at
+
+
+@pytest.mark.slow
+async def test_kill_9_at_any_step_of_a_compaction_loses_and_duplicates_nothing(tmp_path: Path) -> None:
+    pristine = await written_lake(tmp_path)
+    original = stored_rows(pristine, "acme", DAY1.date())
+    before = histories(pristine)
+
+    def crashed(lake: Path, kill_at: int) -> None:
+        rows_now = stored_rows(lake, "acme", DAY1.date())
+        assert set(rows_now) == set(original), f"rows lost at event {kill_at}"
+        assert rows_now in (original, Counter(set(original))), f"rows duplicated at event {kill_at}"
         assert histories(lake) == before
 
-        compact_closed_days(lake, OPEN_DAY, grace_s=0)  # the restarted scheduler's next passes
-        compact_closed_days(lake, OPEN_DAY, grace_s=0)
+    def recovered(lake: Path) -> None:
         assert stored_rows(lake, "acme", DAY1.date()) == Counter(set(original))
-        assert_settled(lake)
-        shutil.rmtree(lake)
-    assert kill_at > 12  # the child really was stopped between every pair of steps
+
+    # the child really was stopped between every pair of steps
+    assert kill_at_every_step(pristine, tmp_path, crashed, recovered) > 12
 
 
 def day1_hourly(lake: Path) -> list[tuple]:
     labels = dict.fromkeys([*DEVICES, "late"], "all")
-    return rollup(str(lake), "acme", "temp", labels, DAY1, DAY2, timedelta(hours=1), ("avg", "min", "max", "sum", "count"))
+    return rollup(str(lake), "acme", "temp", labels, DAY1, DAY2, timedelta(hours=1),
+                  ("avg", "min", "max", "sum", "count"))
 
 
 @pytest.mark.slow
 async def test_kill_9_at_any_step_of_a_recompaction_never_lets_a_stale_aggregate_answer(tmp_path: Path) -> None:
     pristine = await written_lake(tmp_path)
     compact_closed_days(pristine, OPEN_DAY, grace_s=0)  # DAY1 has an aggregate, then late rows come
-    await write_parts(pristine, rows(msg("late", DAY1 + timedelta(hours=23)), msg("d0", DAY1 + timedelta(hours=23), temp=99.0)))
+    late = DAY1 + timedelta(hours=23)
+    await write_parts(pristine, rows(msg("late", late), msg("d0", late, temp=99.0)))
     assert hourly_aggregate(part_files(pristine, "acme", [DAY1.date()])) is None
     expected = day1_hourly(pristine)  # from raw rows, with the late ones
     assert expected[-1][2][-1] == 2
     original = stored_rows(pristine, "acme", DAY1.date())
-    kill_at, killed = 0, True
-    while killed:
-        kill_at += 1
-        lake = tmp_path / f"run-{kill_at}"
-        shutil.copytree(pristine, lake)
-        killed = run_killed_at(kill_at, lake, "from pulse.pipelines.lake_lifecycle import compact_closed_days",
-                               COMPACT_TWICE)
+
+    def crashed(lake: Path, kill_at: int) -> None:
         assert set(stored_rows(lake, "acme", DAY1.date())) == set(original), f"rows lost at event {kill_at}"
         assert same_buckets(day1_hourly(lake), expected), f"a stale aggregate answered at event {kill_at}"
 
-        compact_closed_days(lake, OPEN_DAY, grace_s=0)  # the restarted scheduler's next passes
-        compact_closed_days(lake, OPEN_DAY, grace_s=0)
-        assert_settled(lake)
+    def recovered(lake: Path) -> None:
         assert same_buckets(day1_hourly(lake), expected)
-        shutil.rmtree(lake)
-    assert kill_at > 16  # the child really was stopped between every pair of steps, aggregate's too
+
+    # stopped between every pair of steps, the aggregate's and the settling of the old one too
+    assert kill_at_every_step(pristine, tmp_path, crashed, recovered) > 16
 
 
 async def test_kill_9_while_the_compacted_file_is_written_loses_nothing(tmp_path: Path) -> None:

@@ -1,6 +1,6 @@
 """Analytics over a tenant-day: Pulse's lake and code paths against the documented system's PostgreSQL.
 
-    .venv/bin/python benchmarks/bench_analytics.py [--devices 1000] [--metrics 10] [--minutes 1440]
+    .venv/bin/python benchmarks/bench_analytics.py [--devices 1000] [--metrics 10] [--minutes 1440] [--only N]
                                                    [--pg-url postgresql://pulse:pulse@127.0.0.1:5432/postgres]
 
 The same rows (one message per device per minute, `--metrics` values each) are loaded
@@ -357,11 +357,14 @@ async def run(args: argparse.Namespace, tmp: Path) -> None:
             lake = await load_lake(data, tmp)
             print(f"\nfigures (median of {args.repeat} after a warm-up unless noted; 'as fast' = PostgreSQL time / "
                   "Pulse time):")
-            await rollup(conn, data, lake, args.repeat)
-            await latest(conn, data, lake, tmp, args.repeat)
-            await point_query(conn, data, lake, max(args.repeat, 9))
-            await export(conn, data, lake, tmp)
-            await backtest_figure(data, lake)
+            figures = {1: lambda: rollup(conn, data, lake, args.repeat),
+                       2: lambda: latest(conn, data, lake, tmp, args.repeat),
+                       3: lambda: point_query(conn, data, lake, max(args.repeat, 9)),
+                       4: lambda: export(conn, data, lake, tmp),
+                       5: lambda: backtest_figure(data, lake)}
+            for number, figure in figures.items():
+                if args.only in (None, number):
+                    await figure()
         finally:
             await conn.close()
     finally:
@@ -379,6 +382,7 @@ def main() -> int:
     ap.add_argument("--metrics", type=int, default=10)
     ap.add_argument("--minutes", type=int, default=1440)
     ap.add_argument("--repeat", type=int, default=5, help="timed runs of the fast figures (median)")
+    ap.add_argument("--only", type=int, choices=range(1, 6), help="run this figure alone (the load is the same)")
     ap.add_argument("--pg-url", default=DEFAULT_PG_URL, help="an admin URL on loopback (env PULSE_BENCH_PG_URL)")
     args = ap.parse_args()
     if not 1 <= args.minutes <= 1440:

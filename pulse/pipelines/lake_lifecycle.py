@@ -3,7 +3,9 @@
 A tenant-day is *closed* once its UTC day ended `delay` ago: the writer flushes every 30 s, so by
 then only late arrivals land there, as new parts that the next pass compacts again. Compaction
 keeps one row per (device_id, metric, ts, seq), the identity `LakeReader` de-duplicates on (with
-the same `max(value)`), so queries answer the same before and after. A day is *expired* once its
+the same `max(value)`), so queries answer the same before and after. It also writes the day's
+hourly aggregate of those rows (count, sum, min, max per device, metric and hour), which
+`pipelines.analytics.rollup` reads instead of the rows while it is valid. A day is *expired* once its
 last millisecond is more than the tenant's retention days old; it is deleted whole.
 
 The file protocol that makes both crash-safe lives in `pulse.storage.lake.compaction`.
@@ -25,6 +27,7 @@ from pulse.storage.lake.compaction import (
     lifecycle_lock,
     purge_expired,
     settle,
+    write_aggregate,
     write_compacted,
 )
 from pulse.storage.lake.parquet import ROW_GROUP_ROWS, lake_tenants, partition_dir, partition_days
@@ -32,6 +35,12 @@ from pulse.storage.lake.parquet import ROW_GROUP_ROWS, lake_tenants, partition_d
 _COMPACT_SQL = (
     "SELECT device_id, ts, metric, max(value) AS value, seq FROM read_parquet($files) "
     "GROUP BY device_id, ts, metric, seq ORDER BY device_id, ts, metric, seq NULLS FIRST"
+)
+# Over the compacted (de-duplicated) rows; sorted by metric first: a roll-up reads one metric.
+_HOURLY_SQL = (
+    "SELECT device_id, metric, date_trunc('hour', ts) AS hour, count(value) AS count, sum(value) AS sum, "
+    "min(value) AS min, max(value) AS max FROM read_parquet($file) "
+    "GROUP BY device_id, metric, hour ORDER BY metric, device_id, hour"
 )
 # Background work: one thread and bounded memory (DuckDB spills the sort to disk beyond it), so a
 # compaction never starves ingest of CPU or the node of memory.
@@ -69,7 +78,9 @@ def compact_day(lake_dir: str | os.PathLike[str], tenant_id: str, day: date, gra
     plan = begin(directory)
     if plan is None:
         return False
-    write_compacted(plan, _deduplicated_sorted(plan.inputs, Path(lake_dir) / ".spill"))
+    spill_dir = Path(lake_dir) / ".spill"
+    write_compacted(plan, _deduplicated_sorted(plan.inputs, spill_dir))
+    write_aggregate(plan, _hourly(plan.tmp, spill_dir))
     commit(plan)
     return True
 
@@ -94,10 +105,24 @@ def expire_days(
 
 def _deduplicated_sorted(files: tuple[Path, ...], spill_dir: Path) -> Iterator[pa.RecordBatch]:
     """The distinct rows of the files, sorted by (device_id, ts), streamed in batches."""
-    con = duckdb.connect(config={**_DUCKDB_CONFIG, "temp_directory": str(spill_dir)})
+    con = _connect(spill_dir)
     try:
-        con.execute("SET TimeZone = 'UTC'")
         result = con.sql(_COMPACT_SQL, params={"files": [str(f) for f in files]})
         yield from result.to_arrow_reader(4 * ROW_GROUP_ROWS)
     finally:
         con.close()
+
+
+def _hourly(compacted: Path, spill_dir: Path) -> pa.Table:
+    """The hourly aggregate of a compacted file (small: one row per device, metric and hour)."""
+    con = _connect(spill_dir)
+    try:
+        return con.sql(_HOURLY_SQL, params={"file": str(compacted)}).to_arrow_table()
+    finally:
+        con.close()
+
+
+def _connect(spill_dir: Path) -> duckdb.DuckDBPyConnection:
+    con = duckdb.connect(config={**_DUCKDB_CONFIG, "temp_directory": str(spill_dir)})
+    con.execute("SET TimeZone = 'UTC'")
+    return con

@@ -5,6 +5,7 @@ hive-partitioned Parquet (`parquet`) and the crash-safe compaction and deletion 
 Layout (DESIGN.md §4 "Telemetry lake")::
 
     <lake_dir>/telemetry/tenant_id=<t>/date=YYYY-MM-DD/part-<uuid>.parquet
+    <lake_dir>/telemetry/tenant_id=<t>/date=YYYY-MM-DD/agg-<uuid>.parquet   (compacted parts only)
 
 Part files hold `device_id, ts, metric, value, seq` sorted by (device_id, ts); `tenant_id` and
 `date` live only in the path and come back as hive columns on read. The same

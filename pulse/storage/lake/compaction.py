@@ -6,11 +6,15 @@ Compaction of one partition directory, each step durable (fsynced) before the ne
 
 1. `begin`: the inputs are the parts visible now; parts the writer adds later are not touched.
 2. `write_compacted`: rows go to `.compact-<id>.parquet.tmp`, a name no reader lists.
+   `write_aggregate`: the hourly aggregate of those rows goes to `.agg-<id>.parquet.tmp`, then is
+   renamed to `agg-<id>.parquet`. Readers trust it only while `part-<id>.parquet` is the day's one
+   visible part (`parquet.hourly_aggregate`), so before the commit it is never read.
 3. `commit`: the journal `_compaction-<id>.json` (output name, input names) is written atomically,
    then the temporary file is renamed to `part-<id>.parquet`. That rename is the commit point:
    readers (`parquet.visible_parts`) hide the inputs of a journal whose output exists.
 4. `settle`, at least `grace_s` after the commit: the inputs are deleted, then the journal. The
-   grace lets queries that listed the inputs before the commit finish reading them.
+   grace lets queries that listed the inputs before the commit finish reading them. Aggregates
+   whose part is gone (replaced inputs, or the output of a rolled-back compaction) go with them.
 
 `kill -9` between any two steps: before the rename `settle` rolls back (drops the journal and the
 temporary file; the inputs are still the truth), after it `settle` rolls forward. Whole-day
@@ -37,8 +41,12 @@ import pyarrow.parquet as pq
 
 from pulse.storage.lake.durable import fsync, try_lock
 from pulse.storage.lake.parquet import (
+    AGGREGATE_GLOB,
+    AGGREGATE_SCHEMA,
     FILE_SCHEMA,
+    PART_GLOB,
     ROW_GROUP_ROWS,
+    aggregate_path,
     partition_dir,
     replacements,
     telemetry_root,
@@ -46,7 +54,7 @@ from pulse.storage.lake.parquet import (
     visible_parts,
 )
 
-_TMP_GLOB = ".compact-*.parquet.tmp"
+_TMP_GLOBS = (".compact-*.parquet.tmp", ".agg-*.parquet.tmp", "._compaction-*.json.tmp")
 _EXPIRED_PREFIX = ".expired-"
 # The compacted file is sorted by these (device_id, ts): recorded so engines may skip a sort.
 _SORTING = [pq.SortingColumn(0), pq.SortingColumn(1)]
@@ -67,6 +75,10 @@ class Compaction:
     @property
     def output(self) -> Path:
         return self.directory / f"part-{self.id}.parquet"
+
+    @property
+    def aggregate(self) -> Path:
+        return aggregate_path(self.output)
 
     @property
     def journal(self) -> Path:
@@ -116,6 +128,17 @@ def write_compacted(plan: Compaction, batches: Iterable[pa.RecordBatch]) -> int:
     return rows
 
 
+def write_aggregate(plan: Compaction, table: pa.Table) -> Path:
+    """Write the hourly aggregate of the plan's rows (AGGREGATE_SCHEMA columns) under its final
+    name, durably; call before `commit`, so it exists whenever the output does."""
+    tmp = plan.directory / f".{plan.aggregate.name}.tmp"
+    pq.write_table(table.select(AGGREGATE_SCHEMA.names).cast(AGGREGATE_SCHEMA), tmp, compression="zstd")
+    fsync(tmp)
+    os.replace(tmp, plan.aggregate)
+    fsync(plan.directory)
+    return plan.aggregate
+
+
 def commit(plan: Compaction) -> Path:
     """Journal the replacement, then make the output visible in one rename (the commit point)."""
     journal_tmp = plan.directory / f".{plan.journal.name}.tmp"
@@ -139,7 +162,9 @@ def settle(directory: Path, grace_s: float) -> None:
             # inputs first: a journal must outlive them, or readers would see them again
             _remove(directory, [directory / name for name in replacement.inputs])
             _remove(directory, [journal])
-    _remove(directory, [*directory.glob(_TMP_GLOB), *directory.glob("._compaction-*.json.tmp")])
+    parts = {aggregate_path(p).name for p in directory.glob(PART_GLOB)}
+    _remove(directory, [a for a in directory.glob(AGGREGATE_GLOB) if a.name not in parts])
+    _remove(directory, [tmp for pattern in _TMP_GLOBS for tmp in directory.glob(pattern)])
 
 
 def expire_day(lake_dir: str | os.PathLike[str], tenant_id: str, day: date) -> None:

@@ -4,6 +4,8 @@ One place knows the layout `telemetry/tenant_id=<t>/date=YYYY-MM-DD/part-<uuid>.
 writer and every query (DuckDB, Polars) go through these functions to name or list partitions.
 Listing honours compaction journals (`_compaction-<id>.json`, written by
 `pulse.storage.lake.compaction`): parts a committed compaction replaced are no longer listed.
+A compacted part may have an hourly aggregate `agg-<id>.parquet` next to it; `hourly_aggregate`
+says when it answers for its day.
 """
 from __future__ import annotations
 
@@ -11,7 +13,7 @@ import json
 import logging
 import os
 import uuid
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
@@ -32,6 +34,11 @@ FILE_SCHEMA = pa.schema([TELEMETRY_SCHEMA.field(c) for c in FILE_COLUMNS])
 # rows measured ~2x faster point reads than 128k), large enough that footers stay small.
 ROW_GROUP_ROWS = 16_384
 PART_GLOB = "part-*.parquet"
+# Per (device_id, metric, hour) of a compacted part: its rows' count, sum, min and max of value.
+AGGREGATE_SCHEMA = pa.schema([("device_id", pa.string()), ("metric", pa.string()),
+                              ("hour", pa.timestamp("ms", tz="UTC")), ("count", pa.int64()),
+                              ("sum", pa.float64()), ("min", pa.float64()), ("max", pa.float64())])
+AGGREGATE_GLOB = "agg-*.parquet"
 JOURNAL_GLOB = "_compaction-*.json"
 TENANT_PREFIX = "tenant_id="
 
@@ -108,6 +115,22 @@ def visible_parts(directory: Path) -> list[Path]:
     journals = [*before.values(), *replacements(directory).values()]
     hidden = {name for r in journals if r.output in names for name in r.inputs}
     return [p for p in parts if p.name not in hidden]
+
+
+def aggregate_path(part: Path) -> Path:
+    """Where the hourly aggregate of part file `part-<id>.parquet` lives: `agg-<id>.parquet`."""
+    return part.with_name("agg-" + part.name.removeprefix("part-"))
+
+
+def hourly_aggregate(parts: Sequence[str]) -> str | None:
+    """The hourly aggregate that answers for a day whose visible parts are `parts`, or None.
+
+    Only while the day is exactly one compacted part that has one: a later part (late rows) means
+    the aggregate misses rows, so the day reads raw rows until the next compaction."""
+    if len(parts) != 1:
+        return None
+    aggregate = aggregate_path(Path(parts[0]))
+    return str(aggregate) if aggregate.exists() else None
 
 
 def replacements(directory: Path) -> dict[Path, Replacement]:

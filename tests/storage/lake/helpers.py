@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.parquet as pq
+import pytest
 
 from pulse.actors.lake_writer import LakeWriter
 from pulse.domain.messages import Telemetry
@@ -47,3 +48,9 @@ def stored_rows(lake: Path, tenant: str, day: date) -> Counter:
     files = part_files(lake, tenant, [day])
     table = pa.concat_tables([FILE_SCHEMA.empty_table(), *(pq.read_table(f) for f in files)])
     return Counter(tuple(r.values()) for r in table.select(FILE_COLUMNS).to_pylist())
+
+
+def same_buckets(got: list[tuple], want: list[tuple]) -> bool:
+    """Roll-up answers `(label, time, values)` equal up to float rounding."""
+    return [(label, at) for label, at, _ in got] == [(label, at) for label, at, _ in want] and all(
+        values == pytest.approx(expected, rel=1e-9) for (_, _, values), (_, _, expected) in zip(got, want))

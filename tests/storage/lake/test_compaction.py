@@ -6,6 +6,7 @@ import asyncio
 import shutil
 import threading
 from collections import Counter
+from collections.abc import Callable
 from datetime import timedelta
 from pathlib import Path
 
@@ -15,12 +16,13 @@ import pytest
 
 import pulse.pipelines.lake_lifecycle as lake_lifecycle
 from pulse.actors.lake_writer import LakeWriter
+from pulse.pipelines.analytics import rollup
 from pulse.pipelines.lake_lifecycle import compact_closed_days
 from pulse.pipelines.telemetry import LakeReader
 from pulse.storage.lake.compaction import lifecycle_lock
-from pulse.storage.lake.parquet import ROW_GROUP_ROWS, part_files, partition_dir
+from pulse.storage.lake.parquet import ROW_GROUP_ROWS, aggregate_path, hourly_aggregate, part_files, partition_dir
 from tests.storage.lake.crash import run_killed_at
-from tests.storage.lake.helpers import DAY1, DAY2, msg, rows, stored_rows, write_parts
+from tests.storage.lake.helpers import DAY1, DAY2, msg, rows, same_buckets, stored_rows, write_parts
 
 DEVICES = [f"d{i}" for i in range(5)] + ["quiet"]
 OPEN_DAY = DAY2.date()  # compaction runs for days before this one
@@ -63,8 +65,38 @@ async def test_a_closed_day_becomes_one_sorted_file_without_duplicates(tmp_path:
     assert len(part_files(lake, "acme", [OPEN_DAY])) == 2  # the open day is not touched
 
     assert compact_closed_days(lake, OPEN_DAY, grace_s=0) == 0  # nothing left to do...
+    assert_settled(lake)  # ...but the replaced parts and the journal are gone
+
+
+def assert_settled(lake: Path) -> None:
+    """DAY1's directory holds its one compacted part and that part's hourly aggregate, nothing else."""
+    (part,) = part_files(lake, "acme", [DAY1.date()])
     names = sorted(p.name for p in partition_dir(lake, "acme", DAY1.date()).iterdir())
-    assert names == [Path(compacted).name]  # ...but the replaced parts and the journal are gone
+    assert names == sorted([Path(part).name, aggregate_path(Path(part)).name])
+    assert hourly_aggregate([part]) == str(aggregate_path(Path(part)))
+
+
+async def test_a_compacted_day_has_an_hourly_aggregate_used_only_while_it_is_the_days_one_part(tmp_path: Path) -> None:
+    lake = await written_lake(tmp_path)
+    compact_closed_days(lake, OPEN_DAY, grace_s=3600)
+    (first,) = part_files(lake, "acme", [DAY1.date()])
+    hours = pq.read_table(hourly_aggregate([first])).to_pylist()
+    compacted = pq.read_table(first).to_pylist()
+    expected = Counter((r["device_id"], r["metric"], r["ts"].replace(minute=0)) for r in compacted)
+    assert Counter({(h["device_id"], h["metric"], h["hour"]): h["count"] for h in hours}) == expected
+    d0_temp = [h for h in hours if h["device_id"] == "d0" and h["metric"] == "temp"]
+    assert d0_temp == [{"device_id": "d0", "metric": "temp", "hour": DAY1, "count": 60,
+                        "sum": float(sum(range(60))), "min": 0.0, "max": 59.0}]
+
+    await write_parts(lake, rows(msg("late", DAY1 + timedelta(hours=23))))
+    assert hourly_aggregate(part_files(lake, "acme", [DAY1.date()])) is None  # it misses the late row
+
+    assert compact_closed_days(lake, OPEN_DAY, grace_s=0) == 1
+    assert compact_closed_days(lake, OPEN_DAY, grace_s=3600) == 0
+    assert aggregate_path(Path(first)).exists()  # a query that chose it may finish reading it
+    compact_closed_days(lake, OPEN_DAY, grace_s=0)
+    assert_settled(lake)
+    assert not aggregate_path(Path(first)).exists()  # gone with its part
 
 
 async def test_replaced_parts_stay_hidden_on_disk_for_the_grace_period(tmp_path: Path) -> None:
@@ -145,11 +177,11 @@ for _ in range(2):  # compact, then settle (the replaced parts go)
 """
 
 
-@pytest.mark.slow
-async def test_kill_9_at_any_step_of_a_compaction_loses_and_duplicates_nothing(tmp_path: Path) -> None:
-    pristine = await written_lake(tmp_path)
-    original = stored_rows(pristine, "acme", DAY1.date())
-    before = histories(pristine)
+def kill_at_every_step(pristine: Path, tmp_path: Path, crashed: Callable[[Path, int], None],
+                       recovered: Callable[[Path], None]) -> int:
+    """Copies of `pristine` whose compaction passes are killed at their 1st, 2nd, ... file event until
+    one run finishes: `crashed` checks each right after the kill, `recovered` after the restarted
+    scheduler's next two passes. Returns how many runs there were."""
     kill_at, killed = 0, True
     while killed:
         kill_at += 1
@@ -157,17 +189,60 @@ async def test_kill_9_at_any_step_of_a_compaction_loses_and_duplicates_nothing(t
         shutil.copytree(pristine, lake)
         killed = run_killed_at(kill_at, lake, "from pulse.pipelines.lake_lifecycle import compact_closed_days",
                                COMPACT_TWICE)
-        crashed = stored_rows(lake, "acme", DAY1.date())
-        assert set(crashed) == set(original), f"rows lost at event {kill_at}"
-        assert crashed in (original, Counter(set(original))), f"rows duplicated at event {kill_at}"
+        crashed(lake, kill_at)
+        compact_closed_days(lake, OPEN_DAY, grace_s=0)
+        compact_closed_days(lake, OPEN_DAY, grace_s=0)
+        assert_settled(lake)
+        recovered(lake)
+        shutil.rmtree(lake)
+    return kill_at
+
+
+@pytest.mark.slow
+async def test_kill_9_at_any_step_of_a_compaction_loses_and_duplicates_nothing(tmp_path: Path) -> None:
+    pristine = await written_lake(tmp_path)
+    original = stored_rows(pristine, "acme", DAY1.date())
+    before = histories(pristine)
+
+    def crashed(lake: Path, kill_at: int) -> None:
+        rows_now = stored_rows(lake, "acme", DAY1.date())
+        assert set(rows_now) == set(original), f"rows lost at event {kill_at}"
+        assert rows_now in (original, Counter(set(original))), f"rows duplicated at event {kill_at}"
         assert histories(lake) == before
 
-        compact_closed_days(lake, OPEN_DAY, grace_s=0)  # the restarted scheduler's next passes
-        compact_closed_days(lake, OPEN_DAY, grace_s=0)
+    def recovered(lake: Path) -> None:
         assert stored_rows(lake, "acme", DAY1.date()) == Counter(set(original))
-        assert [p.name.startswith("part-") for p in partition_dir(lake, "acme", DAY1.date()).iterdir()] == [True]
-        shutil.rmtree(lake)
-    assert kill_at > 12  # the child really was stopped between every pair of steps
+
+    # the child really was stopped between every pair of steps
+    assert kill_at_every_step(pristine, tmp_path, crashed, recovered) > 12
+
+
+def day1_hourly(lake: Path) -> list[tuple]:
+    labels = dict.fromkeys([*DEVICES, "late"], "all")
+    return rollup(str(lake), "acme", "temp", labels, DAY1, DAY2, timedelta(hours=1),
+                  ("avg", "min", "max", "sum", "count"))
+
+
+@pytest.mark.slow
+async def test_kill_9_at_any_step_of_a_recompaction_never_lets_a_stale_aggregate_answer(tmp_path: Path) -> None:
+    pristine = await written_lake(tmp_path)
+    compact_closed_days(pristine, OPEN_DAY, grace_s=0)  # DAY1 has an aggregate, then late rows come
+    late = DAY1 + timedelta(hours=23)
+    await write_parts(pristine, rows(msg("late", late), msg("d0", late, temp=99.0)))
+    assert hourly_aggregate(part_files(pristine, "acme", [DAY1.date()])) is None
+    expected = day1_hourly(pristine)  # from raw rows, with the late ones
+    assert expected[-1][2][-1] == 2
+    original = stored_rows(pristine, "acme", DAY1.date())
+
+    def crashed(lake: Path, kill_at: int) -> None:
+        assert set(stored_rows(lake, "acme", DAY1.date())) == set(original), f"rows lost at event {kill_at}"
+        assert same_buckets(day1_hourly(lake), expected), f"a stale aggregate answered at event {kill_at}"
+
+    def recovered(lake: Path) -> None:
+        assert same_buckets(day1_hourly(lake), expected)
+
+    # stopped between every pair of steps, the aggregate's and the settling of the old one too
+    assert kill_at_every_step(pristine, tmp_path, crashed, recovered) > 16
 
 
 async def test_kill_9_while_the_compacted_file_is_written_loses_nothing(tmp_path: Path) -> None:
@@ -188,4 +263,4 @@ async def test_kill_9_while_the_compacted_file_is_written_loses_nothing(tmp_path
     compact_closed_days(lake, OPEN_DAY, grace_s=0)
     compact_closed_days(lake, OPEN_DAY, grace_s=0)
     assert stored_rows(lake, "acme", DAY1.date()) == Counter(set(original))
-    assert len(list(partition_dir(lake, "acme", DAY1.date()).iterdir())) == 1
+    assert_settled(lake)

@@ -15,7 +15,7 @@ from pulse.serve.routes import (alert_rules, alerts, analytics, analytics_sql, a
                                 telemetron, telemetry, templates, transports)
 from pulse.services.context import ServiceContext
 
-ROUTERS = [auth.router, ingest.router, devices.router, telemetry.router, commands.router, alert_rules.router,
+ROUTERS = [auth.router, ingest.router, devices.router, telemetry.router, telemetry.fleet_router, commands.router, alert_rules.router,
            alert_rules.templates_router, alerts.router, quarantine.router, tags.router, groups.router,
            maintenance.router, templates.router, modules.router, sensors.router, transports.router, oncall.router,
            notifications.router, escalation.router, digest.router, carriers.router, operator_carriers.router,

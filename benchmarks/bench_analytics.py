@@ -17,8 +17,9 @@ Then each figure, Pulse (its pipeline/service functions) against SQL on the same
 1. hourly avg of one metric over all devices — `pipelines.analytics.rollup` (what /analytics/query
    calls) vs `date_trunc('hour')` + `avg((metrics->>m)::float8)`; goal >= 10x;
 2. latest value per device x metric — production answers from the device actors' memory with one
-   `DeviceShard.call_many(..., "latest_view")` per device shard (what `GET /telemetry/latest`
-   runs): measured in process on one `DeviceShard` holding all the devices (no Ray hop), and the
+   `DeviceShard.call_many(..., "latest_values")` per device shard (what `GET /telemetry/latest`
+   runs; the service then shapes the values, not timed): measured in process on one `DeviceShard`
+   holding all the devices (no Ray hop), and the
    lake-side alternative `LakeReader.recent` per device; vs a LATERAL index lookup per device on
    `telemetry` and a read of `device_state`; goal >= 10x;
 3. one device's day, ordered — `LakeReader.history` of the compacted day (the device's row groups
@@ -243,7 +244,7 @@ async def latest(conn: asyncpg.Connection, data: Data, lake: Path, tmp: Path, re
     reader = LakeReader(lake)
 
     async def actors() -> list[Any]:
-        answers = await shard.call_many(TENANT, data.device_ids, "latest_view")
+        answers = await shard.call_many(TENANT, data.device_ids, "latest_values")
         return [answers[d] for d in data.device_ids]
 
     def lake_side() -> list[Any]:
@@ -255,8 +256,8 @@ async def latest(conn: asyncpg.Connection, data: Data, lake: Path, tmp: Path, re
     state_sql = "SELECT device_id, state FROM device_state WHERE tenant_id = $1"
     ours = await actors()
     theirs = await conn.fetch(lateral, TENANT, data.device_ids)
-    same = all(v["value"] == float(json.loads(r["metrics"])[m]) for view, r in zip(ours, theirs)
-               for m, v in view.items())
+    same = all(v[0] == float(json.loads(r["metrics"])[m]) for values, r in zip(ours, theirs)
+               for m, v in values.items())
     actor_s = await timed(actors, repeat)
     lake_s = await timed(thread(lake_side), 1, warmup=False)
     lateral_s = await timed(lambda: conn.fetch(lateral, TENANT, data.device_ids), repeat)

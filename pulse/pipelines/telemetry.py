@@ -15,7 +15,6 @@ from pathlib import Path
 from typing import Any
 
 import duckdb
-import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
@@ -197,12 +196,7 @@ class LakeReader:
         if limit <= 0 or sql is None:
             return []
         query = _deduplicated(sql, "epoch_ms(ts) AS ts_ms", order) + " LIMIT $limit"
-        cur = self._cursor(extra)
-        try:
-            table = cur.sql(query, params={**params, "limit": limit}).to_arrow_table()
-        finally:
-            cur.close()
-        return _row_dicts(table["ts_ms"].to_numpy(), table)
+        return _row_dicts(self._fetch(query, {**params, "limit": limit}, extra))
 
     def _fetch(self, sql: str, params: dict[str, Any], extra: pa.Table | None) -> list[tuple[Any, ...]]:
         cur = self._cursor(extra)
@@ -283,7 +277,8 @@ def _compacted_rows(files: list[str], device_id: str, metric: str | None, start:
     table = pa.concat_tables([device_rows(f, device_id) for f in files])
     table = table.filter(_scope_mask(table, device_id, metric, start, end))
     table = table.take(pc.sort_indices(table, sort_keys=_NEWEST_KEYS if newest else _OLDEST_KEYS)[:limit])
-    return _row_dicts(pc.cast(table["ts"], pa.int64()).to_numpy(), table)
+    columns = (pc.cast(table["ts"], pa.int64()), table["metric"], table["value"], table["seq"])
+    return _row_dicts(list(zip(*(c.to_pylist() for c in columns))))
 
 
 def _scope_mask(table: pa.Table, device_id: str, metric: str | None, start: datetime | None,
@@ -305,16 +300,11 @@ def _ceil_ms(at: datetime) -> int:
     return -((_EPOCH - at) // timedelta(milliseconds=1))
 
 
-def _row_dicts(ts_ms: np.ndarray, table: pa.Table) -> list[dict[str, Any]]:
-    """Rows (ts, metric, value, seq) as dicts, built from columns. One datetime per distinct time (a
-    device-day's 14,400 rows share 1,440): making one per row was most of a point query's time."""
-    if not len(ts_ms):
-        return []
-    times, position = np.unique(ts_ms, return_inverse=True)
-    stamps = [_EPOCH + timedelta(milliseconds=t) for t in times.tolist()]
-    row_stamps = [stamps[i] for i in position.tolist()]
-    columns = (table["metric"].to_pylist(), table["value"].to_pylist(), table["seq"].to_pylist())
-    return [{"ts": t, "metric": m, "value": v, "seq": s} for t, m, v, s in zip(row_stamps, *columns)]
+def _row_dicts(rows: list[tuple[int, str, float, int | None]]) -> list[dict[str, Any]]:
+    """(ts_ms, metric, value, seq) rows as dicts, with one datetime per distinct time (a device-day's
+    14,400 rows share 1,440): making one per row was most of a point query's time."""
+    stamps = {t: _EPOCH + timedelta(milliseconds=t) for t in {row[0] for row in rows}}
+    return [{"ts": stamps[t], "metric": m, "value": v, "seq": s} for t, m, v, s in rows]
 
 
 def _deduplicated(sql: str, ts: str, order: str) -> str:

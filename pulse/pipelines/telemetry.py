@@ -86,7 +86,7 @@ class LakeReader:
 
         When the range's only parts are compacted files and no unflushed row falls in it (a dashboard
         looking at a past day), the rows are already distinct: they are read from the device's row
-        groups and sorted with Arrow, without DuckDB's de-duplicating scan (same answer, ~5x faster)."""
+        groups and sorted with Arrow, without DuckDB's de-duplicating scan (the same answer, 3-4x sooner)."""
         start, end = _utc(start), _utc(end)
         files = self._range_files(tenant_id, start, end)
         if limit > 0 and _compacted_only(files) and not _in_range(extra, tenant_id, device_id, metric, start, end):
@@ -256,8 +256,8 @@ def _union(files: list[str], extra: pa.Table | None, columns: str, where: str,
 def _compacted_only(files: list[str]) -> bool:
     """True when the files are compaction outputs of distinct date partitions: their rows are distinct
     (a row's partition is its date, and a partition shows at most one compacted file)."""
-    return bool(files) and all(deduplicated(f) for f in files) and \
-        len({os.path.dirname(f) for f in files}) == len(files)
+    return (bool(files) and all(deduplicated(f) for f in files)
+            and len({os.path.dirname(f) for f in files}) == len(files))
 
 
 def _in_range(extra: pa.Table | None, tenant_id: str, device_id: str, metric: str | None, start: datetime | None,

@@ -1,10 +1,10 @@
 """One device's rows from part files, reading only the row groups that can hold them.
 
 Part files are sorted by (device_id, ts) in row groups of ROW_GROUP_ROWS, so a device's day sits in
-one or two groups whose device_id statistics say so. pyarrow reads just those: ~5 ms for a device's
-14,400 rows of a 1,000-device day (879 groups), where DuckDB's `read_parquet` of the same file spends
-20+ ms before its first row (benchmarks/README.md, bench_analytics figure 3). The dashboard's point
-query (`LakeReader.history` of a compacted day) reads this way.
+one or two groups whose device_id statistics say so. pyarrow reads just those: a few ms for a
+device's 14,400 rows of a 1,000-device day (879 groups), where DuckDB's `read_parquet` of the same
+file takes 20+ ms even to count them (benchmarks/README.md, bench_analytics figure 3). The
+dashboard's point query (`LakeReader.history` of a compacted day) reads this way.
 """
 from __future__ import annotations
 
@@ -27,9 +27,10 @@ class PartIndex:
     deduplicated: bool
 
 
-@lru_cache(maxsize=1024)
+@lru_cache(maxsize=256)
 def part_index(path: str) -> PartIndex:
-    """The index of a part file, cached (a few KB each): part files are immutable under unique names."""
+    """The index of a part file, cached (~100 KB for a 1,000-device day, less for smaller ones): part
+    files are immutable under unique names."""
     meta = _footer(path)
     column = FILE_COLUMNS.index("device_id")
     ranges = []

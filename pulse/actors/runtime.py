@@ -10,7 +10,7 @@ import logging
 import zlib
 from collections import defaultdict
 from dataclasses import dataclass, field
-from typing import Any, Sequence
+from typing import Any, Iterable, Sequence
 
 import pyarrow as pa
 
@@ -188,18 +188,32 @@ class Runtime:
             heartbeat = (s.stale_after_s, s.no_heartbeat_severity) if s.no_heartbeat_alerts else None
             calls = [self._call(ref, "tick", None, now_ms, heartbeat) for ref in self.device_refs]
         else:
-            by_shard: dict[int, list[tuple[str, str]]] = defaultdict(list)
-            for t, d in keys:
-                by_shard[self.devices.device_shard(t, d)].append((t, d))
-            calls = [self._call(self.device_refs[s], "tick", ks, now_ms) for s, ks in by_shard.items()]
+            calls = [self._call(self.device_refs[s], "tick", ks, now_ms) for s, ks in self._by_shard(keys).items()]
         results = await asyncio.gather(*calls)
         events = [e for r in results for e in r]
         return await self.tenant_events(events) if events else 0
+
+    def _by_shard(self, keys: Iterable[tuple[str, str]]) -> dict[int, list[tuple[str, str]]]:
+        """Device keys grouped by the device shard hosting them."""
+        by_shard: dict[int, list[tuple[str, str]]] = defaultdict(list)
+        for t, d in keys:
+            by_shard[self.devices.device_shard(t, d)].append((t, d))
+        return by_shard
 
     # ---- requests ----------------------------------------------------------------------------
     async def device_call(self, tenant_id: str, device_id: str, method: str, *args: Any) -> Any:
         ref = self.device_refs[self.devices.device_shard(tenant_id, device_id)]
         return await self._call(ref, "call", tenant_id, device_id, method, *args)
+
+    async def device_call_many(self, tenant_id: str, device_ids: Sequence[str], method: str,
+                               *args: Any) -> dict[str, Any]:
+        """The same request to many devices of a tenant: one call per device shard, concurrently.
+        Device id -> answer; unknown devices are left out."""
+        groups = self._by_shard((tenant_id, d) for d in device_ids)
+        results = await asyncio.gather(*(self._call(self.device_refs[s], "call_many", tenant_id,
+                                                    [d for _, d in keys], method, *args)
+                                         for s, keys in groups.items()))
+        return {d: answer for r in results for d, answer in r.items()}
 
     async def tenant_call(self, tenant_id: str, method: str, *args: Any) -> None:
         notices = await self._call(self.tenant_refs[self.tenants.tenant_shard(tenant_id)], "call", tenant_id,

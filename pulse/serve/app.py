@@ -15,12 +15,13 @@ from pulse.serve.routes import (alert_rules, alerts, analytics, analytics_sql, a
                                 sensors, tags, telemetron, telemetry, templates, transports)
 from pulse.services.context import ServiceContext
 
-ROUTERS = [auth.router, ingest.router, devices.router, telemetry.router, commands.router, alert_rules.router,
-           alert_rules.templates_router, alerts.router, quarantine.router, tags.router, groups.router,
-           maintenance.router, templates.router, modules.router, sensors.router, transports.router, oncall.router,
-           notifications.router, escalation.router, digest.router, carriers.router, operator_carriers.router,
-           operator_tenants.router, carrier_callbacks.router, owners.router, telemetron.router, exports.router, audit.router,
-           analytics.router, reports.router, analytics_sql.router]
+ROUTERS = [auth.router, ingest.router, devices.router, telemetry.router, telemetry.fleet_router,
+           commands.router, alert_rules.router, alert_rules.templates_router, alerts.router,
+           quarantine.router, tags.router, groups.router, maintenance.router, templates.router,
+           modules.router, sensors.router, transports.router, oncall.router, notifications.router,
+           escalation.router, digest.router, carriers.router, operator_carriers.router,
+           operator_tenants.router, carrier_callbacks.router, owners.router, telemetron.router,
+           exports.router, audit.router, analytics.router, reports.router, analytics_sql.router]
 
 
 def create_app(build: Callable[[], Awaitable[ServiceContext]] | None = None,

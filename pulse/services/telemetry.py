@@ -8,6 +8,7 @@ from functools import partial
 from typing import Any, Callable, Iterator, Literal, TypeVar
 
 from pulse.domain.analytics import TIME_RANGES, bucket_for
+from pulse.domain.device import view_of_latest
 from pulse.domain.sensors import out_of_range
 from pulse.errors import Invalid
 from pulse.pipelines import analytics, exports
@@ -74,6 +75,18 @@ async def latest(ctx: ServiceContext, tenant_id: str, device_id: str) -> dict[st
     """metric -> {"value", "ts_ms"}, as the device actor last saw it."""
     await device_store.get(ctx.db, tenant_id, device_id)
     return await ctx.runtime.device_call(tenant_id, device_id, "latest_view")
+
+
+async def latest_many(ctx: ServiceContext, tenant_id: str, device_ids: list[str] | None, limit: int,
+                      offset: int) -> tuple[dict[str, dict[str, dict[str, Any]]], int]:
+    """The latest values of a page of the tenant's devices (by device id; narrowed to `device_ids`,
+    ids the tenant does not have left out), with one call per device shard rather than per device.
+    Returns (device id -> metric -> {"value", "ts_ms"}, in page order; the devices in all pages)."""
+    rows, total = await device_store.list_devices(ctx.db, tenant_id, device_ids=device_ids, limit=limit,
+                                                  offset=offset)
+    ids = [r["device_id"] for r in rows]
+    values = await ctx.runtime.device_call_many(tenant_id, ids, "latest_values")  # shaped here, not in the shard
+    return {d: view_of_latest(values[d]) for d in ids if d in values}, total  # one deleted meanwhile is left out
 
 
 async def metric_names(ctx: ServiceContext, tenant_id: str, device_id: str) -> list[str]:

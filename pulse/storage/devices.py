@@ -50,12 +50,16 @@ async def get(db: Database, tenant_id: str, device_id: str) -> dict[str, Any]:
 
 async def list_devices(db: Database, tenant_id: str, *, status: str | None = None, site_id: str | None = None,
                        search: str | None = None, tags: list[str] | None = None, group_id: str | None = None,
-                       template_id: int | None = None, sort: str = "device_id", limit: int = 50,
+                       template_id: int | None = None, device_ids: list[str] | None = None,
+                       sort: str = "device_id", limit: int = 50,
                        offset: int = 0) -> tuple[list[dict[str, Any]], int]:
     """Filters combine with AND; `tags` keeps devices carrying every tag; `group_id` (static or
-    dynamic) raises NotFound when the tenant has no such group."""
+    dynamic) raises NotFound when the tenant has no such group; `device_ids` keeps those of them
+    the tenant has."""
     q = where_given(sa.select(devices).where(devices.c.tenant_id == tenant_id), devices, status=status,
                     site_id=site_id, template_id=template_id)
+    if device_ids is not None:
+        q = q.where(devices.c.device_id.in_(device_ids))
     if tags:
         q = q.where(*device_tags.has_all_tags(tags))
     if search:

@@ -131,6 +131,17 @@ async def test_concurrent_first_messages_activate_a_device_once(monkeypatch, sha
     assert (await shard.call("acme", "d1", "latest_view"))["temp"]["value"] == 4.0  # every message reached it
 
 
+async def test_a_call_to_many_devices_activates_the_missing_ones_in_one_load(monkeypatch, shards):
+    shard = shards()
+    await shard.handle_batch([temp("d1", 20.0), temp("d2", 7.0, at_s=5)])
+    await shard.release([("acme", "d2")])  # passivated: the call must bring it back with its state
+    loads = spy(monkeypatch, device_state, "load_many")
+    answers = await shard.call_many("acme", ["d1", "d2", "d3", "nope"], "latest_view")
+    assert [sorted(keys) for (keys,) in loads] == [[("acme", "d2"), ("acme", "d3"), ("acme", "nope")]]
+    assert answers == {"d1": {"temp": {"value": 20.0, "ts_ms": T0}}, "d2": {"temp": {"value": 7.0, "ts_ms": T0 + 5000}},
+                       "d3": {}}  # an unknown device is left out
+
+
 async def test_concurrent_first_events_activate_a_tenant_once(monkeypatch, db, shards):
     loads = spy(monkeypatch, alert_store, "load_open", lambda *_: asyncio.sleep(0.05))
     shard = shards(TenantShard)

@@ -8,9 +8,12 @@ import duckdb
 import pytest
 
 from pulse.errors import Invalid
+from pulse.pipelines import telemetry
+from pulse.pipelines.lake_lifecycle import compact_closed_days
 from pulse.pipelines.telemetry import LakeReader
-from pulse.storage.lake.parquet import write_parquet
-from tests.storage.lake.helpers import DAY1, DAY2, PATH_TRAVERSAL_TENANTS, msg, rows
+from pulse.storage.lake.parquet import part_files, write_parquet
+from pulse.storage.lake.row_groups import deduplicated, device_rows
+from tests.storage.lake.helpers import DAY1, DAY2, PATH_TRAVERSAL_TENANTS, msg, rows, write_parts
 
 
 @pytest.mark.parametrize("tenant", PATH_TRAVERSAL_TENANTS)
@@ -102,3 +105,55 @@ def test_recent_is_newest_first_and_looks_past_the_newest_partitions(tmp_path: P
         DAY1 + timedelta(days=8),
     ]
     assert len(reader.recent("acme", "other", limit=100, extra=late)) == 11
+
+
+POINT_QUERIES = [
+    {"start": DAY1, "end": DAY2},
+    {"start": DAY1 + timedelta(minutes=10, microseconds=500), "end": DAY1 + timedelta(minutes=20, microseconds=1)},
+    {"start": DAY1, "end": DAY2, "metric": "temp", "limit": 7},
+    {"start": DAY1, "end": DAY2, "limit": 25, "newest": True},
+    {"start": DAY1 + timedelta(minutes=30), "end": DAY2, "metric": "hum", "limit": 3, "newest": True},
+]
+
+
+async def compacted_day(tmp_path: Path) -> Path:
+    """Day 1 in three parts with duplicates within and across them (and rows sharing a time, with and
+    without seq), plus a part of day 2: the day-1 parts become one compacted file."""
+    msgs = [msg(f"d{d}", DAY1 + timedelta(minutes=i), seq=i, temp=float(i), hum=float(d))
+            for i in range(60) for d in range(3)]
+    same_time = [msg("d9", DAY1 + timedelta(minutes=5), seq=s, temp=float(s or 0)) for s in (2, None, 1)]
+    lake = tmp_path / "lake"
+    await write_parts(lake, rows(*msgs[:100], *same_time), rows(*msgs[80:], same_time[1]), rows(*msgs[:20]),
+                      rows(msg("d1", DAY2, temp=99.0)))
+    return lake
+
+
+async def test_a_compacted_day_answers_history_as_its_parts_did(tmp_path: Path, monkeypatch) -> None:
+    lake = await compacted_day(tmp_path)
+    reader = LakeReader(lake)
+    asked = [(d, i) for d in ("d0", "d1", "d9", "nope") for i in range(len(POINT_QUERIES))]
+    before = [reader.history("acme", d, **POINT_QUERIES[i]) for d, i in asked]
+    assert not any(deduplicated(f) for f in part_files(lake, "acme", [DAY1.date()]))  # writer parts
+
+    assert compact_closed_days(lake, DAY2.date(), grace_s=0) == 1
+    (compacted,) = part_files(lake, "acme", [DAY1.date()])
+    assert deduplicated(compacted)
+    reads = []
+    monkeypatch.setattr(telemetry, "device_rows", lambda *args: reads.append(args) or device_rows(*args))
+    assert [reader.history("acme", d, **POINT_QUERIES[i]) for d, i in asked] == before
+    assert len(reads) == len(asked)  # every one read the compacted file's row groups, not through DuckDB
+    assert [(r["seq"], r["value"]) for r in before[asked.index(("d9", 0))]] == [(None, 0.0), (1, 1.0), (2, 2.0)]
+
+
+async def test_unflushed_rows_in_a_compacted_day_are_read_and_de_duplicated(tmp_path: Path) -> None:
+    lake = await compacted_day(tmp_path)
+    compact_closed_days(lake, DAY2.date(), grace_s=0)
+    reader = LakeReader(lake)
+    stored = reader.history("acme", "d0", start=DAY1, end=DAY2, metric="temp")
+    late = msg("d0", DAY1 + timedelta(hours=5), seq=300, temp=-1.0)
+    pending = rows(msg("d0", DAY1, seq=0, temp=0.0), late)  # a redelivered stored row and a late one
+
+    got = reader.history("acme", "d0", start=DAY1, end=DAY2, metric="temp", extra=pending)
+    assert [r["value"] for r in got] == [r["value"] for r in stored] + [-1.0]
+    other_device = rows(msg("d1", DAY1, seq=0, temp=55.0))
+    assert reader.history("acme", "d0", start=DAY1, end=DAY2, metric="temp", extra=other_device) == stored

@@ -7,6 +7,7 @@ import pytest
 from tests.serve.helpers import T0, send, telemetry, ts
 
 BASE = "/api/v1/customer/devices"
+FLEET = "/api/v1/customer/telemetry"
 
 
 @pytest.fixture
@@ -21,6 +22,40 @@ async def test_latest_comes_from_the_device_actor(api, device):
     r = (await api.get(f"{BASE}/d1/telemetry/latest")).json()
     assert r["metrics"]["temp"]["value"] == 21.0 and r["metrics"]["hum"]["value"] == 40.0
     assert r["metrics"]["temp"]["ts"].startswith(ts(10)[:19])
+
+
+async def test_latest_of_many_devices_in_one_request(api):
+    for d in ("d1", "d2", "d3", "d4"):
+        assert (await api.post(BASE, json={"device_id": d})).status_code == 201
+    await telemetry(api, "d1", 0, temp=20.5, hum=40)
+    await telemetry(api, "d1", 10, temp=21.0)
+    await telemetry(api, "d2", 5, temp=7.0)
+    await api.post(BASE, json={"device_id": "g1"}, tenant="globex")
+    await telemetry(api, "g1", 0, tenant="globex", temp=999)
+    shards = {api.services.runtime.devices.device_shard("acme", d) for d in ("d1", "d2", "d3", "d4")}
+    assert len(shards) == 2  # the answer gathers both device shards
+
+    r = (await api.get(f"{FLEET}/latest")).json()
+    assert (r["total"], r["limit"], r["offset"]) == (4, 50, 0)
+    assert [d["device_id"] for d in r["devices"]] == ["d1", "d2", "d3", "d4"]
+    d1, d2, d3, _ = r["devices"]
+    assert (d1["metrics"]["temp"]["value"], d1["metrics"]["hum"]["value"], d2["metrics"]["temp"]["value"]) == (21.0, 40.0, 7.0)
+    assert d1["metrics"]["temp"]["ts"].startswith(ts(10)[:19]) and d3["metrics"] == {}
+
+    # narrowed to ids: another tenant's device and unknown ids are left out, as list filters do
+    r = (await api.get(f"{FLEET}/latest", params={"device_id": ["d2", "g1", "nope"]})).json()
+    assert [d["device_id"] for d in r["devices"]] == ["d2"] and r["total"] == 1
+    r = (await api.get(f"{FLEET}/latest", params={"limit": 2, "offset": 2})).json()
+    assert [d["device_id"] for d in r["devices"]] == ["d3", "d4"] and r["total"] == 4
+    globex = (await api.get(f"{FLEET}/latest", tenant="globex")).json()
+    assert [(d["device_id"], d["metrics"]["temp"]["value"]) for d in globex["devices"]] == [("g1", 999.0)]
+
+
+async def test_latest_of_many_devices_validates_its_parameters(api):
+    assert (await api.get(f"{FLEET}/latest", params={"limit": 1001})).status_code == 422
+    assert (await api.get(f"{FLEET}/latest", params={"device_id": "bad id"})).status_code == 422
+    too_many = [f"d{i}" for i in range(1001)]
+    assert (await api.get(f"{FLEET}/latest", params={"device_id": too_many})).status_code == 422
 
 
 async def test_history_sees_unflushed_and_flushed_rows_without_duplicates(api, device):

@@ -13,13 +13,27 @@ from pulse.domain.analytics import TimeRange, bucket_text
 from pulse.serve.auth import Principal, customer
 from pulse.serve.deps import services
 from pulse.serve.params import MAX_LIMIT, StrId
-from pulse.serve.schemas.telemetry import (History, Latest, MetricNames, Recent, Twin, TwinDelta,
-                                           desired_change, if_match_version, iso_ms, latest_rows)
+from pulse.serve.schemas.common import PageParams, page, page_params
+from pulse.serve.schemas.telemetry import (FleetLatest, History, Latest, MetricNames, Recent, Twin, TwinDelta,
+                                           desired_change, if_match_version, iso_ms, latest_metrics, latest_rows)
 from pulse.services import telemetry as service
 from pulse.services import twin as twin_service
 from pulse.services.context import ServiceContext
 
 router = APIRouter(prefix="/api/v1/customer/devices/{device_id}", tags=["telemetry & twin"])
+fleet_router = APIRouter(prefix="/api/v1/customer/telemetry", tags=["telemetry & twin"])
+
+
+@fleet_router.get("/latest", response_model=FleetLatest)
+async def latest_many(device_id: list[StrId] | None = Query(None, max_length=MAX_LIMIT,
+                                                             description="repeatable: only these devices"),
+                      pg: PageParams = Depends(page_params), p: Principal = Depends(customer("devices.read")),
+                      svc: ServiceContext = Depends(services)) -> dict[str, Any]:
+    """The latest values of many devices in one request (dashboards): a page of the tenant's devices
+    by device_id, narrowed to the `device_id`s given."""
+    values, total = await service.latest_many(svc, p.tenant_id, device_id, pg.limit, pg.offset)
+    devices = [{"device_id": d, "metrics": latest_metrics(v)} for d, v in values.items()]
+    return {"tenant_id": p.tenant_id, **page("devices", devices, total, pg)}
 
 
 @router.get("/telemetry/latest", response_model=Latest)
@@ -27,8 +41,7 @@ async def latest(device_id: StrId, p: Principal = Depends(customer("devices.read
                  svc: ServiceContext = Depends(services)) -> dict[str, Any]:
     values = await service.latest(svc, p.tenant_id, device_id)
     rows = latest_rows(values)
-    metrics = {r["metric"]: {"value": r["value"], "ts": r["ts"]} for r in rows}
-    return {"tenant_id": p.tenant_id, "device_id": device_id, "metrics": metrics, "telemetry": rows,
+    return {"tenant_id": p.tenant_id, "device_id": device_id, "metrics": latest_metrics(values), "telemetry": rows,
             "count": len(rows)}
 
 

@@ -16,6 +16,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, Field
 
 from pulse.errors import PulseError
+from pulse.serve.schemas.common import Page
 
 MERGE_PATCH = "application/merge-patch+json"
 
@@ -66,6 +67,21 @@ class Latest(BaseModel):
     metrics: dict[str, LatestValue] = Field(description="metric -> its last value, as the device actor saw it")
     telemetry: list[LatestRow] = Field(description="the documented list form of the same values")
     count: int
+
+
+class DeviceLatest(BaseModel):
+    device_id: str
+    metrics: dict[str, LatestValue] = Field(description="metric -> its last value, as the device actor saw it")
+
+
+class FleetLatest(Page):
+    tenant_id: str
+    devices: list[DeviceLatest] = Field(description="by device_id; ids the tenant does not have are left out")
+
+
+def latest_metrics(values: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """metric -> {value, ts} of a device actor's latest values."""
+    return {m: {"value": v["value"], "ts": iso_ms(v["ts_ms"])} for m, v in values.items()}
 
 
 class MetricNames(BaseModel):

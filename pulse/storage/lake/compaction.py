@@ -43,6 +43,7 @@ from pulse.storage.lake.durable import fsync, try_lock
 from pulse.storage.lake.parquet import (
     AGGREGATE_GLOB,
     AGGREGATE_SCHEMA,
+    DEDUPLICATED_KEY,
     FILE_SCHEMA,
     PART_GLOB,
     ROW_GROUP_ROWS,
@@ -112,9 +113,10 @@ def begin(directory: Path) -> Compaction | None:
 def write_compacted(plan: Compaction, batches: Iterable[pa.RecordBatch]) -> int:
     """Write rows, already de-duplicated and sorted by (device_id, ts), to the plan's temporary
     file in row groups of ROW_GROUP_ROWS (min/max statistics let a one-device query skip the
-    rest); fsynced. Returns the rows written."""
+    rest), flagged as de-duplicated (DEDUPLICATED_KEY); fsynced. Returns the rows written."""
     rows, pending = 0, FILE_SCHEMA.empty_table()
-    with pq.ParquetWriter(plan.tmp, FILE_SCHEMA, compression="zstd", sorting_columns=_SORTING) as writer:
+    schema = FILE_SCHEMA.with_metadata({DEDUPLICATED_KEY: b"true"})
+    with pq.ParquetWriter(plan.tmp, schema, compression="zstd", sorting_columns=_SORTING) as writer:
         for batch in batches:
             pending = pa.concat_tables([pending, pa.Table.from_batches([batch]).cast(FILE_SCHEMA)])
             full = pending.num_rows - pending.num_rows % ROW_GROUP_ROWS

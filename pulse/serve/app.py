@@ -13,6 +13,7 @@ from pulse.serve.routes import (alert_rules, alerts, analytics, analytics_sql, a
                                 commands, devices, digest, escalation, exports, groups, ingest, maintenance, modules,
                                 notifications, oncall, operator_carriers, operator_tenants, owners, quarantine, reports,
                                 sensors, tags, telemetron, telemetry, templates, transports)
+from pulse.serve.routes import firmware
 from pulse.services.context import ServiceContext
 
 ROUTERS = [auth.router, ingest.router, devices.router, telemetry.router, commands.router, alert_rules.router,
@@ -20,7 +21,7 @@ ROUTERS = [auth.router, ingest.router, devices.router, telemetry.router, command
            maintenance.router, templates.router, modules.router, sensors.router, transports.router, oncall.router,
            notifications.router, escalation.router, digest.router, carriers.router, operator_carriers.router,
            operator_tenants.router, carrier_callbacks.router, owners.router, telemetron.router, exports.router, audit.router,
-           analytics.router, reports.router, analytics_sql.router]
+           analytics.router, reports.router, analytics_sql.router, firmware.router]
 
 
 def create_app(build: Callable[[], Awaitable[ServiceContext]] | None = None,

@@ -264,8 +264,9 @@ class ExportRunner:
         if not url:
             return
         completed = job["status"] == rules.COMPLETED
+        link = public_url(self.settings.public_base_url, download_path(job["export_id"])) if completed else None
         body = {"export_id": job["export_id"], "status": job["status"], "row_count": job["row_count"],
-                "download_url": public_url(self.settings.public_base_url, download_path(job["export_id"])) if completed else None}
+                "download_url": link}
         try:
             async with httpx.AsyncClient(timeout=CALLBACK_TIMEOUT_S) as http:
                 parts = urlsplit(url)

@@ -48,8 +48,8 @@ def _resource(tenant_id: str, firmware_id: int) -> str:
     return f"firmware/{tenant_id}/{firmware_id}"
 
 
-def _file_url(settings: Settings, tenant_id: str, firmware_id: int) -> str:
-    return public_url(settings.public_base_url, FILE_PATH.format(tenant_id=tenant_id, firmware_id=firmware_id))
+def _file_path(tenant_id: str, firmware_id: int) -> str:
+    return FILE_PATH.format(tenant_id=tenant_id, firmware_id=firmware_id)
 
 
 async def upload_image(ctx: ServiceContext, tenant_id: str, firmware_id: int, chunks: AsyncIterator[bytes],
@@ -69,7 +69,7 @@ async def upload_image(ctx: ServiceContext, tenant_id: str, firmware_id: int, ch
     try:
         _check_image(version, size, sha256)
         return await store.attach_image(ctx.db, tenant_id, firmware_id, key, size, sha256,
-                                        _file_url(ctx.settings, tenant_id, firmware_id))
+                                        public_url(ctx.settings.public_base_url, _file_path(tenant_id, firmware_id)))
     except PulseError:  # refused: nothing is kept
         await asyncio.to_thread(blobs.delete, key)
         raise
@@ -106,8 +106,8 @@ def _check_image(version: dict[str, Any], size: int, sha256: str) -> None:
 
 def signed_image_url(settings: Settings, tenant_id: str, firmware_id: int, now: float) -> str:
     """A link to the hosted image that works without a user token for `firmware_link_ttl_s`."""
-    return signed_url(settings, _resource(tenant_id, firmware_id),
-                      FILE_PATH.format(tenant_id=tenant_id, firmware_id=firmware_id), int(now) + settings.firmware_link_ttl_s)
+    return signed_url(settings, _resource(tenant_id, firmware_id), _file_path(tenant_id, firmware_id),
+                      int(now) + settings.firmware_link_ttl_s)
 
 
 async def download_link(ctx: ServiceContext, tenant_id: str, firmware_id: int) -> str:

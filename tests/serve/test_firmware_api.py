@@ -67,7 +67,8 @@ async def test_a_version_twice_for_the_same_device_type_is_409(api, first, secon
     assert (await api.post(FIRMWARE, json={"version": "2.0"}, tenant="globex")).status_code == 201  # per tenant
 
 
-@pytest.mark.parametrize("body,field", [({}, "version"), ({"version": ""}, "version"), ({"version": "v" * 51}, "version"),
+@pytest.mark.parametrize("body,field", [({}, "version"), ({"version": ""}, "version"),
+                                        ({"version": "v" * 51}, "version"),
                                         ({"version": "1", "checksum_sha256": "xyz"}, "checksum_sha256"),
                                         ({"version": "1", "file_size_bytes": 0}, "file_size_bytes"),
                                         ({"version": "1", "device_type": "d" * 51}, "device_type"),

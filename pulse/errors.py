@@ -58,6 +58,18 @@ class Invalid(PulseError):
     status_code = 422
 
 
+class TooLarge(PulseError):
+    """A request body over a configured size limit (a firmware image)."""
+
+    status_code = 413
+
+
+class UnsupportedMediaType(PulseError):
+    """A body in a format the route does not take (a firmware image sent as a form)."""
+
+    status_code = 415
+
+
 class Unsupported(PulseError):
     """The operation exists, but not for this case (e.g. a carrier without diagnostics)."""
 

@@ -100,6 +100,10 @@ class Settings(BaseSettings):
     # the secret signing download links (unset -> generated into the data dir).
     export_interval_s: float = 5.0
     download_url_secret: str | None = None
+    # Firmware registry (docs/ota.md): the largest image Pulse hosts (413 beyond), and how long a signed
+    # link to a hosted image works.
+    firmware_max_bytes: int = 64 * 1024 * 1024
+    firmware_link_ttl_s: int = 3600
     # Tenant audit trail (docs/audit-log.md): rows older than this go, checked this often.
     audit_retention_days: float = 90.0
     audit_retention_interval_s: float = 3600.0

@@ -22,6 +22,7 @@ READ_PERMISSIONS = frozenset({
     "analytics.read",
     "reports.read",
     "analytics.sql",
+    "firmware.read",
 })
 WRITE_PERMISSIONS = frozenset({
     "devices.create", "devices.update", "devices.delete", "devices.decommission",
@@ -37,6 +38,7 @@ WRITE_PERMISSIONS = frozenset({
     "carrier.integrations.write", "carrier.actions.execute", "carrier.links.write",
     "telemetron.write", "devices.owners.write",
     "exports.create",
+    "firmware.write",
 })
 ROLE_PERMISSIONS: dict[str, frozenset[str]] = {
     "customer_admin": READ_PERMISSIONS | WRITE_PERMISSIONS,

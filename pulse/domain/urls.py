@@ -1,4 +1,5 @@
-"""What Pulse accepts as a URL it will call (webhooks, carrier and Telemetron APIs): one check for all.
+"""What Pulse accepts as a URL it will call (webhooks, carrier and Telemetron APIs): one check for all;
+and the URL it hands out for a path of its own (download links).
 
 Pure, so HTTP schemas and integration configs validate the same way without importing each other."""
 from __future__ import annotations
@@ -20,3 +21,9 @@ def http_url(value: str) -> str:
     except ValueError:
         raise ValueError("invalid port in URL") from None
     return value
+
+
+def public_url(base_url: str | None, path: str) -> str:
+    """`path` on Pulse's public address when one is configured, else the path alone (a client then
+    resolves it against the host it called)."""
+    return (base_url or "").rstrip("/") + path

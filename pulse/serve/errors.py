@@ -58,7 +58,10 @@ class ReadableRequest:
 
     Servers decode stray bytes to U+FFFD and pass NUL through; neither can be echoed in a header,
     and PostgreSQL text and JSON refuse NUL outright. Refusing them here keeps every route, schema
-    and store free of the case (the body is read once and replayed to the app)."""
+    and store free of the case (the body is read once and replayed to the app).
+
+    Binary uploads (`BINARY_BODIES`: a firmware image) are bytes, not text, and are streamed by their
+    route to the blob store: their body is neither read nor checked here."""
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
@@ -68,7 +71,7 @@ class ReadableRequest:
             await self.app(scope, receive, send)
             return
         problem = _unreadable(scope)
-        if problem is None:
+        if problem is None and not BINARY_BODIES.search(scope["path"]):
             messages = await _body_messages(receive)
             if _has_nul(b"".join(m.get("body", b"") for m in messages)):
                 problem = "the body contains a NUL character"
@@ -93,6 +96,7 @@ def _unreadable(scope: Scope) -> str | None:
     return None
 
 
+BINARY_BODIES = re.compile(r"/api/v1/customer/firmware/[^/]+/image$")
 _JSON_NUL = re.compile(rb"(?<!\\)(?:\\\\)*\\u0000")  # \u0000 not itself escaped (\\u0000 is text)
 
 

@@ -15,9 +15,8 @@ import logging
 import time
 import uuid
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any, BinaryIO
+from typing import Any
 from urllib.parse import urlsplit
 
 import httpx
@@ -25,13 +24,14 @@ import pyarrow as pa
 
 from pulse.config.settings import Settings
 from pulse.domain import exports as rules
-from pulse.domain.signed_links import is_valid, signature
-from pulse.errors import BadRequest, Conflict, Forbidden, Gone
+from pulse.domain.urls import public_url
+from pulse.errors import BadRequest, Conflict, Gone
 from pulse.integrations.channels.base import BlockedTarget, DeliveryContext, check_target
 from pulse.integrations.http import RetryPolicy, Unavailable, send
 from pulse.pipelines.exports import ALERT_SCHEMA, DEVICE_SCHEMA, Encoder, batch_of
 from pulse.pipelines.telemetry import TENANT_EXPORT_SCHEMA, LakeReader, TelemetryScope
 from pulse.services.context import ServiceContext
+from pulse.services.downloads import DownloadFile, check_link, signed_url
 from pulse.services.ports import Runtime
 from pulse.storage import exports as store
 from pulse.storage.blobs import BlobStore, blob_store
@@ -90,11 +90,6 @@ def _resource(tenant_id: str, export_id: str) -> str:
     return f"exports/{tenant_id}/{export_id}"
 
 
-def _public(settings: Settings, path: str) -> str:
-    """Absolute when Pulse knows its public address, else a path on the host the client called."""
-    return (settings.public_base_url or "").rstrip("/") + path
-
-
 def _expired(job: dict[str, Any], now: datetime) -> bool:
     return job["file_removed_at"] is not None or now >= job["expires_at"]
 
@@ -118,26 +113,15 @@ async def download_link(ctx: ServiceContext, tenant_id: str, export_id: str) -> 
     """(a signed link to the file valid for LINK_TTL_S, the file's row count)."""
     job = await get(ctx, tenant_id, export_id)
     _available(job, blob_store(ctx.settings), utcnow())
-    expires = int(time.time()) + LINK_TTL_S
-    sig = signature(ctx.settings.resolved_download_url_secret(), _resource(tenant_id, job["export_id"]), expires)
-    path = f"/api/v1/export-files/{tenant_id}/{job['export_id']}?expires={expires}&signature={sig}"
-    return _public(ctx.settings, path), job["row_count"]
-
-
-@dataclass
-class DownloadFile:
-    file: BinaryIO
-    size: int
-    filename: str
-    media_type: str
+    url = signed_url(ctx.settings, _resource(tenant_id, job["export_id"]),
+                     f"/api/v1/export-files/{tenant_id}/{job['export_id']}", int(time.time()) + LINK_TTL_S)
+    return url, job["row_count"]
 
 
 async def open_signed(ctx: ServiceContext, tenant_id: str, export_id: str, expires: int,
                       given: str) -> DownloadFile:
     """The file a signed link names; 403 when the signature is wrong or the link expired."""
-    secret = ctx.settings.resolved_download_url_secret()
-    if not is_valid(secret, _resource(tenant_id, export_id), expires, given, time.time()):
-        raise Forbidden("Invalid or expired download link")
+    check_link(ctx.settings, _resource(tenant_id, export_id), expires, given)
     job = await get(ctx, tenant_id, export_id)
     blobs = blob_store(ctx.settings)
     _available(job, blobs, utcnow())
@@ -280,8 +264,9 @@ class ExportRunner:
         if not url:
             return
         completed = job["status"] == rules.COMPLETED
+        link = public_url(self.settings.public_base_url, download_path(job["export_id"])) if completed else None
         body = {"export_id": job["export_id"], "status": job["status"], "row_count": job["row_count"],
-                "download_url": _public(self.settings, download_path(job["export_id"])) if completed else None}
+                "download_url": link}
         try:
             async with httpx.AsyncClient(timeout=CALLBACK_TIMEOUT_S) as http:
                 parts = urlsplit(url)

@@ -1,4 +1,4 @@
-"""Blob store: named files Pulse produces and serves later (export files today; firmware later).
+"""Blob store: named files Pulse produces or receives and serves later (export files, firmware images).
 
 One seam, so the files can move to an S3-compatible store without touching their users. A key
 is a relative path of safe segments (`exports/<tenant>/<id>.csv`); a blob becomes visible only

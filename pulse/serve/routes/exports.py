@@ -1,13 +1,14 @@
 """Export jobs (reference §4), and the signed link that serves their files without a user token."""
 from __future__ import annotations
 
-from typing import Any, BinaryIO, Iterator
+from typing import Any
 
 from fastapi import APIRouter, Depends, Path, Query
 from fastapi.responses import RedirectResponse, StreamingResponse
 
 from pulse.serve.auth import Principal, customer
 from pulse.serve.deps import services
+from pulse.serve.downloads import SignedLink, file_response, signed_link
 from pulse.serve.params import ID_PATTERN, Offset
 from pulse.serve.schemas.common import PageParams, page
 from pulse.serve.schemas.exports import ExportCreate, ExportCreated, ExportJob, ExportPage
@@ -16,7 +17,6 @@ from pulse.services.context import ServiceContext
 
 router = APIRouter(tags=["exports"])
 PREFIX = "/api/v1/customer/exports"
-READ_BLOCK = 1 << 20
 
 
 def _job(job: dict[str, Any]) -> dict[str, Any]:
@@ -61,15 +61,7 @@ async def download_export(export_id: str = Path(max_length=64), p: Principal = D
             responses={200: {"content": {"text/csv": {}, "application/json": {}, "application/vnd.apache.parquet": {}},
                              "description": "the export file"}})
 async def export_file(tenant_id: str = Path(pattern=ID_PATTERN), export_id: str = Path(max_length=64),
-                      expires: int = Query(ge=0, le=2**62), signature: str = Query(pattern="^[0-9a-f]{64}$"),
+                      link: SignedLink = Depends(signed_link),
                       svc: ServiceContext = Depends(services)) -> StreamingResponse:
     """The signed link a download redirects to: no user token, the signature is the credential."""
-    f = await service.open_signed(svc, tenant_id, export_id, expires, signature)
-    return StreamingResponse(_blocks(f.file), media_type=f.media_type, headers={
-        "Content-Disposition": f'attachment; filename="{f.filename}"', "Content-Length": str(f.size)})
-
-
-def _blocks(file: BinaryIO) -> Iterator[bytes]:
-    with file:
-        while block := file.read(READ_BLOCK):
-            yield block
+    return file_response(await service.open_signed(svc, tenant_id, export_id, link.expires, link.signature))

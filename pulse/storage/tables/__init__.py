@@ -27,6 +27,7 @@ from pulse.storage.tables.outbox import outbox
 from pulse.storage.tables.telemetron import telemetron_customers, telemetron_integrations
 from pulse.storage.tables.exports import export_jobs
 from pulse.storage.tables.reports import report_runs
+from pulse.storage.tables.firmware import firmware_versions
 
 __all__ = [
     "TS", "UTCDateTime", "metadata",
@@ -51,4 +52,5 @@ __all__ = [
     "telemetron_customers", "telemetron_integrations",
     "export_jobs",
     "report_runs",
+    "firmware_versions",
 ]

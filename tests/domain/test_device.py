@@ -191,3 +191,19 @@ def test_changed_latest_values_are_taken_once_for_the_sensors():
     assert a.take_changed() == {"hum": (42.0, 3000)}
     a.keep_changed(["hum"])  # a failed write: still to be written
     assert a.take_changed() == {"hum": (42.0, 3000)}
+
+
+def test_changed_values_need_no_set_while_every_metric_changes():
+    """The usual device sends the same metrics each time: 'all changed' is a flag, not a set per actor."""
+    a = DeviceActor("t1", "d1")
+    alerts(a, tele(1000, temp=20, hum=40), [])
+    alerts(a, tele(2000, temp=21, hum=41), [])
+    assert a.changed is True
+    assert a.take_changed() == {"temp": (21.0, 2000), "hum": (41.0, 2000)}
+    alerts(a, tele(3000, hum=42), [])
+    assert a.changed == {"hum"}
+    alerts(a, tele(4000, temp=22), [])
+    assert a.changed is True  # the subsets add up to all of them
+    values = a.take_changed()
+    a.keep_changed(values)  # a failed write of all of them
+    assert a.changed is True and a.take_changed() == {"temp": (22.0, 4000), "hum": (42.0, 3000)}

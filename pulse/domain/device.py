@@ -126,14 +126,11 @@ class DeviceActor:
         self._mark_changed(list(metrics))
 
     def _mark_changed(self, metrics: list[str]) -> None:
+        """`metrics` (distinct keys of `latest`) changed: all of them is the flag True, not a set."""
         if not metrics or self.changed is True:
             return
-        if self.changed is None and len(metrics) == len(self.latest) and all(m in self.latest for m in metrics):
-            self.changed = True
-        else:
-            self.changed = (self.changed or set()) | set(metrics)
-            if len(self.changed) == len(self.latest) and self.changed >= self.latest.keys():
-                self.changed = True
+        changed = set(metrics) if self.changed is None else self.changed | set(metrics)
+        self.changed = True if len(changed) == len(self.latest) else changed
 
     # ---- messages ------------------------------------------------------------------------
     def normalize(self, msg: Any) -> None:

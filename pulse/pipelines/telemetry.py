@@ -19,7 +19,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from pulse.storage.lake.parquet import part_files, partition_days
-from pulse.storage.lake.row_groups import deduplicated, device_rows
+from pulse.storage.lake.row_groups import compacted_only, device_rows
 from pulse.storage.lake.rows import conform
 
 EXPORT_SCHEMA = pa.schema([("ts", pa.timestamp("ms", tz="UTC")), ("metric", pa.string()),
@@ -89,7 +89,7 @@ class LakeReader:
         groups and sorted with Arrow, without DuckDB's de-duplicating scan (the same answer, 3-4x sooner)."""
         start, end = _utc(start), _utc(end)
         files = self._range_files(tenant_id, start, end)
-        if limit > 0 and _compacted_only(files) and not _in_range(extra, tenant_id, device_id, metric, start, end):
+        if limit > 0 and compacted_only(files) and not _in_range(extra, tenant_id, device_id, metric, start, end):
             rows = _compacted_rows(files, device_id, metric, start, end, newest, limit)
         else:
             sql, params = _device_scan(files, extra, tenant_id, device_id, _ROW_COLUMNS, metric, start, end)
@@ -251,13 +251,6 @@ def _union(files: list[str], extra: pa.Table | None, columns: str, where: str,
     if extra is not None and extra.num_rows:
         parts.append(f"SELECT {columns} FROM extra_rows WHERE {where}")
     return (" UNION ALL ".join(parts), params) if parts else (None, {})
-
-
-def _compacted_only(files: list[str]) -> bool:
-    """True when the files are compaction outputs of distinct date partitions: their rows are distinct
-    (a row's partition is its date, and a partition shows at most one compacted file)."""
-    return (bool(files) and all(deduplicated(f) for f in files)
-            and len({os.path.dirname(f) for f in files}) == len(files))
 
 
 def _in_range(extra: pa.Table | None, tenant_id: str, device_id: str, metric: str | None, start: datetime | None,

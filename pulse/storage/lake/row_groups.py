@@ -8,6 +8,7 @@ dashboard's point query (`LakeReader.history` of a compacted day) reads this way
 """
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from functools import lru_cache
 
@@ -47,6 +48,13 @@ def deduplicated(path: str) -> bool:
         return part_index(path).deduplicated
     except pa.ArrowInvalid:
         return False
+
+
+def compacted_only(files: list[str]) -> bool:
+    """True when the files are compaction outputs of distinct date partitions: their rows are distinct
+    (a row's partition is its date, and a partition shows at most one compacted file)."""
+    return (bool(files) and all(deduplicated(f) for f in files)
+            and len({os.path.dirname(f) for f in files}) == len(files))
 
 
 def device_rows(path: str, device_id: str) -> pa.Table:

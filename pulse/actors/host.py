@@ -17,11 +17,12 @@ import pyarrow as pa
 from pulse.actors import metrics
 from pulse.domain.device import DeviceActor
 from pulse.domain.envelope import Limits, decode
-from pulse.domain.messages import (AlertEvent, CommandStatus, DeviceMessage, MetricsDiscovered, Publish, Rejection,
-                                   Telemetry)
+from pulse.domain.messages import (AlertEvent, CommandStatus, DeviceMessage, FieldReport, JobUpdate, Listening,
+                                   MetricsDiscovered, OtaStatus, Publish, Rejection, Telemetry)
 from pulse.domain.rules import Rule
 from pulse.domain.tenant import AlertOp, CreateAlert, RetriggerAlert, TenantActor
 from pulse.errors import Invalid, NotFound
+from pulse.services import field_ops
 from pulse.storage import alerts as alert_store
 from pulse.storage import commands as command_store
 from pulse.storage import escalation as escalation_store
@@ -146,6 +147,8 @@ class BatchResult:
     publishes: list[Publish] = field(default_factory=list)
     command_updates: list[tuple[str, str, CommandStatus]] = field(default_factory=list)
     discovered: dict[tuple[str, str], set[str]] = field(default_factory=dict)
+    field_reports: list[FieldReport] = field(default_factory=list)
+    listening: list[tuple[str, str]] = field(default_factory=list)
 
 
 @dataclass
@@ -167,6 +170,10 @@ def _collect(out: BatchResult, tenant_id: str, device_id: str, effect: Any) -> N
         out.command_updates.append((tenant_id, device_id, effect))
     elif isinstance(effect, MetricsDiscovered):
         out.discovered.setdefault((tenant_id, device_id), set()).update(effect.keys)
+    elif isinstance(effect, (OtaStatus, JobUpdate)):
+        out.field_reports.append(effect)
+    elif isinstance(effect, Listening):
+        out.listening.append((tenant_id, device_id))
 
 
 def _invoke(actor: DeviceActor, method: str, args: tuple[Any, ...]) -> Any:
@@ -247,6 +254,8 @@ class DeviceShard(ActorHost[tuple[str, str], DeviceActor]):
         if out.discovered:  # rare: first sight of a metric; one read and one write for the whole batch
             await sensor_store.discover_unmodeled_many(self.db, out.discovered)
         out.discovered = {}
+        if out.field_reports or out.listening:  # rare: OTA and job progress, reconnects
+            out.publishes.extend(await field_ops.handle(self.db, out.field_reports, out.listening))
         return out
 
     async def tick(self, keys: list[tuple[str, str]] | None, now_ms: int,

@@ -9,8 +9,8 @@ import json
 import sys
 from typing import Any, Iterable
 
-from pulse.domain.messages import (AlertEvent, CommandAck, CommandStatus, Effect, Heartbeat, MetricsDiscovered, Presence, Publish,
-                                   ReportedState, Telemetry)
+from pulse.domain.messages import (LISTENING, AlertEvent, CommandAck, CommandStatus, Effect, Heartbeat, JobUpdate,
+                                   MetricsDiscovered, OtaStatus, Presence, Publish, ReportedState, Telemetry)
 from pulse.domain.rules import Rule, RuleState, step, tick
 from pulse.errors import Conflict
 
@@ -227,7 +227,7 @@ class DeviceActor:
         self.presence["connection_changed_ms"] = msg.ts_ms
         self._seen(msg.ts_ms, None)
         self.dirty = True
-        return self._send_queued(msg.ts_ms) if self.presence["subscribed"] else []
+        return [*self._send_queued(msg.ts_ms), LISTENING] if self.presence["subscribed"] else []
 
     def queue_command(self, command: dict[str, Any], now_ms: int) -> list[Effect]:
         """A new command: published now if the device is connected, else kept until it connects."""
@@ -259,6 +259,10 @@ class DeviceActor:
             return self.on_command_ack(msg)
         if isinstance(msg, Presence):
             return self.on_presence(msg)
+        if isinstance(msg, (OtaStatus, JobUpdate)):
+            self._seen(msg.ts_ms, None)
+            self.dirty = True
+            return [msg]  # campaign and job state live in the store: the shard hands it to their services
         raise TypeError(f"device actor cannot handle {type(msg).__name__}")
 
     # ---- requests (from the API) ---------------------------------------------------------

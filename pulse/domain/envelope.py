@@ -13,13 +13,18 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any
 
-from pulse.domain.messages import CommandAck, DeviceMessage, Heartbeat, Presence, Rejection, ReportedState, Telemetry
+from pulse.domain.messages import (CommandAck, DeviceMessage, Heartbeat, JobUpdate, OtaStatus, Presence, Rejection,
+                                   ReportedState, Telemetry)
 
 ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,127}$")
 METRIC_KEY_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.:/-]{0,127}$")
 UPLINK_SUFFIXES = {"telemetry", "heartbeat", "shadow/reported", "commands/ack", "ota/status", "presence"}
 # Pulse's own downlink topics arrive on the bridge's wildcard subscription too: skip, don't quarantine.
-DOWNLINK_SUFFIXES = {"shadow/desired", "commands", "ota"}
+DOWNLINK_SUFFIXES = {"shadow/desired", "commands", "ota", "jobs/notify"}
+# Per job: `jobs/{job_id}/update` up, `jobs/{job_id}/update/accepted|rejected` down (docs/jobs.md).
+JOB_UPDATE = "jobs/update"
+JOB_REPLIES = {"accepted", "rejected"}
+MAX_ERROR_CHARS = 1000
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,9 +50,26 @@ def parse_topic(topic: str) -> tuple[str, str, str]:
     tenant_id, device_id, suffix = parts[1], parts[3], "/".join(parts[4:])
     if not ID_RE.match(tenant_id) or not ID_RE.match(device_id):
         raise Reject("BAD_TOPIC_FORMAT", "invalid tenant or device id")
-    if suffix not in UPLINK_SUFFIXES and suffix not in DOWNLINK_SUFFIXES:
+    if suffix not in UPLINK_SUFFIXES and suffix not in DOWNLINK_SUFFIXES and _job_topic(parts[4:]) is None:
         raise Reject("BAD_TOPIC_FORMAT", f"unknown message type {suffix!r}")
     return tenant_id, device_id, suffix
+
+
+def _job_topic(levels: list[str]) -> tuple[str, bool] | None:
+    """`jobs/{job_id}/update` -> (job_id, True); `…/update/accepted|rejected` -> (job_id, False)."""
+    if len(levels) < 3 or levels[0] != "jobs" or levels[2] != "update" or not ID_RE.match(levels[1]):
+        return None
+    if len(levels) == 3:
+        return levels[1], True
+    if len(levels) == 4 and levels[3] in JOB_REPLIES:
+        return levels[1], False
+    return None
+
+
+def job_update_topic(tenant_id: str, device_id: str, job_id: str, reply: str | None = None) -> str:
+    """The topic a device updates a job execution on, or with `reply` Pulse's answer to that update."""
+    topic = f"tenant/{tenant_id}/device/{device_id}/jobs/{job_id}/update"
+    return f"{topic}/{reply}" if reply else topic
 
 
 def parse_ts(value: Any, now_ms: int, limits: Limits) -> int:
@@ -111,11 +133,52 @@ def _telemetry(t: str, d: str, body: Any, now_ms: int, limits: Limits) -> Teleme
     return Telemetry(t, d, parse_ts(body.get("ts"), now_ms, limits), parse_metrics(body.get("metrics"), limits), seq, site)
 
 
+def _int(body: dict[str, Any], key: str) -> int | None:
+    value = body.get(key)
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise Reject("INVALID_ENVELOPE", f"{key} must be an integer")
+    return value
+
+
+def _status(body: dict[str, Any]) -> str:
+    status = body.get("status")
+    if not isinstance(status, str) or not status or len(status) > 32:
+        raise Reject("INVALID_ENVELOPE", "status required")
+    return status.upper()
+
+
+def _ota_status(t: str, d: str, ts: int, body: dict[str, Any]) -> OtaStatus:
+    campaign_id = _int(body, "campaign_id")
+    if campaign_id is None:
+        raise Reject("INVALID_ENVELOPE", "campaign_id required")
+    progress = _int(body, "progress_pct") if "progress_pct" in body else _int(body, "progress")
+    if progress is not None and not 0 <= progress <= 100:
+        raise Reject("INVALID_ENVELOPE", "progress_pct must be 0..100")
+    error = body.get("error")
+    if error is not None and not isinstance(error, str):
+        raise Reject("INVALID_ENVELOPE", "error must be a string")
+    return OtaStatus(t, d, ts, campaign_id, _status(body), progress, error[:MAX_ERROR_CHARS] if error else None)
+
+
+def _job_update(t: str, d: str, ts: int, job_id: str, body: dict[str, Any]) -> JobUpdate:
+    details = body.get("status_details")
+    if details is not None and not isinstance(details, dict):
+        raise Reject("INVALID_ENVELOPE", "status_details must be an object")
+    return JobUpdate(t, d, ts, job_id, _status(body), _int(body, "expected_execution_number"), details)
+
+
 def _one(t: str, d: str, suffix: str, body: Any, now_ms: int, limits: Limits) -> DeviceMessage:
     if suffix == "telemetry":
         return _telemetry(t, d, body, now_ms, limits)
     body = body if isinstance(body, dict) else {}
     ts = parse_ts(body.get("ts"), now_ms, limits)
+    if suffix == "ota/status":
+        return _ota_status(t, d, ts, body)
+    job = _job_topic(suffix.split("/"))
+    if job is not None:
+        return _job_update(t, d, ts, job[0], body)
     if suffix == "heartbeat":
         return Heartbeat(t, d, ts)
     if suffix == "shadow/reported":
@@ -145,7 +208,7 @@ def decode(
     tenant_id = device_id = None
     try:
         tenant_id, device_id, suffix = parse_topic(topic)
-        if suffix in DOWNLINK_SUFFIXES:
+        if suffix in DOWNLINK_SUFFIXES or (suffix.startswith("jobs/") and _job_topic(suffix.split("/"))[1] is False):
             return [], []
         if len(payload) > limits.max_payload_bytes:
             raise Reject("PAYLOAD_TOO_LARGE", f"{len(payload)} bytes > {limits.max_payload_bytes}")

@@ -52,7 +52,29 @@ class Presence(FromDevice):
     subscribed: bool = True  # False: connected but not yet listening on its commands topic
 
 
-DeviceMessage = Telemetry | Heartbeat | ReportedState | CommandAck | Presence
+@dataclass(slots=True)
+class OtaStatus(FromDevice):
+    """A device's progress on an OTA campaign's instruction (`…/ota/status`)."""
+
+    campaign_id: int
+    status: str  # DOWNLOADING | INSTALLING | SUCCESS | FAILED, checked by the campaign's service
+    progress_pct: int | None = None
+    error: str | None = None
+
+
+@dataclass(slots=True)
+class JobUpdate(FromDevice):
+    """A device moves its execution of a job on (`…/jobs/{job_id}/update`)."""
+
+    job_id: str
+    status: str  # IN_PROGRESS | SUCCEEDED | FAILED | REJECTED, checked by the jobs service
+    expected_execution_number: int | None = None
+    status_details: dict[str, Any] | None = None
+
+
+DeviceMessage = Telemetry | Heartbeat | ReportedState | CommandAck | Presence | OtaStatus | JobUpdate
+# Reports on field operations: the actor only notes the device was seen; the services own their state.
+FieldReport = OtaStatus | JobUpdate
 
 
 @dataclass(slots=True)
@@ -121,4 +143,12 @@ class MetricsDiscovered:
     keys: list[str]
 
 
-Effect = AlertEvent | Publish | CommandStatus | MetricsDiscovered
+@dataclass(slots=True)
+class Listening:
+    """The device is connected and subscribed again: downlinks the store holds for it (an OTA
+    instruction of a running campaign, queued job executions) are sent now."""
+
+
+LISTENING = Listening()
+
+Effect = AlertEvent | Publish | CommandStatus | MetricsDiscovered | Listening | OtaStatus | JobUpdate

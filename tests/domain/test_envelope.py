@@ -5,7 +5,7 @@ import time
 import pytest
 
 from pulse.domain.envelope import Limits, decode
-from pulse.domain.messages import CommandAck, Heartbeat, ReportedState, Telemetry
+from pulse.domain.messages import CommandAck, Heartbeat, JobUpdate, OtaStatus, ReportedState, Telemetry
 
 NOW = int(time.time() * 1000)
 TOPIC = "tenant/acme/device/d1/telemetry"
@@ -80,6 +80,42 @@ def test_other_uplink_types():
     assert isinstance(rep, ReportedState) and rep.reported == {"fw": "1.2"} and rep.version == 3
     (ack,), _ = decode("tenant/a/device/d/commands/ack", b'{"command_id": "c1", "status": "succeeded"}', NOW)
     assert isinstance(ack, CommandAck) and ack.status == "succeeded"
+
+
+def test_ota_status_and_job_updates_are_device_messages():
+    (ota,), _ = decode("tenant/a/device/d/ota/status", b'{"campaign_id": 4, "status": "downloading", "progress": 30}', NOW)
+    assert isinstance(ota, OtaStatus) and (ota.campaign_id, ota.status, ota.progress_pct, ota.error) == (4, "DOWNLOADING", 30, None)
+    (job,), _ = decode("tenant/a/device/d/jobs/job-1/update",
+                       b'{"status": "SUCCEEDED", "expected_execution_number": 2, "status_details": {"k": 1}}', NOW)
+    assert isinstance(job, JobUpdate) and (job.job_id, job.status, job.expected_execution_number) == ("job-1", "SUCCEEDED", 2)
+    assert job.status_details == {"k": 1}
+
+
+@pytest.mark.parametrize("topic", ["tenant/a/device/d/ota", "tenant/a/device/d/jobs/notify",
+                                   "tenant/a/device/d/jobs/j1/update/accepted", "tenant/a/device/d/jobs/j1/update/rejected"])
+def test_pulses_own_ota_and_job_downlinks_are_skipped(topic):
+    assert decode(topic, b"{}", NOW) == ([], [])
+
+
+@pytest.mark.parametrize("topic, payload", [
+    ("tenant/a/device/d/ota/status", b'{"status": "SUCCESS"}'),
+    ("tenant/a/device/d/ota/status", b'{"campaign_id": "4", "status": "SUCCESS"}'),
+    ("tenant/a/device/d/ota/status", b'{"campaign_id": 4, "status": "SUCCESS", "progress_pct": 101}'),
+    ("tenant/a/device/d/ota/status", b'{"campaign_id": 4}'),
+    ("tenant/a/device/d/jobs/j1/update", b'{"status": 3}'),
+    ("tenant/a/device/d/jobs/j1/update", b'{"status": "FAILED", "status_details": []}'),
+    ("tenant/a/device/d/jobs/j1/update", b'{"status": "FAILED", "expected_execution_number": true}'),
+])
+def test_malformed_field_reports_are_invalid_envelopes(topic, payload):
+    _, (bad,) = decode(topic, payload, NOW)
+    assert bad.reason == "INVALID_ENVELOPE"
+
+
+@pytest.mark.parametrize("topic", ["tenant/a/device/d/jobs/j1", "tenant/a/device/d/jobs/j1/update/other",
+                                   "tenant/a/device/d/jobs/+/update", "tenant/a/device/d/jobs"])
+def test_other_job_topics_are_bad_topics(topic):
+    _, (bad,) = decode(topic, b"{}", NOW)
+    assert bad.reason == "BAD_TOPIC_FORMAT"
 
 
 def test_custom_limits_apply():

@@ -88,7 +88,8 @@ def cmd_simulate(args: argparse.Namespace) -> int:
     from pulse.simulators.devices import simulate
 
     report = asyncio.run(simulate(load_settings(), tenant=args.tenant, devices=args.devices, rate=args.rate,
-                                  seconds=args.seconds, api=args.api, prefix=args.prefix))
+                                  seconds=args.seconds, api=args.api, prefix=args.prefix, ota=args.ota,
+                                  job=args.job, fail_rate=args.fail_rate))
     print(json.dumps(report, indent=2))
     return 0
 
@@ -126,13 +127,16 @@ def main(argv: list[str] | None = None) -> int:
     t.set_defaults(fn=cmd_token)
     sub.add_parser("openapi", help="print the OpenAPI document (starts nothing)").set_defaults(fn=cmd_openapi)
     sub.add_parser("migrate", help="bring the SQL schema up to date").set_defaults(fn=cmd_migrate)
-    s = sub.add_parser("simulate", help="register devices and publish telemetry over MQTT")
+    s = sub.add_parser("simulate", help="register devices that publish telemetry over MQTT and answer commands, OTA and jobs")
     s.add_argument("--tenant", default="demo")
     s.add_argument("--devices", type=int, default=10)
     s.add_argument("--rate", type=float, default=1.0, help="messages per second per device")
     s.add_argument("--seconds", type=float, default=30.0)
     s.add_argument("--api", default=None, help="API base URL (default: from settings)")
     s.add_argument("--prefix", default="sim", help="device id prefix")
+    s.add_argument("--ota", metavar="VERSION", help="also host a firmware image and run an OTA campaign over the devices")
+    s.add_argument("--job", metavar="DOCUMENT_TYPE", help="also send a job to the devices")
+    s.add_argument("--fail-rate", type=float, default=0.0, help="share of installs and jobs that fail")
     s.set_defaults(fn=cmd_simulate)
     from pulse.simulators import API_SIMULATORS
 

@@ -18,7 +18,7 @@ from pulse.domain import ota as rules
 from pulse.domain.messages import OtaStatus
 from pulse.errors import NotFound
 from pulse.storage import groups
-from pulse.storage.db import Database, count, page_rows
+from pulse.storage.db import Database, page_rows
 from pulse.storage.tables import devices, firmware_versions as fw, ota_campaigns as campaigns, \
     ota_device_status as targets
 
@@ -335,8 +335,3 @@ async def open_instructions(db: Database, listening: Iterable[tuple[str, str]]) 
             out.extend(dict(r._mapping) for r in rows)
     return out
 
-
-async def count_devices(db: Database, campaign_id: int, status: str) -> int:
-    async with db.connect() as conn:
-        return await count(conn, sa.select(targets.c.device_id).where(
-            targets.c.campaign_id == campaign_id, targets.c.status == status))

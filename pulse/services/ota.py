@@ -135,8 +135,11 @@ async def handle_reports(db: Database, reports: Sequence[OtaStatus], now: dateti
     step back, a finished device) are logged, never raised."""
     if not reports:
         return
-    for tenant_id, device_id, what in await store.apply_reports(db, reports, now or utcnow()):
-        log.info("OTA report ignored: %s/%s %s", tenant_id, device_id, what)
+    for r, why in await store.apply_reports(db, reports, now or utcnow()):
+        # a device talking about a campaign it is not in is worth a look; a repeat is routine (QoS 1)
+        level = logging.INFO if why == store.UNKNOWN else logging.DEBUG
+        log.log(level, "OTA report %s/%s on campaign %s %s ignored: %s", r.tenant_id, r.device_id, r.campaign_id,
+                r.status, why)
 
 
 async def reinstruct(db: Database, settings: Settings, listening: Sequence[tuple[str, str]]) -> list[Publish]:

@@ -242,25 +242,33 @@ async def _dispatch(conn: AsyncConnection, campaign_id: int, wave: int, size: in
 
 
 # ---- devices' reports and reconnects ---------------------------------------------------------------
-async def apply_reports(db: Database, reports: Sequence[OtaStatus], now: datetime) -> list[tuple[str, str, str]]:
+UNKNOWN = "no started campaign of its tenant has this device as a target"
+NO_CHANGE = "nothing new (a repeat, a step back, or the device finished)"
+
+
+async def apply_reports(db: Database, reports: Sequence[OtaStatus],
+                        now: datetime) -> list[tuple[OtaStatus, str]]:
     """Device reports (in arrival order) on their campaigns' rows, with the counters and, on SUCCESS,
     the device's `fw_version`, in one transaction. Reports on a campaign of another tenant, or from a
-    device that is not one of its targets, change nothing. -> (tenant, device, status) of every
-    report that did not apply, for the caller to log."""
-    ids = sorted({r.campaign_id for r in reports})
+    device that is not one of its targets, change nothing. -> every report that did not apply, with
+    why (UNKNOWN or NO_CHANGE), for the caller to log."""
+    keys = sorted({(r.campaign_id, r.tenant_id) for r in reports})
     async with db.begin() as conn:
-        await conn.execute(campaigns.update().where(campaigns.c.id.in_(ids)).values(updated_at=now))  # lock, see top
+        await conn.execute(campaigns.update().where(  # the lock, see the top
+            sa.tuple_(campaigns.c.id, campaigns.c.tenant_id).in_(keys)).values(updated_at=now))
         current = await _targets_of(conn, [(r.campaign_id, r.device_id) for r in reports])
-        ignored: list[tuple[str, str, str]] = []
+        ignored: list[tuple[OtaStatus, str]] = []
         changes: dict[tuple[int, str], dict[str, Any]] = {}
         tally: dict[int, list[int]] = {}
         installed: list[dict[str, Any]] = []
         for r in reports:
             row = current.get((r.campaign_id, r.device_id))
-            change = None if not _reportable(row, r.tenant_id) else rules.apply_report(
-                row["status"], row["progress_pct"], r.status, r.progress_pct, r.error)
+            if not _reportable(row, r.tenant_id):
+                ignored.append((r, UNKNOWN))
+                continue
+            change = rules.apply_report(row["status"], row["progress_pct"], r.status, r.progress_pct, r.error)
             if change is None:
-                ignored.append((r.tenant_id, r.device_id, f"campaign {r.campaign_id} {r.status}"))
+                ignored.append((r, NO_CHANGE))
                 continue
             row.update(status=change.status, progress_pct=change.progress_pct, error_message=change.error_message,
                        updated_at=now, started_at=row["started_at"] or now,

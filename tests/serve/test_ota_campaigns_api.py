@@ -329,7 +329,8 @@ async def test_reports_move_devices_and_counters_and_success_sets_fw_version(api
     await report(api, "d3", c["id"], "SUCCESS")
     await tick(api, downlink)
     detail = await status_of(api, c["id"])
-    assert detail["status"] == "COMPLETED" and detail["completed_at"] and (detail["succeeded"], detail["failed"]) == (2, 1)
+    assert detail["status"] == "COMPLETED" and detail["completed_at"]
+    assert (detail["succeeded"], detail["failed"]) == (2, 1)
 
 
 async def test_reports_on_unknown_campaigns_or_from_non_targets_are_ignored(api, downlink):

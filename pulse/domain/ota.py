@@ -84,12 +84,15 @@ def apply_report(current: str, progress_pct: int | None, reported: str, reported
         return None
     if _RANK[reported] < _RANK[current]:
         return None
-    finished = reported in DEVICE_TERMINAL
-    pct = 100 if reported == SUCCESS else reported_pct if reported_pct is not None else (
-        progress_pct if reported == current else None)
+    if reported == SUCCESS:
+        pct = 100
+    elif reported_pct is not None:
+        pct = reported_pct
+    else:  # no figure: a step's progress starts unknown, a repeat keeps what it had
+        pct = progress_pct if reported == current else None
     if reported == current and pct == progress_pct and error is None:
         return None
-    return DeviceChange(reported, pct, error if reported == FAILED else None, finished)
+    return DeviceChange(reported, pct, error if reported == FAILED else None, reported in DEVICE_TERMINAL)
 
 
 # ---- wave ticks ---------------------------------------------------------------------------------
@@ -117,10 +120,6 @@ class TickDecision:
     dispatch: int = 0
     reason: str | None = None
     waiting: str | None = None  # why nothing was dispatched although devices are pending
-
-    @property
-    def wave_sent(self) -> bool:
-        return self.dispatch > 0
 
 
 def failure_rate(succeeded: int, failed: int) -> float:

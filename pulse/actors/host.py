@@ -15,6 +15,7 @@ from typing import Any, Callable, Generic, Hashable, TypeVar
 import pyarrow as pa
 
 from pulse.actors import metrics
+from pulse.config.settings import Settings
 from pulse.domain.device import DeviceActor
 from pulse.domain.envelope import Limits, decode
 from pulse.domain.messages import (AlertEvent, CommandStatus, DeviceMessage, FieldReport, JobUpdate, Listening,
@@ -186,9 +187,11 @@ def _invoke(actor: DeviceActor, method: str, args: tuple[Any, ...]) -> Any:
 
 class DeviceShard(ActorHost[tuple[str, str], DeviceActor]):
     def __init__(self, shard_id: int, db_url: str, snapshot_interval_s: float = 1.0,
-                 passivate_after_s: float = 600.0) -> None:
+                 passivate_after_s: float = 600.0, settings: Settings | None = None) -> None:
         super().__init__(db_url, snapshot_interval_s, passivate_after_s)
         self.shard_id = shard_id
+        # field operations sign links in what they send (OTA instructions): the node's settings
+        self.settings = settings if settings is not None else Settings(database_url=db_url)
         self.status: dict[tuple[str, str], str] = {}
         self.rules: dict[str, list[Rule]] = {}
         self.messages_handled = 0
@@ -255,7 +258,7 @@ class DeviceShard(ActorHost[tuple[str, str], DeviceActor]):
             await sensor_store.discover_unmodeled_many(self.db, out.discovered)
         out.discovered = {}
         if out.field_reports or out.listening:  # rare: OTA and job progress, reconnects
-            out.publishes.extend(await field_ops.handle(self.db, out.field_reports, out.listening))
+            out.publishes.extend(await field_ops.handle(self.db, self.settings, out.field_reports, out.listening))
         return out
 
     async def tick(self, keys: list[tuple[str, str]] | None, now_ms: int,

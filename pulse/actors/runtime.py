@@ -292,7 +292,7 @@ class LocalRuntime(Runtime):
     async def start(self) -> None:
         self.settings.ensure_dirs()
         s = self.settings
-        self.device_refs = [DeviceShard(*_shard_args(s, i)) for i in range(s.device_shards)]
+        self.device_refs = [DeviceShard(*_shard_args(s, i), settings=s) for i in range(s.device_shards)]
         self.tenant_refs = [TenantShard(*_shard_args(s, i)) for i in range(s.tenant_shards)]
         self.lake_ref = LakeWriter(*_lake_args(s))
         self.service_refs = {name: cls(s) for name, cls in service_classes().items()}
@@ -345,7 +345,7 @@ class RayRuntime(Runtime):
         s.ensure_dirs()
         names = actor_names(s)
         self.device_refs = [ray.remote(DeviceShard).options(**self._options(n), **RETRY_ON_RESTART)
-                            .remote(*_shard_args(s, i)) for i, n in enumerate(names["device"])]
+                            .remote(*_shard_args(s, i), settings=s) for i, n in enumerate(names["device"])]
         self.tenant_refs = [ray.remote(TenantShard).options(**self._options(n), **RETRY_ON_RESTART)
                             .remote(*_shard_args(s, i)) for i, n in enumerate(names["tenant"])]
         self.lake_ref = ray.remote(LakeWriter).options(**self._options("lake-writer"), **RETRY_ON_RESTART

@@ -1,4 +1,5 @@
-"""Scheduler: periodic platform tasks (command expiry, timer rules, escalation, syncs, lake compaction and retention).
+"""Scheduler: periodic platform tasks (command expiry, timer rules, escalation, syncs, OTA waves, lake
+compaction and retention).
 
 A plain async class; `pulse up` runs it as the `scheduler` Ray actor. Each task is one
 idempotent `tick_*` method, so tests call them directly and a missed tick is caught up by the next.
@@ -13,7 +14,8 @@ from typing import Awaitable, Callable
 
 from pulse.config.settings import Settings
 from pulse.actors.runtime import RayRuntime, Runtime
-from pulse.services import audit, lake_lifecycle, reports
+from pulse.mqtt.publisher import Downlink
+from pulse.services import audit, lake_lifecycle, ota, reports
 from pulse.services.exports import ExportRunner
 from pulse.storage import commands, rules
 from pulse.storage.db import Database
@@ -26,6 +28,7 @@ class Scheduler:
         self.settings = settings
         self.runtime = runtime
         self.db: Database | None = None
+        self.downlink: Downlink | None = None  # OTA waves' instructions
         self.runs: dict[str, int] = {}
         self._tasks: list[asyncio.Task] = []
 
@@ -41,6 +44,7 @@ class Scheduler:
                 "exports": (self.settings.export_interval_s, self.tick_exports),
                 "audit_retention": (self.settings.audit_retention_interval_s, self.tick_audit_retention),
                 "sla_reports": (self.settings.sla_report_check_interval_s, self.tick_sla_reports),
+                "ota_waves": (self.settings.ota_wave_interval_s, self.tick_ota_waves),
                 "lake_compaction": (self.settings.lake_compaction_interval_s, self.tick_lake_compaction),
                 "lake_retention": (self.settings.lake_retention_interval_s, self.tick_lake_retention)}
 
@@ -48,6 +52,7 @@ class Scheduler:
         if self._tasks:
             return True
         self.db = Database(self.settings.db_url)
+        self.downlink = Downlink(self.settings)
         if self.runtime is None:
             rt = RayRuntime(self.settings)
             rt.connect()
@@ -61,6 +66,8 @@ class Scheduler:
             t.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
         self._tasks = []
+        if self.downlink:
+            await self.downlink.close()
         if self.db:
             await self.db.dispose()
 
@@ -109,6 +116,10 @@ class Scheduler:
     async def tick_sla_reports(self) -> int:
         """Yesterday's SLA report of every active tenant, once per tenant-day (docs/reports.md)."""
         return await reports.daily_sla_reports(self.db, self.settings, datetime.now(timezone.utc))
+
+    async def tick_ota_waves(self) -> int:
+        """Running OTA campaigns: time-outs, auto-abort, completion and the next wave (docs/ota.md)."""
+        return await ota.run_waves(self.db, self.settings, self.downlink)
 
     async def tick_lake_compaction(self) -> int:
         """Closed tenant-days of the lake become one sorted, de-duplicated file each (docs/lake.md)."""

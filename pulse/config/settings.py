@@ -104,6 +104,10 @@ class Settings(BaseSettings):
     # link to a hosted image works.
     firmware_max_bytes: int = 64 * 1024 * 1024
     firmware_link_ttl_s: int = 3600
+    # OTA campaigns (docs/ota.md): a wave at most this often per running campaign (the scheduler's tick), and
+    # how long a dispatched device may take before it counts as FAILED.
+    ota_wave_interval_s: float = 10.0
+    ota_device_timeout_s: float = 24 * 3600.0
     # Tenant audit trail (docs/audit-log.md): rows older than this go, checked this often.
     audit_retention_days: float = 90.0
     audit_retention_interval_s: float = 3600.0

@@ -12,7 +12,7 @@ from pulse.serve.audit_trail import AuditTrail
 from pulse.serve.routes import (alert_rules, alerts, analytics, analytics_sql, audit, auth, carrier_callbacks,
                                 carriers, commands, devices, digest, escalation, exports, firmware, groups, ingest,
                                 maintenance, modules, notifications, oncall, operator_carriers, operator_tenants,
-                                owners, quarantine, reports, sensors, tags, telemetron, telemetry, templates,
+                                ota, owners, quarantine, reports, sensors, tags, telemetron, telemetry, templates,
                                 transports)
 from pulse.services.context import ServiceContext
 
@@ -23,7 +23,7 @@ ROUTERS = [auth.router, ingest.router, devices.router, telemetry.router, telemet
            escalation.router, digest.router, carriers.router, operator_carriers.router,
            operator_tenants.router, carrier_callbacks.router, owners.router, telemetron.router,
            exports.router, audit.router, analytics.router, reports.router, analytics_sql.router,
-           firmware.router]
+           firmware.router, ota.router]
 
 
 def create_app(build: Callable[[], Awaitable[ServiceContext]] | None = None,

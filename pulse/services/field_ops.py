@@ -5,10 +5,15 @@ Called by the shard once per batch that has any (they are rare next to telemetry
 messages to publish: replies to job updates, OTA instructions and job notifications."""
 from __future__ import annotations
 
-from pulse.domain.messages import FieldReport, Publish
+from pulse.config.settings import Settings
+from pulse.domain.messages import FieldReport, OtaStatus, Publish
+from pulse.services import ota
 from pulse.storage.db import Database
 
 
-async def handle(db: Database, reports: list[FieldReport], listening: list[tuple[str, str]]) -> list[Publish]:
+async def handle(db: Database, settings: Settings, reports: list[FieldReport],
+                 listening: list[tuple[str, str]]) -> list[Publish]:
     publishes: list[Publish] = []
+    await ota.handle_reports(db, [r for r in reports if isinstance(r, OtaStatus)])
+    publishes.extend(await ota.reinstruct(db, settings, listening))
     return publishes

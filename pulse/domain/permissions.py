@@ -23,6 +23,7 @@ READ_PERMISSIONS = frozenset({
     "reports.read",
     "analytics.sql",
     "firmware.read",
+    "jobs.read",
 })
 WRITE_PERMISSIONS = frozenset({
     "devices.create", "devices.update", "devices.delete", "devices.decommission",
@@ -39,6 +40,7 @@ WRITE_PERMISSIONS = frozenset({
     "telemetron.write", "devices.owners.write",
     "exports.create",
     "firmware.write",
+    "jobs.write",
 })
 ROLE_PERMISSIONS: dict[str, frozenset[str]] = {
     "customer_admin": READ_PERMISSIONS | WRITE_PERMISSIONS,

@@ -5,10 +5,14 @@ Called by the shard once per batch that has any (they are rare next to telemetry
 messages to publish: replies to job updates, OTA instructions and job notifications."""
 from __future__ import annotations
 
-from pulse.domain.messages import FieldReport, Publish
+from pulse.domain.messages import FieldReport, JobUpdate, Publish
+from pulse.services import jobs
 from pulse.storage.db import Database
 
 
 async def handle(db: Database, reports: list[FieldReport], listening: list[tuple[str, str]]) -> list[Publish]:
     publishes: list[Publish] = []
+    # jobs (docs/jobs.md): updates answered accepted/rejected; listening devices notified of open executions
+    publishes.extend(await jobs.on_updates(db, [r for r in reports if isinstance(r, JobUpdate)]))
+    publishes.extend(await jobs.notifications(db, listening))
     return publishes

@@ -71,9 +71,9 @@ class Scheduler:
     async def tick_expire_commands(self) -> int:
         return await commands.expire_due(self.db)
 
-    async def tick_expire_jobs(self) -> int:
+    async def tick_expire_jobs(self, now: datetime | None = None) -> int:
         """Open executions of expired jobs time out; jobs left without an open one complete (docs/jobs.md)."""
-        return await jobs.expire_due(self.db)
+        return await jobs.expire_due(self.db, now)
 
     async def tick_telemetry_gaps(self) -> int:
         """Timers for silent devices: no message has to arrive for a gap alert to open."""

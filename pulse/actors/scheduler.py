@@ -1,4 +1,5 @@
-"""Scheduler: periodic platform tasks (command and job expiry, timer rules, escalation, syncs, lake compaction and retention).
+"""Scheduler: periodic platform tasks (command and job expiry, timer rules, escalation, syncs, lake compaction and
+retention).
 
 A plain async class; `pulse up` runs it as the `scheduler` Ray actor. Each task is one
 idempotent `tick_*` method, so tests call them directly and a missed tick is caught up by the next.

@@ -119,7 +119,8 @@ async def test_a_job_to_a_static_or_dynamic_group_goes_to_its_current_members(ap
 
 async def test_documented_target_errors(api, fleet):
     detail = "Exactly one of target_device_id, target_group_id, target_all must be set"
-    for body in ({}, {"target_device_id": "d1", "target_all": True}, {"target_device_id": "d1", "target_group_id": "x"}):
+    for body in ({}, {"target_device_id": "d1", "target_all": True},
+                 {"target_device_id": "d1", "target_group_id": "x"}):
         r = await api.post(JOBS, json={"document_type": "x", **body})
         assert r.status_code == 400 and r.json()["detail"] == detail
     r = await api.post(JOBS, json={"document_type": "x", "target_device_id": "g1"})  # globex's device
@@ -146,7 +147,8 @@ async def test_a_job_id_twice_is_409_and_per_tenant(api, fleet):
 @pytest.mark.parametrize("body,field", [({"document_type": ""}, "document_type"),
                                         ({"document_type": "x" * 101}, "document_type"),
                                         ({"job_id": "a/b"}, "job_id"), ({"job_id": "+"}, "job_id"),
-                                        ({"job_id": "x" * 129}, "job_id"), ({"expires_in_hours": 0}, "expires_in_hours"),
+                                        ({"job_id": "x" * 129}, "job_id"),
+                                        ({"expires_in_hours": 0}, "expires_in_hours"),
                                         ({"expires_in_hours": 721}, "expires_in_hours"),
                                         ({"document_params": {"blob": "x" * 9000}}, "document_params"),
                                         ({"expires_in_hours": 2, "expires_in_seconds": 60}, "body")])

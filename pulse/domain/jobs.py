@@ -2,10 +2,10 @@
 
 An execution is QUEUED until its device starts it (IN_PROGRESS) or settles it (SUCCEEDED, FAILED,
 REJECTED; QUEUED may settle at once); IN_PROGRESS again is a progress report (new status_details).
-A settled execution never changes again; an open one is TIMED_OUT when its job expires. Every accepted change increments the execution's
-`execution_number`, and a device that names the number it last saw (`expected_execution_number`)
-is refused when another change came first: two writers (MQTT and HTTP, or a retry) cannot
-overwrite each other unseen. A job is COMPLETED once none of its executions is open; DELETE
+A settled execution never changes again; an open one is TIMED_OUT when its job expires. Every
+accepted change increments the execution's `execution_number`, and a device that names the number
+it last saw (`expected_execution_number`) is refused when another change came first: two writers
+(MQTT and HTTP, or a retry) cannot overwrite each other unseen. A job is COMPLETED once none of its executions is open; DELETE
 cancels a job only while it is IN_PROGRESS: its QUEUED executions are REJECTED, IN_PROGRESS ones
 are left to finish.
 """

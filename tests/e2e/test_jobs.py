@@ -100,11 +100,12 @@ async def test_a_job_to_a_group_over_mqtt_and_http_with_a_late_member_and_expiry
     async with httpx.AsyncClient(base_url=base, headers=headers, timeout=30) as http:
         pending = (await http.get("/jobs/pending")).json()["jobs"]
         assert [(e["job_id"], e["status"], e["execution_number"]) for e in pending] == [("fleet-upgrade", "QUEUED", 1)]
-        r = await http.put("/jobs/fleet-upgrade/execution", json={"status": "IN_PROGRESS", "expected_execution_number": 1})
+        execution = "/jobs/fleet-upgrade/execution"
+        r = await http.put(execution, json={"status": "IN_PROGRESS", "expected_execution_number": 1})
         assert r.status_code == 200 and r.json()["execution_number"] == 2
-        r = await http.put("/jobs/fleet-upgrade/execution", json={"status": "SUCCEEDED", "expected_execution_number": 1})
+        r = await http.put(execution, json={"status": "SUCCEEDED", "expected_execution_number": 1})
         assert r.status_code == 409
-        r = await http.put("/jobs/fleet-upgrade/execution", json={"status": "SUCCEEDED", "expected_execution_number": 2})
+        r = await http.put(execution, json={"status": "SUCCEEDED", "expected_execution_number": 2})
         assert r.status_code == 200 and r.json()["status"] == "SUCCEEDED"
         assert (await http.get("/jobs/pending")).json()["jobs"] == []
 

@@ -109,8 +109,9 @@ def accepted_body(execution: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def rejected_body(job_id: str, error: Exception, execution_number: int | None) -> dict[str, Any]:
-    return {"job_id": job_id, "code": getattr(error, "code", "INVALID_TRANSITION"), "detail": str(error),
-            "execution_number": execution_number}
+    """Why an update was refused: the error's code (a NotFound of any kind is NOT_FOUND)."""
+    code = getattr(error, "code", "NOT_FOUND" if isinstance(error, NotFound) else "INVALID_TRANSITION")
+    return {"job_id": job_id, "code": code, "detail": str(error), "execution_number": execution_number}
 
 
 def _iso(value: datetime | None) -> str | None:

@@ -5,7 +5,7 @@ from datetime import datetime, timedelta, timezone
 import pytest
 
 from pulse.domain import jobs
-from pulse.errors import BadRequest
+from pulse.errors import BadRequest, NotFound
 
 NOW = datetime(2026, 12, 6, 3, 0, tzinfo=timezone.utc)
 
@@ -115,3 +115,4 @@ def test_protocol_bodies():
         "job_id": "j1", "code": "VERSION_MISMATCH", "detail": "stale", "execution_number": 4}
     assert jobs.rejected_body("j1", jobs.ExecutionNotFound("none"), None)["code"] == "NOT_FOUND"
     assert jobs.rejected_body("j1", jobs.InvalidTransition("no"), 2)["code"] == "INVALID_TRANSITION"
+    assert jobs.rejected_body("j1", NotFound("gone"), None)["code"] == "NOT_FOUND"

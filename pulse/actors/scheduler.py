@@ -1,4 +1,4 @@
-"""Scheduler: periodic platform tasks (command expiry, timer rules, escalation, syncs, OTA waves, lake
+"""Scheduler: periodic platform tasks (command and job expiry, timer rules, escalation, syncs, OTA waves, lake
 compaction and retention).
 
 A plain async class; `pulse up` runs it as the `scheduler` Ray actor. Each task is one
@@ -15,7 +15,7 @@ from typing import Awaitable, Callable
 from pulse.config.settings import Settings
 from pulse.actors.runtime import RayRuntime, Runtime
 from pulse.mqtt.publisher import Downlink
-from pulse.services import audit, lake_lifecycle, ota, reports
+from pulse.services import audit, jobs, lake_lifecycle, ota, reports
 from pulse.services.exports import ExportRunner
 from pulse.storage import commands, rules
 from pulse.storage.db import Database
@@ -34,6 +34,7 @@ class Scheduler:
 
     def _every(self) -> dict[str, tuple[float, Callable[[], Awaitable[int]]]]:
         return {"expire_commands": (self.settings.command_expiry_interval_s, self.tick_expire_commands),
+                "expire_jobs": (self.settings.job_expiry_interval_s, self.tick_expire_jobs),
                 "telemetry_gaps": (self.settings.timer_rules_interval_s, self.tick_telemetry_gaps),
                 "presence": (self.settings.timer_rules_interval_s, self.tick_presence),
                 "escalations": (self.settings.escalation_interval_s, self.tick_escalations),
@@ -76,6 +77,10 @@ class Scheduler:
 
     async def tick_expire_commands(self) -> int:
         return await commands.expire_due(self.db)
+
+    async def tick_expire_jobs(self, now: datetime | None = None) -> int:
+        """Open executions of expired jobs time out; jobs left without an open one complete (docs/jobs.md)."""
+        return await jobs.expire_due(self.db, now)
 
     async def tick_telemetry_gaps(self) -> int:
         """Timers for silent devices: no message has to arrive for a gap alert to open."""

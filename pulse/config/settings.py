@@ -67,6 +67,7 @@ class Settings(BaseSettings):
     stale_after_s: int = 60
     offline_after_s: int = 300
     command_expiry_interval_s: float = 10.0
+    job_expiry_interval_s: float = 10.0  # how often expired jobs' open executions are timed out (docs/jobs.md)
     timer_rules_interval_s: float = 15.0
     no_heartbeat_alerts: bool = True
     escalation_interval_s: float = 15.0

@@ -24,6 +24,7 @@ READ_PERMISSIONS = frozenset({
     "analytics.sql",
     "firmware.read",
     "ota.read",
+    "jobs.read",
 })
 WRITE_PERMISSIONS = frozenset({
     "devices.create", "devices.update", "devices.delete", "devices.decommission",
@@ -41,6 +42,7 @@ WRITE_PERMISSIONS = frozenset({
     "exports.create",
     "firmware.write",
     "ota.write",
+    "jobs.write",
 })
 ROLE_PERMISSIONS: dict[str, frozenset[str]] = {
     "customer_admin": READ_PERMISSIONS | WRITE_PERMISSIONS,

@@ -10,10 +10,10 @@ from fastapi.responses import JSONResponse
 from pulse.serve import errors
 from pulse.serve.audit_trail import AuditTrail
 from pulse.serve.routes import (alert_rules, alerts, analytics, analytics_sql, audit, auth, carrier_callbacks,
-                                carriers, commands, devices, digest, escalation, exports, firmware, groups, ingest,
-                                maintenance, modules, notifications, oncall, operator_carriers, operator_tenants,
-                                ota, owners, quarantine, reports, sensors, tags, telemetron, telemetry, templates,
-                                transports)
+                                carriers, commands, device_api, devices, digest, escalation, exports, firmware,
+                                groups, ingest, jobs, maintenance, modules, notifications, oncall, operator_carriers,
+                                operator_tenants, ota, owners, quarantine, reports, sensors, tags, telemetron, telemetry,
+                                templates, transports)
 from pulse.services.context import ServiceContext
 
 ROUTERS = [auth.router, ingest.router, devices.router, telemetry.router, telemetry.fleet_router,
@@ -23,7 +23,7 @@ ROUTERS = [auth.router, ingest.router, devices.router, telemetry.router, telemet
            escalation.router, digest.router, carriers.router, operator_carriers.router,
            operator_tenants.router, carrier_callbacks.router, owners.router, telemetron.router,
            exports.router, audit.router, analytics.router, reports.router, analytics_sql.router,
-           firmware.router, ota.router]
+           firmware.router, ota.router, jobs.router, device_api.router]
 
 
 def create_app(build: Callable[[], Awaitable[ServiceContext]] | None = None,

@@ -15,7 +15,7 @@ from pulse.services.context import ServiceContext
 from pulse.storage import commands as store
 from pulse.storage import devices as device_store
 from pulse.storage import templates
-from pulse.storage.db import Database
+from pulse.storage.db import Database, utcnow
 
 # How long a send waits for the broker to take a connected device's command, so that the answer
 # can say `delivered`; a slower broker only delays that status, the command stays queued.
@@ -51,6 +51,19 @@ async def apply_effects(ctx: ServiceContext, tenant_id: str, device_id: str, eff
     updates = [(tenant_id, device_id, e) for e in effects if isinstance(e, CommandStatus)]
     if updates:
         await store.apply_statuses(ctx.db, updates)
+
+
+async def pending_for_device(ctx: ServiceContext, tenant_id: str, device_id: str) -> list[dict[str, Any]]:
+    """What a device polling over HTTP gets (the device HTTP API): its unsettled, unexpired commands, oldest
+    first; the `pending` ones become `delivered`, as a publish the broker took makes them. A device that also
+    connects over MQTT may get one of them there again (at least once, as over MQTT)."""
+    commands = await store.open_for_device(ctx.db, tenant_id, device_id, utcnow())
+    now_ms = int(time.time() * 1000)
+    fresh = [(tenant_id, device_id, CommandStatus(c["command_id"], "delivered", now_ms))
+             for c in commands if c["status"] == "pending"]
+    if fresh:
+        await store.apply_statuses(ctx.db, fresh)
+    return [{**c, "status": "delivered" if c["status"] == "pending" else c["status"]} for c in commands]
 
 
 def delivery_recorder(db: Database) -> Callable[[Publish], Awaitable[None]]:

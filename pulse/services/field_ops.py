@@ -6,8 +6,8 @@ messages to publish: replies to job updates, OTA instructions and job notificati
 from __future__ import annotations
 
 from pulse.config.settings import Settings
-from pulse.domain.messages import FieldReport, OtaStatus, Publish
-from pulse.services import ota
+from pulse.domain.messages import FieldReport, JobUpdate, OtaStatus, Publish
+from pulse.services import jobs, ota
 from pulse.storage.db import Database
 
 
@@ -16,4 +16,7 @@ async def handle(db: Database, settings: Settings, reports: list[FieldReport],
     publishes: list[Publish] = []
     await ota.handle_reports(db, [r for r in reports if isinstance(r, OtaStatus)])
     publishes.extend(await ota.reinstruct(db, settings, listening))
+    # jobs (docs/jobs.md): updates answered accepted/rejected; listening devices notified of open executions
+    publishes.extend(await jobs.on_updates(db, [r for r in reports if isinstance(r, JobUpdate)]))
+    publishes.extend(await jobs.notifications(db, listening))
     return publishes

@@ -61,6 +61,16 @@ async def list_commands(db: Database, tenant_id: str, device_id: str, status: st
         return [_public(r) for r in rows], total
 
 
+async def open_for_device(db: Database, tenant_id: str, device_id: str, now: datetime) -> list[dict[str, Any]]:
+    """The device's commands not yet settled nor expired, oldest first (the device HTTP API's pending list)."""
+    async with db.connect() as conn:
+        rows = await conn.execute(sa.select(device_commands).where(
+            device_commands.c.tenant_id == tenant_id, device_commands.c.device_id == device_id,
+            device_commands.c.status.in_(OPEN_STATUSES), device_commands.c.expires_at > now,
+        ).order_by(device_commands.c.created_at, device_commands.c.command_id))
+        return [_public(r) for r in rows]
+
+
 async def apply_statuses(db: Database, updates: list[tuple[str, str, CommandStatus]]) -> int:
     """Move open commands on; a command already final (or expired) keeps its status."""
     changed = 0

@@ -119,6 +119,21 @@ async def verify(db: Database, tenant_id: str, device_id: str, secret: str) -> b
     return any(hmac.compare_digest(candidate, h) for h in hashes)
 
 
+async def resolve(db: Database, secret: str) -> tuple[str, str] | None:
+    """(tenant_id, device_id) whose active token `secret` is, if its device and tenant are ACTIVE: the
+    device HTTP API names no device, the token does (found by its hash, which is indexed)."""
+    async with db.connect() as conn:
+        row = (await conn.execute(
+            sa.select(device_tokens.c.tenant_id, device_tokens.c.device_id)
+            .join(devices, sa.and_(devices.c.tenant_id == device_tokens.c.tenant_id,
+                                   devices.c.device_id == device_tokens.c.device_id))
+            .join(tenants, tenants.c.tenant_id == device_tokens.c.tenant_id)
+            .where(device_tokens.c.token_hash == hash_secret(secret), device_tokens.c.revoked_at.is_(None),
+                   devices.c.status == "ACTIVE", tenants.c.status == "ACTIVE")
+            .limit(1))).first()
+    return (row.tenant_id, row.device_id) if row is not None else None
+
+
 class VerificationCache:
     """Verification results keyed by (username, sha256(password)); positive and negative TTLs differ.
 

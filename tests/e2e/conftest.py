@@ -45,8 +45,9 @@ def stack(request, tmp_path_factory) -> Iterator[Stack]:
     tmp = tmp_path_factory.mktemp(f"node-{kind}")
     env: dict = dict(data_dir=tmp / "data", http_port=free_port(), dashboard_enabled=False,
                      lake_flush_interval_s=1.0, snapshot_interval_s=0.5, ingest_batch_ms=10,
-                     command_expiry_interval_s=1.0, timer_rules_interval_s=1.0, escalation_interval_s=1.0,
-                     notifier_poll_interval_s=0.2, ota_wave_interval_s=1.0,  # test_ota_campaign
+                     command_expiry_interval_s=1.0, job_expiry_interval_s=1.0, timer_rules_interval_s=1.0,
+                     escalation_interval_s=1.0, notifier_poll_interval_s=0.2,
+                     ota_wave_interval_s=1.0,  # test_ota_campaign
                      # carrier and Telemetron syncs on short intervals, quick retries (test_integrations_sync)
                      carrier_check_interval_s=1.0, carrier_request_poll_interval_s=1.0, carrier_retry_base_s=0.1,
                      carrier_http_timeout_s=5.0, telemetron_drain_interval_s=1.0, telemetron_retry_base_s=0.1,

@@ -28,6 +28,7 @@ from pulse.storage.tables.telemetron import telemetron_customers, telemetron_int
 from pulse.storage.tables.exports import export_jobs
 from pulse.storage.tables.reports import report_runs
 from pulse.storage.tables.firmware import firmware_versions
+from pulse.storage.tables.jobs import job_executions, jobs
 from pulse.storage.tables.ota import ota_campaigns, ota_device_status
 
 __all__ = [
@@ -54,5 +55,6 @@ __all__ = [
     "export_jobs",
     "report_runs",
     "firmware_versions",
+    "job_executions", "jobs",
     "ota_campaigns", "ota_device_status",
 ]

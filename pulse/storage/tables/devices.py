@@ -42,6 +42,7 @@ device_tokens = sa.Table(
     device_fk(),
     sa.Index("ix_device_tokens_device", "tenant_id", "device_id"),
     sa.Index("ix_device_tokens_revoked_at", "revoked_at"),  # RevocationFeed: revoked since
+    sa.Index("ix_device_tokens_hash", "token_hash"),  # the device HTTP API: a token names its device
 )
 
 # Write-behind snapshots of device actors (twin, latest values, rule state, presence).

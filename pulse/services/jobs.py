@@ -12,12 +12,12 @@ import json
 import logging
 import uuid
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING, Any, Mapping
+from typing import TYPE_CHECKING, Any, Callable, Mapping
 
 from pulse.domain import jobs as rules
 from pulse.domain.envelope import job_update_topic
 from pulse.domain.messages import JobUpdate, Publish
-from pulse.errors import BadRequest, NotFound
+from pulse.errors import BadRequest
 from pulse.storage import jobs as store
 from pulse.storage.db import Database, utcnow
 
@@ -78,32 +78,32 @@ async def update_execution(db: Database, tenant_id: str, device_id: str, job_id:
     ExecutionNotFound (404) when refused."""
     now = utcnow()
     return await store.update_execution(db, tenant_id, device_id, job_id,
-                                        lambda current: rules.advance(current, status, expected_number, details, now),
-                                        now)
+                                        _advance(status, expected_number, details, now), now)
 
 
 async def on_updates(db: Database, updates: list[JobUpdate]) -> list[Publish]:
-    """Updates devices sent over MQTT, in arrival order: each applied, and answered on
-    `…/update/accepted` or `…/update/rejected` (docs/device-protocol.md)."""
+    """Updates devices sent over MQTT, in arrival order and in one transaction per batch: each applied, and
+    answered on `…/update/accepted` or `…/update/rejected` (docs/device-protocol.md)."""
+    if not updates:
+        return []
+    now = utcnow()
+    outcomes = await store.update_executions(db, [
+        ((u.tenant_id, u.device_id, u.job_id), _advance(u.status, u.expected_execution_number, u.status_details, now))
+        for u in updates], now)
     replies: list[Publish] = []
-    for u in updates:
-        try:
-            done = await update_execution(db, u.tenant_id, u.device_id, u.job_id, u.status,
-                                          u.expected_execution_number, u.status_details)
-            reply, body = "accepted", rules.accepted_body(done)
-        except (rules.VersionMismatch, rules.InvalidTransition, NotFound) as e:
-            reply, body = "rejected", rules.rejected_body(u.job_id, e, await _number(db, u))
+    for u, (row, error) in zip(updates, outcomes):
+        if error is None:
+            reply, body = "accepted", rules.accepted_body(row)
+        else:
+            reply, body = "rejected", rules.rejected_body(u.job_id, error, row["execution_number"] if row else None)
         replies.append(Publish(job_update_topic(u.tenant_id, u.device_id, u.job_id, reply),
                                json.dumps(body).encode(), qos=1))
     return replies
 
 
-async def _number(db: Database, u: JobUpdate) -> int | None:
-    """The execution's current number, which a refused device needs to retry (None: no such execution)."""
-    try:
-        return (await store.execution(db, u.tenant_id, u.device_id, u.job_id))["execution_number"]
-    except NotFound:
-        return None
+def _advance(status: str, expected_number: int | None, details: dict[str, Any] | None,
+             now: datetime) -> Callable[[dict[str, Any]], dict[str, Any]]:
+    return lambda current: rules.advance(current, status, expected_number, details, now)
 
 
 async def notifications(db: Database, listening: list[tuple[str, str]]) -> list[Publish]:

@@ -3,7 +3,7 @@ updates of one execution, cancel and the expiry sweep. The rules they follow are
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, Callable, Iterable, Mapping
+from typing import Any, Callable, Iterable, Mapping, Sequence
 
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -139,25 +139,65 @@ async def execution(db: Database, tenant_id: str, device_id: str, job_id: str) -
     return dict(row._mapping)
 
 
-async def update_execution(db: Database, tenant_id: str, device_id: str, job_id: str,
-                           decide: Callable[[dict[str, Any]], dict[str, Any]], now: datetime) -> dict[str, Any]:
-    """Apply `decide(execution) -> changes` (which raises to refuse) to the execution as it is now, only if
-    nobody changed it in between (compare-and-set on its number); the job COMPLETED when that closed its
-    last open execution. The execution after the change."""
+ExecutionKey = tuple[str, str, str]  # (tenant, device, job)
+Decide = Callable[[dict[str, Any]], dict[str, Any]]
+
+
+async def update_executions(db: Database, updates: Sequence[tuple[ExecutionKey, Decide]],
+                            now: datetime) -> list[tuple[dict[str, Any] | None, Exception | None]]:
+    """Apply each `decide(execution) -> changes` (which raises VersionMismatch or InvalidTransition to
+    refuse) in order, in one transaction: a batch of devices' updates costs one read, and a later update of
+    the same execution sees the earlier one. Each write is a compare-and-set on the execution number, so
+    of two writers at once (MQTT and HTTP) the later is refused. Jobs whose last open execution closed are
+    COMPLETED. Per update: (the execution after it, None), or (the execution as it is or None, the refusal)."""
+    results: list[tuple[dict[str, Any] | None, Exception | None]] = []
+    closed: dict[str, set[str]] = {}  # tenant -> jobs that had an execution finish
     async with db.begin() as conn:
-        row = (await conn.execute(_view().where(*_of(tenant_id, device_id, job_id)))).first()
-        if row is None:
-            raise rules.ExecutionNotFound(f"No execution of job {job_id} for this device")
-        current = dict(row._mapping)
-        changes = decide(current)
-        done = await conn.execute(executions.update().where(
-            *_of(tenant_id, device_id, job_id), executions.c.execution_number == current["execution_number"],
-        ).values(**changes))
-        if done.rowcount != 1:  # another update came first
-            raise rules.VersionMismatch(f"execution_number {current['execution_number']} was changed meanwhile")
-        if changes["status"] in rules.TERMINAL:
-            await _complete(conn, [job_id], tenant_id, now)
-    return await execution(db, tenant_id, device_id, job_id)
+        current = await _executions(conn, list(dict.fromkeys(key for key, _ in updates)))
+        for key, decide in updates:
+            row = current.get(key)
+            if row is None:
+                results.append((None, rules.ExecutionNotFound(f"No execution of job {key[2]} for this device")))
+                continue
+            try:
+                changes = decide(row)
+            except (rules.VersionMismatch, rules.InvalidTransition) as e:
+                results.append((row, e))
+                continue
+            done = await conn.execute(executions.update().where(
+                *_of(*key), executions.c.execution_number == row["execution_number"]).values(**changes))
+            if done.rowcount != 1:  # another writer came first
+                results.append((row, rules.VersionMismatch(
+                    f"execution_number {row['execution_number']} was changed meanwhile")))
+                continue
+            current[key] = row = {**row, **changes}
+            results.append((row, None))
+            if changes["status"] in rules.TERMINAL:
+                closed.setdefault(key[0], set()).add(key[2])
+        for tenant_id, job_ids in closed.items():
+            await _complete(conn, job_ids, tenant_id, now)
+    return results
+
+
+async def update_execution(db: Database, tenant_id: str, device_id: str, job_id: str, decide: Decide,
+                           now: datetime) -> dict[str, Any]:
+    """One update (the device HTTP API): the execution after it, or the refusal raised."""
+    [(row, error)] = await update_executions(db, [((tenant_id, device_id, job_id), decide)], now)
+    if error is not None:
+        raise error
+    assert row is not None
+    return row
+
+
+async def _executions(conn: AsyncConnection, keys: list[ExecutionKey]) -> dict[ExecutionKey, dict[str, Any]]:
+    out: dict[ExecutionKey, dict[str, Any]] = {}
+    for i in range(0, len(keys), _PAIRS_CHUNK):
+        key = sa.tuple_(executions.c.tenant_id, executions.c.device_id, executions.c.job_id)
+        rows = await conn.execute(_view(executions.c.tenant_id).where(key.in_(keys[i:i + _PAIRS_CHUNK])))
+        for r in rows:
+            row = dict(r._mapping)
+            out[(row.pop("tenant_id"), row["device_id"], row["job_id"])] = row
+    return out
 
 
 def _no_open_execution() -> sa.ColumnElement[bool]:

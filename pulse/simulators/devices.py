@@ -101,7 +101,7 @@ async def start_campaign(http: httpx.AsyncClient, version: str, group_id: str, d
     r.raise_for_status()
     r = await http.post("/api/v1/customer/ota/campaigns", json={
         "name": f"simulate {version}", "firmware_version_id": firmware_id, "target_group_id": group_id,
-        "rollout_strategy": "linear", "rollout_rate": max(1, devices // 4), "abort_threshold": 0.5})
+        "rollout_strategy": "linear", "rollout_rate": -(-devices // 3), "abort_threshold": 0.5})  # 3 waves
     r.raise_for_status()
     campaign_id = r.json()["id"]
     (await http.post(f"/api/v1/customer/ota/campaigns/{campaign_id}/start")).raise_for_status()

@@ -40,6 +40,15 @@ class _ScopedSessionBroker(Broker):
     pyproject.toml and tests/broker/test_broker_auth.py fails if this stops working.
     """
 
+    async def _publish_retained_messages_for_subscription(self, subscription: tuple[str, int],
+                                                          session: Session) -> None:
+        """Retained messages only through the session's own subscriptions. amqtt 0.12.1, on every
+        CONNECT, runs this for every topic filter any client holds (the ingest bridge's
+        `tenant/+/device/+/#` among them), past the ACL: a device that connected got every other
+        device's - every tenant's - retained `shadow/desired`. tests/broker/test_broker_auth.py checks it."""
+        if any(s.client_id == session.client_id for s, _ in self._subscriptions.get(subscription[0], ())):
+            await super()._publish_retained_messages_for_subscription(subscription, session)
+
     async def _initialize_client_session(
         self, reader: ReaderAdapter, writer: WriterAdapter, remote_address: str, remote_port: int
     ) -> tuple[BrokerProtocolHandler, Session]:

@@ -107,6 +107,24 @@ async def test_device_subscribes_only_its_own_topics(mqtt_broker: BrokerHandle) 
         assert json.loads(msg.payload) == {"command_id": "c1"}
 
 
+async def test_a_device_gets_only_its_own_retained_messages(mqtt_broker: BrokerHandle) -> None:
+    """Retained downlinks (`shadow/desired`) of other devices and tenants never reach a device, also not
+    through another client's wildcard subscription (the bridge's) when it connects."""
+    secret, _ = await mqtt_broker.provision("t1", "d1")
+    async with mqtt_broker.client() as service:
+        await service.subscribe(ALL_DEVICES, qos=1)  # as the ingest bridge does
+        for tenant, device in (("t1", "d2"), ("t2", "d1"), ("t1", "d1")):
+            await service.publish(f"tenant/{tenant}/device/{device}/shadow/desired",
+                                  json.dumps({"desired": {"owner": f"{tenant}/{device}"}}), qos=1, retain=True)
+        async with mqtt_broker.client("t1/d1", secret) as device:
+            await device.subscribe("tenant/t1/device/d1/shadow/desired", qos=1)
+            msg = await next_message(device)
+            assert str(msg.topic) == "tenant/t1/device/d1/shadow/desired"
+            assert json.loads(msg.payload) == {"desired": {"owner": "t1/d1"}}
+            with pytest.raises(asyncio.TimeoutError):
+                await asyncio.wait_for(next_message(device), 1.0)
+
+
 async def test_revoked_token_refused_after_cache_ttl(mqtt_broker: BrokerHandle) -> None:
     secret, token_id = await mqtt_broker.provision("t1", "d1")
     async with mqtt_broker.client("t1/d1", secret) as live:

@@ -49,7 +49,6 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import aiomqtt  # noqa: E402
 import httpx  # noqa: E402
-import sqlalchemy as sa  # noqa: E402
 
 from pulse.config.settings import Settings  # noqa: E402
 from pulse.mqtt.endpoint import service_endpoint  # noqa: E402

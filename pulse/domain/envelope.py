@@ -66,6 +66,12 @@ def _job_topic(levels: list[str]) -> tuple[str, bool] | None:
     return None
 
 
+def _is_downlink(suffix: str) -> bool:
+    """Pulse's own messages to devices, which the bridge's wildcard subscription receives too."""
+    job = _job_topic(suffix.split("/"))
+    return suffix in DOWNLINK_SUFFIXES or (job is not None and not job[1])
+
+
 def job_update_topic(tenant_id: str, device_id: str, job_id: str, reply: str | None = None) -> str:
     """The topic a device updates a job execution on, or with `reply` Pulse's answer to that update."""
     topic = f"tenant/{tenant_id}/device/{device_id}/jobs/{job_id}/update"
@@ -208,7 +214,7 @@ def decode(
     tenant_id = device_id = None
     try:
         tenant_id, device_id, suffix = parse_topic(topic)
-        if suffix in DOWNLINK_SUFFIXES or (suffix.startswith("jobs/") and _job_topic(suffix.split("/"))[1] is False):
+        if _is_downlink(suffix):
             return [], []
         if len(payload) > limits.max_payload_bytes:
             raise Reject("PAYLOAD_TOO_LARGE", f"{len(payload)} bytes > {limits.max_payload_bytes}")

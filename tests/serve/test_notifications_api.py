@@ -15,7 +15,7 @@ import sqlalchemy as sa
 from pulse.services.notifier import Notifier
 from pulse.storage.secrets import box_for
 from pulse.storage.tables import notification_channels
-from tests.integrations.helpers import T0, Reply, http_targets, sample_alert  # noqa: F401
+from tests.integrations.helpers import Reply, http_targets, sample_alert  # noqa: F401
 
 CHANNELS = "/api/v1/customer/notification-channels"
 RULES = "/api/v1/customer/notification-routing-rules"

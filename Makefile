@@ -18,8 +18,11 @@ install: $(STAMP)
 up: $(STAMP)
 	$(VENV)/bin/pulse up
 
+# Two workers (pytest-xdist); the Ray end-to-end tests stay together on one of them (tests/conftest.py).
+TEST_WORKERS ?= 2
+
 test: $(STAMP)
-	$(VENV)/bin/python -m pytest -q
+	$(VENV)/bin/python -m pytest -q -n $(TEST_WORKERS) --dist loadgroup
 
 # The layer order of docs/architecture.md (a later upward import fails CI).
 lint-imports: $(STAMP)
@@ -27,7 +30,7 @@ lint-imports: $(STAMP)
 
 # Everything but the Ray end-to-end tests (a few minutes; `make test` is about 10 min in CI).
 test-fast: $(STAMP)
-	$(VENV)/bin/python -m pytest -q -m "not slow"
+	$(VENV)/bin/python -m pytest -q -n $(TEST_WORKERS) --dist loadgroup -m "not slow"
 
 bench: $(STAMP)
 	bash benchmarks/run_all.sh

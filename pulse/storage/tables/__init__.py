@@ -30,6 +30,7 @@ from pulse.storage.tables.reports import report_runs
 from pulse.storage.tables.firmware import firmware_versions
 from pulse.storage.tables.jobs import job_executions, jobs
 from pulse.storage.tables.ota import ota_campaigns, ota_device_status
+from pulse.storage.tables.dashboards import dashboard_widgets, dashboards
 
 __all__ = [
     "TS", "UTCDateTime", "metadata",
@@ -57,4 +58,5 @@ __all__ = [
     "firmware_versions",
     "job_executions", "jobs",
     "ota_campaigns", "ota_device_status",
+    "dashboard_widgets", "dashboards",
 ]

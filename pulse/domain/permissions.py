@@ -25,6 +25,7 @@ READ_PERMISSIONS = frozenset({
     "firmware.read",
     "ota.read",
     "jobs.read",
+    "dashboards.read",
 })
 WRITE_PERMISSIONS = frozenset({
     "devices.create", "devices.update", "devices.delete", "devices.decommission",
@@ -43,6 +44,7 @@ WRITE_PERMISSIONS = frozenset({
     "firmware.write",
     "ota.write",
     "jobs.write",
+    "dashboards.write",
 })
 ROLE_PERMISSIONS: dict[str, frozenset[str]] = {
     "customer_admin": READ_PERMISSIONS | WRITE_PERMISSIONS,

@@ -14,6 +14,7 @@ from pulse.serve.routes import (alert_rules, alerts, analytics, analytics_sql, a
                                 groups, ingest, jobs, maintenance, modules, notifications, oncall, operator_carriers,
                                 operator_tenants, ota, owners, quarantine, reports, sensors, tags, telemetron, telemetry,
                                 templates, transports)
+from pulse.serve.routes import dashboards
 from pulse.services.context import ServiceContext
 
 ROUTERS = [auth.router, ingest.router, devices.router, telemetry.router, telemetry.fleet_router,
@@ -23,7 +24,7 @@ ROUTERS = [auth.router, ingest.router, devices.router, telemetry.router, telemet
            escalation.router, digest.router, carriers.router, operator_carriers.router,
            operator_tenants.router, carrier_callbacks.router, owners.router, telemetron.router,
            exports.router, audit.router, analytics.router, reports.router, analytics_sql.router,
-           firmware.router, ota.router, jobs.router, device_api.router]
+           firmware.router, ota.router, jobs.router, device_api.router, dashboards.router]
 
 
 def create_app(build: Callable[[], Awaitable[ServiceContext]] | None = None,

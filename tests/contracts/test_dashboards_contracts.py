@@ -280,3 +280,8 @@ async def test_a_viewer_reads_but_may_not_write(api):
 async def test_no_token_is_401(api):
     r = await api.client.get(DASH)
     assert r.status_code == 401
+
+
+@pytest.mark.parametrize("params", [{"limit": 0}, {"limit": 1001}, {"limit": -6227020799}, {"offset": -1}])
+async def test_list_bounds_are_422(api, params):
+    assert (await api.get(DASH, params=params)).status_code == 422

@@ -9,7 +9,7 @@ from fastapi import APIRouter, Depends, Query, Response
 
 from pulse.serve.auth import Principal, customer
 from pulse.serve.deps import services
-from pulse.serve.params import DbId, Limit, Offset
+from pulse.serve.params import MAX_LIMIT, DbId, Offset
 from pulse.serve.schemas.dashboards import (Bootstrapped, DashboardCreate, DashboardCreated, DashboardDetail,
                                             DashboardList, DashboardUpdate, DashboardUpdated, LayoutSaved,
                                             LayoutUpdate, ShareResult, ShareUpdate, WidgetCreate, WidgetOut,
@@ -23,7 +23,7 @@ WRITE = customer("dashboards.write")
 
 
 @router.get("", response_model=DashboardList)
-async def list_dashboards(limit: Limit = Query(100), offset: Offset = 0, p: Principal = Depends(READ),
+async def list_dashboards(limit: int = Query(100, ge=1, le=MAX_LIMIT), offset: Offset = 0, p: Principal = Depends(READ),
                           svc: ServiceContext = Depends(services)) -> dict[str, Any]:
     """The caller's own and the tenant's shared dashboards: the default first, then the most recently updated."""
     return await service.list_dashboards(svc, p.tenant_id, p.sub, limit, offset)

@@ -13,7 +13,9 @@ import uvicorn
 from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
+from pulse.domain.envelope import Limits
 from pulse.serve.app import create_app
+from pulse.services.ingest import accept
 from tests.broker.fixtures import free_port
 from tests.serve.helpers import send, telemetry
 
@@ -207,11 +209,9 @@ async def test_slow_client_loses_oldest_events_and_memory_stays_bounded(api, ser
         await recv(ws)
         await settle(app)
         # one batch of 100 messages: the hub hands them over at once, faster than any socket
-        items = [(f"tenant/acme/device/d1/telemetry",
+        items = [("tenant/acme/device/d1/telemetry",
                   json.dumps({"version": "1", "ts": f"2026-01-01T00:00:{i // 10:02d}.{i % 10}00+00:00",
                               "metrics": {"n": i}}).encode()) for i in range(100)]
-        from pulse.domain.envelope import Limits
-        from pulse.services.ingest import accept
         await accept(api.services.runtime, api.services.db, Limits(), items)
         client = next(iter(app.state.live.clients["acme"]))
         assert len(client.queue) <= 10
@@ -259,3 +259,21 @@ async def test_connection_caps(api, server):
             assert closed.value.rcvd.code == 4029
         async with connect(ws_url(host, token=api.token("globex"))) as other_tenant:
             assert (await recv(other_tenant))["type"] == "connected"
+
+
+async def test_nothing_is_published_once_the_last_client_left(api, server):
+    host, app = server
+    runtime = api.services.runtime
+    shards = runtime.device_refs + runtime.tenant_refs
+    async with connect(ws_url(host, token=api.token(), channels="telemetry,alerts")) as ws:
+        await recv(ws)
+        await settle(app)
+        assert all(s.watch for s in shards)
+    for _ in range(50):  # the server notices the close
+        if not any(s.watch for s in shards):
+            break
+        await asyncio.sleep(0.05)
+    assert not any(s.watch for s in shards)
+    published = runtime.live_ref.published
+    await telemetry(api, "d1", 1, temp=1)
+    assert runtime.live_ref.published == published

@@ -349,10 +349,19 @@ class DeviceShard(ActorHost[tuple[str, str], DeviceActor]):
     def _status_sweep(self, keys: list[tuple[str, str]], now_ms: int) -> list[Event]:
         """Devices of status-watched tenants that went STALE or OFFLINE by silence (no message
         marks that moment; the timer sweep finds it)."""
-        watched = self.watch.status
-        changes = (self._status_change(k, None, now_ms) for k in keys
-                   if k[0] in watched and self.status.get(k) == "ACTIVE")
-        return [e for e in changes if e is not None]
+        watched, s = self.watch.status, self.settings
+        events: list[Event] = []
+        for key in keys:
+            if key[0] not in watched or self.status.get(key) != "ACTIVE" or key not in self.actors:
+                continue
+            if key not in self.live_status:  # first sight since the tenant is watched: no change to push
+                seen = self.actors[key].presence["last_seen_ms"]
+                self.live_status[key] = presence_status(seen, now_ms, s.stale_after_s, s.offline_after_s)
+                continue
+            event = self._status_change(key, None, now_ms)
+            if event is not None:
+                events.append(event)
+        return events
 
     async def call(self, tenant_id: str, device_id: str, method: str, *args: Any) -> Any:
         """A request from the API to one device actor (latest, twin, patch_desired, ...)."""

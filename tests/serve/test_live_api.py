@@ -277,3 +277,21 @@ async def test_nothing_is_published_once_the_last_client_left(api, server):
     published = runtime.live_ref.published
     await telemetry(api, "d1", 1, temp=1)
     assert runtime.live_ref.published == published
+
+
+async def test_the_timer_sweep_pushes_a_device_going_stale_by_silence(api, server):
+    host, app = server
+    s = api.services.settings
+    async with connect(ws_url(host, token=api.token(), channels="status")) as ws:
+        await recv(ws)
+        await settle(app)
+        now_ms = int(datetime.now(timezone.utc).timestamp() * 1000)
+        await send(api, "acme", "d1", "heartbeat", {"ts": datetime.now(timezone.utc).isoformat()})
+        assert (await recv_until(ws, "status"))["status"] == "ONLINE"
+        await api.services.runtime.tick(None, now_ms + 1000)  # still ONLINE: nothing
+        await nothing_of(ws, "status", 0.2)
+        await api.services.runtime.tick(None, now_ms + (s.stale_after_s + 5) * 1000)
+        stale = await recv_until(ws, "status")
+        assert (stale["device_id"], stale["status"], stale["previous"]) == ("d1", "STALE", "ONLINE")
+        await api.services.runtime.tick(None, now_ms + (s.offline_after_s + 5) * 1000)
+        assert (await recv_until(ws, "status"))["status"] == "OFFLINE"

@@ -38,3 +38,26 @@ async def test_mqtt_telemetry_reaches_a_websocket_client_quickly(stack):
     p99 = latencies[int(0.99 * (len(latencies) - 1))]
     print(f"live push acked -> client over Ray Serve: p50 {latencies[len(latencies) // 2]:.1f} ms, p99 {p99:.1f} ms")
     assert p99 < 250, latencies
+
+
+@pytest.mark.parametrize("stack", ["embedded"], indirect=True)
+async def test_alert_and_status_changes_reach_a_websocket_client(stack):
+    secret = stack.create_device("live-2")
+    r = stack.http.post("/api/v1/customer/alert-rules", json={
+        "name": "live hot", "metric": "heat", "operator": "GT", "threshold": 50, "severity": "major",
+        "device_ids": ["live-2"]})
+    assert r.status_code == 201, r.text
+    url = f"ws://127.0.0.1:{stack.settings.http_port}{STREAM}?token={stack.token}&channels=alerts,status"
+    async with connect(url) as ws:
+        assert json.loads(await asyncio.wait_for(ws.recv(), 10))["type"] == "connected"
+        await asyncio.sleep(0.5)
+        async with device_client(stack, "live-2", secret) as mqtt:
+            await mqtt.publish("tenant/demo/device/live-2/telemetry", envelope(1, heat=99), qos=1)
+            seen: dict[str, dict] = {}
+            deadline = time.monotonic() + 15
+            while not {"alert", "status"} <= seen.keys() and time.monotonic() < deadline:
+                event = json.loads(await asyncio.wait_for(ws.recv(), 15))
+                if event.get("device_id") == "live-2":
+                    seen[event["type"]] = event
+    assert seen["status"]["status"] == "ONLINE"
+    assert (seen["alert"]["action"], seen["alert"]["alert_type"]) == ("OPEN", "THRESHOLD")

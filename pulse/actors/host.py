@@ -16,7 +16,8 @@ import pyarrow as pa
 
 from pulse.actors import metrics
 from pulse.config.settings import Settings
-from pulse.domain.device import DeviceActor
+from pulse.domain.device import DeviceActor, presence_status
+from pulse.domain.live import Event, Watch, alert_event, status_event, telemetry_event
 from pulse.domain.envelope import Limits, decode
 from pulse.domain.messages import (AlertEvent, CommandStatus, DeviceMessage, FieldReport, JobUpdate, Listening,
                                    MetricsDiscovered, OtaStatus, Publish, Rejection, Telemetry)
@@ -147,6 +148,8 @@ class BatchResult:
     alert_events: list[AlertEvent] = field(default_factory=list)
     publishes: list[Publish] = field(default_factory=list)
     command_updates: list[tuple[str, str, CommandStatus]] = field(default_factory=list)
+    # last_seen_ms before the batch of each device whose tenant's status changes are watched
+    seen_before: dict[tuple[str, str], int | None] = field(default_factory=dict)
     discovered: dict[tuple[str, str], set[str]] = field(default_factory=dict)
     field_reports: list[FieldReport] = field(default_factory=list)
     listening: list[tuple[str, str]] = field(default_factory=list)
@@ -160,6 +163,24 @@ class ShardResult:
     rejections: list[Rejection] = field(default_factory=list)
     alert_events: list[AlertEvent] = field(default_factory=list)
     publishes: list[Publish] = field(default_factory=list)
+    live: list[Event] = field(default_factory=list)  # for watched devices only; published once persisted
+
+
+class LiveSink:
+    """Where a shard publishes live events it produces outside ingest (timers, alert changes): the
+    node's LiveHub, in-process or behind a Ray handle (`pulse.actors.runtime` gives the shard one)."""
+
+    async def publish(self, events: list[Event]) -> int: ...
+
+
+async def _publish(live: LiveSink | None, events: list[Event]) -> None:
+    """Live push is best effort: a hub being restarted must not fail a timer or an alert write."""
+    if not events or live is None:
+        return
+    try:
+        await live.publish(events)
+    except Exception:
+        log.exception("live hub unreachable; %d live events not pushed", len(events))
 
 
 def _collect(out: BatchResult, tenant_id: str, device_id: str, effect: Any) -> None:
@@ -187,12 +208,18 @@ def _invoke(actor: DeviceActor, method: str, args: tuple[Any, ...]) -> Any:
 
 class DeviceShard(ActorHost[tuple[str, str], DeviceActor]):
     def __init__(self, shard_id: int, db_url: str, snapshot_interval_s: float = 1.0,
-                 passivate_after_s: float = 600.0, settings: Settings | None = None) -> None:
+                 passivate_after_s: float = 600.0, settings: Settings | None = None,
+                 live: LiveSink | None = None) -> None:
         super().__init__(db_url, snapshot_interval_s, passivate_after_s)
         self.shard_id = shard_id
         # field operations sign links in what they send (OTA instructions): the node's settings
         self.settings = settings if settings is not None else Settings(database_url=db_url)
         self.status: dict[tuple[str, str], str] = {}
+        # live push: what some client watches (set by the hub), and the presence status last pushed
+        # per watched device, so a timer sweep pushes changes only
+        self.live = live
+        self.watch = Watch()
+        self.live_status: dict[tuple[str, str], str] = {}
         self.rules: dict[str, list[Rule]] = {}
         self.messages_handled = 0
 
@@ -230,14 +257,49 @@ class DeviceShard(ActorHost[tuple[str, str], DeviceActor]):
             rejections.extend(bad)
         res = await self.handle_batch(msgs)
         telemetry = [m for m in res.accepted if isinstance(m, Telemetry)]
+        live = self._live_events(res, telemetry, now_ms) if self.watch else []
         return ShardResult(len(res.accepted), telemetry_table(telemetry) if telemetry else None,
-                           rejections + res.rejections, res.alert_events, res.publishes)
+                           rejections + res.rejections, res.alert_events, res.publishes, live)
+
+    async def set_watch(self, watch: Watch) -> None:
+        """What clients watch now (from the hub); status memory of unwatched tenants is let go."""
+        self.watch = watch
+        if self.live_status:
+            self.live_status = {k: v for k, v in self.live_status.items() if k[0] in watch.status}
+
+    def _status_change(self, key: tuple[str, str], before: str | None, now_ms: int) -> Event | None:
+        """A status event when the device's presence status differs from the one last pushed."""
+        actor = self.actors.get(key)
+        if actor is None:
+            return None
+        s = self.settings
+        last_seen = actor.presence["last_seen_ms"]
+        status = presence_status(last_seen, now_ms, s.stale_after_s, s.offline_after_s)
+        previous = self.live_status.get(key, before)
+        self.live_status[key] = status
+        if status == previous:
+            return None
+        return status_event(key[0], key[1], status, previous, now_ms, last_seen)
+
+    def _live_events(self, res: BatchResult, telemetry: list[Telemetry], now_ms: int) -> list[Event]:
+        """Events for what clients watch, from a handled batch: each watched device's telemetry,
+        and a status event for each device whose ONLINE/STALE/OFFLINE status the batch changed."""
+        w, s = self.watch, self.settings
+        events = [telemetry_event(m.tenant_id, m.device_id, m.metrics, m.ts_ms, m.seq)
+                  for m in telemetry if w.wants_telemetry(m.tenant_id, m.device_id)]
+        for key, seen in res.seen_before.items():
+            before = presence_status(seen, now_ms, s.stale_after_s, s.offline_after_s)
+            event = self._status_change(key, before, now_ms)
+            if event is not None:
+                events.append(event)
+        return events
 
     async def handle_batch(self, msgs: list[DeviceMessage]) -> BatchResult:
         """Process a batch in arrival order; unknown or revoked devices' messages are rejected."""
         await self._activate({(m.tenant_id, m.device_id) for m in msgs})
         out = BatchResult()
         now = time.monotonic()
+        status_watched = self.watch.status
         for m in msgs:
             key = (m.tenant_id, m.device_id)
             actor = self.actors.get(key)
@@ -246,6 +308,8 @@ class DeviceShard(ActorHost[tuple[str, str], DeviceActor]):
                 out.rejections.append(Rejection(reason, f"tenant/{m.tenant_id}/device/{m.device_id}",
                                                 m.tenant_id, m.device_id, None, m.ts_ms))
                 continue
+            if status_watched and m.tenant_id in status_watched and key not in out.seen_before:
+                out.seen_before[key] = actor.presence["last_seen_ms"]
             actor.normalize(m)
             for effect in actor.handle(m, self.rules.get(m.tenant_id, ())):
                 _collect(out, m.tenant_id, m.device_id, effect)
@@ -278,6 +342,25 @@ class DeviceShard(ActorHost[tuple[str, str], DeviceActor]):
             if actor is not None and self.status.get(key) == "ACTIVE":
                 events.extend(e for e in actor.on_tick(now_ms, self.rules.get(key[0], ()), heartbeat)
                               if isinstance(e, AlertEvent))
+        if self.watch.status:
+            await _publish(self.live, self._status_sweep(keys, now_ms))
+        return events
+
+    def _status_sweep(self, keys: list[tuple[str, str]], now_ms: int) -> list[Event]:
+        """Devices of status-watched tenants that went STALE or OFFLINE by silence (no message
+        marks that moment; the timer sweep finds it)."""
+        watched, s = self.watch.status, self.settings
+        events: list[Event] = []
+        for key in keys:
+            if key[0] not in watched or self.status.get(key) != "ACTIVE" or key not in self.actors:
+                continue
+            if key not in self.live_status:  # first sight since the tenant is watched: no change to push
+                seen = self.actors[key].presence["last_seen_ms"]
+                self.live_status[key] = presence_status(seen, now_ms, s.stale_after_s, s.offline_after_s)
+                continue
+            event = self._status_change(key, None, now_ms)
+            if event is not None:
+                events.append(event)
         return events
 
     async def call(self, tenant_id: str, device_id: str, method: str, *args: Any) -> Any:
@@ -373,10 +456,15 @@ class DeviceShard(ActorHost[tuple[str, str], DeviceActor]):
 
 class TenantShard(ActorHost[str, TenantActor]):
     def __init__(self, shard_id: int, db_url: str, snapshot_interval_s: float = 1.0,
-                 passivate_after_s: float = 3600.0) -> None:
+                 passivate_after_s: float = 3600.0, live: LiveSink | None = None) -> None:
         super().__init__(db_url, snapshot_interval_s, passivate_after_s)
         self.shard_id = shard_id
         self.alerts_opened = 0
+        self.live = live
+        self.watch = Watch()
+
+    async def set_watch(self, watch: Watch) -> None:
+        self.watch = watch
 
     async def _actor(self, tenant_id: str) -> TenantActor:
         self._keep_running()
@@ -416,26 +504,51 @@ class TenantShard(ActorHost[str, TenantActor]):
         one transaction with its escalation timer."""
         notices: list[Notice] = []
         t = actor.tenant_id
-        for op in ops:
-            async with self.db.begin() as conn:
-                if isinstance(op, CreateAlert):
-                    try:
-                        alert_id = await alert_store.create(conn, op)
-                        # wall-clock start: delays count from when Pulse opened it, not device time
-                        await escalation_store.start(conn, t, alert_id, None, utcnow(), rule_id=op.event.rule_id or None)
-                    except Exception:
-                        actor.create_failed(op.event.fingerprint)
-                        raise
-                    actor.created(op.event.fingerprint, alert_id, op.event.rule_id, op.event.device_id)
-                    notices.append((t, alert_id, "OPEN"))
-                elif isinstance(op, RetriggerAlert):
-                    await alert_store.retrigger(conn, op)
-                else:
-                    await alert_store.transition(conn, t, op)
-                    if op.status in ("ACKNOWLEDGED", "CLOSED"):  # a human (or the device) answered: stop escalating
-                        await escalation_store.stop(conn, op.alert_id)
-                        notices.append((t, op.alert_id, op.status))
+        live: list[Event] | None = [] if t in self.watch.alerts else None
+        try:
+            for op in ops:
+                await self._apply_one(actor, op, notices)
+                if live is not None:
+                    live.append(_alert_change(actor, op, int(time.time() * 1000)))
+        finally:  # what was committed is pushed, even when a later op failed
+            if live:
+                await _publish(self.live, live)
         return notices
+
+    async def _apply_one(self, actor: TenantActor, op: AlertOp, notices: list[Notice]) -> None:
+        t = actor.tenant_id
+        async with self.db.begin() as conn:
+            if isinstance(op, CreateAlert):
+                try:
+                    alert_id = await alert_store.create(conn, op)
+                    # wall-clock start: delays count from when Pulse opened it, not device time
+                    await escalation_store.start(conn, t, alert_id, None, utcnow(), rule_id=op.event.rule_id or None)
+                except Exception:
+                    actor.create_failed(op.event.fingerprint)
+                    raise
+                actor.created(op.event.fingerprint, alert_id, op.event.rule_id, op.event.device_id)
+                notices.append((t, alert_id, "OPEN"))
+            elif isinstance(op, RetriggerAlert):
+                await alert_store.retrigger(conn, op)
+            else:
+                await alert_store.transition(conn, t, op)
+                if op.status in ("ACKNOWLEDGED", "CLOSED"):  # a human (or the device) answered: stop escalating
+                    await escalation_store.stop(conn, op.alert_id)
+                    notices.append((t, op.alert_id, op.status))
 
     async def stats(self) -> dict[str, Any]:
         return {"shard_id": self.shard_id, "active_actors": len(self.actors), "alerts_opened": self.alerts_opened}
+
+
+def _alert_change(actor: TenantActor, op: AlertOp, now_ms: int) -> Event:
+    """The live event of a committed alert op (a CreateAlert's id is indexed by then)."""
+    t = actor.tenant_id
+    if isinstance(op, (CreateAlert, RetriggerAlert)):
+        ev = op.event
+        known = actor.by_fingerprint.get(ev.fingerprint)
+        alert_id = op.alert_id if isinstance(op, RetriggerAlert) else known.alert_id if known else 0
+        return alert_event(t, alert_id, known.status if known else "OPEN",
+                           "RETRIGGER" if isinstance(op, RetriggerAlert) else "OPEN", now_ms,
+                           ev.device_id, ev.alert_type, ev.severity, ev.rule_name)
+    current = actor.by_id.get(op.alert_id)
+    return alert_event(t, op.alert_id, op.status, op.action, now_ms, current.device_id if current else None)

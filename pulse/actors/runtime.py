@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 import zlib
 from collections import defaultdict
 from dataclasses import dataclass, field
@@ -17,7 +18,9 @@ import pyarrow as pa
 from pulse.actors import metrics
 from pulse.actors.host import DeviceShard, ShardResult, TenantShard
 from pulse.actors.lake_writer import LakeWriter
+from pulse.actors.live import LiveHub
 from pulse.domain.envelope import Limits
+from pulse.domain.live import Event, Watch
 from pulse.domain.messages import AlertEvent, Publish, Rejection
 from pulse.config.settings import Settings
 from pulse.services.carrier_sync import CarrierSync
@@ -30,7 +33,11 @@ log = logging.getLogger(__name__)
 
 def service_classes() -> dict[str, type]:
     """Singleton service actors: name -> class taking `(settings)`, with async `start(runtime)`/`stop`."""
-    return {"notifier": Notifier, "carrier-sync": CarrierSync, "telemetron-sync": TelemetronSync}
+    return {"notifier": Notifier, "carrier-sync": CarrierSync, "telemetron-sync": TelemetronSync,
+            LIVE_HUB: LiveHub}
+
+
+LIVE_HUB = "live-hub"
 
 
 def partition_of(key: str, partitions: int) -> int:
@@ -73,6 +80,7 @@ class IngestResult:
     rejections: list[Rejection] = field(default_factory=list)
     publishes: list[Publish] = field(default_factory=list)
     alerts_opened: int = 0
+    live: list[Event] = field(default_factory=list)  # pushed once the batch is persisted
 
 
 class Runtime:
@@ -90,6 +98,10 @@ class Runtime:
     @property
     def notifier_ref(self) -> Any:
         return self.service_refs.get("notifier")
+
+    @property
+    def live_ref(self) -> Any:
+        return self.service_refs.get(LIVE_HUB)
 
     async def _call(self, ref: Any, method: str, *args: Any) -> Any:
         raise NotImplementedError
@@ -133,6 +145,7 @@ class Runtime:
             out.accepted += r.accepted
             out.rejections.extend(r.rejections)
             out.publishes.extend(r.publishes)
+            out.live.extend(r.live)
             events.extend(r.alert_events)
             if r.table is not None:
                 tables.append(r.table)
@@ -147,6 +160,30 @@ class Runtime:
         if table is not None:
             result.rows = table.num_rows
             await self._call(self.lake_ref, "append", table)
+        if result.live:
+            await self._push(result.live)
+
+    async def _push(self, events: list[Event]) -> None:
+        """Live events of an acknowledged batch to the hub; stamped with the acknowledgement time so
+        clients can measure their lag. Best effort: ingest never fails because of live push."""
+        acked_ms = int(time.time() * 1000)
+        for e in events:
+            e["acked_ms"] = acked_ms
+        try:
+            await self._call(self.live_ref, "publish", events)
+        except Exception:
+            log.exception("live hub unreachable; %d live events not pushed", len(events))
+
+    # ---- live push ---------------------------------------------------------------------------
+    async def broadcast_watch(self, watch: Watch) -> None:
+        """What clients watch, to every shard (the hub calls this when it changes)."""
+        await asyncio.gather(*(self._call(r, "set_watch", watch) for r in self.device_refs + self.tenant_refs))
+
+    async def live_watch(self, listener_id: str, watch: Watch) -> None:
+        await self._call(self.live_ref, "watch", listener_id, watch)
+
+    async def live_poll(self, listener_id: str, timeout_s: float) -> tuple[list[Event], int]:
+        return await self._call(self.live_ref, "poll", listener_id, timeout_s)
 
     async def tenant_events(self, events: list[AlertEvent]) -> int:
         """Alert open/clear events (from device shards or services) through the tenant actors."""
@@ -292,10 +329,11 @@ class LocalRuntime(Runtime):
     async def start(self) -> None:
         self.settings.ensure_dirs()
         s = self.settings
-        self.device_refs = [DeviceShard(*_shard_args(s, i), settings=s) for i in range(s.device_shards)]
-        self.tenant_refs = [TenantShard(*_shard_args(s, i)) for i in range(s.tenant_shards)]
-        self.lake_ref = LakeWriter(*_lake_args(s))
         self.service_refs = {name: cls(s) for name, cls in service_classes().items()}
+        hub = self.live_ref  # the shards publish timer and alert events to it directly
+        self.device_refs = [DeviceShard(*_shard_args(s, i), settings=s, live=hub) for i in range(s.device_shards)]
+        self.tenant_refs = [TenantShard(*_shard_args(s, i), live=hub) for i in range(s.tenant_shards)]
+        self.lake_ref = LakeWriter(*_lake_args(s))
         await self.lake_ref.start()
         for ref in self.service_refs.values():
             await ref.start(self)  # a service that feeds actors (carrier alerts) reaches them through us
@@ -327,6 +365,16 @@ def actor_names(settings: Settings) -> dict[str, list[str]]:
 RETRY_ON_RESTART = {"max_task_retries": 3}
 
 
+class HubHandle:
+    """The LiveHub actor as a shard's `LiveSink` (shards never import Ray)."""
+
+    def __init__(self, handle: Any) -> None:
+        self.handle = handle
+
+    async def publish(self, events: list[Event]) -> int:
+        return await self.handle.publish.remote(events)
+
+
 class RayRuntime(Runtime):
     """Named detached Ray actors. `deploy()` creates them; any process in the cluster may `connect()`."""
 
@@ -344,14 +392,16 @@ class RayRuntime(Runtime):
         s = self.settings
         s.ensure_dirs()
         names = actor_names(s)
-        self.device_refs = [ray.remote(DeviceShard).options(**self._options(n), **RETRY_ON_RESTART)
-                            .remote(*_shard_args(s, i), settings=s) for i, n in enumerate(names["device"])]
-        self.tenant_refs = [ray.remote(TenantShard).options(**self._options(n), **RETRY_ON_RESTART)
-                            .remote(*_shard_args(s, i)) for i, n in enumerate(names["tenant"])]
-        self.lake_ref = ray.remote(LakeWriter).options(**self._options("lake-writer"), **RETRY_ON_RESTART
-                                                       ).remote(*_lake_args(s))
         self.service_refs = {name: ray.remote(cls).options(**self._options(name)).remote(s)
                              for name, cls in service_classes().items()}
+        # the handle is a constructor argument: a shard Ray restarts gets it back
+        hub = HubHandle(self.live_ref)
+        self.device_refs = [ray.remote(DeviceShard).options(**self._options(n), **RETRY_ON_RESTART)
+                            .remote(*_shard_args(s, i), settings=s, live=hub) for i, n in enumerate(names["device"])]
+        self.tenant_refs = [ray.remote(TenantShard).options(**self._options(n), **RETRY_ON_RESTART)
+                            .remote(*_shard_args(s, i), live=hub) for i, n in enumerate(names["tenant"])]
+        self.lake_ref = ray.remote(LakeWriter).options(**self._options("lake-writer"), **RETRY_ON_RESTART
+                                                       ).remote(*_lake_args(s))
 
     def connect(self) -> None:
         import ray

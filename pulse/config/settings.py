@@ -149,6 +149,17 @@ class Settings(BaseSettings):
     serve_max_ongoing_requests: int = 64
     serve_replicas: int = 1
 
+    # Live push (docs/live.md). Each open WebSocket/SSE stream is an ongoing Serve request: the
+    # ingress deployment adds `live_max_subscribers` to `serve_max_ongoing_requests`.
+    live_max_subscribers: int = 500  # streams per API process (Serve replica); more are refused
+    live_max_per_tenant: int = 200  # streams per tenant per API process (documented env default: 10)
+    live_queue_size: int = 256  # events waiting per client; when full the oldest are dropped
+    live_send_timeout_s: float = 10.0  # a client that takes longer to accept one frame is disconnected
+    live_keepalive_s: float = 15.0  # idle time before a ping (WS) or keepalive comment (SSE)
+    live_hub_queue_size: int = 10_000  # events waiting per API process in the hub (drop-oldest)
+    live_max_group_devices: int = 10_000  # a group subscription resolves at most this many members
+    live_allowed_origins: str = ""  # comma-separated WebSocket Origins accepted besides the API's own
+
     # First start
     bootstrap_tenant: str = "demo"
     bootstrap_admin_email: str = "admin@demo.local"

@@ -10,11 +10,10 @@ from fastapi.responses import JSONResponse
 from pulse.serve import errors
 from pulse.serve.audit_trail import AuditTrail
 from pulse.serve.routes import (alert_rules, alerts, analytics, analytics_sql, audit, auth, carrier_callbacks,
-                                carriers, commands, device_api, devices, digest, escalation, exports, firmware,
-                                groups, ingest, jobs, maintenance, modules, notifications, oncall, operator_carriers,
-                                operator_tenants, ota, owners, quarantine, reports, sensors, tags, telemetron, telemetry,
-                                templates, transports)
-from pulse.serve.routes import dashboards
+                                carriers, commands, dashboards, device_api, devices, digest, escalation, exports,
+                                firmware, groups, ingest, jobs, live, maintenance, modules, notifications, oncall,
+                                operator_carriers, operator_tenants, ota, owners, quarantine, reports, sensors, tags,
+                                telemetron, telemetry, templates, transports)
 from pulse.services.context import ServiceContext
 
 ROUTERS = [auth.router, ingest.router, devices.router, telemetry.router, telemetry.fleet_router,
@@ -24,7 +23,7 @@ ROUTERS = [auth.router, ingest.router, devices.router, telemetry.router, telemet
            escalation.router, digest.router, carriers.router, operator_carriers.router,
            operator_tenants.router, carrier_callbacks.router, owners.router, telemetron.router,
            exports.router, audit.router, analytics.router, reports.router, analytics_sql.router,
-           firmware.router, ota.router, jobs.router, device_api.router, dashboards.router]
+           firmware.router, ota.router, jobs.router, device_api.router, dashboards.router, live.router]
 
 
 def create_app(build: Callable[[], Awaitable[ServiceContext]] | None = None,
@@ -38,6 +37,9 @@ def create_app(build: Callable[[], Awaitable[ServiceContext]] | None = None,
         try:
             yield
         finally:
+            fanout = getattr(app.state, "live", None)  # the live streams of this process (docs/live.md)
+            if fanout is not None:
+                await fanout.close()
             if build is not None and close is not None:
                 await close(app.state.services)
 

@@ -1,9 +1,10 @@
 """Who is calling over HTTP: the bearer header or `pulse_session` cookie, checked per route."""
 from __future__ import annotations
 
-from typing import Any, Callable
+from typing import Any, Callable, Iterable
+from urllib.parse import urlsplit
 
-from fastapi import Depends, Request
+from fastapi import Depends, Request, WebSocket
 
 from pulse.domain.permissions import CUSTOMER_ROLES, Principal
 from pulse.errors import Forbidden, Unauthorized
@@ -32,15 +33,48 @@ def customer(permission: str) -> Callable[..., Any]:
     """A tenant user holding `permission`, of an ACTIVE tenant; the tenant always comes from the token."""
 
     async def dep(request: Request, p: Principal = Depends(principal)) -> Principal:
-        if not p.tenant_id or p.role not in CUSTOMER_ROLES:
-            raise Forbidden("customer endpoints need a tenant user token")
-        if permission not in p.permissions:
-            raise Forbidden(f"missing permission {permission}")
-        await require_active_tenant(request.app.state.services, p.tenant_id)
+        await check_customer(request.app.state.services, p, (permission,))
         setattr(request.state, PRINCIPAL, p)  # who the audit trail records for a change
         return p
 
     return dep
+
+
+async def check_customer(svc: Any, p: Principal, permissions: Iterable[str]) -> None:
+    """A tenant user of an ACTIVE tenant holding every one of `permissions`."""
+    if not p.tenant_id or p.role not in CUSTOMER_ROLES:
+        raise Forbidden("customer endpoints need a tenant user token")
+    for permission in permissions:
+        if permission not in p.permissions:
+            raise Forbidden(f"missing permission {permission}")
+    await require_active_tenant(svc, p.tenant_id)
+
+
+def stream_token(websocket: WebSocket) -> str:
+    """A WebSocket's credentials: browsers cannot set headers on one, so besides the bearer header
+    and the session cookie (sent by the browser; the Origin check keeps other sites from using it),
+    the documented `?token=` query parameter."""
+    token = websocket.query_params.get("token")
+    if token:
+        return token
+    header = websocket.headers.get("authorization", "")
+    if header.lower().startswith("bearer "):
+        return header[7:].strip()
+    cookie = websocket.cookies.get(COOKIE)
+    if cookie:
+        return cookie
+    raise Unauthorized("missing token, bearer header or pulse_session cookie")
+
+
+def same_origin(websocket: WebSocket, allowed: str) -> bool:
+    """No Origin (not a browser) or the API's own, or one configured: a page on another site must not
+    open a stream with the user's cookie (browsers do not apply CORS to WebSockets)."""
+    origin = websocket.headers.get("origin")
+    if not origin:
+        return True
+    if urlsplit(origin).netloc == websocket.headers.get("host", ""):
+        return True
+    return origin.rstrip("/") in {o.strip().rstrip("/") for o in allowed.split(",") if o.strip()}
 
 
 def operator(permission: str = "operator.read") -> Callable[..., Any]:

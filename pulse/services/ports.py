@@ -7,6 +7,7 @@ from __future__ import annotations
 from typing import Any, Protocol, Sequence
 
 from pulse.domain.envelope import Limits
+from pulse.domain.live import Event, Watch
 from pulse.domain.messages import AlertEvent, Publish
 
 
@@ -33,6 +34,12 @@ class Runtime(Protocol):
     async def notifier_call(self, method: str, *args: Any) -> Any: ...
 
     async def ready(self) -> bool: ...
+
+    # Live push (docs/live.md): an API process registers what its clients watch and long-polls the
+    # node's hub for the matching events -> (events, dropped; -1 when the hub does not know it).
+    async def live_watch(self, listener_id: str, watch: Watch) -> None: ...
+
+    async def live_poll(self, listener_id: str, timeout_s: float) -> tuple[list[Event], int]: ...
 
 
 class Downlink(Protocol):

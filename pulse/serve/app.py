@@ -7,7 +7,7 @@ from typing import Any, AsyncIterator, Awaitable, Callable
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 
-from pulse.serve import errors
+from pulse.serve import console, errors
 from pulse.serve.audit_trail import AuditTrail
 from pulse.serve.csrf import CsrfProtection
 from pulse.serve.routes import (alert_rules, alerts, analytics, analytics_sql, audit, auth, carrier_callbacks,
@@ -48,6 +48,7 @@ def create_app(build: Callable[[], Awaitable[ServiceContext]] | None = None,
     app.add_middleware(AuditTrail)
     for router in ROUTERS:
         app.include_router(router)
+    console.install(app)
 
     @app.get("/healthz", tags=["health"])
     async def healthz(request: Request) -> Any:

@@ -11,8 +11,8 @@ async function uPlot() {
 const COLORS = ['#2563eb', '#dc2626', '#16a34a', '#9333ea', '#ea580c', '#0891b2', '#ca8a04', '#db2777'];
 
 // series: [{label, points: [{time, value}]}] with ISO or ms times; returns {destroy()}
-// `window`: [start, end] (ISO or ms) pins the x axis to the requested range, however few points
-export async function lineChart(container, series, { height = 260, unit = '', window = null } = {}) {
+// `xWindow`: [start, end] (ISO or ms) pins the x axis to the requested range, however few points
+export async function lineChart(container, series, { height = 260, unit = '', xWindow = null } = {}) {
   const times = [...new Set(series.flatMap((s) => s.points.map((p) => toSeconds(p.time))))].sort((a, b) => a - b);
   const index = new Map(times.map((t, i) => [t, i]));
   const data = [times, ...series.map((s) => {
@@ -33,7 +33,7 @@ export async function lineChart(container, series, { height = 260, unit = '', wi
   const width = Math.max(300, container.clientWidth || 600);
   const plot = new Plot({
     width, height,
-    scales: { x: window ? { time: true, range: () => window.map(toSeconds) } : { time: true } },
+    scales: { x: xWindow ? { time: true, range: () => xWindow.map(toSeconds) } : { time: true } },
     axes: [{}, { label: unit, size: 60 }],
     series: [{}, ...series.map((s, i) => ({
       label: s.label, stroke: COLORS[i % COLORS.length], width: 2, spanGaps: true,

@@ -144,7 +144,7 @@ async def test_build_a_dashboard_with_two_widgets_and_reload_it(stack, browser, 
     css(browser, "#widget-title")[0].send_keys("Devices")
     css(browser, "#add-widget-submit")[0].click()
     wait(browser, lambda d: len(css(d, "[data-widget]")) == 1)
-    Select(css(browser, "#widget-type")[0]).select_by_value("timeseries_chart")
+    Select(css(browser, "#widget-type")[0]).select_by_value("line_chart")
     css(browser, "#widget-title")[0].send_keys("Temperature")
     css(browser, "#widget-metric")[0].send_keys("temp")
     css(browser, "#add-widget-submit")[0].click()
@@ -152,16 +152,16 @@ async def test_build_a_dashboard_with_two_widgets_and_reload_it(stack, browser, 
 
     # layout editor: make the chart wider, move it first, save
     css(browser, "#edit-layout")[0].click()
-    chart = wait(browser, lambda d: css(d, "[data-type=timeseries_chart]"))[0]
+    chart = wait(browser, lambda d: css(d, "[data-type=line_chart]"))[0]
     chart.find_element("css selector", "button.wider").click()
-    chart = css(browser, "[data-type=timeseries_chart]")[0]
+    chart = css(browser, "[data-type=line_chart]")[0]
     chart.find_element("css selector", "button.up").click()
     css(browser, "#save-layout")[0].click()
     wait(browser, lambda d: css(d, "#save-layout") and not css(d, "#save-layout")[0].is_enabled())
 
     browser.refresh()
     cards = wait(browser, lambda d: len(css(d, "[data-widget]")) == 2 and css(d, "[data-widget]"))
-    assert [c.get_attribute("data-type") for c in cards] == ["timeseries_chart", "device_count"]
+    assert [c.get_attribute("data-type") for c in cards] == ["line_chart", "device_count"]
     assert "span 7" in cards[0].get_attribute("style")
     assert wait(browser, lambda d: css(d, "[data-type=device_count] .big"))[0].text.isdigit()
     browser.save_screenshot(str(shots / "dashboard.png"))

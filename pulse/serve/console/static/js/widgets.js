@@ -21,6 +21,18 @@ function analytics(config, extra = {}) {
 
 const inScope = (config) => (ev) => !config.device_ids?.length || config.device_ids.includes(ev.device_id);
 
+async function fleetKpi(box, kpi) {
+  if (kpi === 'open_alerts') {
+    const page = await get(`${API}/alerts`, { status: 'OPEN', limit: 1 });
+    replace(box, h('div', { class: 'big' }, page.total), h('div', { class: 'muted' }, 'open alerts'));
+    return;
+  }
+  const s = await get(`${API}/devices/summary`);
+  const values = { online_devices: s.ONLINE, offline_devices: s.OFFLINE, total_devices: s.total,
+    online_percent: s.total ? `${Math.round((100 * s.ONLINE) / s.total)}%` : '—' };
+  replace(box, h('div', { class: 'big' }, values[kpi] ?? '—'), h('div', { class: 'muted' }, kpi.replace('_', ' ')));
+}
+
 const RENDERERS = {
   fleet_status(box) {
     return {
@@ -48,6 +60,7 @@ const RENDERERS = {
   kpi_tile(box, config) {
     return {
       async refresh() {
+        if (config.kpi && config.kpi !== 'metric') { await fleetKpi(box, config.kpi); return; }
         if (!config.metric) { replace(box, h('p', { class: 'muted' }, 'Choose a metric.')); return; }
         const r = await analytics(config);
         const agg = config.aggregation || 'avg';
@@ -70,7 +83,7 @@ const RENDERERS = {
       wants: (ev) => ev.type === 'alert',
     };
   },
-  device_table(box, config) {
+  table(box, config) {
     return {
       async refresh() {
         const page = await get(`${API}/devices`, { limit: config.limit || 10, group_id: config.group_id });
@@ -84,7 +97,7 @@ const RENDERERS = {
       wants: (ev) => ev.type === 'status',
     };
   },
-  timeseries_chart(box, config) {
+  line_chart(box, config) {
     let chart = null;
     return {
       async refresh() {
@@ -99,14 +112,15 @@ const RENDERERS = {
     };
   },
 };
-// names the documented system and the seed's bootstrap use for the same widgets
-RENDERERS.table = RENDERERS.device_table;
-RENDERERS.line_chart = RENDERERS.timeseries_chart;
-RENDERERS.chart = RENDERERS.timeseries_chart;
-RENDERERS.kpi = RENDERERS.kpi_tile;
+// types of docs/dashboards.md drawn by the same view (an area or bar chart as a line, for now)
+RENDERERS.area_chart = RENDERERS.line_chart;
+RENDERERS.bar_chart = RENDERERS.line_chart;
+RENDERERS.stat_card = RENDERERS.kpi_tile;
+RENDERERS.fleet_overview = RENDERERS.fleet_status;
+RENDERERS.health_score = RENDERERS.fleet_status;
 
-export const EDITABLE_TYPES = ['timeseries_chart', 'kpi_tile', 'fleet_status', 'device_count', 'alert_feed', 'device_table'];
-export const NEEDS_METRIC = new Set(['timeseries_chart', 'kpi_tile', 'line_chart', 'chart', 'kpi']);
+export const EDITABLE_TYPES = ['line_chart', 'kpi_tile', 'fleet_status', 'device_count', 'alert_feed', 'table'];
+export const NEEDS_METRIC = new Set(['line_chart', 'area_chart', 'bar_chart', 'kpi_tile', 'stat_card']);
 
 export function renderWidget(box, widget) {
   const make = RENDERERS[widget.widget_type];

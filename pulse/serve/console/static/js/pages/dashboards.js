@@ -181,7 +181,7 @@ function addForm(base, dash, added) {
       }
       const ids = devices.value.split(',').map((s) => s.trim()).filter(Boolean);
       if (ids.length) config.device_ids = ids;
-      const wide = type.value === 'timeseries_chart' || type.value === 'device_table';
+      const wide = type.value === 'line_chart' || type.value === 'table';
       const body = { widget_type: type.value, title: title.value.trim(), config,
         position: { x: 0, y: 1000, w: wide ? 6 : 3, h: wide ? 3 : 2 } };
       try { added(await post(`${base}/widgets`, body)); title.value = ''; toast('Widget added'); } catch (e) { toast(e.message, 'error'); }

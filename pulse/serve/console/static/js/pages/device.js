@@ -47,7 +47,7 @@ export async function render(view, [deviceId]) {
     if (chart) chart.destroy();
     const points = hist.points.map((p) => ({ time: p.time, value: p.avg }));
     chartBox.dataset.points = String(points.length);
-    chartInfo.textContent = `${hist.count} buckets of ${hist.bucket_size}${hist.unit ? ` · ${hist.unit}` : ''}`;
+    chartInfo.textContent = `${hist.count} bucket${hist.count === 1 ? '' : 's'} of ${hist.bucket_size}${hist.unit ? ` · ${hist.unit}` : ''}`;
     chart = await lineChart(chartBox, [{ label: `${metric} (avg)`, points }], { unit: hist.unit || '', xWindow: hist.start && hist.end ? [hist.start, hist.end] : null });
   };
   metricSelect.addEventListener('change', loadChart);

@@ -74,7 +74,7 @@ const RENDERERS = {
   alert_feed(box, config) {
     return {
       async refresh() {
-        const page = await get(`${API}/alerts`, { status: 'OPEN', limit: config.limit || 8 });
+        const page = await get(`${API}/alerts`, { status: config.status || 'OPEN', limit: config.limit || 8 });
         replace(box, page.alerts.length ? h('ul', { class: 'feed' }, page.alerts.map((a) => h('li', {},
           badge(a.severity_label || a.severity, `sev sev-${a.severity}`), ' ',
           h('a', { href: `#/devices/${encodeURIComponent(a.device_id)}` }, a.device_id), ` ${a.summary || a.alert_type} `,

@@ -19,6 +19,8 @@ function analytics(config, extra = {}) {
   });
 }
 
+const RANGE_MS = { '1h': 3600e3, '6h': 6 * 3600e3, '24h': 24 * 3600e3, '7d': 7 * 86400e3, '30d': 30 * 86400e3 };
+
 const inScope = (config) => (ev) => !config.device_ids?.length || config.device_ids.includes(ev.device_id);
 
 async function fleetKpi(box, kpi) {
@@ -105,7 +107,9 @@ const RENDERERS = {
         const r = await analytics(config, { group_by: config.device_ids?.length || config.group_id ? 'device' : undefined });
         if (chart) chart.destroy();
         box.dataset.points = String(r.series.reduce((n, s) => n + s.points.length, 0));
-        chart = await lineChart(box, r.series, { height: Math.max(120, box.clientHeight - 40 || 200) });
+        const now = Date.now();
+        chart = await lineChart(box, r.series, { height: Math.max(120, box.clientHeight - 40 || 200),
+          xWindow: [now - RANGE_MS[config.time_range || '24h'], now] });
       },
       wants: (ev) => ev.type === 'telemetry' && config.metric in ev.metrics && inScope(config)(ev),
       destroy() { if (chart) chart.destroy(); },

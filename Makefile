@@ -4,12 +4,17 @@
 PYTHON ?= python3
 VENV   := .venv
 STAMP  := $(VENV)/.installed
+# the console's chart library: from the npm lock file into the package's static dir (docs/console.md)
+VENDOR := pulse/serve/console/static/vendor
 
 .PHONY: up test test-fast lint-imports bench install openapi routes clean
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml package.json package-lock.json
 	test -x $(VENV)/bin/python || $(PYTHON) -m venv $(VENV)
 	$(VENV)/bin/pip install -q --upgrade pip
+	npm ci --no-audit --no-fund --loglevel=error
+	mkdir -p $(VENDOR)
+	cp node_modules/uplot/dist/uPlot.esm.js node_modules/uplot/dist/uPlot.min.css node_modules/uplot/LICENSE $(VENDOR)/
 	$(VENV)/bin/pip install -q -e '.[test]'
 	touch $(STAMP)
 
@@ -42,4 +47,4 @@ routes: openapi
 	python3 ../shared/tools/seed_routes.py --openapi openapi.json | tail -n 1
 
 clean:
-	rm -rf $(VENV) .pytest_cache openapi.json
+	rm -rf $(VENV) .pytest_cache openapi.json node_modules $(VENDOR)

@@ -7,8 +7,9 @@ from typing import Any, AsyncIterator, Awaitable, Callable
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 
-from pulse.serve import errors
+from pulse.serve import console, errors
 from pulse.serve.audit_trail import AuditTrail
+from pulse.serve.csrf import CsrfProtection
 from pulse.serve.routes import (alert_rules, alerts, analytics, analytics_sql, audit, auth, carrier_callbacks,
                                 carriers, commands, dashboards, device_api, devices, digest, escalation, exports,
                                 firmware, groups, ingest, jobs, live, maintenance, modules, notifications, oncall,
@@ -46,9 +47,11 @@ def create_app(build: Callable[[], Awaitable[ServiceContext]] | None = None,
     app = FastAPI(title="Pulse", version="0.1.0", lifespan=lifespan,
                   description="IoT fleet platform: customer and operator REST API.")
     errors.install(app)
+    app.add_middleware(CsrfProtection)  # inside the audit trail: a refused write still gets a request id
     app.add_middleware(AuditTrail)
     for router in ROUTERS:
         app.include_router(router)
+    console.install(app)
 
     @app.get("/healthz", tags=["health"])
     async def healthz(request: Request) -> Any:

@@ -15,3 +15,7 @@ class Session(BaseModel):
     expires_in: int = Field(description="seconds")
     tenant_id: str | None
     role: str
+
+
+class LoggedOut(BaseModel):
+    ok: bool = True

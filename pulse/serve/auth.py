@@ -5,6 +5,7 @@ from typing import Any, Callable, Iterable
 from urllib.parse import urlsplit
 
 from fastapi import Depends, Request, WebSocket
+from starlette.requests import HTTPConnection
 
 from pulse.domain.permissions import CUSTOMER_ROLES, Principal
 from pulse.errors import Forbidden, Unauthorized
@@ -15,11 +16,12 @@ from pulse.services.auth import require_active_tenant
 COOKIE = "pulse_session"
 
 
-def _token_from(request: Request) -> str:
-    header = request.headers.get("authorization", "")
+def _token_from(conn: HTTPConnection) -> str:
+    """The bearer header, else the session cookie (a request or a WebSocket)."""
+    header = conn.headers.get("authorization", "")
     if header.lower().startswith("bearer "):
         return header[7:].strip()
-    cookie = request.cookies.get(COOKIE)
+    cookie = conn.cookies.get(COOKIE)
     if cookie:
         return cookie
     raise Unauthorized("missing bearer token or pulse_session cookie")
@@ -54,16 +56,7 @@ def stream_token(websocket: WebSocket) -> str:
     """A WebSocket's credentials: browsers cannot set headers on one, so besides the bearer header
     and the session cookie (sent by the browser; the Origin check keeps other sites from using it),
     the documented `?token=` query parameter."""
-    token = websocket.query_params.get("token")
-    if token:
-        return token
-    header = websocket.headers.get("authorization", "")
-    if header.lower().startswith("bearer "):
-        return header[7:].strip()
-    cookie = websocket.cookies.get(COOKIE)
-    if cookie:
-        return cookie
-    raise Unauthorized("missing token, bearer header or pulse_session cookie")
+    return websocket.query_params.get("token") or _token_from(websocket)
 
 
 def same_origin(websocket: WebSocket, allowed: str) -> bool:

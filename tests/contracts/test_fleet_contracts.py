@@ -182,6 +182,8 @@ CONTRACTS = [
              not_met="not in api-contracts.md: Pulse's own route (tests/serve/test_quarantine_api.py)"),
     Contract("POST /api/v1/auth/login", not_met="not in api-contracts.md (the documented system logs in through "
              "Keycloak); Pulse's local login is tested in tests/serve/test_auth_api.py"),
+    Contract("POST /api/v1/auth/logout", not_met="not in api-contracts.md: clears the console's HttpOnly session "
+             "cookie (docs/console.md), tested in tests/serve/test_csrf.py"),
     Contract("POST /ingest/v1/tenant/{tenant_id}/device/{device_id}/{msg_type}",
              not_met="not in api-contracts.md (device side); DESIGN.md §4 says 202, as tested in "
                      "tests/serve/test_ingest_api.py"),

@@ -1,12 +1,15 @@
 """The console in Debian's headless Chromium against a real node: sign in, fleet, a device's chart of
 points published over MQTT in the test, an alert appearing live and acknowledged, a dashboard with
-two widgets that survives a reload. Screenshots of the main pages go to <tmp>/screenshots/."""
+two widgets that survives a reload, a dashboard with one widget of every type, each drawn.
+Screenshots of the main pages go to <tmp>/screenshots/."""
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import shutil
 import time
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
@@ -69,10 +72,16 @@ def sign_in(driver, stack) -> None:
     wait(driver, lambda d: css(d, "#fleet-rows"))
 
 
-async def publish(stack, device_id: str, secret: str, values: list[dict]) -> None:
+async def publish(stack, device_id: str, secret: str, values: list[dict], every_s: float = 0) -> None:
+    """`values` in order; with `every_s`, stamped that many seconds apart, the last one now."""
+    now = datetime.now(timezone.utc)
     async with device_client(stack, device_id, secret) as dev:
         for seq, metrics in enumerate(values, start=1):
-            await dev.publish(f"tenant/demo/device/{device_id}/telemetry", envelope(seq, **metrics), qos=1)
+            payload = envelope(seq, **metrics)
+            if every_s:
+                ts = now - timedelta(seconds=every_s * (len(values) - seq))
+                payload = json.dumps({**json.loads(payload), "ts": ts.isoformat()}).encode()
+            await dev.publish(f"tenant/demo/device/{device_id}/telemetry", payload, qos=1)
 
 
 @pytest.mark.parametrize("stack", ["embedded"], indirect=True)
@@ -167,3 +176,79 @@ async def test_build_a_dashboard_with_two_widgets_and_reload_it(stack, browser, 
     assert "span 7" in cards[0].get_attribute("style")
     assert wait(browser, lambda d: css(d, "[data-type=device_count] .big"))[0].text.isdigit()
     browser.save_screenshot(str(shots / "dashboard.png"))
+
+
+# one widget of every type (pulse/domain/dashboards.py WIDGET_CONFIGS), as [type, config, x, y, w, h]
+WALL = ["wall-1", "wall-2", "wall-3"]
+EVERY_WIDGET = [
+    ["kpi_tile", {"metric": "power", "time_range": "1h", "unit": "W"}, 0, 0, 3, 2],
+    ["stat_card", {"kpi": "total_devices"}, 3, 0, 3, 2],
+    ["gauge", {"metric": "power", "time_range": "1h", "min": 0, "max": 120, "unit": "W"}, 6, 0, 3, 2],
+    ["device_count", {}, 9, 0, 3, 2],
+    ["line_chart", {"metric": "power", "time_range": "1h", "device_ids": WALL}, 0, 2, 6, 3],
+    ["area_chart", {"metric": "load", "time_range": "1h", "group_by": "device"}, 6, 2, 6, 3],
+    ["bar_chart", {"metric": "power", "aggregation": "max", "time_range": "1h"}, 0, 5, 6, 3],
+    ["scatter", {"x_metric": "power", "y_metric": "load", "time_range": "1h"}, 6, 5, 6, 3],
+    ["pie_chart", {"metric": "power", "time_range": "1h"}, 0, 8, 4, 3],
+    ["radar", {"metric": "load", "time_range": "1h"}, 4, 8, 4, 3],
+    ["table", {"device_ids": WALL, "metrics": ["power", "load"]}, 8, 8, 4, 3],
+    ["alert_feed", {"status": "ALL"}, 0, 11, 3, 2],
+    ["fleet_status", {}, 3, 11, 3, 2],
+    ["fleet_overview", {}, 6, 11, 3, 2],
+    ["health_score", {}, 9, 11, 3, 2],
+]
+DRAWN_AS_CHART = {"gauge", "line_chart", "area_chart", "bar_chart", "scatter", "pie_chart", "radar"}
+# every card as {type, text, error, chart}, once each is drawn (a chart: its canvas or svg, or a message)
+CARDS_SETTLED = """
+const cards = [...document.querySelectorAll('[data-widget]')].map((c) => ({
+  type: c.dataset.type, text: c.innerText, error: c.querySelector('.error')?.textContent || null,
+  drawn: !!c.querySelector('.widget-body > *'), chart: !!c.querySelector('.widget-body canvas, .widget-body svg')}));
+const settled = (c) => c.drawn && (c.chart || c.error || !arguments[0].includes(c.type) || c.text.includes('No data'));
+return cards.every(settled) && cards;
+"""
+
+
+@pytest.mark.parametrize("stack", ["embedded"], indirect=True)
+async def test_a_dashboard_draws_a_widget_of_every_type(stack, browser, shots):
+    from pulse.domain.dashboards import WIDGET_TYPES
+
+    assert sorted(t for t, *_ in EVERY_WIDGET) == sorted(WIDGET_TYPES)
+    for n, device_id in enumerate(WALL):  # six points 10 minutes apart: power 40/60/80 W and up
+        secret = stack.create_device(device_id)
+        await publish(stack, device_id, secret, [{"power": 40.0 + 20 * n + i, "load": 0.2 + 0.25 * n + 0.02 * i}
+                                                 for i in range(6)], every_s=600)
+    query = {"time_range": "1h", "group_by": "device", "device_ids": WALL}
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        answers = [stack.http.post("/api/v1/customer/analytics/query", json={**query, "metric": m}).json()
+                   for m in ("power", "load")]
+        if all(a["summary"]["total_points"] == 18 for a in answers):
+            break
+        await asyncio.sleep(0.5)
+    else:
+        pytest.fail(f"the published points never reached the analytics query: {answers}")
+
+    r = stack.http.post("/api/v1/customer/dashboards", json={"name": "Every widget"})
+    assert r.status_code == 201, r.text
+    dashboard_id = r.json()["id"]
+    for widget_type, config, x, y, w, h in EVERY_WIDGET:
+        r = stack.http.post(f"/api/v1/customer/dashboards/{dashboard_id}/widgets", json={
+            "widget_type": widget_type, "title": widget_type.replace("_", " "), "config": config,
+            "position": {"x": x, "y": y, "w": w, "h": h}})
+        assert r.status_code == 201, r.text
+
+    await asyncio.to_thread(sign_in, browser, stack)
+    browser.set_window_size(1400, 1750)  # the whole dashboard in one screenshot
+    try:
+        browser.get(base(stack) + f"/#/dashboards/{dashboard_id}")
+        cards = await asyncio.to_thread(wait, browser, lambda d: len(css(d, "[data-widget]")) == 15 and (
+            d.execute_script(CARDS_SETTLED, sorted(DRAWN_AS_CHART))))
+        browser.save_screenshot(str(shots / "all_widgets.png"))
+    finally:
+        browser.set_window_size(1400, 1000)
+    by_type = {c["type"]: c for c in cards}
+    assert sorted(by_type) == sorted(WIDGET_TYPES)
+    assert [c for c in cards if c["error"] or "No view" in c["text"] or "No data" in c["text"]] == []
+    assert all(by_type[t]["chart"] for t in DRAWN_AS_CHART)
+    assert "\t".join(["wall-3", "ACTIVE", "", "85", "0.80"]) in by_type["table"]["text"]  # the last values published
+    assert all(d in by_type["pie_chart"]["text"] for d in WALL)  # the legend: one slice per device

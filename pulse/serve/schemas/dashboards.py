@@ -92,16 +92,19 @@ class WidgetOut(BaseModel):
     updated_at: datetime
 
 
-class DashboardSummary(BaseModel):
+class DashboardBase(BaseModel):
     id: int
     name: str
     description: str
     is_default: bool
     is_shared: bool
     is_owner: bool
-    widget_count: int
     created_at: datetime
     updated_at: datetime
+
+
+class DashboardSummary(DashboardBase):
+    widget_count: int
 
 
 class DashboardList(BaseModel):
@@ -111,16 +114,8 @@ class DashboardList(BaseModel):
     offset: int
 
 
-class DashboardCreated(BaseModel):
-    id: int
-    name: str
-    description: str
-    is_default: bool
-    is_shared: bool
-    is_owner: bool
+class DashboardCreated(DashboardBase):
     widgets: list[WidgetOut]
-    created_at: datetime
-    updated_at: datetime
 
 
 class DashboardDetail(DashboardCreated):

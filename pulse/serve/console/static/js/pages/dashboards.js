@@ -7,6 +7,8 @@ import { subscribe } from '../live.js';
 import { EDITABLE_TYPES, NEEDS_METRIC, renderWidget } from '../widgets.js';
 
 const COLUMNS = 12;
+// [width, height] in grid cells of an added widget, when not the default 3 × 2
+const NEW_WIDGET_SIZE = { line_chart: [6, 3], area_chart: [6, 3], bar_chart: [6, 3], table: [6, 3], pie_chart: [4, 3], radar: [4, 3] };
 
 export async function render(view, [id]) {
   return id ? renderOne(view, Number(id)) : renderList(view);
@@ -181,9 +183,8 @@ function addForm(base, dash, added) {
       }
       const ids = devices.value.split(',').map((s) => s.trim()).filter(Boolean);
       if (ids.length) config.device_ids = ids;
-      const wide = type.value === 'line_chart' || type.value === 'table';
-      const body = { widget_type: type.value, title: title.value.trim(), config,
-        position: { x: 0, y: 1000, w: wide ? 6 : 3, h: wide ? 3 : 2 } };
+      const [w, hgt] = NEW_WIDGET_SIZE[type.value] || [3, 2];
+      const body = { widget_type: type.value, title: title.value.trim(), config, position: { x: 0, y: 1000, w, h: hgt } };
       try { added(await post(`${base}/widgets`, body)); title.value = ''; toast('Widget added'); } catch (e) { toast(e.message, 'error'); }
     },
   }, h('strong', {}, 'Add widget'), type, title, metric, aggregation, range, devices, h('button', { type: 'submit', id: 'add-widget-submit' }, 'Add'));

@@ -51,9 +51,12 @@ def browser():
 
 
 def wait(driver, fn, timeout: float = 30.0):
+    """Until `fn` is truthy. A live update may redraw what `fn` was reading: then it is asked again."""
+    from selenium.common.exceptions import StaleElementReferenceException
     from selenium.webdriver.support.ui import WebDriverWait
 
-    return WebDriverWait(driver, timeout, poll_frequency=0.2).until(lambda d: fn(d))
+    return WebDriverWait(driver, timeout, poll_frequency=0.2,
+                         ignored_exceptions=(StaleElementReferenceException,)).until(lambda d: fn(d))
 
 
 def css(driver, selector):
@@ -114,7 +117,7 @@ async def test_sign_in_see_the_fleet_and_a_device_chart_of_published_points(stac
     chart = wait(browser, lambda d: [c for c in css(d, "#device-chart") if int(c.get_attribute("data-points") or 0) > 0])
     wait(browser, lambda d: css(d, "#device-chart canvas"), timeout=15)  # uPlot is imported on first use
     assert int(chart[0].get_attribute("data-points")) >= 1
-    assert "24" in css(browser, "#latest-rows tr[data-metric=temp]")[0].text  # the last value published
+    wait(browser, lambda d: "24" in css(d, "#latest-rows tr[data-metric=temp]")[0].text)  # the last value published
     browser.save_screenshot(str(shots / "device.png"))
 
 
@@ -130,14 +133,15 @@ async def test_an_alert_appears_live_and_is_acknowledged(stack, browser, shots):
     wait(browser, lambda d: css(d, "#alert-rows"))
     wait(browser, lambda d: any(e.text == "live" for e in css(d, "#live-state")), timeout=15)
     # the node is shared by the e2e package: other tests' alerts may already be listed
-    before = {r.get_attribute("data-alert") for r in css(browser, "#alert-rows tr[data-alert]")}
+    before = wait(browser, lambda d: ({r.get_attribute("data-alert") for r in css(d, "#alert-rows tr[data-alert]")},))[0]
 
     await publish(stack, "console-hot", secret, [{"heat": 99.0}])
     new = await asyncio.to_thread(wait, browser, lambda d: [  # no reload
-        r for r in css(d, "#alert-rows tr[data-alert]") if r.get_attribute("data-alert") not in before])
-    alert_id = new[0].get_attribute("data-alert")
+        a for a in (r.get_attribute("data-alert") for r in css(d, "#alert-rows tr[data-alert]")) if a not in before])
+    alert_id = new[0]
     browser.save_screenshot(str(shots / "alerts.png"))
-    css(browser, f"#alert-rows tr[data-alert='{alert_id}'] button.ack")[0].click()  # cookie + CSRF token
+    ack = f"#alert-rows tr[data-alert='{alert_id}'] button.ack"
+    await asyncio.to_thread(wait, browser, lambda d: css(d, ack)[0].click() or True)  # cookie + CSRF token
     await asyncio.to_thread(wait, browser, lambda d: not css(d, f"#alert-rows tr[data-alert='{alert_id}']"))
     assert stack.http.get(f"/api/v1/customer/alerts/{alert_id}").json()["status"] == "ACKNOWLEDGED"
 
@@ -173,10 +177,11 @@ async def test_build_a_dashboard_with_two_widgets_and_reload_it(stack, browser, 
     wait(browser, lambda d: css(d, "#save-layout") and not css(d, "#save-layout")[0].is_enabled())
 
     browser.refresh()
-    cards = wait(browser, lambda d: len(css(d, "[data-widget]")) == 2 and css(d, "[data-widget]"))
-    assert [c.get_attribute("data-type") for c in cards] == ["line_chart", "device_count"]
-    assert "span 7" in cards[0].get_attribute("style")
-    assert wait(browser, lambda d: css(d, "[data-type=device_count] .big"))[0].text.isdigit()
+    cards = wait(browser, lambda d: len(css(d, "[data-widget]")) == 2 and [
+        (c.get_attribute("data-type"), c.get_attribute("style")) for c in css(d, "[data-widget]")])
+    assert [kind for kind, _ in cards] == ["line_chart", "device_count"]
+    assert "span 7" in cards[0][1]
+    assert wait(browser, lambda d: css(d, "[data-type=device_count] .big")[0].text).isdigit()
     browser.save_screenshot(str(shots / "dashboard.png"))
 
 

@@ -33,7 +33,7 @@ test: $(STAMP)
 lint-imports: $(STAMP)
 	$(VENV)/bin/lint-imports
 
-# Everything but the Ray end-to-end tests (a few minutes; `make test` is about 10 min in CI).
+# Everything but the Ray end-to-end tests (a few minutes; `make test` is about 14 min in CI).
 test-fast: $(STAMP)
 	$(VENV)/bin/python -m pytest -q -n $(TEST_WORKERS) --dist loadgroup -m "not slow"
 

@@ -74,9 +74,7 @@ async def list_visible(db: Database, tenant_id: str, user_id: str, limit: int,
 
 async def _insert(conn: AsyncConnection, tenant_id: str, user_id: str, fields: Mapping[str, Any], now: datetime,
                   bootstrapped: bool = False) -> dict[str, Any]:
-    personal = sa.select(dashboards.c.id).where(dashboards.c.tenant_id == tenant_id, dashboards.c.user_id == user_id)
-    if await count(conn, personal) >= rules.MAX_PERSONAL_DASHBOARDS:
-        raise BadRequest(TOO_MANY_DASHBOARDS)
+    await _room_for_one_more(conn, tenant_id, user_id)
     values = {"tenant_id": tenant_id, "user_id": user_id, "name": fields["name"],
               "description": fields.get("description", ""), "is_default": bool(fields.get("is_default")),
               "layout": [], "bootstrapped_for": user_id if bootstrapped else None, "created_at": now,
@@ -85,6 +83,13 @@ async def _insert(conn: AsyncConnection, tenant_id: str, user_id: str, fields: M
     if values["is_default"]:
         await _clear_defaults(conn, tenant_id, user_id, dashboard_id)
     return _view({"id": dashboard_id, **values}, user_id)
+
+
+async def _room_for_one_more(conn: AsyncConnection, tenant_id: str, user_id: str) -> None:
+    """BadRequest when the user already has the most personal dashboards allowed."""
+    personal = sa.select(dashboards.c.id).where(dashboards.c.tenant_id == tenant_id, dashboards.c.user_id == user_id)
+    if await count(conn, personal) >= rules.MAX_PERSONAL_DASHBOARDS:
+        raise BadRequest(TOO_MANY_DASHBOARDS)
 
 
 async def create(db: Database, tenant_id: str, user_id: str, fields: Mapping[str, Any],
@@ -126,7 +131,9 @@ async def share(db: Database, tenant_id: str, user_id: str, dashboard_id: int, s
     """Shared: the tenant's (user_id NULL); not shared: the caller's own. Either way it is no longer the
     one bootstrap made for its first owner, who may bootstrap again if it is gone from their view."""
     async with db.begin() as conn:
-        await _dashboard(conn, tenant_id, user_id, dashboard_id)
+        row = await _dashboard(conn, tenant_id, user_id, dashboard_id)
+        if not shared and row["user_id"] is None:  # a shared one taken back counts against the per-user limit
+            await _room_for_one_more(conn, tenant_id, user_id)
         await _touch(conn, dashboard_id, now, user_id=None if shared else user_id, bootstrapped_for=None)
     return {"id": dashboard_id, "is_shared": shared}
 

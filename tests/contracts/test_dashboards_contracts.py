@@ -183,6 +183,16 @@ async def test_limits_are_the_documented_400s(api):
     assert r.status_code == 400 and r.json()["detail"] == "Maximum 30 widgets per dashboard"
 
 
+async def test_taking_a_shared_dashboard_back_counts_against_the_limit(api):
+    shared = await _create(api, "shared")
+    assert (await api.request("PUT", f"{DASH}/{shared['id']}/share", json={"shared": True})).status_code == 200
+    for i in range(20):
+        await _create(api, f"d{i}")
+    r = await api.request("PUT", f"{DASH}/{shared['id']}/share", json={"shared": False})
+    assert r.status_code == 400 and r.json()["detail"] == "Maximum 20 dashboards per user"
+    assert (await api.get(f"{DASH}/{shared['id']}")).json()["is_shared"] is True
+
+
 @pytest.mark.parametrize("body", [{}, {"name": ""}, {"name": "   "}, {"name": "x" * 101},
                                   {"name": "ok", "description": "x" * 501}, {"name": "ok", "is_default": "maybe"}])
 async def test_bad_dashboard_bodies_are_422(api, body):

@@ -91,7 +91,10 @@ class LiveFanout:
         return client
 
     async def disconnect(self, client: LiveClient) -> None:
+        """Idempotent: an SSE response releases its client however it ends."""
         tenant = client.subscription.tenant_id
+        if client not in self.clients.get(tenant, ()):
+            return
         self.clients[tenant].discard(client)
         if not self.clients[tenant]:
             del self.clients[tenant]

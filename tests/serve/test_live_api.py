@@ -295,3 +295,15 @@ async def test_the_timer_sweep_pushes_a_device_going_stale_by_silence(api, serve
         assert (stale["device_id"], stale["status"], stale["previous"]) == ("d1", "STALE", "ONLINE")
         await api.services.runtime.tick(None, now_ms + (s.offline_after_s + 5) * 1000)
         assert (await recv_until(ws, "status"))["status"] == "OFFLINE"
+
+
+async def test_an_sse_client_that_leaves_gives_its_slot_back(api, server):
+    host, app = server
+    async with httpx.AsyncClient(base_url=f"http://{host}", timeout=5) as http:
+        for _ in range(3):  # gone before reading a frame
+            async with http.stream("GET", STREAM + "/sse", headers=api.headers()) as r:
+                assert r.status_code == 200
+        deadline = asyncio.get_running_loop().time() + 5
+        while (await http.get("/api/v1/telemetry/stream/status")).json()["total_connections"]:
+            assert asyncio.get_running_loop().time() < deadline, "a stream's slot was never released"
+            await asyncio.sleep(0.1)

@@ -6,7 +6,7 @@ import asyncio
 import json
 import logging
 import time
-from typing import Any, AsyncIterator
+from typing import Any, AsyncIterator, Awaitable, Callable
 
 from fastapi import APIRouter, Depends, Query, Request, WebSocket, WebSocketDisconnect
 from fastapi.responses import StreamingResponse
@@ -200,8 +200,23 @@ async def telemetry_stream_sse(request: Request, device_id: str | None = Query(N
     live = fanout(request)
     client = await live.connect(sub)
     first_id = _last_event_id(request)
-    return StreamingResponse(_sse_frames(svc, live, client, first_id), media_type="text/event-stream",
-                             headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
+    return _SseResponse(_sse_frames(svc, client, first_id), lambda: live.disconnect(client),
+                        media_type="text/event-stream", headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
+
+
+class _SseResponse(StreamingResponse):
+    """Releases the stream's slot however the response ends: a client gone before the first frame
+    never starts the frames' generator, so a `finally` in it would leak the slot."""
+
+    def __init__(self, frames: AsyncIterator[str], release: Callable[[], Awaitable[None]], **kw: Any) -> None:
+        super().__init__(frames, **kw)
+        self._release = release
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        try:
+            await super().__call__(scope, receive, send)
+        finally:
+            await self._release()
 
 
 def _last_event_id(request: Request) -> int:
@@ -212,22 +227,19 @@ def _last_event_id(request: Request) -> int:
         return 1
 
 
-async def _sse_frames(svc: ServiceContext, live: LiveFanout, client: LiveClient, n: int) -> AsyncIterator[str]:
+async def _sse_frames(svc: ServiceContext, client: LiveClient, n: int) -> AsyncIterator[str]:
     sub = client.subscription
-    try:
-        yield f"id: {n}\ndata: {json.dumps({'type': 'connected', 'tenant_id': sub.tenant_id, 'filters': sub.filters()})}\n\n"
-        while True:
-            events = await client.next_batch(svc.settings.live_keepalive_s)
-            if not events:
-                yield f": keepalive {iso_ms(int(time.time() * 1000))}\n\n"
-                continue
-            frames = []
-            for event in events:
-                n += 1
-                frames.append(f"id: {n}\ndata: {json.dumps(event)}\n\n")
-            yield "".join(frames)
-    finally:
-        await live.disconnect(client)
+    yield f"id: {n}\ndata: {json.dumps({'type': 'connected', 'tenant_id': sub.tenant_id, 'filters': sub.filters()})}\n\n"
+    while True:
+        events = await client.next_batch(svc.settings.live_keepalive_s)
+        if not events:
+            yield f": keepalive {iso_ms(int(time.time() * 1000))}\n\n"
+            continue
+        frames = []
+        for event in events:
+            n += 1
+            frames.append(f"id: {n}\ndata: {json.dumps(event)}\n\n")
+        yield "".join(frames)
 
 
 @router.get("/api/v1/telemetry/stream/status", response_model=StreamStatus)

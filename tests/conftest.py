@@ -115,14 +115,6 @@ def _pg_session_database() -> Iterator[None]:
         asyncio.run(_PG.drop())
 
 
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Under `pytest -n` (xdist, `--dist loadgroup`), the tests that start a whole node on Ray share
-    one worker: one Ray cluster at a time, and a package-scoped node is started once per kind."""
-    for item in items:
-        if item.nodeid.startswith("tests/e2e/"):
-            item.add_marker(pytest.mark.xdist_group("ray"))
-
-
 DB_KINDS = ["sqlite"] + (["postgresql"] if PG_ADMIN_URL else [])
 
 

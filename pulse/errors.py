@@ -1,6 +1,8 @@
 """Domain errors raised by services and storage; `pulse.serve.errors` maps them to HTTP."""
 from __future__ import annotations
 
+from typing import Any
+
 
 class PulseError(Exception):
     status_code = 400
@@ -56,6 +58,13 @@ class Gone(PulseError):
 
 class Invalid(PulseError):
     status_code = 422
+
+    @classmethod
+    def first_of(cls, errors: list[Any], prefix: str = "") -> Invalid:
+        """The first of a pydantic `ValidationError.errors()` as one detail: `prefix.field.path: message`."""
+        first = errors[0] if errors else {"loc": (), "msg": "invalid value"}
+        where = ".".join(str(x) for x in (prefix, *first.get("loc", ())) if x != "")
+        return cls(f"{where or 'value'}: {first['msg'].removeprefix('Value error, ')}")
 
 
 class TooLarge(PulseError):

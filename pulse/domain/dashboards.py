@@ -161,9 +161,7 @@ def widget_config(widget_type: str, config: dict[str, Any]) -> dict[str, Any]:
     try:
         return model.model_validate(config).model_dump(mode="json")
     except ValidationError as e:
-        first = e.errors()[0]
-        where = ".".join(str(x) for x in first["loc"])
-        raise Invalid(f"config{'.' + where if where else ''}: {first['msg'].removeprefix('Value error, ')}") from None
+        raise Invalid.first_of(e.errors(), "config") from None
 
 
 class GridPosition(BaseModel):

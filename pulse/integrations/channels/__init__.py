@@ -43,9 +43,7 @@ def parse_config(channel_type: str, raw: dict[str, Any]) -> ChannelConfig:
     try:
         return channel(channel_type).Config.model_validate(raw)
     except ValidationError as e:
-        first = e.errors()[0]
-        where = ".".join(str(x) for x in first.get("loc", ()))
-        raise Invalid(f"config.{where}: {first['msg']}" if where else f"config: {first['msg']}") from None
+        raise Invalid.first_of(e.errors(), "config") from None
 
 
 def canonical(channel_type: str, raw: dict[str, Any]) -> dict[str, Any]:

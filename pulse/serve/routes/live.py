@@ -140,8 +140,7 @@ async def _apply_action(svc: ServiceContext, p: Principal, sub: Subscription, ra
     try:
         action = StreamAction.model_validate(body)
     except ValidationError as e:
-        first = e.errors()[0]
-        raise Invalid(f"{'.'.join(str(x) for x in first['loc'])}: {first['msg']}") from None
+        raise Invalid.first_of(e.errors()) from None
     if name == "set_metrics":
         sub.metrics = set(action.metrics or [])
         return {"type": "metrics_updated", "metrics": sorted(sub.metrics)}

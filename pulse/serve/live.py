@@ -108,13 +108,17 @@ class LiveFanout:
     async def changed(self) -> None:
         """Send this process's union of subscriptions to the hub; start or stop the pump."""
         async with self._changes:
-            watch = Watch.union(c.subscription.watch() for cs in self.clients.values() for c in cs)
+            watch = self._watch()
             await self.runtime.live_watch(self.listener_id, watch)
             if watch and (self._pump is None or self._pump.done()):
                 self._pump = asyncio.create_task(self._run())
             elif not watch and self._pump is not None:
                 self._pump.cancel()
                 self._pump = None
+
+    def _watch(self) -> Watch:
+        """What this process's clients watch, together."""
+        return Watch.union(c.subscription.watch() for cs in self.clients.values() for c in cs)
 
     def dispatch(self, events: list[Event]) -> None:
         for event in events:
@@ -139,7 +143,7 @@ class LiveFanout:
             self.dispatch(events)
 
     async def _reregister(self) -> None:
-        watch = Watch.union(c.subscription.watch() for cs in self.clients.values() for c in cs)
+        watch = self._watch()
         await self.runtime.live_watch(self.listener_id, watch)
         if not watch:
             await asyncio.sleep(POLL_S)

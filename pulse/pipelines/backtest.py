@@ -13,6 +13,9 @@ duration) and rate_of_change. Their signal and condition are computed column-wis
 changes go through `advance`: the first reading of a breach, the reading where it has lasted
 `duration_seconds` (the alert opens) and the first reading after that where the clear condition
 fails (it closes). Every other reading leaves the state as it was, so skipping it changes nothing.
+A single-metric threshold rule (the common case) is first narrowed by Polars to the messages where
+its condition, clear condition or duration test changes (`state_changes`), so numpy works on
+thousands of rows instead of a tenant-day's 1.44 M.
 
 Per reading, through `step`/`tick` (exact, not vectorised): window aggregations (running sums over
 a capped sample window, whose rounding a rolling column would not reproduce bit for bit), anomaly
@@ -21,6 +24,8 @@ fails while its condition holds (a clear_threshold on the wrong side of the thre
 """
 from __future__ import annotations
 
+import functools
+import operator
 import time
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -51,13 +56,16 @@ def _files(lake_dir: str | Path, tenant_id: str, start: datetime, end: datetime)
     return part_files(lake_dir, tenant_id, partition_days(lake_dir, tenant_id, start.date(), end.date()))
 
 
-def readings_frame(lake_dir: str | Path, tenant_id: str, rule: Rule, start: datetime, end: datetime,
-                   device_ids: frozenset[str] | None) -> pl.DataFrame:
-    """The rule's metrics in [start, end), duplicates dropped, sorted by device and time."""
+def readings(lake_dir: str | Path, tenant_id: str, rule: Rule, start: datetime, end: datetime,
+             device_ids: frozenset[str] | None) -> pl.LazyFrame:
+    """The rule's metrics in [start, end), duplicates dropped, sorted by device and time (lazy).
+
+    Only finite values: the envelope rejects the others, so live evaluation never sees one."""
     files = _files(lake_dir, tenant_id, start, end)
     if not files:
-        return pl.DataFrame(schema={"device_id": pl.String, "ts_ms": pl.Int64, "metric": pl.String, "value": pl.Float64})
-    lf = pl.scan_parquet(files).filter(pl.col("ts") >= start, pl.col("ts") < end)
+        return pl.LazyFrame(schema={"device_id": pl.String, "ts_ms": pl.Int64, "metric": pl.String,
+                                    "value": pl.Float64})
+    lf = pl.scan_parquet(files).filter(pl.col("ts") >= start, pl.col("ts") < end, pl.col("value").is_finite())
     if rule.rule_type != "telemetry_gap" or rule.metric != "*":
         lf = lf.filter(pl.col("metric").is_in(sorted(rule.metrics)))
     if device_ids is not None:
@@ -68,7 +76,13 @@ def readings_frame(lake_dir: str | Path, tenant_id: str, rule: Rule, start: date
     lf = lf.select("device_id", pl.col("ts").dt.epoch("ms").alias("ts_ms"), "metric", "value")
     if not (compacted and len(files) == 1):  # one compacted file is sorted by device, time, metric
         lf = lf.sort("device_id", "ts_ms", "metric")
-    return lf.collect()
+    return lf
+
+
+def readings_frame(lake_dir: str | Path, tenant_id: str, rule: Rule, start: datetime, end: datetime,
+                   device_ids: frozenset[str] | None) -> pl.DataFrame:
+    """`readings`, collected."""
+    return readings(lake_dir, tenant_id, rule, start, end, device_ids).collect()
 
 
 def _messages(df: pl.DataFrame) -> Iterator[tuple[str, int, dict[str, float]]]:
@@ -278,26 +292,84 @@ def run(lake_dir: str | Path, tenant_id: str, rule: Rule, start: datetime, end: 
     """Alerts the rule would have opened and closed. Timer rules are ticked between readings
     every `tick_s` seconds (default: the scheduler's period is approximated by the gap itself)."""
     started = time.perf_counter()
-    df = readings_frame(lake_dir, tenant_id, rule, start, end, device_ids)
-    alerts = evaluate(rule, tenant_id, df, int(end.timestamp() * 1000), tick_s)
-    return BacktestResult(alerts=alerts, rows_scanned=df.height, devices=_device_count(df),
+    # collected first: Polars' streaming engine runs `state_changes` fused with the scan 2x slower
+    df = readings(lake_dir, tenant_id, rule, start, end, device_ids).collect()
+    narrowed = _narrowed(rule, tenant_id, df)
+    if narrowed is not None:
+        alerts, devices = narrowed
+    else:
+        alerts, devices = _evaluate(rule, tenant_id, df, int(end.timestamp() * 1000), tick_s), _device_count(df)
+    return BacktestResult(alerts=alerts, rows_scanned=df.height, devices=devices,
                           elapsed_ms=(time.perf_counter() - started) * 1000)
 
 
 def _device_count(df: pl.DataFrame) -> int:
-    """A `readings_frame` is sorted by device, so its devices are its runs (4x cheaper than hashing)."""
+    """A `readings` frame is sorted by device, so its devices are its runs (4x cheaper than hashing)."""
     return 0 if df.is_empty() else int(df["device_id"].rle_id().max()) + 1
 
 
 def evaluate(rule: Rule, tenant_id: str, df: pl.DataFrame, end_ms: int,
              tick_s: float | None = None) -> list[dict[str, Any]]:
-    """The alerts of a `readings_frame`: column-wise for `VECTORISED` rule types, else `replay`."""
+    """The alerts of a `readings` frame: from its state changes (`state_changes`) for a
+    single-metric threshold rule, column-wise for the other `VECTORISED` rule types, else `replay`."""
+    narrowed = _narrowed(rule, tenant_id, df)
+    return narrowed[0] if narrowed is not None else _evaluate(rule, tenant_id, df, end_ms, tick_s)
+
+
+def _narrowed(rule: Rule, tenant_id: str, df: pl.DataFrame) -> tuple[list[dict[str, Any]], int] | None:
+    """A single-metric threshold rule's alerts from its state changes, and the frame's devices
+    (each device's first message is a change); None for other rules, and where the clear
+    condition fails while the condition holds."""
+    if rule.rule_type != "threshold" or len(rule.metrics) != 1:
+        return None
+    changes = state_changes(rule, df)
+    alerts = _vectorised(rule, tenant_id, changes)
+    return None if alerts is None else (alerts, _device_count(changes))
+
+
+def state_changes(rule: Rule, df: pl.DataFrame) -> pl.DataFrame:
+    """The messages of a single-metric threshold rule where its state can change, found by Polars:
+    each device's first message and those where the condition, the clear condition or "the breach
+    has lasted `duration_seconds`" differs from the message before. `_transitions` looks at nothing
+    else, so numpy and the state machine see ~5,000 messages of a tenant-day instead of 1.44 M.
+
+    The conditions are `Condition.holds` and `still_firing` applied to Polars expressions (the
+    operators are Python's), so they are the live ones; the lake's values are finite (`readings`),
+    where Polars and numpy compare alike."""
+    run, ts, value = pl.col("_run"), pl.col("ts_ms"), pl.col("value")
+    lf = df.lazy().with_columns(pl.col("device_id").rle_id().alias("_run"))  # sorted by device: compare ints
+    # a message is its last row: a repeated reading at the same time wins, as in `_Messages`
+    lf = lf.filter(((run != run.shift(-1)) | (ts != ts.shift(-1))).fill_null(True))
+    held = functools.reduce(operator.or_ if rule.match == "any" else operator.and_,
+                            (c.holds(value) for c in rule.conditions))
+    first = (run != run.shift(1)).fill_null(True)
+    lf = lf.with_columns(first.alias("_first"), held.alias("_held"), still_firing(rule, value, held).alias("_still"))
+    starts = pl.col("_held") & (pl.col("_first") | ~pl.col("_held").shift(1).fill_null(False))
+    breach_ts = pl.when(starts).then(ts).forward_fill()  # a held message's breach began in its device
+    lf = lf.with_columns((pl.col("_held") & (ts - breach_ts >= rule.duration_seconds * 1000)).alias("_due"))
+    changed = [pl.col(c) != pl.col(c).shift(1) for c in ("_held", "_still", "_due")]
+    return (lf.filter(pl.any_horizontal(pl.col("_first"), *changed))
+            .drop("_run", "_first", "_held", "_still", "_due").collect())
+
+
+def _evaluate(rule: Rule, tenant_id: str, df: pl.DataFrame, end_ms: int, tick_s: float | None) -> list[dict[str, Any]]:
+    """Every message: column-wise for `VECTORISED` rule types, else (or failing that) `replay`."""
+    alerts = _vectorised(rule, tenant_id, df) if rule.rule_type in VECTORISED else None
+    if alerts is None:
+        lifecycle = Lifecycle(tenant_id)
+        replay(rule, df, end_ms, tick_s, lifecycle)
+        alerts = lifecycle.alerts()
+    return alerts
+
+
+def _vectorised(rule: Rule, tenant_id: str, df: pl.DataFrame) -> list[dict[str, Any]] | None:
+    """Alerts through `_transitions`; None if the rule's clear condition fails somewhere its
+    condition holds (a clear_threshold on the wrong side), which only `replay` follows."""
+    signals = _signals(rule, _in_scope(rule, df))
+    if np.any(signals.held & ~signals.still):
+        return None
     alerts = Lifecycle(tenant_id)
-    signals = _signals(rule, _in_scope(rule, df)) if rule.rule_type in VECTORISED else None
-    if signals is not None and not np.any(signals.held & ~signals.still):
-        _advance(rule, signals, _transitions(signals, rule.duration_seconds * 1000), alerts)
-    else:
-        replay(rule, df, end_ms, tick_s, alerts)
+    _advance(rule, signals, _transitions(signals, rule.duration_seconds * 1000), alerts)
     return alerts.alerts()
 
 

@@ -1103,6 +1103,15 @@ def component_cpu(m: dict[str, Any]) -> str:
     return ", ".join(f"{k} {p:.0f}%" for k, p in sorted(parts, key=lambda kv: -kv[1]) if p >= 1)
 
 
+def per_message_cpu(m: dict[str, Any], msgs: int) -> str:
+    """CPU microseconds per message of each Pulse process kind and of the broker, and their sum."""
+    parts = {k: 1e6 * v / max(1, msgs) for k, v in m["cpu"].items()
+             if k in COMPONENTS or k.startswith("mosquitto broker") or k.startswith("ray ")}
+    pulse = sum(v for k, v in parts.items() if k in COMPONENTS)
+    body = ", ".join(f"{k} {v:.1f} us" for k, v in sorted(parts.items(), key=lambda kv: -kv[1]) if v >= 0.5)
+    return f"Pulse actors {pulse:.1f} us ({body})"
+
+
 def others_pct(cpu: dict[str, Any]) -> float:
     return 100 * cpu["cpu"].get("(other processes on this host)", 0.0) / cpu["wall"]
 
@@ -1144,6 +1153,8 @@ def report(args: argparse.Namespace, c_ceiling: dict[str, Any], ceiling: dict[st
         print(f"  cold start (before the clock): 1 message per device activated {args.devices} device actors in "
               f"{w['seconds']:.2f} s; slowest batch {w['slowest_batch_ms']:.0f} ms")
         print(f"  {cpu_line(thr['cpu'])}")
+        print(f"  CPU per message (less sensitive to other work on the host than msg/s): "
+              f"{per_message_cpu(thr['cpu'], thr['msgs'])}")
         print(f"  {thr['timing']}")
         print(f"  {thr['gc']}")
         if thr.get("profile"):

@@ -31,7 +31,7 @@ Figures are ratios against baselines measured in the same run; nothing is assert
 Every phase also prints where the CPU went (per process kind, from psutil / rusage, including
 "other processes on this host": on a shared 2-core machine that is the noise to read first) and,
 for Pulse, the bridge's batch sizes and the round-trip times of its runtime's actor calls
-(`handle_raw`, `append`, `handle_events`; a thin subclass of `IngestBridge` with timers around
+(`handle_raw`, `append_encoded`, `handle_events`; a thin subclass of `IngestBridge` with timers around
 `process(batch)` and `Runtime._call`, behaviour unchanged). `--profile` adds a py-spy summary.
 Between configurations the bridges' persistent sessions are deleted (`retire_sessions`).
 The one EXPERIMENT left (`--experiment gcfreeze`, `--sweep changes`) swaps in benchmark-local
@@ -463,7 +463,7 @@ def gc_line(pauses: dict[str, list[float]]) -> str:
 
 def bridge_class(experiments: frozenset[str] = frozenset()) -> Any:
     """The shipped IngestBridge with timers around `process(batch)` and around its runtime's actor
-    calls (`Runtime._call`: `handle_raw`, `append`, `handle_events`). Measurement only; behaviour
+    calls (`Runtime._call`: `handle_raw`, `append_encoded`, `handle_events`). Measurement only; behaviour
     unchanged (the GC probe and, for EXPERIMENT `gcfreeze`, gc.freeze() come from `gc_probed`)."""
     from pulse.actors.ingest import IngestBridge
     from pulse.actors.runtime import RayRuntime
@@ -523,7 +523,7 @@ def timing_line(timings: list[dict[str, Any]], wall: float) -> str:
         for k, v in b["calls"].items():
             calls[k] += v
     parts = [f"{k} p50 {1000 * np.median(v):.1f} / max {1000 * max(v):.0f} ms (x{len(v)})" for k, v in sorted(calls.items())
-             if k in ("handle_raw", "append", "handle_events")]
+             if k in ("handle_raw", "append", "append_encoded", "handle_events")]
     busy = proc.sum() / 1000 / wall / max(1, len(timings))
     return (f"bridge batches: {len(proc)} of {sizes.mean():.0f} msgs avg (max {sizes.max()}); process() p50 "
             f"{np.median(proc):.1f} ms p99 {np.percentile(proc, 99):.1f} ms max {proc.max():.0f} ms, "

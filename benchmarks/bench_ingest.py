@@ -3,6 +3,7 @@
     .venv/bin/python benchmarks/bench_ingest.py [--devices N] [--messages M] [--metrics K]
     .venv/bin/python benchmarks/bench_ingest.py --sweep settings --repeat 2   # shipped code, other settings
     .venv/bin/python benchmarks/bench_ingest.py --sweep changes --repeat 2    # shipped code vs gc.freeze() EXPERIMENT
+    .venv/bin/python benchmarks/bench_ingest.py --sweep scale                 # 1+1, defaults, 2 bridges + 2 shards
 
 Everything runs on 127.0.0.1 inside this run: a Mosquitto subprocess (dynamic-security, the
 config Pulse ships), a temporary data dir with SQLite, a private local Ray cluster, the Pulse
@@ -13,7 +14,10 @@ The load comes from one `mosquitto_pub -l` process per device (each logs in as `
 with its own token, as the broker ACL requires), QoS 1, envelope v1 with K metrics and a `seq`.
 
 Phases (same publishers, same message format, all measured in this run):
-1. ceiling  - the same messages to a bare aiomqtt subscriber (subprocess) that only counts:
+0. C ceiling - the same messages to Mosquitto's own C subscriber, `mosquitto_sub -C N`, QoS 1, on
+              `$share/cceiling/tenant/+/device/+/#` as the service account: first publish -> it
+              exits. The goal is relative to this one (e2e >= 70 %);
+1. ceiling  - (a second reference) the same messages to a bare aiomqtt subscriber (subprocess) that only counts:
               aiomqtt's default protocol (MQTT 3.1.1), `$share/ceiling/tenant/+/device/+/#`, QoS 1;
               first publish -> last message received;
 2. naive    - one Ray actor call per message: an async Ray actor subscribes the same way (aiomqtt,
@@ -25,7 +29,8 @@ Phases (same publishers, same message format, all measured in this run):
               publishes a unique value every ~50 ms and polls `latest_view` on its device actor
               (through a `RayRuntime` connected in this driver) until the value is there:
               publish -> visible in the device actor's latest values. That is after the device
-              shard has handled it but possibly before the lake WAL append of that batch returns.
+              shard has handled it but possibly before the lake WAL append of that batch returns
+              (goal: p99 < 100 ms).
 Figures are ratios against baselines measured in the same run; nothing is asserted on time.
 
 Every phase also prints where the CPU went (per process kind, from psutil / rusage, including
@@ -1275,7 +1280,7 @@ def main() -> int:
     if args.role == "ceiling":
         asyncio.run(ceiling_subscriber(args))
         return 0
-    for tool in ("mosquitto_pub", "mosquitto_ctrl"):
+    for tool in ("mosquitto_pub", "mosquitto_ctrl", C_SUBSCRIBER):
         if not shutil.which(tool):
             print(f"{tool} not found (Debian: mosquitto mosquitto-clients)", file=sys.stderr)
             return 2

@@ -564,7 +564,7 @@ class Ceiling:
     def __init__(self, port: int, user: str, password: str, expect: int, timeout: float) -> None:
         self.proc = subprocess.Popen(
             [sys.executable, __file__, "--role", "ceiling", "--port", str(port), "--user", user,
-             "--password", password, "--expect", str(expect), "--timeout", str(timeout)],
+             f"--password={password}", "--expect", str(expect), "--timeout", str(timeout)],
             stdout=subprocess.PIPE, text=True)
         line = self.proc.stdout.readline().strip()
         if line != "READY":

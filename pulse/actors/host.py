@@ -12,7 +12,6 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from typing import Any, Callable, Generic, Hashable, TypeVar
 
-
 from pulse.actors import metrics
 from pulse.config.settings import Settings
 from pulse.domain.device import DeviceActor, presence_status

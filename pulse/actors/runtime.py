@@ -13,7 +13,6 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from typing import Any, Iterable, Sequence
 
-
 from pulse.actors import metrics
 from pulse.actors.host import DeviceShard, ShardResult, TenantShard
 from pulse.actors.lake_writer import LakeWriter

@@ -12,8 +12,6 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from typing import Any, Callable, Generic, Hashable, TypeVar
 
-import pyarrow as pa
-
 from pulse.actors import metrics
 from pulse.config.settings import Settings
 from pulse.domain.device import DeviceActor, presence_status
@@ -33,7 +31,7 @@ from pulse.storage import modules as module_store
 from pulse.storage import rules as rule_store
 from pulse.storage import sensors as sensor_store
 from pulse.storage.db import Database, utcnow
-from pulse.storage.lake.rows import telemetry_table
+from pulse.storage.lake.rows import encode_rows, telemetry_table
 
 log = logging.getLogger(__name__)
 K = TypeVar("K", bound=Hashable)
@@ -157,9 +155,13 @@ class BatchResult:
 
 @dataclass
 class ShardResult:
-    """What a shard returns for raw messages: counts, Arrow rows and effects — not the messages."""
+    """What a shard returns for raw messages: counts, Arrow rows and effects — not the messages.
+
+    The rows travel encoded (`rows.encode_rows`): smaller and cheaper between processes than a
+    table, and the lake writer puts the same bytes in its WAL."""
     accepted: int = 0
-    table: pa.Table | None = None
+    rows: int = 0
+    encoded_rows: bytes | None = None
     rejections: list[Rejection] = field(default_factory=list)
     alert_events: list[AlertEvent] = field(default_factory=list)
     publishes: list[Publish] = field(default_factory=list)
@@ -258,7 +260,9 @@ class DeviceShard(ActorHost[tuple[str, str], DeviceActor]):
         res = await self.handle_batch(msgs)
         telemetry = [m for m in res.accepted if isinstance(m, Telemetry)]
         live = self._live_events(res, telemetry, now_ms) if self.watch else []
-        return ShardResult(len(res.accepted), telemetry_table(telemetry) if telemetry else None,
+        table = telemetry_table(telemetry) if telemetry else None
+        return ShardResult(len(res.accepted), table.num_rows if table is not None else 0,
+                           encode_rows(table) if table is not None else None,
                            rejections + res.rejections, res.alert_events, res.publishes, live)
 
     async def set_watch(self, watch: Watch) -> None:

@@ -200,8 +200,8 @@ class IngestBridge:
         started = time.monotonic()
         items = [(t, p) for t, p, _ in batch]
         async with self._in_order:
-            result, table = await self.runtime.handle(items, int(time.time() * 1000), self.limits)
-        await self.runtime.persist(result, table)
+            result, rows = await self.runtime.handle(items, int(time.time() * 1000), self.limits)
+        await self.runtime.persist(result, rows)
         await quarantine.record(self.db, result.rejections)
         if result.publishes:
             await self.downlink.publish(result.publishes)

@@ -22,7 +22,7 @@ import pyarrow.compute as pc
 
 from pulse.actors import metrics
 from pulse.storage.lake.parquet import write_parquet
-from pulse.storage.lake.rows import conform
+from pulse.storage.lake.rows import TELEMETRY_SCHEMA, conform, decode_rows, encode_rows
 from pulse.storage.lake.wal import Wal
 
 log = logging.getLogger(__name__)
@@ -88,6 +88,33 @@ class LakeWriter:
         if self._buffered_rows >= self.flush_rows:
             self._wake.set()  # flush early, but never make the acknowledging caller wait for it
         return table.num_rows
+
+    async def append_encoded(self, payloads: list[bytes]) -> int:
+        """`append` for rows encoded by `rows.encode_rows` (what device shards return): the same
+        checks, one WAL write and fsync for all of them, and the bytes written as they came when
+        they already have the lake's schema (no second encoding). Returns the rows accepted.
+
+        Raises `pulse.errors.Invalid` before anything is written if any of them is refused."""
+        wal = await self._started()
+        records, tables = [], []
+        for payload in payloads:
+            received = decode_rows(payload)
+            table = conform(received)
+            if table.num_rows:
+                same = received.schema.equals(TELEMETRY_SCHEMA, check_metadata=True)
+                records.append(payload if same else encode_rows(table, wal.compression))
+                tables.append(table)
+        if not tables:
+            return 0
+        rows = sum(t.num_rows for t in tables)
+        async with self._append_lock:
+            await asyncio.to_thread(wal.append_encoded, records)
+            self._buffer.extend(tables)
+            self._buffered_rows += rows
+        self._stats["rows_appended"] += rows
+        if self._buffered_rows >= self.flush_rows:
+            self._wake.set()  # flush early, but never make the acknowledging caller wait for it
+        return rows
 
     async def flush(self) -> int:
         """Write buffered rows to Parquet and drop their WAL segments; returns rows written.

@@ -13,8 +13,6 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from typing import Any, Iterable, Sequence
 
-import pyarrow as pa
-
 from pulse.actors import metrics
 from pulse.actors.host import DeviceShard, ShardResult, TenantShard
 from pulse.actors.lake_writer import LakeWriter
@@ -119,14 +117,15 @@ class Runtime:
         When this returns, accepted telemetry is in the lake's write-ahead log: the caller may
         acknowledge the messages to the broker.
         """
-        result, table = await self.handle(items, now_ms, limits)
-        await self.persist(result, table)
+        result, rows = await self.handle(items, now_ms, limits)
+        await self.persist(result, rows)
         return result
 
     async def handle(self, items: Sequence[tuple[str, bytes]], now_ms: int,
-                     limits: Limits) -> tuple[IngestResult, pa.Table | None]:
+                     limits: Limits) -> tuple[IngestResult, list[bytes]]:
         """One call per device shard (which decodes, runs the actors and builds the Arrow rows) and
-        one per tenant shard for the alert events — per batch. Returns the rows for `persist`.
+        one per tenant shard for the alert events — per batch. Returns the rows for `persist`, as
+        the shards encoded them (`rows.encode_rows`): the runtime only passes them on.
 
         Batches must be handled in arrival order (a device's messages are ordered across batches)."""
         by_shard: dict[int, list[tuple[str, bytes]]] = defaultdict(list)
@@ -140,26 +139,24 @@ class Runtime:
         )
         out = IngestResult()
         events: list[AlertEvent] = []
-        tables = []
+        encoded: list[bytes] = []
         for r in results:
             out.accepted += r.accepted
+            out.rows += r.rows
             out.rejections.extend(r.rejections)
             out.publishes.extend(r.publishes)
             out.live.extend(r.live)
             events.extend(r.alert_events)
-            if r.table is not None:
-                tables.append(r.table)
+            if r.encoded_rows is not None:
+                encoded.append(r.encoded_rows)
         if events:
             out.alerts_opened = await self.tenant_events(events)
-        if not tables:
-            return out, None
-        return out, tables[0] if len(tables) == 1 else pa.concat_tables(tables)
+        return out, encoded
 
-    async def persist(self, result: IngestResult, table: pa.Table | None) -> None:
+    async def persist(self, result: IngestResult, rows: list[bytes]) -> None:
         """The batch's rows into the lake writer's WAL (one append); may overlap the next `handle`."""
-        if table is not None:
-            result.rows = table.num_rows
-            await self._call(self.lake_ref, "append", table)
+        if rows:
+            await self._call(self.lake_ref, "append_encoded", rows)
         if result.live:
             await self._push(result.live)
 

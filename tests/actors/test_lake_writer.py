@@ -16,7 +16,7 @@ from pulse.domain.messages import Telemetry
 from pulse.errors import Invalid
 from pulse.pipelines.telemetry import LakeReader
 from pulse.storage.lake.parquet import write_parquet
-from pulse.storage.lake.rows import telemetry_table
+from pulse.storage.lake.rows import encode_rows, telemetry_table
 from pulse.storage.lake.wal import read_wal
 
 T0 = datetime(2026, 3, 1, 12, tzinfo=timezone.utc)
@@ -226,3 +226,27 @@ async def _eventually(check: object, timeout_s: float = 5.0) -> None:
     while not check():  # type: ignore[operator]
         assert loop.time() < deadline, "condition not reached in time"
         await asyncio.sleep(0.02)
+
+
+async def test_encoded_rows_from_shards_are_durable_in_one_write_and_read_like_appended_ones(
+        writer: LakeWriter, dirs: tuple[Path, Path]) -> None:
+    lake, wal = dirs
+    # as device shards return them; the second with another (castable) schema is re-encoded
+    other_schema = batch("d2", 2).cast(pa.schema([f.with_nullable(False) if f.name == "value" else f
+                                                  for f in batch("d2", 2).schema]))
+    assert await writer.append_encoded([encode_rows(batch("d1", 3)), encode_rows(other_schema)]) == 10
+
+    assert [t.num_rows for t in read_wal(wal)] == [6, 4]  # durable before the call returned
+    assert (await writer.pending("acme", "d2")).num_rows == 4
+    await writer.flush()
+    assert [r["value"] for r in lake_rows(lake, "d1") if r["metric"] == "temp"] == [0.0, 1.0, 2.0]
+    assert (await writer.stats())["rows_appended"] == 10
+
+
+async def test_encoded_rows_the_lake_cannot_store_are_refused_before_anything_is_written(
+        writer: LakeWriter, dirs: tuple[Path, Path]) -> None:
+    _, wal = dirs
+    with pytest.raises(Invalid):
+        await writer.append_encoded([encode_rows(batch("d1", 1)), encode_rows(batch("d1", 1, tenant="../x"))])
+    assert list(read_wal(wal)) == []
+    assert await writer.pending("acme") is None

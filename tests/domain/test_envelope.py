@@ -121,3 +121,25 @@ def test_other_job_topics_are_bad_topics(topic):
 def test_custom_limits_apply():
     ok, bad = decode(TOPIC, env(metrics={"a": 1, "b": 2}), NOW, Limits(max_metrics=1))
     assert bad[0].reason == "TOO_MANY_METRICS"
+
+
+def test_what_the_fast_json_parser_refuses_is_judged_as_before():
+    # orjson refuses these; the stdlib parser takes them and the envelope checks give the reason
+    _, bad = decode(TOPIC, b'{"metrics": {"x": 1e400}}', NOW)
+    assert [r.reason for r in bad] == ["METRIC_VALUE_INVALID"]
+    (t,), bad = decode(TOPIC, json.dumps({"metrics": {"x": 1}}).encode("utf-16"), NOW)
+    assert bad == [] and t.metrics == {"x": 1.0}
+    _, bad = decode(TOPIC, b'{"metrics": {"x": 1}', NOW)
+    assert [r.reason for r in bad] == ["INVALID_JSON"]
+
+
+def test_a_topic_or_key_seen_before_is_judged_the_same(monkeypatch):
+    monkeypatch.setattr("pulse.domain.envelope.MAX_KNOWN", 2)  # caches fill up and start again
+    for _ in range(3):
+        for i in range(3):
+            (t,), _ = decode(f"tenant/acme/device/d{i}/telemetry", env(metrics={f"m{i}": 1, "temp": 2}), NOW)
+            assert (t.device_id, t.metrics) == (f"d{i}", {f"m{i}": 1.0, "temp": 2.0})
+        _, bad = decode("tenant/../device/d1/telemetry", env(), NOW)
+        assert [r.reason for r in bad] == ["BAD_TOPIC_FORMAT"]
+        _, bad = decode(TOPIC, env(metrics={"temp": 1, "bad key!": 1}), NOW)
+        assert [r.reason for r in bad] == ["METRIC_KEY_INVALID"]

@@ -145,9 +145,14 @@ class Settings(BaseSettings):
     # Refuse targets on loopback/private/link-local addresses (SSRF guard for multi-tenant SaaS).
     notifier_block_private_targets: bool = False
 
-    # Serve: the library default (5 in flight) collapses under concurrency; see docs/operations.md.
+    # Serve: the library default (5 in flight) collapses under concurrency; see docs/operations.md,
+    # "Capacity and load shedding", for these and the figures behind them.
     serve_max_ongoing_requests: int = 64
     serve_replicas: int = 1
+    # HTTP requests in progress per API process (uvicorn or Serve replica); more are answered 503 with
+    # Retry-After at once (pulse/serve/shedding.py). Health checks and live streams never count. 0 = no limit.
+    api_max_in_flight: int = 32
+    api_shed_retry_after_s: int = 1
 
     # Live push (docs/live.md). Each open WebSocket/SSE stream is an ongoing Serve request: the
     # ingress deployment adds `live_max_subscribers` to `serve_max_ongoing_requests`.

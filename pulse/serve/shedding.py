@@ -17,14 +17,16 @@ import json
 
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from pulse.config.settings import Settings
 from pulse.serve.routes.live import STREAM
 
 EXEMPT_PATHS = frozenset({"/healthz"})
+SERVE_PATHS = "/-/"  # Ray Serve's own proxy health and routes endpoints
 
 
 def exempt(path: str) -> bool:
     """Requests that never count against the limit: health checks and the live streams."""
-    return path in EXEMPT_PATHS or path.startswith(STREAM)
+    return path in EXEMPT_PATHS or path.startswith(STREAM) or path.startswith(SERVE_PATHS)
 
 
 def busy_response(in_flight: int, retry_after_s: int) -> tuple[dict, dict]:
@@ -37,19 +39,21 @@ def busy_response(in_flight: int, retry_after_s: int) -> tuple[dict, dict]:
 
 
 class LoadShedding:
-    """Counts this process's HTTP requests in progress; over the configured limit, 503 + Retry-After."""
+    """Counts this process's HTTP requests in progress; over the configured limit, 503 + Retry-After.
 
-    def __init__(self, app: ASGIApp) -> None:
+    In the app it reads its limit from the services' settings; in front of it (Ray Serve's proxy,
+    `pulse.deployment.proxy_middlewares`) it is given settings and a limit for all the replicas."""
+
+    def __init__(self, app: ASGIApp, settings: Settings | None = None, limit: int | None = None) -> None:
         self.app = app
+        self.settings, self.limit = settings, limit
         self.in_flight = 0
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or exempt(scope["path"]):
             await self.app(scope, receive, send)
             return
-        # read per request: the services (and their settings) arrive with the app's lifespan
-        settings = getattr(getattr(scope["app"].state, "services", None), "settings", None)
-        limit = settings.api_max_in_flight if settings is not None else 0
+        settings, limit = self._limits(scope)
         if limit and self.in_flight >= limit:
             start, body = busy_response(self.in_flight, max(1, settings.api_shed_retry_after_s))
             await send(start)
@@ -60,3 +64,10 @@ class LoadShedding:
             await self.app(scope, receive, send)
         finally:
             self.in_flight -= 1
+
+    def _limits(self, scope: Scope) -> tuple[Settings | None, int]:
+        if self.settings is not None:
+            return self.settings, self.settings.api_max_in_flight if self.limit is None else self.limit
+        # in the app, read per request: the services (and their settings) arrive with its lifespan
+        settings = getattr(getattr(scope["app"].state, "services", None), "settings", None)
+        return settings, settings.api_max_in_flight if settings is not None else 0

@@ -90,27 +90,35 @@ def admin_token(settings) -> str:
     return issue_token(settings, "admin@bench", TENANT, "customer_admin")
 
 
+async def post(http: httpx.AsyncClient, url: str, body: dict, headers: dict | None = None) -> httpx.Response:
+    """POST, honouring a 503's Retry-After as a well-behaved client does (bounded)."""
+    for _ in range(20):
+        r = await http.post(url, json=body, headers=headers)
+        if r.status_code != 503:
+            break
+        await asyncio.sleep(min(5.0, float(r.headers.get("retry-after", "1"))))
+    r.raise_for_status()
+    return r
+
+
 async def seed(base: str, token: str, devices: int) -> int:
     """A rule, the devices and one envelope each; returns how many alerts should open."""
     auth = {"Authorization": f"Bearer {token}"}
     async with httpx.AsyncClient(base_url=base, headers=auth, timeout=60) as http:
-        r = await http.post("/api/v1/customer/alert-rules", json={
+        await post(http, "/api/v1/customer/alert-rules", {
             "name": "bench hot", "metric": "temp", "operator": "GT", "threshold": 90, "severity": "warning"})
-        r.raise_for_status()
-        gate = asyncio.Semaphore(8)
+        gate = asyncio.Semaphore(4)
 
         async def device(i: int) -> None:
             async with gate:
-                d = await http.post("/api/v1/customer/devices", json={
+                d = await post(http, "/api/v1/customer/devices", {
                     "device_id": device_id(i), "name": f"sensor {i}", "site_id": f"site-{i % 20}",
                     "model": "TH-2", "metadata": {"floor": i % 7}})
-                d.raise_for_status()
                 hot = i % 5 == 0
                 body = {"version": "1", "ts": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "seq": 1,
                         "metrics": {"temp": 95.0 if hot else 21.5, "humidity": 40 + i % 30, "battery": 3.6}}
-                t = await http.post(f"/ingest/v1/tenant/{TENANT}/device/{device_id(i)}/telemetry", json=body,
-                                    headers={"X-Provision-Token": d.json()["token"]})
-                t.raise_for_status()
+                await post(http, f"/ingest/v1/tenant/{TENANT}/device/{device_id(i)}/telemetry", body,
+                           headers={"X-Provision-Token": d.json()["token"]})
 
         await asyncio.gather(*(device(i) for i in range(devices)))
     return len(range(0, devices, 5))

@@ -149,9 +149,11 @@ class Settings(BaseSettings):
     # "Capacity and load shedding", for these and the figures behind them.
     serve_max_ongoing_requests: int = 64
     serve_replicas: int = 1
-    # HTTP requests in progress per API process (uvicorn or Serve replica); more are answered 503 with
-    # Retry-After at once (pulse/serve/shedding.py). Health checks and live streams never count. 0 = no limit.
-    api_max_in_flight: int = 32
+    # HTTP requests in progress per API process (uvicorn or Serve replica; Serve's proxy applies it times
+    # serve_replicas); more are answered 503 with Retry-After at once (pulse/serve/shedding.py). Health
+    # checks and live streams never count. 8 keeps accepted p99 near 100 ms past capacity on 2 cores;
+    # raise it when requests wait on I/O (remote PostgreSQL) rather than CPU. 0 = no limit.
+    api_max_in_flight: int = 8
     api_shed_retry_after_s: int = 1
 
     # Live push (docs/live.md). Each open WebSocket/SSE stream is an ongoing Serve request: the

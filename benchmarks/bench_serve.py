@@ -25,6 +25,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import shutil
 import socket
 import subprocess
@@ -320,7 +321,8 @@ def main() -> int:
         for route in ROUTES:
             if route.key not in args.only.split(","):
                 continue
-            print(f"{route.label}, paced, {args.seconds:g} s per rate")
+            # the host is shared: its load average tells a reader how much else ran meanwhile
+            print(f"{route.label}, paced, {args.seconds:g} s per rate (host load average {os.getloadavg()[0]:.1f})")
             print("  uvicorn (the anchor, same app and actors, no proxy)")
             uv = ladder(anchor_port, token, route, args.seconds, args.devices)
             print("  Ray Serve (the shipped ingress)")

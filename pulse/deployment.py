@@ -4,6 +4,7 @@ Composition, not HTTP: this is where the Ray runtime is handed to the services a
 from __future__ import annotations
 
 from ray import serve
+from starlette.middleware import Middleware
 
 from pulse.mqtt.publisher import Downlink
 from pulse.actors.runtime import RayRuntime
@@ -11,6 +12,7 @@ from pulse.broker.credentials import credentials_for
 from pulse.config.settings import Settings, load_settings
 from pulse.pipelines.telemetry import LakeReader
 from pulse.serve.app import create_app
+from pulse.serve.shedding import LoadShedding
 from pulse.services.commands import delivery_recorder
 from pulse.services.context import ServiceContext
 from pulse.services.identity import TokenDecoder
@@ -40,6 +42,18 @@ def build_app():
 @serve.ingress(build_app)
 class PulseIngress:
     """All routes live on the app built by `build_app`; this class only hosts it."""
+
+
+# Ray Serve's proxy imports this (RAY_SERVE_HTTP_PROXY_CALLBACK_IMPORT_PATH, set by `pulse.node`)
+PROXY_CALLBACK = "pulse.deployment.proxy_middlewares"
+
+
+def proxy_middlewares() -> list[Middleware]:
+    """Load shedding in Serve's HTTP proxy, before the hop to a replica: a request refused there
+    costs no replica work. The limit is the replicas' together (docs/operations.md)."""
+    settings = load_settings()
+    limit = settings.api_max_in_flight * settings.serve_replicas
+    return [Middleware(LoadShedding, settings=settings, limit=limit)] if limit else []
 
 
 def application(settings: Settings):

@@ -40,11 +40,14 @@ class Node:
         s = self.settings
         if ray.is_initialized():
             return
+        # Serve's controller and HTTP proxy inherit this job's environment: the proxy sheds load
+        # before the replica hop (`pulse.deployment.proxy_middlewares`, docs/operations.md)
+        env = {"env_vars": proxy_env(s)}
         if s.ray_address:
-            ray.init(address=s.ray_address, namespace=NAMESPACE, log_to_driver=False)
+            ray.init(address=s.ray_address, namespace=NAMESPACE, log_to_driver=False, runtime_env=env)
         else:
             ray.init(namespace=NAMESPACE, include_dashboard=s.dashboard_enabled, dashboard_host=s.dashboard_host,
-                     dashboard_port=s.dashboard_port, log_to_driver=False)
+                     dashboard_port=s.dashboard_port, log_to_driver=False, runtime_env=env)
         self.started_ray = True
 
     def start(self) -> dict[str, Any]:
@@ -107,6 +110,15 @@ class Node:
             _quietly(lambda: ray.kill(self.broker, no_restart=True))
         if self.started_ray:
             ray.shutdown()
+
+
+def proxy_env(settings: Settings) -> dict[str, str]:
+    """What Ray Serve's proxy needs to shed load: the callback it imports and the limits it reads."""
+    from pulse.deployment import PROXY_CALLBACK  # lazy like ray itself: importing Serve is slow
+
+    shed = {k: v for k, v in settings.env().items()
+            if k in ("PULSE_API_MAX_IN_FLIGHT", "PULSE_API_SHED_RETRY_AFTER_S", "PULSE_SERVE_REPLICAS")}
+    return {"RAY_SERVE_HTTP_PROXY_CALLBACK_IMPORT_PATH": PROXY_CALLBACK, **shed}
 
 
 def wait_for_200(url: str, timeout_s: float = 90.0) -> None:

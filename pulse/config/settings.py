@@ -145,9 +145,16 @@ class Settings(BaseSettings):
     # Refuse targets on loopback/private/link-local addresses (SSRF guard for multi-tenant SaaS).
     notifier_block_private_targets: bool = False
 
-    # Serve: the library default (5 in flight) collapses under concurrency; see docs/operations.md.
+    # Serve: the library default (5 in flight) collapses under concurrency; see docs/operations.md,
+    # "Capacity and load shedding", for these and the figures behind them.
     serve_max_ongoing_requests: int = 64
     serve_replicas: int = 1
+    # HTTP requests in progress per API process (uvicorn or Serve replica; Serve's proxy applies it times
+    # serve_replicas); more are answered 503 with Retry-After at once (pulse/serve/shedding.py). Health
+    # checks and live streams never count. 8 keeps accepted p99 near 100 ms past capacity on 2 cores;
+    # raise it when requests wait on I/O (remote PostgreSQL) rather than CPU. 0 = no limit.
+    api_max_in_flight: int = 8
+    api_shed_retry_after_s: int = 1
 
     # Live push (docs/live.md). Each open WebSocket/SSE stream is an ongoing Serve request: the
     # ingress deployment adds `live_max_subscribers` to `serve_max_ongoing_requests`.

@@ -10,6 +10,7 @@ from fastapi.responses import JSONResponse
 from pulse.serve import console, errors
 from pulse.serve.audit_trail import AuditTrail
 from pulse.serve.csrf import CsrfProtection
+from pulse.serve.shedding import LoadShedding
 from pulse.serve.routes import (alert_rules, alerts, analytics, analytics_sql, audit, auth, carrier_callbacks,
                                 carriers, commands, dashboards, device_api, devices, digest, escalation, exports,
                                 firmware, groups, ingest, jobs, live, maintenance, modules, notifications, oncall,
@@ -49,6 +50,7 @@ def create_app(build: Callable[[], Awaitable[ServiceContext]] | None = None,
     errors.install(app)
     app.add_middleware(CsrfProtection)  # inside the audit trail: a refused write still gets a request id
     app.add_middleware(AuditTrail)
+    app.add_middleware(LoadShedding)  # outermost: a request over the limit runs no other code
     for router in ROUTERS:
         app.include_router(router)
     console.install(app)

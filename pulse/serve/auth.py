@@ -27,7 +27,8 @@ def _token_from(conn: HTTPConnection) -> str:
     raise Unauthorized("missing bearer token or pulse_session cookie")
 
 
-def principal(request: Request) -> Principal:
+async def principal(request: Request) -> Principal:
+    """async: FastAPI would run a plain `def` dependency in a worker thread, a hop per request."""
     return request.app.state.services.decoder.decode(_token_from(request))
 
 

@@ -6,5 +6,6 @@ from fastapi import Request
 from pulse.services.context import ServiceContext
 
 
-def services(request: Request) -> ServiceContext:
+async def services(request: Request) -> ServiceContext:
+    # async (like every dependency on the request path): FastAPI runs a plain `def` in a worker thread
     return request.app.state.services

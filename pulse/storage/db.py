@@ -111,6 +111,22 @@ async def page_rows(conn: AsyncConnection, query: sa.Select, order: list[sa.Colu
     return list(await conn.execute(query.order_by(*order).limit(limit).offset(offset))), total
 
 
+TOTAL = "_page_total"
+
+
+async def page_with_total(conn: AsyncConnection, query: sa.Select, order: list[sa.ColumnElement[Any]], limit: int,
+                          offset: int) -> tuple[list[sa.Row], int]:
+    """`page_rows` in one statement: the total rides on each row as `count(*) over ()` (column
+    `TOTAL`), so a page costs one round trip, not two. Only for a plain query (no DISTINCT, GROUP BY
+    or set operation: the window would count before them). A page past the end has no row to carry
+    the total, so it is counted then."""
+    rows = list(await conn.execute(query.add_columns(sa.func.count().over().label(TOTAL))
+                                   .order_by(*order).limit(limit).offset(offset)))
+    if rows:
+        return rows, rows[0]._mapping[TOTAL]
+    return [], (await count(conn, query) if offset else 0)
+
+
 def where_given(query: sa.Select, table: sa.Table, **filters: Any) -> sa.Select:
     """`query` narrowed to the rows whose column equals each filter that is given (None or "" is not)."""
     given = [table.c[name] == value for name, value in filters.items() if value is not None and value != ""]

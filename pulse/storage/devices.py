@@ -8,7 +8,7 @@ import sqlalchemy as sa
 from pulse.errors import Conflict, NotFound
 from pulse.storage import groups, telemetron, templates, tokens
 from pulse.storage import tags as device_tags
-from pulse.storage.db import Database, page_rows, utcnow, where_given
+from pulse.storage.db import TOTAL, Database, page_with_total, utcnow, where_given
 from pulse.storage.tables import device_state, devices
 
 EDITABLE = ("name", "site_id", "template_id", "parent_device_id", "model", "manufacturer", "serial_number",
@@ -19,6 +19,7 @@ SORTABLE = {"device_id", "name", "site_id", "status", "created_at", "updated_at"
 def _public(row) -> dict[str, Any]:
     d = dict(row._mapping)
     d.pop("state", None)
+    d.pop(TOTAL, None)
     return d
 
 
@@ -72,7 +73,7 @@ async def list_devices(db: Database, tenant_id: str, *, status: str | None = Non
     async with db.connect() as conn:
         if group_id:
             q = q.where(*await groups.member_conditions(conn, tenant_id, group_id))
-        rows, total = await page_rows(conn, q, order, limit, offset)
+        rows, total = await page_with_total(conn, q, order, limit, offset)
         return [_public(r) for r in rows], total
 
 

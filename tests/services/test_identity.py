@@ -67,3 +67,25 @@ def test_oidc_without_an_issuer_or_audience_is_a_configuration_error(jwks_url, t
 def test_session_tokens_still_verify_alongside_oidc(jwks_url, tmp_path):
     settings = Settings(data_dir=tmp_path, oidc_jwks_url=jwks_url, oidc_issuer=ISSUER, oidc_audience=AUDIENCE)
     assert TokenDecoder(settings).decode(issue_token(settings, "bob@acme", "acme", "customer_viewer")).sub == "bob@acme"
+
+
+def test_a_remembered_token_still_stops_working_at_its_expiry(tmp_path):
+    settings = Settings(data_dir=tmp_path)
+    decoder = TokenDecoder(settings)
+    token = issue_token(settings, "ann@acme.test", "acme", "customer_admin", ttl_s=1)
+    first = decoder.decode(token)
+    assert decoder.decode(token) == first  # answered from memory: same principal
+    time.sleep(max(0.0, jwt.decode(token, options={"verify_signature": False})["exp"] - time.time()) + 0.05)
+    with pytest.raises(Unauthorized):
+        decoder.decode(token)
+
+
+def test_a_forged_token_is_refused_even_after_the_real_one_was_accepted(tmp_path):
+    settings = Settings(data_dir=tmp_path)
+    decoder = TokenDecoder(settings)
+    token = issue_token(settings, "ann@acme.test", "acme", "customer_admin")
+    decoder.decode(token)
+    claims = jwt.decode(token, options={"verify_signature": False})
+    forged = jwt.encode({**claims, "role": "operator_admin"}, "not-the-secret", algorithm="HS256")
+    with pytest.raises(Unauthorized):
+        decoder.decode(forged)

@@ -17,7 +17,8 @@ class PageParams:
     offset: int
 
 
-def page_params(limit: Limit = 50, offset: Offset = 0) -> PageParams:
+async def page_params(limit: Limit = 50, offset: Offset = 0) -> PageParams:
+    # async: FastAPI would run a plain `def` dependency in a worker thread, a hop per request
     return PageParams(limit, offset)
 
 

@@ -78,7 +78,6 @@ def view_of_latest(latest: dict[str, tuple[float, int]]) -> dict[str, dict[str, 
 
 
 PRESENCE_FIELDS = ("last_seen_ms", "last_telemetry_ms", "last_heartbeat_ms", "connected")
-TWIN_FIELDS = ("desired", "desired_version", "desired_ts", "reported", "reported_version", "reported_ts")
 SHARED_STR_MAX = 64  # twin strings up to this length are interned: fleets repeat firmware versions, modes
 
 
@@ -95,6 +94,14 @@ def shared_strings(doc: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
+def _flatten(doc: dict[str, Any]) -> tuple[Any, ...]:
+    return tuple(x for item in doc.items() for x in item)
+
+
+def _unflatten(flat: tuple[Any, ...]) -> dict[str, Any]:
+    return dict(zip(flat[::2], flat[1::2]))
+
+
 class DeviceActor:
     """One device's live state. A shard holds up to ~10^6 of them, so the layout is compact (see
     docs/architecture.md, "Device actor memory"): every field is a slot (the twin's and presence's
@@ -103,7 +110,8 @@ class DeviceActor:
     on demand, in the shape the snapshot and the API have always had."""
 
     __slots__ = ("tenant_id", "device_id", "latest", "rule_states", "queued", "dirty", "key_map", "changed",
-                 *TWIN_FIELDS, *PRESENCE_FIELDS, "presence_extra")
+                 "_desired", "desired_version", "desired_ts", "_reported", "reported_version", "reported_ts",
+                 *PRESENCE_FIELDS, "presence_extra")
 
     def __init__(self, tenant_id: str, device_id: str, snapshot: dict[str, Any] | None = None,
                  key_map: dict[str, str] | None = None) -> None:
@@ -126,10 +134,10 @@ class DeviceActor:
         self.dirty = False
 
     def _restore_twin(self, tw: dict[str, Any]) -> None:
-        self.desired = shared_strings(tw.get("desired") or {})
+        self.desired = tw.get("desired") or {}
         self.desired_version = tw.get("desired_version", 0)
         self.desired_ts = tw.get("desired_ts")
-        self.reported = shared_strings(tw.get("reported") or {})
+        self.reported = tw.get("reported") or {}
         self.reported_version = tw.get("reported_version", 0)
         self.reported_ts = tw.get("reported_ts")
 
@@ -140,6 +148,25 @@ class DeviceActor:
         self.connected = p.get("connected")
         # the rarer fields (subscribed, connection_changed_ms) and any others a snapshot has: None for none
         self.presence_extra: dict[str, Any] | None = {k: v for k, v in p.items() if k not in PRESENCE_FIELDS} or None
+
+    # The twin's two documents are kept flat (key, value, key, value, ...): a tuple of 3 pairs is 88 B
+    # where a dict is 184 B, an empty one costs nothing (the shared ()), and they are read far less often
+    # than devices report. Each read builds a new dict.
+    @property
+    def desired(self) -> dict[str, Any]:
+        return _unflatten(self._desired)
+
+    @desired.setter
+    def desired(self, doc: dict[str, Any]) -> None:
+        self._desired = _flatten(shared_strings(doc))
+
+    @property
+    def reported(self) -> dict[str, Any]:
+        return _unflatten(self._reported)
+
+    @reported.setter
+    def reported(self, doc: dict[str, Any]) -> None:
+        self._reported = _flatten(shared_strings(doc))
 
     @property
     def twin(self) -> dict[str, Any]:
@@ -248,7 +275,7 @@ class DeviceActor:
         return []
 
     def on_reported(self, msg: ReportedState) -> list[Effect]:
-        self.reported = merge_patch(self.reported, shared_strings(msg.reported))
+        self.reported = merge_patch(self.reported, msg.reported)
         self.reported_version = max(self.reported_version + 1, msg.version or 0)
         self.reported_ts = msg.ts_ms
         self._seen(msg.ts_ms, None)
@@ -322,7 +349,7 @@ class DeviceActor:
         if expected_version is not None and expected_version != self.desired_version:
             raise Conflict(f"desired_version is {self.desired_version}, not {expected_version} "
                            "(If-Match): read the twin again and retry")
-        desired = merge_patch({} if replace else self.desired, shared_strings(patch))
+        desired = merge_patch({} if replace else self.desired, patch)
         if len(json.dumps(desired)) > MAX_DESIRED_BYTES:
             raise ValueError(f"desired state larger than {MAX_DESIRED_BYTES} bytes")
         self.desired = desired
@@ -352,9 +379,10 @@ class DeviceActor:
     def twin_view(self, now_ms: int) -> dict[str, Any]:
         """The twin with its delta (nested), the documented structured delta, sync status and the
         time of the last change of either document (ms)."""
-        delta = self.delta()
+        tw = self.twin
+        delta = diff_keys(tw["desired"], tw["reported"])
         changed = [t for t in (self.desired_ts, self.reported_ts) if t is not None]
-        return {**self.twin, "delta": delta, "structured_delta": structured_delta(self.desired, self.reported),
+        return {**tw, "delta": delta, "structured_delta": structured_delta(tw["desired"], tw["reported"]),
                 "sync_status": sync_status(delta, self.last_seen_ms, now_ms),
                 "shadow_updated_ts": max(changed, default=None)}
 

@@ -109,8 +109,11 @@ class RuleState:
     pending_since_ms: int | None = None
     firing: bool = False
     last_ts_ms: int = 0
-    # last value per metric (multi-condition threshold rules), flat: (metric, value, metric, value, ...).
-    # A tuple is 56 B where a dict is 184 B, and a million devices have millions of rule states
+    # last value per metric (threshold rules): one metric (the usual case) in `metric` / `value`, two or
+    # more flat in `values` (metric, value, metric, value, ...). Not a dict: a dict is 184 B, and a
+    # million devices keep millions of rule states (bench_memory.py)
+    metric: str | None = None
+    value: float | None = None
     values: tuple = ()
     # (ts_ms, value) for window/rate/anomaly rules; None until needed: most rules never need one,
     # and an empty deque per rule state was a third of a device actor's memory (bench_memory.py)
@@ -119,19 +122,28 @@ class RuleState:
 
     def last_values(self) -> dict[str, float]:
         """metric -> last value seen, in the order first seen."""
+        if self.metric is not None:
+            return {self.metric: self.value}  # type: ignore[dict-item]
         v = self.values
         return dict(zip(v[::2], v[1::2]))
 
     def remember(self, readings: dict[str, float]) -> dict[str, float]:
         """Keep these readings as the metrics' last values; returns all last values."""
-        v = self.values
-        if len(readings) == 1 and (not v or (len(v) == 2 and v[0] in readings)):
-            self.values = next(iter(readings.items()))  # the usual case: one metric, no dict built
+        if len(readings) == 1 and not self.values and (self.metric is None or self.metric in readings):
+            (self.metric, self.value), = readings.items()  # the usual case: one metric, no dict kept
             return readings
         merged = self.last_values()
         merged.update(readings)
-        self.values = tuple(x for kv in merged.items() for x in kv)
+        self._keep(merged)
         return merged
+
+    def _keep(self, values: dict[str, float]) -> None:
+        if len(values) == 1:
+            (self.metric, self.value), = values.items()
+            self.values = ()
+        else:
+            self.metric = self.value = None
+            self.values = tuple(x for kv in values.items() for x in kv)
 
     def to_dict(self) -> dict[str, Any]:
         return {"p": self.pending_since_ms, "f": self.firing, "t": self.last_ts_ms, "v": self.last_values(),
@@ -140,8 +152,10 @@ class RuleState:
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> "RuleState":
         samples = deque((tuple(s) for s in d["s"]), maxlen=MAX_WINDOW_SAMPLES) if d.get("s") else None
-        values = tuple(x for m, val in (d.get("v") or {}).items() for x in (sys.intern(m), val))
-        return cls(d.get("p"), bool(d.get("f")), int(d.get("t") or 0), values, samples)
+        state = cls(d.get("p"), bool(d.get("f")), int(d.get("t") or 0), samples=samples)
+        if d.get("v"):
+            state._keep({sys.intern(m): val for m, val in d["v"].items()})
+        return state
 
     def window(self) -> deque:
         if self.samples is None:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import sys
+from itertools import chain
 from typing import Any, Iterable
 
 from pulse.domain.messages import (LISTENING, AlertEvent, CommandAck, CommandStatus, Effect, Heartbeat, JobUpdate,
@@ -19,20 +20,25 @@ MAX_DESIRED_BYTES = 8192  # documented limit of a desired-state document (docs/d
 NO_HEARTBEAT = "NO_HEARTBEAT"  # the built-in alert's type, and its key among the rule states
 TWIN_STALE_AFTER_MS = 30 * 60_000  # documented: a twin whose device was not heard for 30 min is "stale"
 MAX_QUEUED_COMMANDS = 100  # commands waiting for an offline device; more is refused, not dropped
+SHARED_STR_MAX = 64  # twin strings up to this length are interned: fleets repeat firmware versions, modes
 ACK_STATUS = {"ok": "delivered", "received": "delivered", "succeeded": "succeeded", "success": "succeeded",
               "failed": "failed", "rejected": "rejected"}
 
 
 def merge_patch(target: dict[str, Any], patch: dict[str, Any]) -> dict[str, Any]:
-    """RFC 7386 JSON merge patch: null deletes a key, objects merge recursively."""
+    """RFC 7386 JSON merge patch: null deletes a key, objects merge recursively. What the patch
+    brings in is interned as `shared_strings` does (the result is what an actor keeps)."""
     out = dict(target)
     for key, value in patch.items():
+        if isinstance(key, str):
+            key = sys.intern(key)
         if value is None:
             out.pop(key, None)
-        elif isinstance(value, dict) and isinstance(out.get(key), dict):
-            out[key] = merge_patch(out[key], value)
+        elif isinstance(value, dict):
+            have = out.get(key)
+            out[key] = merge_patch(have, value) if isinstance(have, dict) else shared_strings(value)
         else:
-            out[key] = value
+            out[key] = sys.intern(value) if isinstance(value, str) and len(value) <= SHARED_STR_MAX else value
     return out
 
 
@@ -78,7 +84,6 @@ def view_of_latest(latest: dict[str, tuple[float, int]]) -> dict[str, dict[str, 
 
 
 PRESENCE_FIELDS = ("last_seen_ms", "last_telemetry_ms", "last_heartbeat_ms", "connected")
-SHARED_STR_MAX = 64  # twin strings up to this length are interned: fleets repeat firmware versions, modes
 
 
 def shared_strings(doc: dict[str, Any]) -> dict[str, Any]:
@@ -95,11 +100,12 @@ def shared_strings(doc: dict[str, Any]) -> dict[str, Any]:
 
 
 def _flatten(doc: dict[str, Any]) -> tuple[Any, ...]:
-    return tuple(x for item in doc.items() for x in item)
+    return tuple(chain.from_iterable(doc.items()))
 
 
 def _unflatten(flat: tuple[Any, ...]) -> dict[str, Any]:
-    return dict(zip(flat[::2], flat[1::2]))
+    pairs = iter(flat)
+    return dict(zip(pairs, pairs))
 
 
 class DeviceActor:
@@ -134,10 +140,10 @@ class DeviceActor:
         self.dirty = False
 
     def _restore_twin(self, tw: dict[str, Any]) -> None:
-        self.desired = tw.get("desired") or {}
+        self.desired = shared_strings(tw.get("desired") or {})
         self.desired_version = tw.get("desired_version", 0)
         self.desired_ts = tw.get("desired_ts")
-        self.reported = tw.get("reported") or {}
+        self.reported = shared_strings(tw.get("reported") or {})
         self.reported_version = tw.get("reported_version", 0)
         self.reported_ts = tw.get("reported_ts")
 
@@ -151,14 +157,15 @@ class DeviceActor:
 
     # The twin's two documents are kept flat (key, value, key, value, ...): a tuple of 3 pairs is 88 B
     # where a dict is 184 B, an empty one costs nothing (the shared ()), and they are read far less often
-    # than devices report. Each read builds a new dict.
+    # than devices report. Each read builds a new dict. What is stored went through `shared_strings`
+    # (a snapshot's documents, each patch) so the fleet shares its keys and values.
     @property
     def desired(self) -> dict[str, Any]:
         return _unflatten(self._desired)
 
     @desired.setter
     def desired(self, doc: dict[str, Any]) -> None:
-        self._desired = _flatten(shared_strings(doc))
+        self._desired = _flatten(doc)
 
     @property
     def reported(self) -> dict[str, Any]:
@@ -166,7 +173,7 @@ class DeviceActor:
 
     @reported.setter
     def reported(self, doc: dict[str, Any]) -> None:
-        self._reported = _flatten(shared_strings(doc))
+        self._reported = _flatten(doc)
 
     @property
     def twin(self) -> dict[str, Any]:

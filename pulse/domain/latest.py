@@ -2,18 +2,16 @@
 
 Devices of a fleet send the same metric names in the same order, so the names and their
 positions (a `MetricLayout`) are shared by every device that has seen the same names in the same
-order, and each device keeps only its numbers: one flat array of doubles, value then timestamp per
-metric. As a dict of `(value, ts_ms)` tuples the same 10 metrics cost ~1.2 KB per device; here
-~240 B, and the array holds no objects for the garbage collector to walk.
-
-Values are floats (the envelope makes every metric a float); timestamps are epoch milliseconds,
-exact in a double up to 2^53 ms (year 287,396).
+order, and each device keeps only its values (one tuple, in layout order) and their timestamps: one
+int while they all have the same one (a device sends all its metrics in each message), else a tuple.
+As a dict of `(value, ts_ms)` tuples the same 10 metrics cost ~1.2 KB per device; here ~420 B, and
+the usual message (the device's metrics, in its order, newer than what is kept) replaces the values
+in O(1) Python steps.
 """
 from __future__ import annotations
 
 import sys
-from array import array
-from typing import Iterator
+from typing import Any, Iterator
 
 MAX_SHARED_LAYOUTS = 20_000  # beyond this, new layouts are private to their device (no unbounded cache)
 
@@ -24,7 +22,7 @@ class MetricLayout:
     A layout knows the layouts one metric longer it has led to (`_next`), so a device that sees a
     new metric moves to the layout every other device with the same history already uses."""
 
-    __slots__ = ("names", "index", "_next")
+    __slots__ = ("names", "index", "_next")  # index: metric -> its position
     shared = 0  # layouts reachable from EMPTY (the cache), bounded by MAX_SHARED_LAYOUTS
 
     def __init__(self, names: tuple[str, ...]) -> None:
@@ -45,19 +43,28 @@ class MetricLayout:
         return nxt
 
 
+    def extended(self, metrics: Any) -> MetricLayout:
+        """This layout with `metrics` appended, in their order."""
+        layout = self
+        for metric in metrics:
+            layout = layout.plus(metric)
+        return layout
+
+
 EMPTY = MetricLayout(())
 
 
 class LatestValues:
     """metric -> (value, ts_ms), insertion-ordered like the dict it replaces; entries are never removed."""
 
-    __slots__ = ("layout", "data")
+    __slots__ = ("layout", "values", "ts")
 
     def __init__(self, items: dict[str, tuple[float, int]] | None = None) -> None:
         self.layout = EMPTY
-        self.data = array("d")
+        self.values: tuple[Any, ...] = ()
+        self.ts: int | tuple[int, ...] = 0  # one for all values, or one per value
         if items:
-            self._append([(m, float(v[0]), v[1]) for m, v in items.items()])
+            self._store(EMPTY.extended(items), [v[0] for v in items.values()], [v[1] for v in items.values()])
 
     def __len__(self) -> int:
         return len(self.layout.names)
@@ -69,48 +76,51 @@ class LatestValues:
         return iter(self.layout.names)
 
     def __getitem__(self, metric: str) -> tuple[float, int]:
-        i = 2 * self.layout.index[metric]
-        return self.data[i], int(self.data[i + 1])
+        i = self.layout.index[metric]
+        ts = self.ts
+        return self.values[i], ts if type(ts) is int else ts[i]  # type: ignore[index]
 
     def get(self, metric: str) -> tuple[float, int] | None:
         i = self.layout.index.get(metric)
-        return None if i is None else (self.data[2 * i], int(self.data[2 * i + 1]))
+        if i is None:
+            return None
+        ts = self.ts
+        return self.values[i], ts if type(ts) is int else ts[i]  # type: ignore[index]
 
     def items(self) -> Iterator[tuple[str, tuple[float, int]]]:
-        data = self.data
-        for i, name in enumerate(self.layout.names):
-            yield name, (data[2 * i], int(data[2 * i + 1]))
+        return iter(self.as_dict().items())
 
     def as_dict(self) -> dict[str, tuple[float, int]]:
         """A new dict metric -> (value, ts_ms), in insertion order (the snapshot's `latest`)."""
-        data = self.data
-        return {name: (data[2 * i], int(data[2 * i + 1])) for i, name in enumerate(self.layout.names)}
+        ts = self.ts
+        if type(ts) is int:
+            return {name: (v, ts) for name, v in zip(self.layout.names, self.values)}
+        return {name: (v, t) for name, v, t in zip(self.layout.names, self.values, ts)}  # type: ignore[arg-type]
 
-    def update(self, metrics: dict[str, float], ts_ms: int) -> tuple[list[str], list[str]]:
+    def update(self, metrics: dict[str, float], ts_ms: int) -> tuple[list[str], list[str] | tuple[str, ...]]:
         """Take one message's readings: a metric's value moves when `ts_ms` is not older than the one
         kept. Returns (metrics seen for the first time, metrics whose value was set), in message order."""
-        index, data = self.layout.index, self.data
-        new: list[tuple[str, float, int]] = []
-        updated: list[str] = []
+        ts, names = self.ts, self.layout.names
+        newest = ts if type(ts) is int else max(ts)  # type: ignore[arg-type]
+        if ts_ms >= newest and len(metrics) == len(names) and tuple(metrics) == names:
+            self.values, self.ts = tuple(metrics.values()), ts_ms  # the usual message: every value moves
+            return [], names
+        values = list(self.values)
+        stamps = [ts] * len(values) if type(ts) is int else list(ts)  # type: ignore[arg-type]
+        index, new, updated = self.layout.index, [], []
         for metric, value in metrics.items():
             i = index.get(metric)
             if i is None:
-                new.append((metric, value, ts_ms))
+                new.append(metric)
+                values.append(value)
+                stamps.append(ts_ms)
                 updated.append(metric)
-            elif ts_ms >= data[2 * i + 1]:
-                data[2 * i] = value
-                data[2 * i + 1] = ts_ms
+            elif ts_ms >= stamps[i]:
+                values[i], stamps[i] = value, ts_ms
                 updated.append(metric)
-        if new:
-            self._append(new)
-        return [m for m, _, _ in new], updated
+        self._store(self.layout.extended(new) if new else self.layout, values, stamps)
+        return new, updated
 
-    def _append(self, entries: list[tuple[str, float, int]]) -> None:
-        """New metrics at the end; the array is rebuilt at its exact size (new metrics are rare, and
-        growing in place would over-allocate in every device)."""
-        layout = self.layout
-        flat = list(self.data)
-        for metric, value, ts_ms in entries:
-            layout = layout.plus(metric)
-            flat += (value, ts_ms)
-        self.layout, self.data = layout, array("d", flat)
+    def _store(self, layout: MetricLayout, values: list[Any], stamps: list[int]) -> None:
+        self.layout, self.values = layout, tuple(values)
+        self.ts = stamps[0] if stamps.count(stamps[0]) == len(stamps) else tuple(stamps)

@@ -137,6 +137,13 @@ class RuleState:
         self._keep(merged)
         return merged
 
+    def remember_one(self, metric: str, value: float) -> None:
+        """`remember({metric: value})`, without building the dicts."""
+        if not self.values and (self.metric is None or self.metric == metric):
+            self.metric, self.value = metric, value
+        else:
+            self.remember({metric: value})
+
     def _keep(self, values: dict[str, float]) -> None:
         if len(values) == 1:
             (self.metric, self.value), = values.items()
@@ -233,6 +240,13 @@ def _zscore(rule: Rule, state: RuleState, value: float, ts_ms: int) -> float | N
 def _signal(rule: Rule, state: RuleState, readings: dict[str, float], ts_ms: int) -> tuple[bool | None, float | None]:
     """(condition holds?, the value that triggered) — None when this message says nothing new."""
     if rule.rule_type == "threshold":
+        if len(rule.conditions) == 1:  # the usual rule: its signal is this reading, if there is one
+            c = rule.conditions[0]
+            value = readings.get(c.metric)
+            if value is None:
+                return None, None
+            state.remember_one(c.metric, value)
+            return c.holds(value), value
         hit = [m for m in rule.metrics if m in readings]
         if not hit:
             return None, None

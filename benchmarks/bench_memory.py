@@ -1,25 +1,28 @@
 """Memory per device: a virtual DeviceActor in a shard vs one Ray actor process per device.
 
-    .venv/bin/python benchmarks/bench_memory.py [--actors 100000] [--full auto|yes|no] [--ray-actors 4]
+    .venv/bin/python benchmarks/bench_memory.py [--actors 100000] [--full auto|yes|no] [--steady 150000] [--ray-actors 4]
+
+Goals (issue 13), printed met / not met: 10^6 device actors in < 2 GiB; no full (generation 2) GC
+pause over 100 ms while ingesting (activation by first messages, then steady telemetry).
 
 1. Virtual actors, built in fresh subprocesses the way production builds them: envelopes are
    decoded by `pulse.domain.envelope.decode` (JSON from bytes, ids split from the topic) and handled
    by a real `DeviceShard.handle_batch` / `DeviceShard.call`. Only the database is left out:
-   `_activate` makes new actors without a snapshot (as for a new device; key strings copied as a DB
-   driver returns them) and the first-sight sensor discovery write (`discover_unmodeled_many`) is a no-op. Per device:
-   1 telemetry envelope with 10 metrics and 3 threshold rules evaluated (3 rule states), 1
-   reported-state merge (3 keys), 1 desired patch (2 keys): a twin, 10 latest values and 3 rules'
-   state, plus the shard's `actors` / `status` / `last_used` entries.
+   `_activate` makes new actors without a snapshot (as for a new device; key and status strings
+   copied as a DB driver returns them), registering and settling them with the shard's own
+   `_register` / `_settle`, and the first-sight sensor discovery write (`discover_unmodeled_many`)
+   is a no-op. Per device: 1 telemetry envelope with 10 metrics and 3 threshold rules evaluated
+   (3 rule states), 1 reported-state merge (3 keys), 1 desired patch (2 keys): a twin, 10 latest
+   values and 3 rules' state, plus the shard's `actors` / `status` / `last_used` entries.
    - RSS delta of the subprocess after `gc.collect()`, at `--actors` (10^5) and, when it fits
      (free memory > 1.5x the projection, `--full` not `no`), at 10^6 for real; else extrapolated;
    - tracemalloc in its own subprocess (tracing costs memory and time) at min(--actors, 20000):
      bytes per actor do not depend on the count, the largest allocation sites are the point;
-   - then `--steady` more telemetry messages to the live actors, timing every full (generation 2)
-     garbage collection: the shard's event loop stands still for each one;
-   - EXPERIMENT (a patch inside the subprocess, not shipped code): `freeze`, gc.freeze() after
-     activation. (Three earlier experiments - rule states without a deque until a rule needs one,
-     interned metric keys, latest values as tuples - measured -42 % and were adopted in pulse/ on
-     2026-11-25, commit 5914883; before that the same run measured 7,440 B/actor, 6.89 GiB at 10^6.)
+   - every full (generation 2) garbage collection while the actors are activated and during
+     `--steady` more telemetry messages to the live actors: the shard's event loop stands still
+     for each one;
+   - BASELINE in the same run (a patch inside the subprocess): `nofreeze`, the shard never calls
+     gc.freeze() (`DeviceShard.freeze_every = 0`).
 2. One Ray actor per device: a private local Ray cluster, N trivial actors, USS / PSS / RSS of each
    actor process (psutil), and the time it took to start them.
 Compare the ratios; absolute numbers depend on the Python and Ray builds.

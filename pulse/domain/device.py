@@ -111,7 +111,7 @@ def _unflatten(flat: tuple[Any, ...]) -> dict[str, Any]:
 class DeviceActor:
     """One device's live state. A shard holds up to ~10^6 of them, so the layout is compact (see
     docs/architecture.md, "Device actor memory"): every field is a slot (the twin's and presence's
-    fields too, not dicts), latest values are a `LatestValues` array, strings a fleet repeats are
+    fields too, not dicts), latest values a `LatestValues` (a tuple under a shared layout), strings a fleet repeats are
     interned, and nothing is allocated before it is needed. `twin` and `presence` are views built
     on demand, in the shape the snapshot and the API have always had."""
 

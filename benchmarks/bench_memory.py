@@ -1,6 +1,7 @@
 """Memory per device: a virtual DeviceActor in a shard vs one Ray actor process per device.
 
-    .venv/bin/python benchmarks/bench_memory.py [--actors 100000] [--full auto|yes|no] [--steady 150000] [--ray-actors 4]
+    .venv/bin/python benchmarks/bench_memory.py [--actors 100000] [--full auto|yes|no] [--steady 150000]
+                                                [--ray-actors 4]
 
 Goals (issue 13), printed met / not met: 10^6 device actors in < 2 GiB; no full (generation 2) GC
 pause over 100 ms while ingesting (activation by first messages, then steady telemetry).
@@ -253,8 +254,8 @@ def _met(ok: bool) -> str:
 def _pauses(p: dict[str, Any] | None) -> str:
     if not p:
         return "-"
-    return (f"{p['full_collections']:>3} full, longest {p['pause_max_ms']:5.0f} ms, total {p['pause_total_ms']:6.0f} ms "
-            f"of {1000 * p['seconds']:6.0f} ms")
+    return (f"{p['full_collections']:>3} full, longest {p['pause_max_ms']:5.0f} ms, "
+            f"total {p['pause_total_ms']:6.0f} ms of {1000 * p['seconds']:6.0f} ms")
 
 
 VARIANTS = [  # label, flags (patches inside the build subprocess), steady phase?

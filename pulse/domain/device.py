@@ -111,9 +111,9 @@ def _unflatten(flat: tuple[Any, ...]) -> dict[str, Any]:
 class DeviceActor:
     """One device's live state. A shard holds up to ~10^6 of them, so the layout is compact (see
     docs/architecture.md, "Device actor memory"): every field is a slot (the twin's and presence's
-    fields too, not dicts), latest values a `LatestValues` (a tuple under a shared layout), strings a fleet repeats are
-    interned, and nothing is allocated before it is needed. `twin` and `presence` are views built
-    on demand, in the shape the snapshot and the API have always had."""
+    fields too, not dicts), latest values a `LatestValues` (a tuple under a shared layout), strings
+    a fleet repeats are interned, and nothing is allocated before it is needed. `twin` and
+    `presence` are views built on demand, in the shape the snapshot and the API have always had."""
 
     __slots__ = ("tenant_id", "device_id", "latest", "rule_states", "queued", "dirty", "key_map", "changed",
                  "_desired", "desired_version", "desired_ts", "_reported", "reported_version", "reported_ts",

@@ -220,7 +220,7 @@ def _invoke(actor: DeviceActor, method: str, args: tuple[Any, ...]) -> Any:
 
 
 class DeviceShard(ActorHost[tuple[str, str], DeviceActor]):
-    freeze_every = 10_000  # activations between two gc.freeze() (see _settle); 0: never freeze
+    freeze_every = 5_000  # activations between two gc.freeze() (see _settle); 0: never freeze
 
     def __init__(self, shard_id: int, db_url: str, snapshot_interval_s: float = 1.0,
                  passivate_after_s: float = 600.0, settings: Settings | None = None,

@@ -6,7 +6,9 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
+import sys
 import time
 from collections import defaultdict
 from dataclasses import dataclass, field
@@ -39,13 +41,24 @@ Notice = tuple[str, int, str]  # (tenant, alert id, OPEN | ACKNOWLEDGED | CLOSED
 A = TypeVar("A")
 
 
+class ActorTable(dict):
+    """A shard's per-actor table (up to ~10^6 entries). A plain dict whose entries hold no object the
+    collector tracks (status strings, last-use floats, tuple keys once untracked) is untracked by each
+    full collection and tracked again by the next insert, which puts it in the youngest generation,
+    where the next collections walk all its entries (~100 ms per full collection at 10^6 actors,
+    bench_memory.py). A dict subclass is never untracked, so `gc.freeze()` takes it out of the
+    collector for good."""
+
+    __slots__ = ()
+
+
 class ActorHost(Generic[K, A]):
     """Activation table of one shard: key -> live actor, with last-use times for passivation."""
 
     def __init__(self, db_url: str, snapshot_interval_s: float, passivate_after_s: float) -> None:
         self.db = Database(db_url)
-        self.actors: dict[K, A] = {}
-        self.last_used: dict[K, float] = {}
+        self.actors: dict[K, A] = ActorTable()
+        self.last_used: dict[K, float] = ActorTable()
         self.snapshot_interval_s = snapshot_interval_s
         self.passivate_after_s = passivate_after_s
         self._activation = asyncio.Lock()
@@ -209,6 +222,8 @@ def _invoke(actor: DeviceActor, method: str, args: tuple[Any, ...]) -> Any:
 
 
 class DeviceShard(ActorHost[tuple[str, str], DeviceActor]):
+    freeze_every = 5_000  # activations between two gc.freeze() (see _settle); 0: never freeze
+
     def __init__(self, shard_id: int, db_url: str, snapshot_interval_s: float = 1.0,
                  passivate_after_s: float = 600.0, settings: Settings | None = None,
                  live: LiveSink | None = None) -> None:
@@ -216,14 +231,15 @@ class DeviceShard(ActorHost[tuple[str, str], DeviceActor]):
         self.shard_id = shard_id
         # field operations sign links in what they send (OTA instructions): the node's settings
         self.settings = settings if settings is not None else Settings(database_url=db_url)
-        self.status: dict[tuple[str, str], str] = {}
+        self.status: dict[tuple[str, str], str] = ActorTable()
         # live push: what some client watches (set by the hub), and the presence status last pushed
         # per watched device, so a timer sweep pushes changes only
         self.live = live
         self.watch = Watch()
-        self.live_status: dict[tuple[str, str], str] = {}
+        self.live_status: dict[tuple[str, str], str] = ActorTable()
         self.rules: dict[str, list[Rule]] = {}
         self.messages_handled = 0
+        self._unfrozen = 0  # actors activated since the last gc.freeze (see _settle)
 
     async def _activate(self, keys: set[tuple[str, str]]) -> None:
         """Bring the devices not in memory into it, from their snapshots.
@@ -244,10 +260,31 @@ class DeviceShard(ActorHost[tuple[str, str], DeviceActor]):
                 self.rules.setdefault(tenant, tenant_rules)
             now = time.monotonic()
             for key, (status, snap) in loaded.items():
-                self.actors[key] = DeviceActor(key[0], key[1], snap, key_maps.get(key))
-                self.status[key] = status
-                # activated counts as used: a revoked or only-ticked device is passivated in time too
-                self.last_used[key] = now
+                self._register(DeviceActor(key[0], key[1], snap, key_maps.get(key)), status, now)
+            self._settle(len(loaded))
+
+    def _register(self, actor: DeviceActor, status: str, now: float) -> None:
+        """An activated actor into the shard's tables under one key tuple of the actor's own strings
+        (its tenant id interned), with the status string interned: not three copies of a row's
+        strings per device (bench_memory.py)."""
+        key = (actor.tenant_id, actor.device_id)
+        self.actors[key] = actor
+        self.status[key] = sys.intern(status)
+        # activated counts as used: a revoked or only-ticked device is passivated in time too
+        self.last_used[key] = now
+
+    def _settle(self, activated: int) -> None:
+        """After every `freeze_every` activations: collect garbage, then move every live object out of
+        the collector's generations (gc.freeze). Activated actors live for many minutes; left in the
+        oldest generation, 10^6 of them make each full collection stop the shard for ~2 s, while a
+        frozen object is never walked again (its memory is still freed by reference counting when its
+        actor is passivated). The collect first keeps garbage cycles out of the frozen set; it walks
+        only what was not frozen before, so it stays short (bench_memory.py measures both)."""
+        self._unfrozen += activated
+        if self.freeze_every and self._unfrozen >= self.freeze_every:
+            self._unfrozen = 0
+            gc.collect()
+            gc.freeze()
 
     async def handle_raw(self, items: list[tuple[str, bytes]], now_ms: int, limits: Limits) -> ShardResult:
         """Decode and validate raw MQTT/HTTP messages here, in the shard, then handle them."""
@@ -269,7 +306,7 @@ class DeviceShard(ActorHost[tuple[str, str], DeviceActor]):
         """What clients watch now (from the hub); status memory of unwatched tenants is let go."""
         self.watch = watch
         if self.live_status:
-            self.live_status = {k: v for k, v in self.live_status.items() if k[0] in watch.status}
+            self.live_status = ActorTable((k, v) for k, v in self.live_status.items() if k[0] in watch.status)
 
     def _status_change(self, key: tuple[str, str], before: str | None, now_ms: int) -> Event | None:
         """A status event when the device's presence status differs from the one last pushed."""

@@ -7,10 +7,12 @@ from __future__ import annotations
 
 import json
 import sys
+from itertools import chain
 from typing import Any, Iterable
 
 from pulse.domain.messages import (LISTENING, AlertEvent, CommandAck, CommandStatus, Effect, Heartbeat, JobUpdate,
                                    MetricsDiscovered, OtaStatus, Presence, Publish, ReportedState, Telemetry)
+from pulse.domain.latest import LatestValues
 from pulse.domain.rules import Rule, RuleState, step, tick
 from pulse.errors import Conflict
 
@@ -18,20 +20,25 @@ MAX_DESIRED_BYTES = 8192  # documented limit of a desired-state document (docs/d
 NO_HEARTBEAT = "NO_HEARTBEAT"  # the built-in alert's type, and its key among the rule states
 TWIN_STALE_AFTER_MS = 30 * 60_000  # documented: a twin whose device was not heard for 30 min is "stale"
 MAX_QUEUED_COMMANDS = 100  # commands waiting for an offline device; more is refused, not dropped
+SHARED_STR_MAX = 64  # twin strings up to this length are interned: fleets repeat firmware versions, modes
 ACK_STATUS = {"ok": "delivered", "received": "delivered", "succeeded": "succeeded", "success": "succeeded",
               "failed": "failed", "rejected": "rejected"}
 
 
 def merge_patch(target: dict[str, Any], patch: dict[str, Any]) -> dict[str, Any]:
-    """RFC 7386 JSON merge patch: null deletes a key, objects merge recursively."""
+    """RFC 7386 JSON merge patch: null deletes a key, objects merge recursively. What the patch
+    brings in is interned as `shared_strings` does (the result is what an actor keeps)."""
     out = dict(target)
     for key, value in patch.items():
+        if isinstance(key, str):
+            key = sys.intern(key)
         if value is None:
             out.pop(key, None)
-        elif isinstance(value, dict) and isinstance(out.get(key), dict):
-            out[key] = merge_patch(out[key], value)
+        elif isinstance(value, dict):
+            have = out.get(key)
+            out[key] = merge_patch(have, value) if isinstance(have, dict) else shared_strings(value)
         else:
-            out[key] = value
+            out[key] = sys.intern(value) if isinstance(value, str) and len(value) <= SHARED_STR_MAX else value
     return out
 
 
@@ -76,14 +83,46 @@ def view_of_latest(latest: dict[str, tuple[float, int]]) -> dict[str, dict[str, 
     return {m: {"value": v[0], "ts_ms": v[1]} for m, v in sorted(latest.items())}
 
 
+PRESENCE_FIELDS = ("last_seen_ms", "last_telemetry_ms", "last_heartbeat_ms", "connected")
+
+
+def shared_strings(doc: dict[str, Any]) -> dict[str, Any]:
+    """`doc` with its keys and short string values interned (recursively): a fleet's twins repeat the
+    same keys and values, and each device holding its own copy of each was ~50 B per string."""
+    out: dict[str, Any] = {}
+    for key, value in doc.items():
+        if isinstance(value, str) and len(value) <= SHARED_STR_MAX:
+            value = sys.intern(value)
+        elif isinstance(value, dict):
+            value = shared_strings(value)
+        out[sys.intern(key) if isinstance(key, str) else key] = value
+    return out
+
+
+def _flatten(doc: dict[str, Any]) -> tuple[Any, ...]:
+    return tuple(chain.from_iterable(doc.items()))
+
+
+def _unflatten(flat: tuple[Any, ...]) -> dict[str, Any]:
+    pairs = iter(flat)
+    return dict(zip(pairs, pairs))
+
+
 class DeviceActor:
-    __slots__ = ("tenant_id", "device_id", "latest", "twin", "rule_states", "presence", "queued", "dirty",
-                 "key_map", "changed")
+    """One device's live state. A shard holds up to ~10^6 of them, so the layout is compact (see
+    docs/architecture.md, "Device actor memory"): every field is a slot (the twin's and presence's
+    fields too, not dicts), latest values a `LatestValues` (a tuple under a shared layout), strings
+    a fleet repeats are interned, and nothing is allocated before it is needed. `twin` and
+    `presence` are views built on demand, in the shape the snapshot and the API have always had."""
+
+    __slots__ = ("tenant_id", "device_id", "latest", "rule_states", "queued", "dirty", "key_map", "changed",
+                 "_desired", "desired_version", "desired_ts", "_reported", "reported_version", "reported_ts",
+                 *PRESENCE_FIELDS, "presence_extra")
 
     def __init__(self, tenant_id: str, device_id: str, snapshot: dict[str, Any] | None = None,
                  key_map: dict[str, str] | None = None) -> None:
         s = snapshot or {}
-        self.tenant_id = tenant_id
+        self.tenant_id = sys.intern(tenant_id)  # a shard's devices belong to few tenants
         self.device_id = device_id
         # firmware key -> semantic key of the device's active modules; None (not {}) when there is none
         self.key_map: dict[str, str] | None = key_map or None
@@ -91,34 +130,81 @@ class DeviceActor:
         # none, True for all of them (the usual case: a device sends the same metrics each time, and a
         # set per actor would cost ~700 B at 10^6 actors between persists), else the set of them
         self.changed: set[str] | bool | None = None
-        # metric -> (value, ts_ms); tuples and interned keys: a million actors must fit in a few GiB
-        self.latest: dict[str, tuple[float, int]] = {sys.intern(k): (v[0], v[1]) for k, v in s.get("latest", {}).items()}
-        self.twin: dict[str, Any] = s.get("twin") or {
-            "desired": {}, "desired_version": 0, "desired_ts": None,
-            "reported": {}, "reported_version": 0, "reported_ts": None,
-        }
-        self.rule_states: dict[str, RuleState] = {k: RuleState.from_dict(v) for k, v in s.get("rules", {}).items()}
-        self.presence: dict[str, Any] = s.get("presence", {"last_seen_ms": None, "last_telemetry_ms": None,
-                                                          "last_heartbeat_ms": None, "connected": None})
-        # command_id -> command, for commands created while the device was offline
-        self.queued: dict[str, dict[str, Any]] = s.get("queued", {})
+        self.latest = LatestValues(s.get("latest"))
+        self._restore_twin(s.get("twin") or {})
+        self.rule_states: dict[str, RuleState] = {sys.intern(k): RuleState.from_dict(v)
+                                                  for k, v in s.get("rules", {}).items()}
+        self._restore_presence(s.get("presence") or {})
+        # command_id -> command, for commands created while the device was offline; None for none
+        self.queued: dict[str, dict[str, Any]] | None = s.get("queued") or None
         self.dirty = False
+
+    def _restore_twin(self, tw: dict[str, Any]) -> None:
+        self.desired = shared_strings(tw.get("desired") or {})
+        self.desired_version = tw.get("desired_version", 0)
+        self.desired_ts = tw.get("desired_ts")
+        self.reported = shared_strings(tw.get("reported") or {})
+        self.reported_version = tw.get("reported_version", 0)
+        self.reported_ts = tw.get("reported_ts")
+
+    def _restore_presence(self, p: dict[str, Any]) -> None:
+        self.last_seen_ms = p.get("last_seen_ms")
+        self.last_telemetry_ms = p.get("last_telemetry_ms")
+        self.last_heartbeat_ms = p.get("last_heartbeat_ms")
+        self.connected = p.get("connected")
+        # the rarer fields (subscribed, connection_changed_ms) and any others a snapshot has: None for none
+        self.presence_extra: dict[str, Any] | None = {k: v for k, v in p.items() if k not in PRESENCE_FIELDS} or None
+
+    # The twin's two documents are kept flat (key, value, key, value, ...): a tuple of 3 pairs is 88 B
+    # where a dict is 184 B, an empty one costs nothing (the shared ()), and they are read far less often
+    # than devices report. Each read builds a new dict. What is stored went through `shared_strings`
+    # (a snapshot's documents, each patch) so the fleet shares its keys and values.
+    @property
+    def desired(self) -> dict[str, Any]:
+        return _unflatten(self._desired)
+
+    @desired.setter
+    def desired(self, doc: dict[str, Any]) -> None:
+        self._desired = _flatten(doc)
+
+    @property
+    def reported(self) -> dict[str, Any]:
+        return _unflatten(self._reported)
+
+    @reported.setter
+    def reported(self, doc: dict[str, Any]) -> None:
+        self._reported = _flatten(doc)
+
+    @property
+    def twin(self) -> dict[str, Any]:
+        """The twin document (desired, reported, their versions and times), as snapshots store it."""
+        return {"desired": self.desired, "desired_version": self.desired_version, "desired_ts": self.desired_ts,
+                "reported": self.reported, "reported_version": self.reported_version, "reported_ts": self.reported_ts}
+
+    @property
+    def presence(self) -> dict[str, Any]:
+        """Last seen / telemetry / heartbeat times and the MQTT connection, as snapshots store it."""
+        p = {"last_seen_ms": self.last_seen_ms, "last_telemetry_ms": self.last_telemetry_ms,
+             "last_heartbeat_ms": self.last_heartbeat_ms, "connected": self.connected}
+        if self.presence_extra:
+            p.update(self.presence_extra)
+        return p
 
     # ---- persistence ---------------------------------------------------------------------
     def snapshot(self) -> dict[str, Any]:
         return {
-            "latest": self.latest,
+            "latest": self.latest.as_dict(),
             "twin": self.twin,
             "rules": {k: v.to_dict() for k, v in self.rule_states.items()},
             "presence": self.presence,
-            "queued": self.queued,
+            "queued": self.queued or {},
         }
 
     def take_changed(self) -> dict[str, tuple[float, int]]:
         """The latest (value, ts_ms) of each metric changed since the last call, for write-behind."""
         changed, self.changed = self.changed, None
         if changed is True:
-            return dict(self.latest)
+            return self.latest.as_dict()
         return {m: self.latest[m] for m in changed or () if m in self.latest}
 
     def keep_changed(self, metrics: Iterable[str]) -> None:
@@ -146,14 +232,7 @@ class DeviceActor:
     def on_telemetry(self, msg: Telemetry, rules: Iterable[Rule]) -> list[Effect]:
         self._seen(msg.ts_ms, "last_telemetry_ms")
         effects: list[Effect] = []
-        new_keys, updated = [], []
-        for metric, value in msg.metrics.items():
-            cur = self.latest.get(metric)
-            if cur is None:
-                new_keys.append(metric)
-            if cur is None or msg.ts_ms >= cur[1]:
-                self.latest[metric] = (value, msg.ts_ms)
-                updated.append(metric)
+        new_keys, updated = self.latest.update(msg.metrics, msg.ts_ms)
         self._mark_changed(updated)
         if new_keys:
             effects.append(MetricsDiscovered(new_keys))
@@ -175,7 +254,7 @@ class DeviceActor:
         for rule in rules:
             if rule.rule_type != "telemetry_gap" or not rule.applies_to(self.device_id):
                 continue
-            last = self.presence["last_telemetry_ms"] if rule.metric == "*" else (self.latest.get(rule.metric) or [None, None])[1]
+            last = self.last_telemetry_ms if rule.metric == "*" else (self.latest.get(rule.metric) or (None, None))[1]
             event = tick(rule, self.rule_states.setdefault(rule.rule_id, RuleState()), self.device_id, last, now_ms)
             if event is not None:
                 effects.append(event)
@@ -183,19 +262,19 @@ class DeviceActor:
         return effects
 
     def _heartbeat(self, now_ms: int, stale_after_s: int, severity: int) -> list[Effect]:
-        p = self.presence
-        if p["last_seen_ms"] is None:
+        last_seen = self.last_seen_ms
+        if last_seen is None:
             return []  # never heard from: nothing has gone silent
-        online = presence_status(p["last_seen_ms"], now_ms, stale_after_s, stale_after_s) == "ONLINE"
+        online = presence_status(last_seen, now_ms, stale_after_s, stale_after_s) == "ONLINE"
         state = self.rule_states.setdefault(NO_HEARTBEAT, RuleState())
         if online == (not state.firing):
             return []
         state.firing = not online
         self.dirty = True
-        silent_s = (now_ms - p["last_seen_ms"]) / 1000
+        silent_s = (now_ms - last_seen) / 1000
         return [AlertEvent("open" if state.firing else "clear", self.tenant_id, self.device_id, "", "No heartbeat",
                            severity, "heartbeat", silent_s, now_ms, alert_type=NO_HEARTBEAT,
-                           details={"stale_after_s": stale_after_s, "connected": p.get("connected")})]
+                           details={"stale_after_s": stale_after_s, "connected": self.connected})]
 
     def on_heartbeat(self, msg: Heartbeat) -> list[Effect]:
         self._seen(msg.ts_ms, "last_heartbeat_ms")
@@ -203,10 +282,9 @@ class DeviceActor:
         return []
 
     def on_reported(self, msg: ReportedState) -> list[Effect]:
-        tw = self.twin
-        tw["reported"] = merge_patch(tw["reported"], msg.reported)
-        tw["reported_version"] = max(tw["reported_version"] + 1, msg.version or 0)
-        tw["reported_ts"] = msg.ts_ms
+        self.reported = merge_patch(self.reported, msg.reported)
+        self.reported_version = max(self.reported_version + 1, msg.version or 0)
+        self.reported_ts = msg.ts_ms
         self._seen(msg.ts_ms, None)
         self.dirty = True
         return []
@@ -222,30 +300,33 @@ class DeviceActor:
 
     def on_presence(self, msg: Presence) -> list[Effect]:
         """Connected: send what waited for it (unexpired, in creation order)."""
-        self.presence["connected"] = msg.connected
-        self.presence["subscribed"] = msg.connected and msg.subscribed
-        self.presence["connection_changed_ms"] = msg.ts_ms
+        self.connected = msg.connected
+        subscribed = msg.connected and msg.subscribed
+        self.presence_extra = {**(self.presence_extra or {}), "subscribed": subscribed,
+                               "connection_changed_ms": msg.ts_ms}
         self._seen(msg.ts_ms, None)
         self.dirty = True
-        return [*self._send_queued(msg.ts_ms), LISTENING] if self.presence["subscribed"] else []
+        return [*self._send_queued(msg.ts_ms), LISTENING] if subscribed else []
 
     def queue_command(self, command: dict[str, Any], now_ms: int) -> list[Effect]:
         """A new command: published now if the device is connected, else kept until it connects."""
-        if len(self.queued) >= MAX_QUEUED_COMMANDS:
+        queued = self.queued if self.queued is not None else {}
+        if len(queued) >= MAX_QUEUED_COMMANDS:
             raise ValueError(f"device already has {MAX_QUEUED_COMMANDS} commands waiting")
-        self.queued[command["command_id"]] = command
+        queued[command["command_id"]] = command
+        self.queued = queued
         self.dirty = True
-        return self._send_queued(now_ms) if self.presence.get("subscribed") else []
+        return self._send_queued(now_ms) if (self.presence_extra or {}).get("subscribed") else []
 
     def _send_queued(self, now_ms: int) -> list[Effect]:
         effects: list[Effect] = []
-        for cid, cmd in sorted(self.queued.items(), key=lambda kv: kv[1]["created_ms"]):
+        for cid, cmd in sorted((self.queued or {}).items(), key=lambda kv: kv[1]["created_ms"]):
             if cmd["expires_ms"] > now_ms:
                 body = {"command_id": cid, "type": cmd["type"], "params": cmd["params"],
                         "expires_at": cmd["expires_at"]}
                 topic = f"tenant/{self.tenant_id}/device/{self.device_id}/commands"
                 effects.append(Publish(topic, json.dumps(body).encode(), qos=1, command_id=cid))
-        self.queued.clear()  # expired ones are marked by the scheduler's sweep
+        self.queued = None  # expired ones are marked by the scheduler's sweep
         return effects
 
     def handle(self, msg: Any, rules: Iterable[Rule]) -> list[Effect]:
@@ -272,18 +353,17 @@ class DeviceActor:
         (merged into nothing, so its nulls are dropped as a merge patch drops them). With
         `expected_version` (the client's If-Match) the write applies only to that version: the
         actor handles one request at a time, so check and write are one step."""
-        if expected_version is not None and expected_version != self.twin["desired_version"]:
-            raise Conflict(f"desired_version is {self.twin['desired_version']}, not {expected_version} "
+        if expected_version is not None and expected_version != self.desired_version:
+            raise Conflict(f"desired_version is {self.desired_version}, not {expected_version} "
                            "(If-Match): read the twin again and retry")
-        desired = merge_patch({} if replace else self.twin["desired"], patch)
+        desired = merge_patch({} if replace else self.desired, patch)
         if len(json.dumps(desired)) > MAX_DESIRED_BYTES:
             raise ValueError(f"desired state larger than {MAX_DESIRED_BYTES} bytes")
-        tw = self.twin
-        tw["desired"] = desired
-        tw["desired_version"] += 1
-        tw["desired_ts"] = now_ms
+        self.desired = desired
+        self.desired_version += 1
+        self.desired_ts = now_ms
         self.dirty = True
-        body = {"desired": desired, "version": tw["desired_version"], "timestamp": now_ms}
+        body = {"desired": desired, "version": self.desired_version, "timestamp": now_ms}
         topic = f"tenant/{self.tenant_id}/device/{self.device_id}/shadow/desired"
         return self.twin_view(now_ms), [Publish(topic, json.dumps(body).encode(), qos=1, retain=True)]
 
@@ -301,34 +381,36 @@ class DeviceActor:
         """A copy of the latest values as kept (metric -> (value, ts_ms)): for many devices at once this
         is ~20x cheaper for the shard to build (and smaller to send) than `latest_view`; the caller
         shapes it with `view_of_latest`."""
-        return dict(self.latest)
+        return self.latest.as_dict()
 
     def twin_view(self, now_ms: int) -> dict[str, Any]:
         """The twin with its delta (nested), the documented structured delta, sync status and the
         time of the last change of either document (ms)."""
         tw = self.twin
-        delta = self.delta()
-        changed = [t for t in (tw["desired_ts"], tw["reported_ts"]) if t is not None]
+        delta = diff_keys(tw["desired"], tw["reported"])
+        changed = [t for t in (self.desired_ts, self.reported_ts) if t is not None]
         return {**tw, "delta": delta, "structured_delta": structured_delta(tw["desired"], tw["reported"]),
-                "sync_status": sync_status(delta, self.presence["last_seen_ms"], now_ms),
+                "sync_status": sync_status(delta, self.last_seen_ms, now_ms),
                 "shadow_updated_ts": max(changed, default=None)}
 
     def delta(self) -> dict[str, Any]:
-        return diff_keys(self.twin["desired"], self.twin["reported"])
+        return diff_keys(self.desired, self.reported)
 
     def presence_view(self) -> dict[str, Any]:
-        return dict(self.presence)
+        return self.presence
 
     def live_view(self) -> dict[str, Any]:
         """Presence and latest values in one request (the device page shows both)."""
         return {"presence": self.presence_view(), "latest": self.latest_view()}
 
     def _seen(self, ts_ms: int, field: str | None) -> None:
-        p = self.presence
-        if p["last_seen_ms"] is None or ts_ms > p["last_seen_ms"]:
-            p["last_seen_ms"] = ts_ms
-        if field and (p[field] is None or ts_ms > p[field]):
-            p[field] = ts_ms
+        if self.last_seen_ms is None or ts_ms > self.last_seen_ms:
+            self.last_seen_ms = ts_ms
+        if field == "last_telemetry_ms":
+            if self.last_telemetry_ms is None or ts_ms > self.last_telemetry_ms:
+                self.last_telemetry_ms = ts_ms
+        elif field == "last_heartbeat_ms" and (self.last_heartbeat_ms is None or ts_ms > self.last_heartbeat_ms):
+            self.last_heartbeat_ms = ts_ms
 
 
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import math
 import operator as op
+import sys
 from collections import deque
 from dataclasses import dataclass, field
 from typing import Any, Callable
@@ -108,20 +109,60 @@ class RuleState:
     pending_since_ms: int | None = None
     firing: bool = False
     last_ts_ms: int = 0
-    values: dict[str, float] = field(default_factory=dict)  # last value per metric (multi-condition)
+    # last value per metric (threshold rules): one metric (the usual case) in `metric` / `value`, two or
+    # more flat in `values` (metric, value, metric, value, ...). Not a dict: a dict is 184 B, and a
+    # million devices keep millions of rule states (bench_memory.py)
+    metric: str | None = None
+    value: float | None = None
+    values: tuple = ()
     # (ts_ms, value) for window/rate/anomaly rules; None until needed: most rules never need one,
     # and an empty deque per rule state was a third of a device actor's memory (bench_memory.py)
     samples: deque | None = None
     sums: list[float] | None = None  # running [sum, sum of squares] of `samples`; rebuilt after a restore
 
+    def last_values(self) -> dict[str, float]:
+        """metric -> last value seen, in the order first seen."""
+        if self.metric is not None:
+            return {self.metric: self.value}  # type: ignore[dict-item]
+        v = self.values
+        return dict(zip(v[::2], v[1::2]))
+
+    def remember(self, readings: dict[str, float]) -> dict[str, float]:
+        """Keep these readings as the metrics' last values; returns all last values."""
+        if len(readings) == 1 and not self.values and (self.metric is None or self.metric in readings):
+            (self.metric, self.value), = readings.items()  # the usual case: one metric, no dict kept
+            return readings
+        merged = self.last_values()
+        merged.update(readings)
+        self._keep(merged)
+        return merged
+
+    def remember_one(self, metric: str, value: float) -> None:
+        """`remember({metric: value})`, without building the dicts."""
+        if not self.values and (self.metric is None or self.metric == metric):
+            self.metric, self.value = metric, value
+        else:
+            self.remember({metric: value})
+
+    def _keep(self, values: dict[str, float]) -> None:
+        if len(values) == 1:
+            (self.metric, self.value), = values.items()
+            self.values = ()
+        else:
+            self.metric = self.value = None
+            self.values = tuple(x for kv in values.items() for x in kv)
+
     def to_dict(self) -> dict[str, Any]:
-        return {"p": self.pending_since_ms, "f": self.firing, "t": self.last_ts_ms, "v": self.values,
+        return {"p": self.pending_since_ms, "f": self.firing, "t": self.last_ts_ms, "v": self.last_values(),
                 "s": [list(s) for s in self.samples or ()]}
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> "RuleState":
         samples = deque((tuple(s) for s in d["s"]), maxlen=MAX_WINDOW_SAMPLES) if d.get("s") else None
-        return cls(d.get("p"), bool(d.get("f")), int(d.get("t") or 0), dict(d.get("v") or {}), samples)
+        state = cls(d.get("p"), bool(d.get("f")), int(d.get("t") or 0), samples=samples)
+        if d.get("v"):
+            state._keep({sys.intern(m): val for m, val in d["v"].items()})
+        return state
 
     def window(self) -> deque:
         if self.samples is None:
@@ -199,15 +240,22 @@ def _zscore(rule: Rule, state: RuleState, value: float, ts_ms: int) -> float | N
 def _signal(rule: Rule, state: RuleState, readings: dict[str, float], ts_ms: int) -> tuple[bool | None, float | None]:
     """(condition holds?, the value that triggered) — None when this message says nothing new."""
     if rule.rule_type == "threshold":
+        if len(rule.conditions) == 1:  # the usual rule: its signal is this reading, if there is one
+            c = rule.conditions[0]
+            value = readings.get(c.metric)
+            if value is None:
+                return None, None
+            state.remember_one(c.metric, value)
+            return c.holds(value), value
         hit = [m for m in rule.metrics if m in readings]
         if not hit:
             return None, None
-        state.values.update({m: readings[m] for m in hit})
-        known = [c for c in rule.conditions if c.metric in state.values]
+        values = state.remember({m: readings[m] for m in hit})
+        known = [c for c in rule.conditions if c.metric in values]
         if rule.match == "any":
-            held = any(c.holds(state.values[c.metric]) for c in known)
+            held = any(c.holds(values[c.metric]) for c in known)
         else:
-            held = len(known) == len(rule.conditions) and all(c.holds(state.values[c.metric]) for c in known)
+            held = len(known) == len(rule.conditions) and all(c.holds(values[c.metric]) for c in known)
         return held, readings[hit[0]]
     if rule.rule_type == "telemetry_gap":
         if rule.metric == "*" or rule.metric in readings:

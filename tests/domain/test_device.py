@@ -207,3 +207,34 @@ def test_changed_values_need_no_set_while_every_metric_changes():
     values = a.take_changed()
     a.keep_changed(values)  # a failed write of all of them
     assert a.changed is True and a.take_changed() == {"temp": (22.0, 4000), "hum": (42.0, 3000)}
+
+
+STORED = {  # a snapshot as device_state holds them (written before the compact layout, issue 13)
+    "latest": {"temp": [21.5, 2000], "hum": [40.0, 1500]},
+    "twin": {"desired": {"mode": "eco", "net": {"apn": "iot"}}, "desired_version": 3, "desired_ts": 1200,
+             "reported": {"fw": "1.4.2", "mode": "eco"}, "reported_version": 7, "reported_ts": 1900},
+    "rules": {"r1": {"p": None, "f": True, "t": 2000, "v": {"temp": 21.5}, "s": []},
+              "r2": {"p": 1000, "f": False, "t": 2000, "v": {"temp": 21.5, "hum": 40.0}, "s": []},
+              "r3": {"p": None, "f": False, "t": 1500, "v": {}, "s": [[1000, 1.0], [1500, 2.0]]}},
+    "presence": {"last_seen_ms": 2000, "last_telemetry_ms": 2000, "last_heartbeat_ms": None, "connected": True,
+                 "subscribed": False, "connection_changed_ms": 900},
+    "queued": {"c1": {"command_id": "c1", "type": "reboot", "params": {}, "expires_at": "x",
+                      "created_ms": 1, "expires_ms": 10**13}},
+}
+
+
+def test_a_stored_snapshot_restores_and_is_written_back_unchanged():
+    a = DeviceActor("t1", "d1", json.loads(json.dumps(STORED)))
+    assert json.loads(json.dumps(a.snapshot())) == STORED
+    assert a.twin_view(2000)["desired"] == {"mode": "eco", "net": {"apn": "iot"}}
+    assert a.presence_view() == STORED["presence"]
+    assert a.latest_values() == {"temp": (21.5, 2000), "hum": (40.0, 1500)}
+
+
+def test_twin_strings_and_keys_are_shared_between_devices():
+    a, b = DeviceActor("t1", "d1"), DeviceActor("t1", "d2")
+    for actor in (a, b):  # as decoded from two messages: equal strings, distinct objects
+        actor.on_reported(ReportedState("t1", actor.device_id, 1, json.loads('{"firmware": "1.4.2-rc1"}')))
+    (ka, va), = a.twin["reported"].items()
+    (kb, vb), = b.twin["reported"].items()
+    assert ka is kb and va is vb

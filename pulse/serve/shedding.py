@@ -7,8 +7,9 @@ the process spends its CPU on answers nobody waits for any more. With it, the re
 `503` with `Retry-After` and a JSON `detail`, and the ones accepted keep their latency
 (docs/operations.md, "Capacity and load shedding").
 
-Not counted, never shed: health checks (an orchestrator must see a busy process as alive) and the
-live streams (a WebSocket or SSE stream is open for hours; it has its own cap, `live_max_subscribers`).
+Not counted, never shed: health checks (an orchestrator must see a busy process as alive), the
+live streams (a WebSocket or SSE stream is open for hours; it has its own cap, `live_max_subscribers`)
+and the console's static files. The console retries a GET refused with 503 after its `Retry-After`.
 An ASGI middleware, outermost, so a shed request runs none of the app's code.
 """
 from __future__ import annotations
@@ -20,13 +21,15 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from pulse.config.settings import Settings
 from pulse.serve.routes.live import STREAM
 
-EXEMPT_PATHS = frozenset({"/healthz"})
-SERVE_PATHS = "/-/"  # Ray Serve's own proxy health and routes endpoints
+EXEMPT_PATHS = frozenset({"/healthz", "/"})  # "/": the console's page
+# Ray Serve's own proxy health and routes endpoints; the console's static files (a page load asks
+# for a dozen at once, each a file read: refusing one would break the page, not save CPU)
+EXEMPT_PREFIXES = (STREAM, "/-/", "/console/")
 
 
 def exempt(path: str) -> bool:
-    """Requests that never count against the limit: health checks and the live streams."""
-    return path in EXEMPT_PATHS or path.startswith(STREAM) or path.startswith(SERVE_PATHS)
+    """Requests that never count against the limit: health checks, live streams, console files."""
+    return path in EXEMPT_PATHS or path.startswith(EXEMPT_PREFIXES)
 
 
 def busy_response(in_flight: int, retry_after_s: int) -> tuple[dict, dict]:

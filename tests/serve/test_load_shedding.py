@@ -1,6 +1,7 @@
 """Load shedding over real sockets (the app on uvicorn in the test's loop, a LocalRuntime): past
 `api_max_in_flight` requests in progress, a request gets 503 with Retry-After and a JSON detail at
-once; health checks and the live streams (WebSocket, SSE) are never shed and never count."""
+once; health checks, the console's files and the live streams (WebSocket, SSE) are never shed and
+never count."""
 from __future__ import annotations
 
 import asyncio
@@ -72,6 +73,8 @@ async def test_past_the_limit_requests_get_503_with_retry_after_and_health_and_s
         assert "busy" in shed.json()["detail"]
 
         assert (await http.get("/healthz")).status_code == 200
+        assert (await http.get("/")).status_code == 200  # the console's page and files
+        assert (await http.get("/console/js/api.js")).status_code == 200
         async with http.stream("GET", STREAM + "/sse", headers=headers) as sse:
             assert sse.status_code == 200
         async with connect(f"ws://{host}{STREAM}?token={api.token()}") as ws:

@@ -4,6 +4,7 @@
 const TOKEN_KEY = 'pulse.token';
 const WHO_KEY = 'pulse.who';
 let csrfToken = null;
+const BUSY_RETRIES = 3;
 
 export class ApiError extends Error {
   constructor(status, detail) {
@@ -49,9 +50,14 @@ export async function request(method, path, { body, params } = {}) {
     headers['X-CSRF-Token'] = csrfToken;
   }
   if (body !== undefined) headers['Content-Type'] = 'application/json';
-  const r = await fetch(path + query(params), {
-    method, headers, credentials: 'same-origin', body: body === undefined ? undefined : JSON.stringify(body),
-  });
+  const init = { method, headers, credentials: 'same-origin', body: body === undefined ? undefined : JSON.stringify(body) };
+  let r = await fetch(path + query(params), init);
+  // a busy server sheds with 503 + Retry-After (docs/operations.md); a read is safe to ask again
+  for (let retry = 0; r.status === 503 && method === 'GET' && retry < BUSY_RETRIES; retry++) {
+    const seconds = Number(r.headers.get('Retry-After')) || 1;
+    await new Promise((done) => setTimeout(done, Math.min(seconds, 5) * 1000 * (0.5 + Math.random())));
+    r = await fetch(path + query(params), init);
+  }
   csrfToken = r.headers.get('X-CSRF-Token') || csrfToken;
   const data = r.status === 204 ? null : await r.json().catch(() => null);
   if (r.status === 401 && !path.endsWith('/auth/login')) {

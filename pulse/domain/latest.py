@@ -42,7 +42,6 @@ class MetricLayout:
                 MetricLayout.shared += 1
         return nxt
 
-
     def extended(self, metrics: Any) -> MetricLayout:
         """This layout with `metrics` appended, in their order."""
         layout = self

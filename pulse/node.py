@@ -112,13 +112,22 @@ class Node:
             ray.shutdown()
 
 
+# Ray Serve's request path tuned for a small node (documented in Ray's serve constants; measured
+# with bench_serve, docs/operations.md): the app's code on the replica's own event loop (Pulse's
+# handlers are async and offload blocking work, so no thread hop per request), the proxy's router
+# on its main loop, and gRPC rather than actor calls from proxy to replica.
+SERVE_REQUEST_PATH = {"RAY_SERVE_RUN_USER_CODE_IN_SEPARATE_THREAD": "0", "RAY_SERVE_RUN_ROUTER_IN_SEPARATE_LOOP": "0",
+                      "RAY_SERVE_USE_GRPC_BY_DEFAULT": "1"}
+
+
 def proxy_env(settings: Settings) -> dict[str, str]:
-    """What Ray Serve's proxy needs to shed load: the callback it imports and the limits it reads."""
+    """What Ray Serve's proxy and replicas need: the request-path settings above, and for shedding
+    load the callback the proxy imports and the limits it reads."""
     from pulse.deployment import PROXY_CALLBACK  # lazy like ray itself: importing Serve is slow
 
     shed = {k: v for k, v in settings.env().items()
             if k in ("PULSE_API_MAX_IN_FLIGHT", "PULSE_API_SHED_RETRY_AFTER_S", "PULSE_SERVE_REPLICAS")}
-    return {"RAY_SERVE_HTTP_PROXY_CALLBACK_IMPORT_PATH": PROXY_CALLBACK, **shed}
+    return {**SERVE_REQUEST_PATH, "RAY_SERVE_HTTP_PROXY_CALLBACK_IMPORT_PATH": PROXY_CALLBACK, **shed}
 
 
 def wait_for_200(url: str, timeout_s: float = 90.0) -> None:

@@ -9,15 +9,12 @@ from datetime import datetime, timezone
 
 import httpx
 import pytest
-import uvicorn
 from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
 from pulse.domain.envelope import Limits
-from pulse.serve.app import create_app
 from pulse.services.ingest import accept
-from tests.broker.fixtures import free_port
-from tests.serve.helpers import send, telemetry
+from tests.serve.helpers import send, served, telemetry
 
 STREAM = "/api/v1/customer/telemetry/stream"
 RULE = {"name": "Too hot", "metric": "temp", "operator": "GT", "threshold": 30, "severity": "major",
@@ -31,20 +28,8 @@ async def server(api):
         for d in devices:
             r = await api.post("/api/v1/customer/devices", json={"device_id": d}, tenant=tenant)
             assert r.status_code == 201, r.text
-    app = create_app()
-    app.state.services = api.services
-    port = free_port()
-    srv = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="off"))
-    task = asyncio.create_task(srv.serve())
-    while not srv.started:
-        await asyncio.sleep(0.01)
-    try:
-        yield f"127.0.0.1:{port}", app
-    finally:
-        srv.should_exit = True
-        await task
-        if getattr(app.state, "live", None) is not None:
-            await app.state.live.close()
+    async with served(api) as (host, app):
+        yield host, app
 
 
 def ws_url(host: str, **query: str) -> str:

@@ -9,11 +9,9 @@ import json
 
 import httpx
 import pytest
-import uvicorn
 from websockets.asyncio.client import connect
 
-from pulse.serve.app import create_app
-from tests.broker.fixtures import free_port
+from tests.serve.helpers import served
 
 STREAM = "/api/v1/customer/telemetry/stream"
 DEVICES = "/api/v1/customer/devices"
@@ -23,20 +21,8 @@ DEVICES = "/api/v1/customer/devices"
 async def server(api):
     """The app on a real port, at most one request in progress; yields host:port."""
     api.services.settings.api_max_in_flight = 1
-    app = create_app()
-    app.state.services = api.services
-    port = free_port()
-    srv = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="off"))
-    task = asyncio.create_task(srv.serve())
-    while not srv.started:
-        await asyncio.sleep(0.01)
-    try:
-        yield f"127.0.0.1:{port}"
-    finally:
-        srv.should_exit = True
-        await task
-        if getattr(app.state, "live", None) is not None:
-            await app.state.live.close()
+    async with served(api) as (host, _):
+        yield host
 
 
 async def hold_a_request(host: str, token: str) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:

@@ -61,6 +61,7 @@ def application(settings: Settings):
         num_replicas=settings.serve_replicas,
         # every open WebSocket/SSE stream holds one request slot for its whole life (docs/live.md)
         max_ongoing_requests=settings.serve_max_ongoing_requests + settings.live_max_subscribers,
+        logging_config={"enable_access_log": settings.serve_access_log},
         # replicas build their settings from these, so they share the node's data dir and secrets
         ray_actor_options={"num_cpus": 0, "runtime_env": {"env_vars": settings.env()}},
     ).bind()

@@ -74,7 +74,8 @@ class Node:
         self.bridges = [ray.remote(IngestBridge).options(max_restarts=-1, **self._options(f"ingest-bridge-{i}"))
                         .remote(s, i) for i in range(s.ingest_bridges)]
         self.supervise()
-        serve.start(http_options={"host": s.http_host, "port": s.http_port})
+        serve.start(http_options={"host": s.http_host, "port": s.http_port},
+                    logging_config={"enable_access_log": s.serve_access_log})
         serve.run(application(s), name="pulse", route_prefix="/")
         self.wait_healthy()
         return info

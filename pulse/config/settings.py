@@ -149,6 +149,9 @@ class Settings(BaseSettings):
     # "Capacity and load shedding", for these and the figures behind them.
     serve_max_ongoing_requests: int = 64
     serve_replicas: int = 1
+    # Serve's per-request log lines (proxy and replica): off, they cost ~20 % of its rate
+    # (docs/operations.md); Serve's request metrics stay on the dashboard either way.
+    serve_access_log: bool = False
     # HTTP requests in progress per API process (uvicorn or Serve replica; Serve's proxy applies it times
     # serve_replicas); more are answered 503 with Retry-After at once (pulse/serve/shedding.py). Health
     # checks and live streams never count. 8 keeps accepted p99 near 100 ms past capacity on 2 cores;

@@ -80,14 +80,7 @@ class LakeWriter:
         table = conform(table)
         if table.num_rows == 0:
             return 0
-        async with self._append_lock:
-            await asyncio.to_thread(wal.append, table)
-            self._buffer.append(table)
-            self._buffered_rows += table.num_rows
-        self._stats["rows_appended"] += table.num_rows
-        if self._buffered_rows >= self.flush_rows:
-            self._wake.set()  # flush early, but never make the acknowledging caller wait for it
-        return table.num_rows
+        return await self._commit(wal, [encode_rows(table, wal.compression)], [table])
 
     async def append_encoded(self, payloads: list[bytes]) -> int:
         """`append` for rows encoded by `rows.encode_rows` (what device shards return): the same
@@ -104,8 +97,10 @@ class LakeWriter:
                 same = received.schema.equals(TELEMETRY_SCHEMA, check_metadata=True)
                 records.append(payload if same else encode_rows(table, wal.compression))
                 tables.append(table)
-        if not tables:
-            return 0
+        return await self._commit(wal, records, tables) if tables else 0
+
+    async def _commit(self, wal: Wal, records: list[bytes], tables: list[pa.Table]) -> int:
+        """Checked rows into the WAL (one write, one fsync) and the flush buffer; returns their count."""
         rows = sum(t.num_rows for t in tables)
         async with self._append_lock:
             await asyncio.to_thread(wal.append_encoded, records)

@@ -30,15 +30,13 @@ def merge_patch(target: dict[str, Any], patch: dict[str, Any]) -> dict[str, Any]
     brings in is interned as `shared_strings` does (the result is what an actor keeps)."""
     out = dict(target)
     for key, value in patch.items():
-        if isinstance(key, str):
-            key = sys.intern(key)
+        key = _shared(key)
         if value is None:
             out.pop(key, None)
-        elif isinstance(value, dict):
-            have = out.get(key)
-            out[key] = merge_patch(have, value) if isinstance(have, dict) else shared_strings(value)
+        elif isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = merge_patch(out[key], value)
         else:
-            out[key] = sys.intern(value) if isinstance(value, str) and len(value) <= SHARED_STR_MAX else value
+            out[key] = _shared(value)
     return out
 
 
@@ -89,14 +87,14 @@ PRESENCE_FIELDS = ("last_seen_ms", "last_telemetry_ms", "last_heartbeat_ms", "co
 def shared_strings(doc: dict[str, Any]) -> dict[str, Any]:
     """`doc` with its keys and short string values interned (recursively): a fleet's twins repeat the
     same keys and values, and each device holding its own copy of each was ~50 B per string."""
-    out: dict[str, Any] = {}
-    for key, value in doc.items():
-        if isinstance(value, str) and len(value) <= SHARED_STR_MAX:
-            value = sys.intern(value)
-        elif isinstance(value, dict):
-            value = shared_strings(value)
-        out[sys.intern(key) if isinstance(key, str) else key] = value
-    return out
+    return {_shared(key): _shared(value) for key, value in doc.items()}
+
+
+def _shared(value: Any) -> Any:
+    """A short string interned, a dict through `shared_strings`, anything else as it is."""
+    if isinstance(value, str):
+        return sys.intern(value) if len(value) <= SHARED_STR_MAX else value
+    return shared_strings(value) if isinstance(value, dict) else value
 
 
 def _flatten(doc: dict[str, Any]) -> tuple[Any, ...]:

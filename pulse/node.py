@@ -74,7 +74,8 @@ class Node:
         self.bridges = [ray.remote(IngestBridge).options(max_restarts=-1, **self._options(f"ingest-bridge-{i}"))
                         .remote(s, i) for i in range(s.ingest_bridges)]
         self.supervise()
-        serve.start(http_options={"host": s.http_host, "port": s.http_port},
+        # with direct ingress the replica takes http_port and the idle proxy any free port
+        serve.start(http_options={"host": s.http_host, "port": 0 if direct_ingress(s) else s.http_port},
                     logging_config={"enable_access_log": s.serve_access_log})
         serve.run(application(s), name="pulse", route_prefix="/")
         self.wait_healthy()
@@ -121,14 +122,27 @@ SERVE_REQUEST_PATH = {"RAY_SERVE_RUN_USER_CODE_IN_SEPARATE_THREAD": "0", "RAY_SE
                       "RAY_SERVE_USE_GRPC_BY_DEFAULT": "1"}
 
 
+def direct_ingress(settings: Settings) -> bool:
+    """One replica answers on the API port itself; Serve's proxy only stands by (docs/operations.md)."""
+    return settings.serve_direct_ingress and settings.serve_replicas == 1
+
+
 def proxy_env(settings: Settings) -> dict[str, str]:
-    """What Ray Serve's proxy and replicas need: the request-path settings above, and for shedding
-    load the callback the proxy imports and the limits it reads."""
+    """What Ray Serve's controller, proxy and replicas need: the request-path settings above, and either
+    direct ingress on the API port or, through the proxy, the load-shedding callback it imports."""
     from pulse.deployment import PROXY_CALLBACK  # lazy like ray itself: importing Serve is slow
 
     shed = {k: v for k, v in settings.env().items()
             if k in ("PULSE_API_MAX_IN_FLIGHT", "PULSE_API_SHED_RETRY_AFTER_S", "PULSE_SERVE_REPLICAS")}
-    return {**SERVE_REQUEST_PATH, "RAY_SERVE_HTTP_PROXY_CALLBACK_IMPORT_PATH": PROXY_CALLBACK, **shed}
+    if not direct_ingress(settings):
+        return {**SERVE_REQUEST_PATH, "RAY_SERVE_HTTP_PROXY_CALLBACK_IMPORT_PATH": PROXY_CALLBACK, **shed}
+    # Serve allocates a direct-ingress replica's port from this range: one port, the API's. A freed port
+    # is reused at once (no quarantine: no load balancer in front to forget it) and a stopping replica
+    # only drains its requests (no balancer to deregister from). The app sheds load itself.
+    port = str(settings.http_port)
+    return {**SERVE_REQUEST_PATH, **shed, "RAY_SERVE_ENABLE_DIRECT_INGRESS": "1",
+            "RAY_SERVE_DIRECT_INGRESS_MIN_HTTP_PORT": port, "RAY_SERVE_DIRECT_INGRESS_MAX_HTTP_PORT": str(int(port) + 1),
+            "RAY_SERVE_PORT_QUARANTINE_S": "0", "RAY_SERVE_DIRECT_INGRESS_MIN_DRAINING_PERIOD_S": "0"}
 
 
 def wait_for_200(url: str, timeout_s: float = 90.0) -> None:

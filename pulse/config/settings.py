@@ -149,6 +149,9 @@ class Settings(BaseSettings):
     # "Capacity and load shedding", for these and the figures behind them.
     serve_max_ongoing_requests: int = 64
     serve_replicas: int = 1
+    # Direct ingress: with one replica, the replica itself listens on http_port and Serve's proxy hop
+    # is skipped (Serve ~ bare uvicorn; docs/operations.md). More replicas always go through the proxy.
+    serve_direct_ingress: bool = True
     # Serve's per-request log lines (proxy and replica): off, they cost ~20 % of its rate
     # (docs/operations.md); Serve's request metrics stay on the dashboard either way.
     serve_access_log: bool = False

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any, Iterable, Sequence
 
 from pulse.actors import metrics
-from pulse.actors.host import DeviceShard, ShardResult, TenantShard
+from pulse.actors.host import DeviceShard, ShardResult, TenantShard, pack_raw
 from pulse.actors.lake_writer import LakeWriter
 from pulse.actors.live import LiveHub
 from pulse.domain.envelope import Limits
@@ -138,7 +138,8 @@ class Runtime:
                 shard = self._topic_shard(item[0])
             by_shard[shard].append(item)
         results: list[ShardResult] = await asyncio.gather(
-            *(self._call(self.device_refs[s], "handle_raw", batch, now_ms, limits) for s, batch in by_shard.items())
+            *(self._call(self.device_refs[s], "handle_raw", pack_raw(batch), now_ms, limits)
+              for s, batch in by_shard.items())
         )
         out = IngestResult()
         events: list[AlertEvent] = []

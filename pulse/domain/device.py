@@ -234,11 +234,14 @@ class DeviceActor:
         self._mark_changed(updated)
         if new_keys:
             effects.append(MetricsDiscovered(new_keys))
+        states, device_id, readings, ts_ms = self.rule_states, self.device_id, msg.metrics, msg.ts_ms
         for rule in rules:
-            if not rule.applies_to(self.device_id):
+            if not rule.applies_to(device_id):
                 continue
-            state = self.rule_states.setdefault(rule.rule_id, RuleState())
-            event = step(rule, state, self.device_id, msg.metrics, msg.ts_ms)
+            state = states.get(rule.rule_id)
+            if state is None:  # not `setdefault`: that builds a RuleState for every rule of every message
+                state = states[rule.rule_id] = RuleState()
+            event = step(rule, state, device_id, readings, ts_ms)
             if event is not None:
                 effects.append(event)
         self.dirty = True

@@ -136,8 +136,15 @@ def parse_metrics(raw: Any, limits: Limits) -> dict[str, float]:
         raise Reject("INVALID_METRICS", "metrics must be a non-empty object")
     if len(raw) > limits.max_metrics:
         raise Reject("TOO_MANY_METRICS", f"{len(raw)} metrics > {limits.max_metrics}")
-    out: dict[str, float] = {}
     known, isfinite = _known_keys, math.isfinite
+    if raw.keys() <= known.keys():  # the usual message: keys seen before, every value a finite float
+        for value in raw.values():
+            if type(value) is not float:
+                break
+        else:
+            if isfinite(sum(raw.values())):  # inf or nan anywhere makes the sum so
+                return raw
+    out: dict[str, float] = {}
     for key, value in raw.items():
         # the same few names arrive millions of times: checked once, and actors keep one copy
         key = known.get(key) or _metric_key(key)
@@ -178,7 +185,7 @@ def _telemetry(t: str, d: str, body: Any, now_ms: int, limits: Limits) -> Teleme
     if not isinstance(body, dict):
         raise Reject("INVALID_ENVELOPE", "envelope must be an object")
     version = body.get("version", "1")
-    if str(version) != "1":
+    if version != "1" and str(version) != "1":
         raise Reject("UNSUPPORTED_ENVELOPE_VERSION", f"version {str(version)[:20]!r}")
     seq = body.get("seq")
     if seq is not None and (isinstance(seq, bool) or not isinstance(seq, int)):
@@ -264,7 +271,7 @@ def decode(
     tenant_id = device_id = None
     try:
         tenant_id, device_id, suffix = parse_topic(topic)
-        if _is_downlink(suffix):
+        if suffix != "telemetry" and _is_downlink(suffix):
             return [], []
         if len(payload) > limits.max_payload_bytes:
             raise Reject("PAYLOAD_TOO_LARGE", f"{len(payload)} bytes > {limits.max_payload_bytes}")
@@ -282,6 +289,8 @@ def decode(
                 except Reject as r:
                     bad.append(_rejection(r, topic, tenant_id, device_id, json.dumps(item)[:4096], now_ms))
             return ok, bad
+        if suffix == "telemetry":  # the usual message, without the dispatch of `_one`
+            return [_telemetry(tenant_id, device_id, body, now_ms, limits)], []
         return [_one(tenant_id, device_id, suffix, body, now_ms, limits)], []
     except Reject as r:
         return [], [_rejection(r, topic, tenant_id, device_id, payload, now_ms)]

@@ -63,11 +63,16 @@ def connect_packet(client_id: str, username: str | None, password: str | None, c
 
 
 class _Protocol(asyncio.Protocol):
-    """Parses the byte stream; everything else lives in `MqttSubscriber`."""
+    """Parses the byte stream; everything else lives in `MqttSubscriber`.
+
+    This loop runs once per message the node ingests, so it is written for few Python steps: it
+    parses straight from the bytes the transport hands over (a slice of `bytes` is the payload,
+    one copy), and only what a read left of a packet is kept for the next one."""
 
     def __init__(self, owner: "MqttSubscriber") -> None:
         self.owner = owner
-        self.buf = bytearray()
+        self.rest = bytearray()  # the start of a packet the last read did not complete
+        self.need = 0  # bytes `rest` must reach before parsing again (0: unknown yet)
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.owner._transport = transport  # type: ignore[assignment]
@@ -76,44 +81,53 @@ class _Protocol(asyncio.Protocol):
         self.owner._lost(exc)
 
     def data_received(self, data: bytes) -> None:
-        buf = self.buf
-        buf += data
-        n, pos = len(buf), 0
+        self.owner.last_heard = time.monotonic()
+        if self.rest:
+            self.rest += data
+            if len(self.rest) < self.need:  # a large packet arriving in many reads: parse it once
+                return
+            data = bytes(self.rest)
+            self.rest = bytearray()
         owner = self.owner
         queue = owner.queue
         before = len(queue)
+        n, pos = len(data), 0
         while n - pos >= 2:
-            first, i, length, shift, complete = buf[pos], pos + 1, 0, 0, False
-            while i < n and shift <= 21:  # remaining length: 1-4 bytes of 7 bits
-                b = buf[i]
-                i += 1
-                length |= (b & 0x7F) << shift
-                if not b & 0x80:
-                    complete = True
+            first, length = data[pos], data[pos + 1]
+            i = pos + 2
+            if length & 0x80:  # remaining length: 1-4 bytes of 7 bits (one, up to 127 bytes)
+                length, shift, complete = length & 0x7F, 7, False
+                while i < n:
+                    b = data[i]
+                    i += 1
+                    length |= (b & 0x7F) << shift
+                    if not b & 0x80:
+                        complete = True
+                        break
+                    shift += 7
+                    if shift > 21:
+                        owner._protocol_error("malformed remaining length")
+                        return
+                if not complete:
+                    self.need = 0
                     break
-                shift += 7
-            if not complete:
-                if shift > 21:
-                    owner._protocol_error("malformed remaining length")
-                    return
-                break
             end = i + length
             if end > n:
+                self.need = end - pos
                 break
             if first >> 4 == PUBLISH:
-                tlen = (buf[i] << 8) | buf[i + 1]
-                j = i + 2 + tlen
-                topic = buf[i + 2:j].decode()
+                j = i + 2 + ((data[i] << 8) | data[i + 1])
                 if first & 0x06:
-                    queue.append((topic, bytes(buf[j + 2:end]), (buf[j] << 8) | buf[j + 1]))
+                    queue.append((data[i + 2:j].decode(), data[j + 2:end], (data[j] << 8) | data[j + 1]))
                 else:
-                    queue.append((topic, bytes(buf[j:end]), 0))
+                    queue.append((data[i + 2:j].decode(), data[j:end], 0))
             else:
-                owner._control(first >> 4, bytes(buf[i:end]))
+                owner._control(first >> 4, data[i:end])
             pos = end
-        if pos:
-            del buf[:pos]
-        owner.last_heard = time.monotonic()
+        else:
+            self.need = 0
+        if pos < n:
+            self.rest = bytearray(data[pos:])
         if len(queue) != before:
             owner._arrived(len(queue))
 

@@ -143,3 +143,17 @@ def test_a_topic_or_key_seen_before_is_judged_the_same(monkeypatch):
         assert [r.reason for r in bad] == ["BAD_TOPIC_FORMAT"]
         _, bad = decode(TOPIC, env(metrics={"temp": 1, "bad key!": 1}), NOW)
         assert [r.reason for r in bad] == ["METRIC_KEY_INVALID"]
+
+
+def test_known_keys_with_float_values_pass_as_they_are_and_anything_else_is_checked():
+    for metrics in ({"temp": 1.5, "hum": 2.0}, {"temp": 1.5, "hum": 2}, {"temp": True, "hum": 2.0}):
+        (t,), _ = decode(TOPIC, env(metrics=metrics), NOW)
+        assert t.metrics == {k: float(v) for k, v in metrics.items()}
+        assert all(type(v) is float for v in t.metrics.values())
+    for body in (b'{"metrics": {"temp": 1e308, "hum": 1e308}}', b'{"metrics": {"temp": 1.5, "hum": "x"}}',
+                 b'{"metrics": {"temp": 1.5, "hum": NaN}}', b'{"metrics": {"temp": 1.5, "hum": -Infinity}}'):
+        ok, bad = decode(TOPIC, body, NOW)
+        if b"1e308" in body:  # finite, only their sum is not
+            assert ok[0].metrics == {"temp": 1e308, "hum": 1e308} and bad == []
+        else:
+            assert ok == [] and [r.reason for r in bad] == ["METRIC_VALUE_INVALID"]

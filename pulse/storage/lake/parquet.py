@@ -161,9 +161,29 @@ def write_parquet(
         return []
     dates = pc.cast(table["ts"], pa.date32())  # ts is UTC, so this is the UTC calendar date
     table = table.append_column("date", dates)
-    keys = ["tenant_id", "date", "device_id", "ts", "metric"]
-    table = table.take(pc.sort_indices(table, [(k, "ascending") for k in keys]))
+    table = table.take(_sort_order(table))
     return [_write_part(lake_dir, part, row_group_rows) for part in _split_by_partition(table)]
+
+
+def _sort_order(table: pa.Table) -> np.ndarray:
+    """Row order by (tenant_id, date, device_id, ts, metric), stable: what Arrow's `sort_indices`
+    over those columns gives, ~7x cheaper. Each string column is replaced by the rank of its value
+    (a hash pass and a sort of the distinct values: few tenants, devices and metrics), and numpy
+    sorts integers (`lexsort`, stable) instead of comparing strings row by row. A flush sorts every
+    row the lake receives, and this sort was most of the lake writer's CPU (bench_ingest.py)."""
+    def ints(column: str, width: pa.DataType) -> np.ndarray:  # timestamps and dates as their integers
+        return table[column].combine_chunks().view(width).to_numpy()
+
+    keys = (_ranks(table["metric"]), ints("ts", pa.int64()), _ranks(table["device_id"]), ints("date", pa.int32()),
+            _ranks(table["tenant_id"]))
+    return np.lexsort(keys)  # the last key is the primary one
+
+
+def _ranks(column: pa.ChunkedArray) -> np.ndarray:
+    """Each value's position among the column's distinct values in Arrow's (byte-wise) order."""
+    encoded = pc.dictionary_encode(column.combine_chunks())
+    order = pc.rank(encoded.dictionary, sort_keys="ascending", tiebreaker="first")
+    return order.take(encoded.indices).to_numpy()
 
 
 def _split_by_partition(table: pa.Table) -> Iterator[pa.Table]:

@@ -60,3 +60,33 @@ def test_partition_listing_filters_days_and_ignores_foreign_directories(tmp_path
     assert partition_days(tmp_path, "nobody") == []
     files = part_files(tmp_path, "acme", partition_days(tmp_path, "acme", DAY1.date(), DAY2.date()))
     assert [Path(f).parent.name for f in files] == ["date=2026-03-01", "date=2026-03-02"]
+
+
+def test_flush_order_is_arrows_stable_sort_by_tenant_date_device_ts_metric() -> None:
+    import random
+
+    import numpy as np
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    from pulse.storage.lake.parquet import _sort_order
+    from pulse.storage.lake.rows import TELEMETRY_SCHEMA
+
+    rnd = random.Random(7)
+
+    def chunk(n: int) -> pa.Table:  # few distinct values, so ties (kept in arrival order) are many
+        pick = rnd.choice
+        return pa.table({
+            "tenant_id": [pick(["b", "a", "ab", "Z", "é"]) for _ in range(n)],
+            "device_id": [pick(["d1", "d10", "d2", "D", "d1é", ""]) for _ in range(n)],
+            "ts": pa.array([pick([0, 86_399_999, 86_400_000, 1_767_225_600_000, 10**13]) for _ in range(n)],
+                           pa.int64()).cast(pa.timestamp("ms", tz="UTC")),
+            "metric": [pick(["m", "m2", "M", "a/b"]) for _ in range(n)],
+            "value": [float(i) for i in range(n)],
+            "seq": [pick([None, 1]) for _ in range(n)]}, schema=TELEMETRY_SCHEMA)
+
+    for _ in range(10):
+        table = pa.concat_tables([chunk(rnd.randint(1, 200)) for _ in range(rnd.randint(1, 4))])
+        table = table.append_column("date", pc.cast(table["ts"], pa.date32()))
+        keys = [(k, "ascending") for k in ("tenant_id", "date", "device_id", "ts", "metric")]
+        assert np.array_equal(_sort_order(table), pc.sort_indices(table, keys).to_numpy())

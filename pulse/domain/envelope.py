@@ -185,7 +185,7 @@ def _telemetry(t: str, d: str, body: Any, now_ms: int, limits: Limits) -> Teleme
     if not isinstance(body, dict):
         raise Reject("INVALID_ENVELOPE", "envelope must be an object")
     version = body.get("version", "1")
-    if version != "1" and str(version) != "1":
+    if str(version) != "1":
         raise Reject("UNSUPPORTED_ENVELOPE_VERSION", f"version {str(version)[:20]!r}")
     seq = body.get("seq")
     if seq is not None and (isinstance(seq, bool) or not isinstance(seq, int)):
@@ -271,7 +271,7 @@ def decode(
     tenant_id = device_id = None
     try:
         tenant_id, device_id, suffix = parse_topic(topic)
-        if suffix != "telemetry" and _is_downlink(suffix):
+        if _is_downlink(suffix):
             return [], []
         if len(payload) > limits.max_payload_bytes:
             raise Reject("PAYLOAD_TOO_LARGE", f"{len(payload)} bytes > {limits.max_payload_bytes}")
@@ -289,8 +289,6 @@ def decode(
                 except Reject as r:
                     bad.append(_rejection(r, topic, tenant_id, device_id, json.dumps(item)[:4096], now_ms))
             return ok, bad
-        if suffix == "telemetry":  # the usual message, without the dispatch of `_one`
-            return [_telemetry(tenant_id, device_id, body, now_ms, limits)], []
         return [_one(tenant_id, device_id, suffix, body, now_ms, limits)], []
     except Reject as r:
         return [], [_rejection(r, topic, tenant_id, device_id, payload, now_ms)]

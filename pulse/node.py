@@ -42,7 +42,7 @@ class Node:
             return
         # Serve's controller and HTTP proxy inherit this job's environment: the proxy sheds load
         # before the replica hop (`pulse.deployment.proxy_middlewares`, docs/operations.md)
-        env = {"env_vars": proxy_env(s)}
+        env = {"env_vars": serve_env(s)}
         if s.ray_address:
             ray.init(address=s.ray_address, namespace=NAMESPACE, log_to_driver=False, runtime_env=env)
         else:
@@ -127,7 +127,7 @@ def direct_ingress(settings: Settings) -> bool:
     return settings.serve_direct_ingress and settings.serve_replicas == 1
 
 
-def proxy_env(settings: Settings) -> dict[str, str]:
+def serve_env(settings: Settings) -> dict[str, str]:
     """What Ray Serve's controller, proxy and replicas need: the request-path settings above, and either
     direct ingress on the API port or, through the proxy, the load-shedding callback it imports."""
     from pulse.deployment import PROXY_CALLBACK  # lazy like ray itself: importing Serve is slow
@@ -139,9 +139,9 @@ def proxy_env(settings: Settings) -> dict[str, str]:
     # Serve allocates a direct-ingress replica's port from this range: one port, the API's. A freed port
     # is reused at once (no quarantine: no load balancer in front to forget it) and a stopping replica
     # only drains its requests (no balancer to deregister from). The app sheds load itself.
-    port = str(settings.http_port)
+    port = settings.http_port
     return {**SERVE_REQUEST_PATH, **shed, "RAY_SERVE_ENABLE_DIRECT_INGRESS": "1",
-            "RAY_SERVE_DIRECT_INGRESS_MIN_HTTP_PORT": port, "RAY_SERVE_DIRECT_INGRESS_MAX_HTTP_PORT": str(int(port) + 1),
+            "RAY_SERVE_DIRECT_INGRESS_MIN_HTTP_PORT": str(port), "RAY_SERVE_DIRECT_INGRESS_MAX_HTTP_PORT": str(port + 1),
             "RAY_SERVE_PORT_QUARANTINE_S": "0", "RAY_SERVE_DIRECT_INGRESS_MIN_DRAINING_PERIOD_S": "0"}
 
 

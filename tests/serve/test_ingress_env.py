@@ -3,12 +3,12 @@ from __future__ import annotations
 
 from pulse.config.settings import Settings
 from pulse.deployment import PROXY_CALLBACK
-from pulse.node import direct_ingress, proxy_env
+from pulse.node import direct_ingress, serve_env
 
 
 def test_one_replica_answers_on_the_api_port_itself(tmp_path):
     s = Settings(data_dir=tmp_path, http_port=8123, api_max_in_flight=5)
-    env = proxy_env(s)
+    env = serve_env(s)
     assert direct_ingress(s)
     assert env["RAY_SERVE_ENABLE_DIRECT_INGRESS"] == "1"
     # Serve allocates the replica's port from a one-port range: the API's
@@ -20,7 +20,7 @@ def test_one_replica_answers_on_the_api_port_itself(tmp_path):
 
 def test_several_replicas_or_the_setting_off_go_through_the_proxy_which_sheds(tmp_path):
     for s in (Settings(data_dir=tmp_path, serve_replicas=2), Settings(data_dir=tmp_path, serve_direct_ingress=False)):
-        env = proxy_env(s)
+        env = serve_env(s)
         assert not direct_ingress(s)
         assert "RAY_SERVE_ENABLE_DIRECT_INGRESS" not in env
         assert env["RAY_SERVE_HTTP_PROXY_CALLBACK_IMPORT_PATH"] == PROXY_CALLBACK

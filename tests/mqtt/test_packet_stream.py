@@ -25,7 +25,8 @@ def stream_of(rng: random.Random) -> tuple[bytes, list[tuple[str, bytes, int]], 
             parts.append(_packet(control[0] << 4, control[1]))
             controls.append(control)
             continue
-        size = rng.choice([0, 1, 10, 100, 125, 200, 5_000, 40_000])
+        # sizes stepping through every low 7 bits of the remaining length, and a few extremes
+        size = rng.choice([0, 1, 40_000]) if k % 4 == 0 else (k * 131) % 20_000
         payload = rng.randbytes(size)
         pid = k + 1 if rng.random() < 0.5 else 0
         topic = f"tenant/t/device/d{k}/telemetry" + "é" * (k % 3)  # non-ASCII: lengths are in bytes

@@ -170,8 +170,10 @@ def test_scheduler_delivers_owner_changes_to_telemetron(stack):
                     json={"owners": [{"email": "Alice@Example.com", "name": "Alice", "phone": "+49 30 1234567"}]}))
 
         def status_when_drained() -> dict | None:
+            # a drain marks each row delivered, then records the pass (last_sync_at) at its end
             status = ok(http.get(f"{TELEMETRON}/status"))
-            return status if status["pending"] == 0 and status["delivered"] > 0 else None
+            drained = status["pending"] == 0 and status["delivered"] > 0 and status["last_sync_at"]
+            return status if drained else None
 
         until(lambda: owners_at(sim, device_id) == {"alice@example.com"}, "the assignment at Telemetron")
         status = until(status_when_drained, "an empty Telemetron outbox")

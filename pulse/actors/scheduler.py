@@ -14,6 +14,7 @@ from typing import Awaitable, Callable
 
 from pulse.config.settings import Settings
 from pulse.actors.runtime import RayRuntime, Runtime
+from pulse.mqtt.cancel import cancel_until_done
 from pulse.mqtt.publisher import Downlink
 from pulse.services import audit, jobs, lake_lifecycle, ota, reports
 from pulse.services.exports import ExportRunner
@@ -63,9 +64,7 @@ class Scheduler:
         return True
 
     async def stop(self) -> None:
-        for t in self._tasks:
-            t.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
+        await cancel_until_done(self._tasks)  # a loop may be inside an MQTT publish
         self._tasks = []
         if self.downlink:
             await self.downlink.close()

@@ -20,6 +20,7 @@ import aiomqtt
 
 from pulse.config.settings import Settings
 from pulse.domain.messages import Publish
+from pulse.mqtt.cancel import cancel_until_done
 from pulse.mqtt.endpoint import MqttEndpoint, service_endpoint
 from pulse.mqtt.errors import MqttError
 
@@ -107,10 +108,8 @@ class Downlink:
         await asyncio.wait_for(self.queue.join(), timeout)
 
     async def close(self) -> None:
-        if self._task:
-            self._task.cancel()
-            await asyncio.gather(self._task, return_exceptions=True)
-            self._task = None
+        task, self._task = self._task, None
+        await cancel_until_done([task] if task else [])
         await self.publisher.close()
 
     async def _run(self) -> None:

@@ -44,6 +44,9 @@ class Settings(BaseSettings):
     # Auth
     jwt_secret: str | None = None
     jwt_ttl_seconds: int = 12 * 3600
+    # Every customer request checks its tenant is ACTIVE; an API process keeps the answer this long, so
+    # a suspension made by another process counts within it (0 = read the store on every request).
+    tenant_status_ttl_s: float = 1.0
     oidc_jwks_url: str | None = None
     oidc_issuer: str | None = None  # with a JWKS URL, RS256 tokens must carry this `iss`
     oidc_audience: str | None = None  # ... and this `aud`

@@ -33,6 +33,8 @@ class ServiceContext:
     unrecorded_refusals: int = field(init=False, default=0)
     login_failures: RateLimiter = field(init=False)  # per address and email: 5, then one a minute
     tenant_sql_slots: asyncio.Semaphore = field(init=False)  # bounds the memory and threads tenant SQL takes
+    # tenant id -> (status or None if unknown, monotonic expiry): see `auth.require_active_tenant`
+    tenant_statuses: dict[str, tuple[str | None, float]] = field(init=False, default_factory=dict)
 
     def __post_init__(self) -> None:
         self.rate_limiter = RateLimiter(self.settings.http_ingest_rate_per_s, self.settings.http_ingest_burst)

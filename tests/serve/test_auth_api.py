@@ -72,6 +72,7 @@ async def test_a_suspended_tenant_loses_api_login_and_device_access(api):
     token = (await api.post("/api/v1/customer/devices", json={"device_id": "d1"})).json()["token"]
     await tenants.ensure_user(db, "acme", "ann@acme.test", "customer_admin", "s3cret-pw")
     await suspend(db, "acme")
+    api.services.tenant_statuses.clear()  # as once tenant_status_ttl_s has passed
     r = await api.get("/api/v1/customer/devices")
     assert r.status_code == 403 and r.json()["detail"] == "tenant acme is SUSPENDED"
     r = await api.client.post("/api/v1/auth/login", json={"email": "ann@acme.test", "password": "s3cret-pw"})
@@ -81,6 +82,17 @@ async def test_a_suspended_tenant_loses_api_login_and_device_access(api):
     assert r.status_code == 401
     assert not await tokens.verify(db, "acme", "d1", token)  # the broker's check too
     assert (await api.get("/api/v1/customer/devices", tenant="globex")).status_code == 200
+
+
+async def test_a_suspension_by_another_process_counts_once_the_status_window_has_passed(api):
+    api.services.settings.tenant_status_ttl_s = 60
+    assert (await api.get("/api/v1/customer/devices")).status_code == 200
+    await suspend(api.services.db, "acme")  # straight to the store, as another process would
+    assert (await api.get("/api/v1/customer/devices")).status_code == 200  # this process's answer is kept
+    api.services.settings.tenant_status_ttl_s = 0  # no window: the store is read on every request
+    api.services.tenant_statuses.clear()
+    assert (await api.get("/api/v1/customer/devices")).status_code == 403
+    assert (await api.get("/api/v1/customer/devices")).status_code == 403
 
 
 async def test_repeated_failed_logins_are_429_with_retry_after_per_address_and_user(api):

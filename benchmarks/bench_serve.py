@@ -55,7 +55,7 @@ class Route:
 
 
 ROUTES = (
-    Route("list", "GET /devices?limit=50", (50, 100, 200, 300, 400, 600), 200),
+    Route("list", "GET /devices?limit=50", (50, 100, 200, 250, 300, 400, 600), 200),
     Route("detail", "GET /devices/{id}", (100, 200, 300, 400, 600), 300),
     Route("latest", "GET /devices/{id}/telemetry/latest", (100, 200, 300, 400), None),
     Route("alerts", "GET /alerts?limit=50", (50, 100, 200, 300), None),

@@ -53,22 +53,25 @@ def stack(request, tmp_path_factory) -> Iterator[Stack]:
                      carrier_http_timeout_s=5.0, telemetron_drain_interval_s=1.0, telemetron_retry_base_s=0.1,
                      telemetron_backoff_base_s=1.0, telemetron_http_timeout_s=5.0)
     mosquitto = None
-    pg_name = None
+    pg_name, pg_created = None, False
     if kind == "mosquitto":
         _require_mosquitto()
         port, password = free_port(), secrets.token_urlsafe(16)
         mosquitto = MosquittoProcess(write_mosquitto_config(tmp / "mosq", port, SERVICE_USERNAME, password), port)
-        mosquitto.start()
         env.update(mqtt_port=port, mqtt_url=f"mqtt://{SERVICE_USERNAME}:{password}@127.0.0.1:{port}")
         if PG_ADMIN_URL:
             pg_name = f"pulse_e2e_{uuid.uuid4().hex[:10]}"
-            asyncio.run(_pg_admin(f'CREATE DATABASE "{pg_name}"'))
             env["database_url"] = PG_ADMIN_URL.rsplit("/", 1)[0] + f"/{pg_name}"
     else:
         env["mqtt_port"] = free_port()
     settings = Settings(**env)
     node = Node(settings)
-    try:
+    try:  # everything started from here on is stopped, also when a later step of the set-up fails
+        if mosquitto is not None:
+            mosquitto.start()
+        if pg_name:
+            asyncio.run(_pg_admin(f'CREATE DATABASE "{pg_name}"'))
+            pg_created = True
         info = node.start()
         http = httpx.Client(base_url=f"http://127.0.0.1:{settings.http_port}", timeout=30,
                             headers={"Authorization": f"Bearer {info['token']}"})
@@ -78,5 +81,5 @@ def stack(request, tmp_path_factory) -> Iterator[Stack]:
         node.stop()
         if mosquitto is not None:
             mosquitto.stop()
-        if pg_name:
+        if pg_created:
             asyncio.run(_pg_admin(f'DROP DATABASE IF EXISTS "{pg_name}" WITH (FORCE)'))

@@ -73,7 +73,15 @@ PROBE = "probe-0"
 SHARE_FILTER = "tenant/+/device/+/#"
 C_SUBSCRIBER = "/usr/bin/mosquitto_sub"  # Debian mosquitto-clients
 TARGETS = {"ceiling_pct": 70.0, "naive_x": 5.0, "p99_ms": 100.0}  # ceiling_pct: of the C subscriber (mosquitto_sub)
-DEFAULTS = {"ingest_batch_size": 500, "ingest_batch_ms": 20, "ingest_bridges": 1, "device_shards": 2}
+
+def _shipped_defaults() -> dict[str, int]:
+    from pulse.config.settings import Settings
+
+    return {name: Settings.model_fields[name].default
+            for name in ("ingest_batch_size", "ingest_batch_ms", "ingest_bridges", "device_shards")}
+
+
+DEFAULTS = _shipped_defaults()  # the settings Pulse ships with, what "defaults" means below
 
 
 @dataclass(frozen=True)

@@ -82,7 +82,7 @@ class LakeWriter:
             return 0
         return await self._commit(wal, [encode_rows(table, wal.compression)], [table])
 
-    async def append_encoded(self, payloads: list[bytes]) -> int:
+    async def append_encoded(self, *payloads: bytes) -> int:
         """`append` for rows encoded by `rows.encode_rows` (what device shards return): the same
         checks, one WAL write and fsync for all of them, and the bytes written as they came when
         they already have the lake's schema (no second encoding). Returns the rows accepted.

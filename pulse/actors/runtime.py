@@ -138,7 +138,7 @@ class Runtime:
                 shard = self._topic_shard(item[0])
             by_shard[shard].append(item)
         results: list[ShardResult] = await asyncio.gather(
-            *(self._call(self.device_refs[s], "handle_raw", pack_raw(batch), now_ms, limits)
+            *(self._call(self.device_refs[s], "handle_raw", now_ms, limits, *pack_raw(batch))
               for s, batch in by_shard.items())
         )
         out = IngestResult()
@@ -169,9 +169,10 @@ class Runtime:
         return shard
 
     async def persist(self, result: IngestResult, rows: list[bytes]) -> None:
-        """The batch's rows into the lake writer's WAL (one append); may overlap the next `handle`."""
+        """The batch's rows into the lake writer's WAL (one append); may overlap the next `handle`.
+        Each shard's rows are an argument of their own: under 100 KB each, Ray passes them inline."""
         if rows:
-            await self._call(self.lake_ref, "append_encoded", rows)
+            await self._call(self.lake_ref, "append_encoded", *rows)
         if result.live:
             await self._push(result.live)
 

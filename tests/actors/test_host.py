@@ -4,18 +4,22 @@ failed activation or a failed alert create."""
 from __future__ import annotations
 
 import asyncio
+import json
+import pickle
 from collections.abc import AsyncIterator, Awaitable, Callable
 
 import pytest
 import sqlalchemy as sa
 from sqlalchemy import event
 
-from pulse.actors.host import DeviceShard, TenantShard
+from pulse.actors.host import INLINE_BYTES, DeviceShard, TenantShard, pack_raw
+from pulse.domain.envelope import Limits
 from pulse.domain.messages import AlertEvent, Telemetry
 from pulse.storage import alerts as alert_store
 from pulse.storage import device_state, devices, modules, tenants
 from pulse.storage import rules as rule_store
 from pulse.storage.db import Database
+from pulse.storage.lake.rows import decode_rows
 from pulse.storage.tables import alerts, device_sensors
 from pulse.storage.tables import device_state as device_state_table
 
@@ -338,3 +342,17 @@ async def test_a_failed_alert_create_is_rolled_back_and_the_next_event_creates_i
     assert shard.actors["acme"].creating == set()  # not stuck "in flight": that would swallow every retry
     assert [n[2] for n in await shard.handle_events([opened()])] == ["OPEN"]
     assert len(await stored_alerts(db)) == 1
+
+
+# ---- raw batches -----------------------------------------------------------------------------------
+async def test_a_large_raw_batch_crosses_in_inline_sized_parts_and_is_handled_in_order(shards):
+    raw = [(f"tenant/acme/device/d{1 + i % 3}/telemetry",
+            json.dumps({"ts": (T0 + i) / 1000, "seq": i, "metrics": {f"metric_{k}": i for k in range(10)}}).encode())
+           for i in range(1500)]
+    parts = pack_raw(raw)
+    assert len(parts) > 1 and all(len(p) <= INLINE_BYTES for p in parts)
+    assert [m for p in parts for m in pickle.loads(p)] == raw
+    shard = shards()
+    result = await shard.handle_raw(T0 + 60_000, Limits(), *parts)
+    assert result.accepted == 1500 and not result.rejections
+    assert decode_rows(result.encoded_rows).column("seq").to_pylist()[::10] == list(range(1500))

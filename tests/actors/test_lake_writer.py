@@ -234,7 +234,7 @@ async def test_encoded_rows_from_shards_are_durable_in_one_write_and_read_like_a
     # as device shards return them; the second with another (castable) schema is re-encoded
     other_schema = batch("d2", 2).cast(pa.schema([f.with_nullable(False) if f.name == "value" else f
                                                   for f in batch("d2", 2).schema]))
-    assert await writer.append_encoded([encode_rows(batch("d1", 3)), encode_rows(other_schema)]) == 10
+    assert await writer.append_encoded(encode_rows(batch("d1", 3)), encode_rows(other_schema)) == 10
 
     assert [t.num_rows for t in read_wal(wal)] == [6, 4]  # durable before the call returned
     assert (await writer.pending("acme", "d2")).num_rows == 4
@@ -247,6 +247,6 @@ async def test_encoded_rows_the_lake_cannot_store_are_refused_before_anything_is
         writer: LakeWriter, dirs: tuple[Path, Path]) -> None:
     _, wal = dirs
     with pytest.raises(Invalid):
-        await writer.append_encoded([encode_rows(batch("d1", 1)), encode_rows(batch("d1", 1, tenant="../x"))])
+        await writer.append_encoded(encode_rows(batch("d1", 1)), encode_rows(batch("d1", 1, tenant="../x")))
     assert list(read_wal(wal)) == []
     assert await writer.pending("acme") is None

@@ -245,10 +245,13 @@ def report(route: Route, uv: list[dict], sv: list[dict]) -> list[bool]:
             r = overload[-1]
             fast = r["p99_ms"] is None or r["p99_ms"] < SHED_P99_MS
             with_header = r["shed_with_retry_after"] == r["shed"]
+            # the goal is the shipped ingress's; the anchor's line is there to compare with
+            outcome = verdict(fast and with_header) if name == "Serve" else f"(anchor: {'under' if fast else 'over'} 100 ms)"
             print(f"    {name} past capacity ({r['rate']:.0f} req/s): {r['shed']} shed with 503 "
                   f"({'all' if with_header else 'NOT all'} with Retry-After, p99 {fmt(r['shed_p99_ms']).strip()} ms), "
-                  f"accepted p99 {fmt(r['p99_ms']).strip()} ms -> {verdict(fast and with_header)}")
-            goals.append(fast and with_header)
+                  f"accepted p99 {fmt(r['p99_ms']).strip()} ms -> {outcome}")
+            if name == "Serve":
+                goals.append(fast and with_header)
     return goals
 
 

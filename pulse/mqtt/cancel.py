@@ -5,12 +5,12 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Iterable
+from collections.abc import Sequence
 
 log = logging.getLogger(__name__)
 
 
-async def cancel_until_done(tasks: Iterable[asyncio.Task], recheck_s: float = 1.0) -> None:
+async def cancel_until_done(tasks: Sequence[asyncio.Task], recheck_s: float = 1.0) -> None:
     """Cancel `tasks`, again every `recheck_s` for any still running, until all have ended."""
     pending = {t for t in tasks if not t.done()}
     while pending:

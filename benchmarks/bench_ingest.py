@@ -1,4 +1,4 @@
-"""End-to-end MQTT ingest benchmark: Mosquitto -> IngestBridge -> DeviceShards -> LakeWriter WAL.
+"""End-to-end MQTT ingest benchmark: Mosquitto -> IngestBridge -> DeviceShards (and their lake WALs).
 
     .venv/bin/python benchmarks/bench_ingest.py [--devices N] [--messages M] [--metrics K]
     .venv/bin/python benchmarks/bench_ingest.py --sweep settings --repeat 2   # shipped code, other settings
@@ -29,14 +29,14 @@ Phases (same publishers, same message format, all measured in this run):
               publishes a unique value every ~50 ms and polls `latest_view` on its device actor
               (through a `RayRuntime` connected in this driver) until the value is there:
               publish -> visible in the device actor's latest values. That is after the device
-              shard has handled it but possibly before the lake WAL append of that batch returns
+              shard has handled it, possibly just before its lake WAL append returns
               (goal: p99 < 100 ms).
 Figures are ratios against baselines measured in the same run; nothing is asserted on time.
 
 Every phase also prints where the CPU went (per process kind, from psutil / rusage, including
 "other processes on this host": on a shared 2-core machine that is the noise to read first) and,
 for Pulse, the bridge's batch sizes and the round-trip times of its runtime's actor calls
-(`handle_raw`, `append_encoded`, `handle_events`; a thin subclass of `IngestBridge` with timers around
+(`handle_raw`, `handle_events`; a thin subclass of `IngestBridge` with timers around
 `process(batch)` and `Runtime._call`, behaviour unchanged). `--profile` adds a py-spy summary.
 Between configurations the bridges' persistent sessions are deleted (`retire_sessions`).
 The one EXPERIMENT left (`--experiment gcfreeze`, `--sweep changes`) swaps in benchmark-local
@@ -109,7 +109,7 @@ class Cfg:
         return self.shipped and (self.batch_size, self.batch_ms, self.bridges, self.shards) == tuple(DEFAULTS.values())
 
 
-EXPERIMENTS = {"gcfreeze": "gc.freeze() in the bridge, shard and lake writer processes once started"}
+EXPERIMENTS = {"gcfreeze": "gc.freeze() in the bridge and shard processes once started"}
 # --sweep settings: the shipped code under other settings; --sweep changes: shipped vs EXPERIMENTS.
 SWEEPS = {
     "settings": [Cfg(), Cfg(batch_ms=5), Cfg(batch_ms=50), Cfg(batch_size=2000), Cfg(batch_size=200),
@@ -131,7 +131,7 @@ def free_port() -> int:
 
 
 # ---- where the CPU goes ------------------------------------------------------------------------
-COMPONENTS = ("IngestBridge", "DeviceShard", "TenantShard", "LakeWriter", "NaiveSubscriber", "Sink")
+COMPONENTS = ("IngestBridge", "DeviceShard", "TenantShard", "NaiveSubscriber", "Sink")
 
 
 def _label(p: Any) -> str | None:
@@ -460,7 +460,7 @@ def gc_probed(cls: type, freeze: bool = False) -> type:
 
 async def gc_report(env: Env, reset: bool = True) -> dict[str, list[float]]:
     rt = env.runtime
-    groups = {"IngestBridge": env.bridges, "DeviceShard": rt.device_refs, "LakeWriter": [rt.lake_ref]}
+    groups = {"IngestBridge": env.bridges, "DeviceShard": rt.device_refs}
     out: dict[str, list[float]] = {}
     for name, refs in groups.items():
         lists = await asyncio.gather(*(r.gc_pauses.remote(reset) for r in refs))
@@ -476,7 +476,7 @@ def gc_line(pauses: dict[str, list[float]]) -> str:
 
 def bridge_class(experiments: frozenset[str] = frozenset()) -> Any:
     """The shipped IngestBridge with timers around `process(batch)` and around its runtime's actor
-    calls (`Runtime._call`: `handle_raw`, `append_encoded`, `handle_events`). Measurement only; behaviour
+    calls (`Runtime._call`: `handle_raw`, `handle_events`). Measurement only; behaviour
     unchanged (the GC probe and, for EXPERIMENT `gcfreeze`, gc.freeze() come from `gc_probed`)."""
     from pulse.actors.ingest import IngestBridge
     from pulse.actors.runtime import RayRuntime
@@ -536,7 +536,7 @@ def timing_line(timings: list[dict[str, Any]], wall: float) -> str:
         for k, v in b["calls"].items():
             calls[k] += v
     parts = [f"{k} p50 {1000 * np.median(v):.1f} / max {1000 * max(v):.0f} ms (x{len(v)})" for k, v in sorted(calls.items())
-             if k in ("handle_raw", "append", "append_encoded", "handle_events")]
+             if k in ("handle_raw", "handle_events")]
     busy = proc.sum() / 1000 / wall / max(1, len(timings))
     return (f"bridge batches: {len(proc)} of {sizes.mean():.0f} msgs avg (max {sizes.max()}); process() p50 "
             f"{np.median(proc):.1f} ms p99 {np.percentile(proc, 99):.1f} ms max {proc.max():.0f} ms, "
@@ -858,15 +858,14 @@ async def deploy_pulse(env: Env, cfg: Cfg) -> Any:
 
     s = env.settings(cfg)
     rt = RayRuntime(s)
-    shipped_shard, shipped_lake = runtime_module.DeviceShard, runtime_module.LakeWriter
+    shipped_shard = runtime_module.DeviceShard
     # RayRuntime.deploy() with GC-probed subclasses (gc.freeze() in them for EXPERIMENT gcfreeze)
     freeze = "gcfreeze" in cfg.experiments
     runtime_module.DeviceShard = gc_probed(shipped_shard, freeze)
-    runtime_module.LakeWriter = gc_probed(shipped_lake, freeze)
     try:
         rt.deploy()
     finally:
-        runtime_module.DeviceShard, runtime_module.LakeWriter = shipped_shard, shipped_lake
+        runtime_module.DeviceShard = shipped_shard
     env.runtime = rt
     await rt.start()
     opts = {"namespace": NAMESPACE, "lifetime": "detached", "get_if_exists": True, "num_cpus": 0,
@@ -1042,7 +1041,7 @@ async def one_config(env: Env, cfg: Cfg, per_device: int, latency_s: float) -> d
             log(f"latency at {lat['rate']:,.0f} msg/s: p50 {lat['p50']:.1f} ms p99 {lat['p99']:.1f} ms")
         published = sum(p.sent for p in env.publishers) - pubs_before + (lat["probes"] if lat else 0)
         _, tot = await wait_processed(env, published, 60)
-        lake = await env.runtime._call(env.runtime.lake_ref, "stats")  # noqa: SLF001
+        lake = (await env.runtime.stats())["lake"]
         return {"cfg": cfg, "thr": thr, "lat": lat, "published": published, "totals": tot, "lake": lake}
     finally:
         await teardown_pulse(env, s)

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, Generic, Hashable, TypeVar
 
 from pulse.actors import metrics
+from pulse.actors.lake_writer import LakeWriter
 from pulse.config.settings import Settings
 from pulse.domain.device import DeviceActor, presence_status
 from pulse.domain.live import Event, Watch, alert_event, status_event, telemetry_event
@@ -34,7 +35,7 @@ from pulse.storage import modules as module_store
 from pulse.storage import rules as rule_store
 from pulse.storage import sensors as sensor_store
 from pulse.storage.db import Database, utcnow
-from pulse.storage.lake.rows import encode_rows, telemetry_table
+from pulse.storage.lake.rows import telemetry_table
 
 log = logging.getLogger(__name__)
 K = TypeVar("K", bound=Hashable)
@@ -169,13 +170,10 @@ class BatchResult:
 
 @dataclass
 class ShardResult:
-    """What a shard returns for raw messages: counts, Arrow rows and effects — not the messages.
-
-    The rows travel encoded (`rows.encode_rows`): smaller and cheaper between processes than a
-    table, and the lake writer puts the same bytes in its WAL."""
+    """What a shard returns for raw messages: counts and effects. The rows are in its lake's WAL
+    by then (durable): they never leave the shard's process."""
     accepted: int = 0
     rows: int = 0
-    encoded_rows: bytes | None = None
     rejections: list[Rejection] = field(default_factory=list)
     alert_events: list[AlertEvent] = field(default_factory=list)
     publishes: list[Publish] = field(default_factory=list)
@@ -251,9 +249,12 @@ class DeviceShard(ActorHost[tuple[str, str], DeviceActor]):
 
     def __init__(self, shard_id: int, db_url: str, snapshot_interval_s: float = 1.0,
                  passivate_after_s: float = 600.0, settings: Settings | None = None,
-                 live: LiveSink | None = None) -> None:
+                 live: LiveSink | None = None, lake: LakeWriter | None = None) -> None:
         super().__init__(db_url, snapshot_interval_s, passivate_after_s)
         self.shard_id = shard_id
+        # telemetry the shard accepts is made durable here, in its own WAL (None: this shard
+        # handles no raw telemetry, e.g. a benchmark driving `handle_batch`)
+        self.lake = lake
         # field operations sign links in what they send (OTA instructions): the node's settings
         self.settings = settings if settings is not None else Settings(database_url=db_url)
         self.status: dict[tuple[str, str], str] = ActorTable()
@@ -311,9 +312,24 @@ class DeviceShard(ActorHost[tuple[str, str], DeviceActor]):
             gc.collect()
             gc.freeze()
 
+    async def start(self) -> bool:
+        if self.lake is not None:
+            await self.lake.start()
+        return await super().start()
+
+    async def stop(self) -> None:
+        try:
+            await super().stop()
+        finally:
+            if self.lake is not None:
+                await self.lake.stop()
+
     async def handle_raw(self, now_ms: int, limits: Limits, *packed: bytes) -> ShardResult:
-        """Decode and validate raw MQTT/HTTP messages (`pack_raw`, in order) here, in the shard, then
-        handle them."""
+        """Decode and validate raw MQTT/HTTP messages (`pack_raw`, in order) here, in the shard, handle
+        them, and append their telemetry rows to the shard's lake WAL. On return the batch is
+        durable: the caller may acknowledge it."""
+        if self.lake is None:
+            raise RuntimeError(f"device shard {self.shard_id} has no lake to write telemetry to")
         msgs: list[DeviceMessage] = []
         rejections: list[Rejection] = []
         for part in packed:
@@ -324,10 +340,15 @@ class DeviceShard(ActorHost[tuple[str, str], DeviceActor]):
         res = await self.handle_batch(msgs)
         telemetry = [m for m in res.accepted if isinstance(m, Telemetry)]
         live = self._live_events(res, telemetry, now_ms) if self.watch else []
-        table = telemetry_table(telemetry) if telemetry else None
-        return ShardResult(len(res.accepted), table.num_rows if table is not None else 0,
-                           encode_rows(table) if table is not None else None,
-                           rejections + res.rejections, res.alert_events, res.publishes, live)
+        rows = await self.lake.append(telemetry_table(telemetry)) if telemetry else 0
+        return ShardResult(len(res.accepted), rows, rejections + res.rejections, res.alert_events, res.publishes, live)
+
+    async def lake_pending(self, tenant_id: str, device_id: str | None = None) -> Any:
+        """Acknowledged rows of this shard not yet in Parquet (`LakeWriter.pending`)."""
+        return await self.lake.pending(tenant_id, device_id) if self.lake is not None else None
+
+    async def lake_flush(self) -> int:
+        return await self.lake.flush() if self.lake is not None else 0
 
     async def set_watch(self, watch: Watch) -> None:
         """What clients watch now (from the hub); status memory of unwatched tenants is let go."""
@@ -519,7 +540,8 @@ class DeviceShard(ActorHost[tuple[str, str], DeviceActor]):
             len(self.actors), tags={"shard": str(self.shard_id)})
 
     async def stats(self) -> dict[str, Any]:
-        return {"shard_id": self.shard_id, "active_actors": len(self.actors), "messages": self.messages_handled}
+        return {"shard_id": self.shard_id, "active_actors": len(self.actors), "messages": self.messages_handled,
+                "lake": await self.lake.stats() if self.lake is not None else None}
 
 
 class TenantShard(ActorHost[str, TenantActor]):

@@ -1,7 +1,7 @@
-"""IngestBridge: MQTT -> raw batches -> device shards (decode, actors, Arrow) -> lake WAL / tenant shards -> ack.
+"""IngestBridge: MQTT -> raw batches -> device shards (decode, actors, Arrow, lake WAL) / tenant shards -> ack.
 
 At-least-once: QoS 1 messages are acknowledged to the broker only after the batch they belong
-to is in the lake writer's write-ahead log (or recorded in quarantine). The session is
+to is in the device shards' lake write-ahead logs (or recorded in quarantine). The session is
 persistent (MQTT 3.1.1, clean session off), so whatever was not acknowledged when a bridge dies
 is redelivered to the next one; the lake ignores the duplicates on read.
 
@@ -164,8 +164,9 @@ class IngestBridge:
     async def _batches(self, sub: MqttSubscriber) -> None:
         """Full batches (`ingest_batch_size`) or whatever waited `ingest_batch_ms`; acked once processed.
 
-        Two batches overlap: while one waits for its WAL append, the next is already in the shards
-        (which still see batches in arrival order, see `process`). Acks stay in arrival order."""
+        Two batches overlap: while one finishes (quarantine, live push, downlinks), the next is
+        already in the shards (which still see batches in arrival order, see `process`). Acks stay
+        in arrival order."""
         size, wait_s = self.settings.ingest_batch_size, self.settings.ingest_batch_ms / 1000
         pending: tuple[list[Received], asyncio.Future] | None = None
         try:
@@ -200,8 +201,8 @@ class IngestBridge:
         started = time.monotonic()
         items = [(t, p) for t, p, _ in batch]
         async with self._in_order:
-            result, rows = await self.runtime.handle(items, int(time.time() * 1000), self.limits)
-        await self.runtime.persist(result, rows)
+            result = await self.runtime.handle(items, int(time.time() * 1000), self.limits)
+        await self.runtime.push_live(result)
         await quarantine.record(self.db, result.rejections)
         if result.publishes:
             await self.downlink.publish(result.publishes)

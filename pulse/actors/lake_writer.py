@@ -1,8 +1,9 @@
 """LakeWriter: telemetry rows -> WAL (acknowledged, durable) -> buffer -> Parquet lake.
 
-A plain async class; the runtime wraps it as a Ray actor. Every public method is `async` and
-all blocking file IO runs in worker threads, so the actor's event loop keeps taking appends
-while a flush writes Parquet.
+A plain async class. Each device shard owns one, with a WAL directory of its own
+(`wal_dir_of`): the rows a shard builds are made durable in its own process, so they never cross
+to another one on the hot path. Every public method is `async` and all blocking file IO runs in
+worker threads, so the shard's event loop keeps handling messages while a flush writes Parquet.
 
 Invariant that makes crashes safe: a row is in exactly the WAL segments that have not been
 dropped until the Parquet file holding it has been fsynced and renamed into place. A crash
@@ -15,25 +16,59 @@ import asyncio
 import logging
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterable
 
 import pyarrow as pa
 import pyarrow.compute as pc
 
 from pulse.actors import metrics
 from pulse.storage.lake.parquet import write_parquet
-from pulse.storage.lake.rows import TELEMETRY_SCHEMA, conform, decode_rows, encode_rows
-from pulse.storage.lake.wal import Wal
+from pulse.storage.lake.rows import conform, encode_rows
+from pulse.storage.lake.wal import Wal, WalLocked, wal_segments
 
 log = logging.getLogger(__name__)
+SHARD_WAL_PREFIX = "shard-"
+
+
+def wal_dir_of(wal_root: str | Path, shard: int) -> Path:
+    """The WAL directory device shard `shard` writes."""
+    return Path(wal_root) / f"{SHARD_WAL_PREFIX}{shard}"
+
+
+def orphan_wal_dirs(wal_root: str | Path, shards: int) -> list[Path]:
+    """WAL directories no device shard writes any more, whose rows must still reach the lake: the
+    root itself when it holds segments (one lake writer for the node, before shards had their own)
+    and those of shards beyond `shards` (the node was restarted with fewer)."""
+    root = Path(wal_root)
+    owned = {wal_dir_of(root, i).name for i in range(shards)}
+    found = [root] if _holds_records(root) else []
+    try:
+        found += sorted(d for d in root.iterdir() if d.is_dir() and d.name.startswith(SHARD_WAL_PREFIX)
+                        and d.name not in owned and _holds_records(d))
+    except FileNotFoundError:
+        pass
+    return found
+
+
+def _holds_records(wal_dir: Path) -> bool:
+    """Any non-empty segment (a writer that stopped cleanly leaves one empty segment behind)."""
+    for segment in wal_segments(wal_dir):
+        try:
+            if segment.stat().st_size:
+                return True
+        except FileNotFoundError:  # dropped by its writer meanwhile
+            continue
+    return False
 
 
 class LakeWriter:
     def __init__(
-        self, lake_dir: str, wal_dir: str, flush_interval_s: float = 2.0, flush_rows: int = 200_000
+        self, lake_dir: str, wal_dir: str, flush_interval_s: float = 2.0, flush_rows: int = 200_000,
+        adopt: Iterable[str] = (),
     ) -> None:
         self.lake_dir = lake_dir
         self.wal_dir = wal_dir
+        self.adopt = list(adopt)  # other writers' WAL directories to replay at start (`orphan_wal_dirs`)
         self.flush_interval_s = flush_interval_s
         self.flush_rows = flush_rows
         self._wal: Wal | None = None
@@ -67,6 +102,8 @@ class LakeWriter:
             self._stopped = False
             self._wal = await asyncio.to_thread(Wal, self.wal_dir)
             replayed = await asyncio.to_thread(self._recover, self._wal)
+            for directory in self.adopt:
+                replayed += await asyncio.to_thread(self._adopt, Path(directory))
             self._stats["rows_replayed"] += replayed
             self._running = True
             self._loop_task = asyncio.create_task(self._flush_loop(), name="lake-writer-flush")
@@ -81,23 +118,6 @@ class LakeWriter:
         if table.num_rows == 0:
             return 0
         return await self._commit(wal, [encode_rows(table, wal.compression)], [table])
-
-    async def append_encoded(self, *payloads: bytes) -> int:
-        """`append` for rows encoded by `rows.encode_rows` (what device shards return): the same
-        checks, one WAL write and fsync for all of them, and the bytes written as they came when
-        they already have the lake's schema (no second encoding). Returns the rows accepted.
-
-        Raises `pulse.errors.Invalid` before anything is written if any of them is refused."""
-        wal = await self._started()
-        records, tables = [], []
-        for payload in payloads:
-            received = decode_rows(payload)
-            table = conform(received)
-            if table.num_rows:
-                same = received.schema.equals(TELEMETRY_SCHEMA, check_metadata=True)
-                records.append(payload if same else encode_rows(table, wal.compression))
-                tables.append(table)
-        return await self._commit(wal, records, tables) if tables else 0
 
     async def _commit(self, wal: Wal, records: list[bytes], tables: list[pa.Table]) -> int:
         """Checked rows into the WAL (one write, one fsync) and the flush buffer; returns their count."""
@@ -198,6 +218,21 @@ class LakeWriter:
         wal.drop(segments)
         log.info("lake writer: replayed %d rows from %d WAL segments", rows, len(segments))
         return rows
+
+    def _adopt(self, directory: Path) -> int:
+        """Replay a WAL directory no writer owns into the lake, then let it go; -> rows."""
+        if not _holds_records(directory):  # adopted before (the list is fixed when the shard is made)
+            return 0
+        try:
+            wal = Wal(directory)
+        except WalLocked:  # a writer still runs there: its rows are its own to flush
+            log.warning("lake writer: WAL %s is in use; not adopting it", directory)
+            return 0
+        try:
+            return self._recover(wal)
+        finally:
+            wal.close()
+            wal.current.unlink(missing_ok=True)  # the empty segment opening it started
 
     def _write_replayed(self, batch: list[pa.Table]) -> int:
         if not batch:

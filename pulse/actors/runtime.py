@@ -13,9 +13,11 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from typing import Any, Iterable, Sequence
 
+import pyarrow as pa
+
 from pulse.actors import metrics
 from pulse.actors.host import DeviceShard, ShardResult, TenantShard, pack_raw
-from pulse.actors.lake_writer import LakeWriter
+from pulse.actors.lake_writer import LakeWriter, orphan_wal_dirs, wal_dir_of
 from pulse.actors.live import LiveHub
 from pulse.domain.envelope import Limits
 from pulse.domain.live import Event, Watch
@@ -91,7 +93,6 @@ class Runtime:
         self.tenants = Placement(settings.partitions, settings.tenant_shards)
         self.device_refs: list[Any] = []
         self.tenant_refs: list[Any] = []
-        self.lake_ref: Any = None
         self.service_refs: dict[str, Any] = {}
         self._topic_shards: dict[str, int] = {}  # topic -> device shard (`_topic_shard`); a move clears it
 
@@ -114,20 +115,19 @@ class Runtime:
 
     # ---- hot path ----------------------------------------------------------------------------
     async def ingest(self, items: Sequence[tuple[str, bytes]], now_ms: int, limits: Limits) -> IngestResult:
-        """Raw `(topic, payload)` messages through `handle` then `persist`.
+        """Raw `(topic, payload)` messages through `handle`, then their live events pushed.
 
         When this returns, accepted telemetry is in the lake's write-ahead log: the caller may
         acknowledge the messages to the broker.
         """
-        result, rows = await self.handle(items, now_ms, limits)
-        await self.persist(result, rows)
+        result = await self.handle(items, now_ms, limits)
+        await self.push_live(result)
         return result
 
-    async def handle(self, items: Sequence[tuple[str, bytes]], now_ms: int,
-                     limits: Limits) -> tuple[IngestResult, list[bytes]]:
-        """One call per device shard (which decodes, runs the actors and builds the Arrow rows) and
-        one per tenant shard for the alert events — per batch. Returns the rows for `persist`, as
-        the shards encoded them (`rows.encode_rows`): the runtime only passes them on.
+    async def handle(self, items: Sequence[tuple[str, bytes]], now_ms: int, limits: Limits) -> IngestResult:
+        """One call per device shard (which decodes, runs the actors, builds the Arrow rows and
+        appends them to its lake WAL) and one per tenant shard for the alert events — per batch.
+        On return the batch is durable; its live events are for `push_live` once acknowledged.
 
         Batches must be handled in arrival order (a device's messages are ordered across batches)."""
         by_shard: dict[int, list[tuple[str, bytes]]] = defaultdict(list)
@@ -143,7 +143,6 @@ class Runtime:
         )
         out = IngestResult()
         events: list[AlertEvent] = []
-        encoded: list[bytes] = []
         for r in results:
             out.accepted += r.accepted
             out.rows += r.rows
@@ -151,11 +150,9 @@ class Runtime:
             out.publishes.extend(r.publishes)
             out.live.extend(r.live)
             events.extend(r.alert_events)
-            if r.encoded_rows is not None:
-                encoded.append(r.encoded_rows)
         if events:
             out.alerts_opened = await self.tenant_events(events)
-        return out, encoded
+        return out
 
     def _topic_shard(self, topic: str) -> int:
         """The device shard of a topic's device, remembered: a fleet's devices publish on the same
@@ -168,17 +165,12 @@ class Runtime:
         self._topic_shards[topic] = shard
         return shard
 
-    async def persist(self, result: IngestResult, rows: list[bytes]) -> None:
-        """The batch's rows into the lake writer's WAL (one append); may overlap the next `handle`.
-        Each shard's rows are an argument of their own: under 100 KB each, Ray passes them inline."""
-        if rows:
-            await self._call(self.lake_ref, "append_encoded", *rows)
-        if result.live:
-            await self._push(result.live)
-
-    async def _push(self, events: list[Event]) -> None:
-        """Live events of an acknowledged batch to the hub; stamped with the acknowledgement time so
-        clients can measure their lag. Best effort: ingest never fails because of live push."""
+    async def push_live(self, result: IngestResult) -> None:
+        """Live events of a handled (durable) batch to the hub; stamped with the acknowledgement time
+        so clients can measure their lag. Best effort: ingest never fails because of live push."""
+        events = result.live
+        if not events:
+            return
         acked_ms = int(time.time() * 1000)
         for e in events:
             e["acked_ms"] = acked_ms
@@ -305,33 +297,52 @@ class Runtime:
         self._topic_shards.clear()
         return released
 
-    async def pending_telemetry(self, tenant_id: str, device_id: str | None = None) -> Any:
-        return await self._call(self.lake_ref, "pending", tenant_id, device_id)
+    async def pending_telemetry(self, tenant_id: str, device_id: str | None = None) -> pa.Table | None:
+        """Acknowledged rows not yet in Parquet, from every device shard's lake (a device's rows may
+        sit in two shards' buffers after its partition moved)."""
+        parts = await asyncio.gather(*(self._call(r, "lake_pending", tenant_id, device_id) for r in self.device_refs))
+        parts = [p for p in parts if p is not None]
+        return pa.concat_tables(parts) if parts else None
 
     async def flush(self) -> None:
         """Persist every dirty actor and write buffered telemetry to Parquet."""
         await asyncio.gather(*(self._call(r, "persist") for r in self.device_refs + self.tenant_refs))
-        await self._call(self.lake_ref, "flush")
+        await asyncio.gather(*(self._call(r, "lake_flush") for r in self.device_refs))
 
     async def stats(self) -> dict[str, Any]:
         shards = await asyncio.gather(*(self._call(r, "stats") for r in self.device_refs))
         tenants = await asyncio.gather(*(self._call(r, "stats") for r in self.tenant_refs))
-        lake = await self._call(self.lake_ref, "stats")
         active = sum(s["active_actors"] for s in shards)
-        return {"device_shards": shards, "tenant_shards": tenants, "lake": lake, "active_device_actors": active}
+        return {"device_shards": shards, "tenant_shards": tenants, "lake": lake_totals([s["lake"] for s in shards]),
+                "active_device_actors": active}
 
     async def ready(self) -> bool:
         await asyncio.gather(*(self._call(r, "ready") for r in self.device_refs + self.tenant_refs))
-        await self._call(self.lake_ref, "stats")
         return True
+
+
+def lake_totals(per_shard: list[dict[str, Any] | None]) -> dict[str, Any]:
+    """The device shards' lake writer stats as one lake's: counts summed, the latest flush time."""
+    out: dict[str, Any] = {}
+    for stats in filter(None, per_shard):
+        for key, value in stats.items():
+            if key == "last_flush_at":
+                out[key] = max(filter(None, (out.get(key), value)), default=None)
+            else:
+                out[key] = out.get(key, 0) + value
+    return out
 
 
 def _shard_args(settings: Settings, i: int) -> tuple:
     return (i, settings.db_url, settings.snapshot_interval_s, settings.passivate_after_s)
 
 
-def _lake_args(settings: Settings) -> tuple:
-    return (str(settings.lake_dir), str(settings.wal_dir), settings.lake_flush_interval_s, settings.lake_flush_rows)
+def _shard_lake(settings: Settings, i: int) -> LakeWriter:
+    """Device shard `i`'s lake writer; shard 0's also replays WAL directories no shard owns."""
+    s = settings
+    adopt = [str(d) for d in orphan_wal_dirs(s.wal_dir, s.device_shards)] if i == 0 else []
+    return LakeWriter(str(s.lake_dir), str(wal_dir_of(s.wal_dir, i)), s.lake_flush_interval_s, s.lake_flush_rows,
+                      adopt)
 
 
 class LocalRuntime(Runtime):
@@ -345,10 +356,9 @@ class LocalRuntime(Runtime):
         s = self.settings
         self.service_refs = {name: cls(s) for name, cls in service_classes().items()}
         hub = self.live_ref  # the shards publish timer and alert events to it directly
-        self.device_refs = [DeviceShard(*_shard_args(s, i), settings=s, live=hub) for i in range(s.device_shards)]
+        self.device_refs = [DeviceShard(*_shard_args(s, i), settings=s, live=hub, lake=_shard_lake(s, i))
+                            for i in range(s.device_shards)]
         self.tenant_refs = [TenantShard(*_shard_args(s, i), live=hub) for i in range(s.tenant_shards)]
-        self.lake_ref = LakeWriter(*_lake_args(s))
-        await self.lake_ref.start()
         for ref in self.service_refs.values():
             await ref.start(self)  # a service that feeds actors (carrier alerts) reaches them through us
         for r in self.device_refs + self.tenant_refs:
@@ -357,7 +367,6 @@ class LocalRuntime(Runtime):
     async def stop(self) -> None:
         for r in self.device_refs + self.tenant_refs:
             await r.stop()
-        await self.lake_ref.stop()
         for ref in self.service_refs.values():
             await ref.stop()
 
@@ -366,7 +375,6 @@ def actor_names(settings: Settings) -> dict[str, list[str]]:
     return {
         "device": [f"device-shard-{i}" for i in range(settings.device_shards)],
         "tenant": [f"tenant-shard-{i}" for i in range(settings.tenant_shards)],
-        "lake": ["lake-writer"],
         "service": list(service_classes()),
     }
 
@@ -411,11 +419,10 @@ class RayRuntime(Runtime):
         # the handle is a constructor argument: a shard Ray restarts gets it back
         hub = HubHandle(self.live_ref)
         self.device_refs = [ray.remote(DeviceShard).options(**self._options(n), **RETRY_ON_RESTART)
-                            .remote(*_shard_args(s, i), settings=s, live=hub) for i, n in enumerate(names["device"])]
+                            .remote(*_shard_args(s, i), settings=s, live=hub, lake=_shard_lake(s, i))
+                            for i, n in enumerate(names["device"])]
         self.tenant_refs = [ray.remote(TenantShard).options(**self._options(n), **RETRY_ON_RESTART)
                             .remote(*_shard_args(s, i), live=hub) for i, n in enumerate(names["tenant"])]
-        self.lake_ref = ray.remote(LakeWriter).options(**self._options("lake-writer"), **RETRY_ON_RESTART
-                                                       ).remote(*_lake_args(s))
 
     def connect(self) -> None:
         import ray
@@ -423,13 +430,11 @@ class RayRuntime(Runtime):
         names = actor_names(self.settings)
         self.device_refs = [ray.get_actor(n, namespace=NAMESPACE) for n in names["device"]]
         self.tenant_refs = [ray.get_actor(n, namespace=NAMESPACE) for n in names["tenant"]]
-        self.lake_ref = ray.get_actor("lake-writer", namespace=NAMESPACE)
         self.service_refs = {n: ray.get_actor(n, namespace=NAMESPACE) for n in names["service"]}
 
     async def start(self) -> None:
         if not self.device_refs:
             self.connect()
-        await self._call(self.lake_ref, "start")
         # the services get this runtime (its actor handles travel with it) to reach the shards
         await asyncio.gather(*(self._call(r, "start", self) for r in self.service_refs.values()))
         await asyncio.gather(*(self._call(r, "start") for r in self.device_refs + self.tenant_refs))
@@ -441,6 +446,6 @@ class RayRuntime(Runtime):
         await asyncio.gather(*(self._call(r, "stop") for r in self.device_refs + self.tenant_refs),
                              return_exceptions=True)
         services = list(self.service_refs.values())
-        await asyncio.gather(*(self._call(r, "stop") for r in [self.lake_ref, *services]), return_exceptions=True)
-        for r in self.device_refs + self.tenant_refs + [self.lake_ref, *services]:
+        await asyncio.gather(*(self._call(r, "stop") for r in services), return_exceptions=True)
+        for r in self.device_refs + self.tenant_refs + services:
             ray.kill(r, no_restart=True)

@@ -8,18 +8,20 @@ import json
 import pickle
 from collections.abc import AsyncIterator, Awaitable, Callable
 
+import pyarrow as pa
 import pytest
 import sqlalchemy as sa
 from sqlalchemy import event
 
 from pulse.actors.host import INLINE_BYTES, DeviceShard, TenantShard, pack_raw
+from pulse.actors.lake_writer import LakeWriter
 from pulse.domain.envelope import Limits
 from pulse.domain.messages import AlertEvent, Telemetry
 from pulse.storage import alerts as alert_store
 from pulse.storage import device_state, devices, modules, tenants
 from pulse.storage import rules as rule_store
 from pulse.storage.db import Database
-from pulse.storage.lake.rows import decode_rows
+from pulse.storage.lake.wal import read_wal
 from pulse.storage.tables import alerts, device_sensors
 from pulse.storage.tables import device_state as device_state_table
 
@@ -345,14 +347,21 @@ async def test_a_failed_alert_create_is_rolled_back_and_the_next_event_creates_i
 
 
 # ---- raw batches -----------------------------------------------------------------------------------
-async def test_a_large_raw_batch_crosses_in_inline_sized_parts_and_is_handled_in_order(shards):
+async def test_a_large_raw_batch_crosses_in_inline_sized_parts_and_is_handled_in_order(shards, tmp_path):
     raw = [(f"tenant/acme/device/d{1 + i % 3}/telemetry",
             json.dumps({"ts": (T0 + i) / 1000, "seq": i, "metrics": {f"metric_{k}": i for k in range(10)}}).encode())
            for i in range(1500)]
     parts = pack_raw(raw)
     assert len(parts) > 1 and all(len(p) <= INLINE_BYTES for p in parts)
     assert [m for p in parts for m in pickle.loads(p)] == raw
-    shard = shards()
+    shard = shards(lake=LakeWriter(str(tmp_path / "lake"), str(tmp_path / "wal")))
     result = await shard.handle_raw(T0 + 60_000, Limits(), *parts)
-    assert result.accepted == 1500 and not result.rejections
-    assert decode_rows(result.encoded_rows).column("seq").to_pylist()[::10] == list(range(1500))
+    assert result.accepted == 1500 and result.rows == 15_000 and not result.rejections
+    # durable in the shard's own WAL on return, in arrival order
+    assert pa.concat_tables(read_wal(tmp_path / "wal")).column("seq").to_pylist()[::10] == list(range(1500))
+    assert (await shard.lake_pending("acme")).num_rows == 15_000
+
+
+async def test_a_shard_without_a_lake_refuses_raw_telemetry(shards):
+    with pytest.raises(RuntimeError, match="no lake"):
+        await shards().handle_raw(T0, Limits(), *pack_raw([("tenant/acme/device/d1/telemetry", b"{}")]))

@@ -11,12 +11,12 @@ import pyarrow as pa
 import pytest
 
 import pulse.actors.lake_writer as lake_writer_module
-from pulse.actors.lake_writer import LakeWriter
+from pulse.actors.lake_writer import LakeWriter, orphan_wal_dirs, wal_dir_of
 from pulse.domain.messages import Telemetry
 from pulse.errors import Invalid
 from pulse.pipelines.telemetry import LakeReader
 from pulse.storage.lake.parquet import write_parquet
-from pulse.storage.lake.rows import encode_rows, telemetry_table
+from pulse.storage.lake.rows import telemetry_table
 from pulse.storage.lake.wal import read_wal
 
 T0 = datetime(2026, 3, 1, 12, tzinfo=timezone.utc)
@@ -228,25 +228,23 @@ async def _eventually(check: object, timeout_s: float = 5.0) -> None:
         await asyncio.sleep(0.02)
 
 
-async def test_encoded_rows_from_shards_are_durable_in_one_write_and_read_like_appended_ones(
-        writer: LakeWriter, dirs: tuple[Path, Path]) -> None:
+async def test_a_writer_adopts_wal_directories_no_writer_owns(dirs: tuple[Path, Path]) -> None:
+    """Shard 0's writer replays the pre-shard WAL (segments at the root) and that of a shard the node
+    no longer runs, then lets them go; a directory still in use is left to its writer."""
     lake, wal = dirs
-    # as device shards return them; the second with another (castable) schema is re-encoded
-    other_schema = batch("d2", 2).cast(pa.schema([f.with_nullable(False) if f.name == "value" else f
-                                                  for f in batch("d2", 2).schema]))
-    assert await writer.append_encoded(encode_rows(batch("d1", 3)), encode_rows(other_schema)) == 10
+    await crash_with_rows_in_the_wal(lake, wal)  # the root: one writer per node, before shards had their own
+    await crash_with_rows_in_the_wal(lake, wal_dir_of(wal, 2))
+    busy = LakeWriter(str(lake), str(wal_dir_of(wal, 3)), flush_interval_s=3600)
+    await busy.start()
+    await busy.append(batch("d9", 1))
+    assert orphan_wal_dirs(wal, 2) == [wal, wal_dir_of(wal, 2), wal_dir_of(wal, 3)]
 
-    assert [t.num_rows for t in read_wal(wal)] == [6, 4]  # durable before the call returned
-    assert (await writer.pending("acme", "d2")).num_rows == 4
-    await writer.flush()
-    assert [r["value"] for r in lake_rows(lake, "d1") if r["metric"] == "temp"] == [0.0, 1.0, 2.0]
-    assert (await writer.stats())["rows_appended"] == 10
-
-
-async def test_encoded_rows_the_lake_cannot_store_are_refused_before_anything_is_written(
-        writer: LakeWriter, dirs: tuple[Path, Path]) -> None:
-    _, wal = dirs
-    with pytest.raises(Invalid):
-        await writer.append_encoded(encode_rows(batch("d1", 1)), encode_rows(batch("d1", 1, tenant="../x")))
-    assert list(read_wal(wal)) == []
-    assert await writer.pending("acme") is None
+    w = LakeWriter(str(lake), str(wal_dir_of(wal, 0)), flush_interval_s=3600, adopt=map(str, orphan_wal_dirs(wal, 2)))
+    await w.start()
+    assert (await w.stats())["rows_replayed"] == 12
+    assert len(lake_rows(lake, "d1")) == 6  # the same 3 messages x 2 metrics in both: read once
+    assert orphan_wal_dirs(wal, 2) == [wal_dir_of(wal, 3)]
+    assert (await busy.pending("acme", "d9")).num_rows == 2
+    await busy.stop()
+    await w.stop()
+    assert orphan_wal_dirs(wal, 2) == []

@@ -13,7 +13,7 @@ import json
 import logging
 import os
 import uuid
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
@@ -30,6 +30,7 @@ log = logging.getLogger(__name__)
 
 FILE_COLUMNS = ["device_id", "ts", "metric", "value", "seq"]
 FILE_SCHEMA = pa.schema([TELEMETRY_SCHEMA.field(c) for c in FILE_COLUMNS])
+STRING_KEYS = ("tenant_id", "device_id", "metric")
 # Small enough that one device's rows touch few row groups (min/max pruning on device_id: 16k
 # rows measured ~2x faster point reads than 128k), large enough that footers stay small.
 ROW_GROUP_ROWS = 16_384
@@ -159,53 +160,53 @@ def write_parquet(
     table = conform(table)
     if table.num_rows == 0:
         return []
-    dates = pc.cast(table["ts"], pa.date32())  # ts is UTC, so this is the UTC calendar date
-    table = table.append_column("date", dates)
-    table = table.take(_sort_order(table))
-    return [_write_part(lake_dir, part, row_group_rows) for part in _split_by_partition(table)]
+    table = table.append_column("date", pc.cast(table["ts"], pa.date32()))  # ts is UTC: the UTC date
+    # The string columns dictionary-encoded once: their ranks sort the rows, the sort moves their
+    # indices rather than their bytes, and Parquet writes a dictionary column as it is (a flush
+    # sorts and writes every row the lake receives, in the device shards' processes).
+    encoded = {c: pc.dictionary_encode(table[c].combine_chunks()) for c in STRING_KEYS}
+    order = _sort_order(table, encoded)
+    rows = pa.table({c: encoded[c] if c in encoded else table[c] for c in FILE_COLUMNS}).take(pa.array(order))
+    tenants = encoded["tenant_id"].indices.to_numpy()[order]
+    days = table["date"].combine_chunks().view(pa.int32()).to_numpy()[order]
+    bounds = [0, *(np.flatnonzero((tenants[1:] != tenants[:-1]) | (days[1:] != days[:-1])) + 1).tolist(), len(order)]
+    return [_write_part(partition_dir(lake_dir, table["tenant_id"][int(order[lo])].as_py(),
+                                      table["date"][int(order[lo])].as_py()),
+                        rows.slice(lo, hi - lo), row_group_rows)
+            for lo, hi in zip(bounds, bounds[1:])]
 
 
-def _sort_order(table: pa.Table) -> np.ndarray:
+def _sort_order(table: pa.Table, encoded: dict[str, pa.DictionaryArray] | None = None) -> np.ndarray:
     """Row order by (tenant_id, date, device_id, ts, metric), stable: what Arrow's `sort_indices`
     over those columns gives, ~7x cheaper. Each string column is replaced by the rank of its value
     (a hash pass and a sort of the distinct values: few tenants, devices and metrics), and numpy
     sorts integers (`lexsort`, stable) instead of comparing strings row by row. A flush sorts every
-    row the lake receives, and this sort was most of the lake writer's CPU (bench_ingest.py)."""
+    row the lake receives, and this sort was most of the lake writer's CPU (bench_ingest.py).
+    `encoded`: the string columns already dictionary-encoded (`write_parquet`)."""
+    if encoded is None:
+        encoded = {c: pc.dictionary_encode(table[c].combine_chunks()) for c in STRING_KEYS}
+
     def ints(column: str, width: pa.DataType) -> np.ndarray:  # timestamps and dates as their integers
         return table[column].combine_chunks().view(width).to_numpy()
 
-    keys = (_ranks(table["metric"]), ints("ts", pa.int64()), _ranks(table["device_id"]), ints("date", pa.int32()),
-            _ranks(table["tenant_id"]))
+    keys = (_ranks(encoded["metric"]), ints("ts", pa.int64()), _ranks(encoded["device_id"]), ints("date", pa.int32()),
+            _ranks(encoded["tenant_id"]))
     return np.lexsort(keys)  # the last key is the primary one
 
 
-def _ranks(column: pa.ChunkedArray) -> np.ndarray:
+def _ranks(encoded: pa.DictionaryArray) -> np.ndarray:
     """Each value's position among the column's distinct values in Arrow's (byte-wise) order."""
-    encoded = pc.dictionary_encode(column.combine_chunks())
     order = pc.rank(encoded.dictionary, sort_keys="ascending", tiebreaker="first")
     return order.take(encoded.indices).to_numpy()
 
 
-def _split_by_partition(table: pa.Table) -> Iterator[pa.Table]:
-    """Slices of a table sorted by (tenant_id, date): one per distinct pair."""
-    n = table.num_rows
-    tenants = table["tenant_id"].combine_chunks()
-    days = table["date"].combine_chunks()
-    changed = pc.or_(
-        pc.not_equal(tenants.slice(1), tenants.slice(0, n - 1)),
-        pc.not_equal(days.slice(1), days.slice(0, n - 1)),
-    )
-    bounds = [0, *(np.flatnonzero(changed.to_numpy(zero_copy_only=False)) + 1).tolist(), n]
-    for lo, hi in zip(bounds, bounds[1:]):
-        yield table.slice(lo, hi - lo)
-
-
-def _write_part(lake_dir: str | os.PathLike[str], part: pa.Table, row_group_rows: int) -> Path:
-    directory = partition_dir(lake_dir, part["tenant_id"][0].as_py(), part["date"][0].as_py())
+def _write_part(directory: Path, rows: pa.Table, row_group_rows: int) -> Path:
     directory.mkdir(parents=True, exist_ok=True)
     name = f"part-{uuid.uuid4().hex}.parquet"
     tmp = directory / f".{name}.tmp"
-    pq.write_table(part.select(FILE_COLUMNS), tmp, row_group_size=row_group_rows, compression="zstd")
+    # Without the Arrow schema in the file: it would say "dictionary", and readers would then hand
+    # back dictionaries instead of the strings of FILE_SCHEMA (Parquet stores the same either way).
+    pq.write_table(rows, tmp, row_group_size=row_group_rows, compression="zstd", store_schema=False)
     fsync(tmp)
     final = directory / name
     os.replace(tmp, final)

@@ -117,6 +117,7 @@ SWEEPS = {
     "changes": [Cfg(), Cfg(experiments=frozenset({"gcfreeze"}))],
     # issue 13: 2 bridges and 2 shards beside 1 and 1 (and the defaults between them)
     "scale": [Cfg(bridges=1, shards=1), Cfg(), Cfg(bridges=2, shards=2)],
+    "batch": [Cfg(), Cfg(batch_size=2000), Cfg(batch_size=3000)],
 }
 
 

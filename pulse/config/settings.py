@@ -60,7 +60,7 @@ class Settings(BaseSettings):
 
     # Ingest
     ingest_bridges: int = 1
-    ingest_batch_size: int = 1000  # fewer Ray calls; a shard's rows of it (~80 KB) still pass inline (Runtime.persist)
+    ingest_batch_size: int = 2000  # fewer Ray calls per message (bench_ingest.py --sweep batch)
     ingest_batch_ms: int = 10  # the longest a message waits for its batch to fill (latency at low and half load)
     max_payload_bytes: int = 16384
     max_metrics: int = 50

@@ -45,6 +45,7 @@ def stack(request, tmp_path_factory) -> Iterator[Stack]:
     tmp = tmp_path_factory.mktemp(f"node-{kind}")
     env: dict = dict(data_dir=tmp / "data", http_port=free_port(), dashboard_enabled=False,
                      lake_flush_interval_s=1.0, snapshot_interval_s=0.5, ingest_batch_ms=10,
+                     device_shards=2,  # routing across shards, and one shard's WAL alive while the other dies
                      command_expiry_interval_s=1.0, job_expiry_interval_s=1.0, timer_rules_interval_s=1.0,
                      escalation_interval_s=1.0, notifier_poll_interval_s=0.2,
                      ota_wave_interval_s=1.0,  # test_ota_campaign

@@ -67,6 +67,8 @@ class Rule:
     window_size: int = 60
     gap_seconds: int = 600
     metrics: frozenset[str] = field(default=frozenset(), compare=False)  # derived: the conditions' metrics
+    # derived: enabled for every device, so `applies_to` need not be asked (the usual rule)
+    everywhere: bool = field(default=False, init=False, compare=False, repr=False)
     # derived: (metric, operator, threshold) of a threshold rule on one metric, the usual rule, which
     # `step` evaluates without the general path's steps
     threshold_on: tuple[str, Callable[[float, float], bool], float] | None = field(
@@ -74,6 +76,7 @@ class Rule:
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "metrics", frozenset(c.metric for c in self.conditions))  # hot path: once
+        object.__setattr__(self, "everywhere", bool(self.enabled) and self.device_ids is None)
         if self.rule_type == "threshold" and len(self.conditions) == 1 and self.conditions[0].operator in OPERATORS:
             c = self.conditions[0]
             object.__setattr__(self, "threshold_on", (c.metric, OPERATORS[c.operator], c.threshold))

@@ -236,7 +236,7 @@ class DeviceActor:
             effects.append(MetricsDiscovered(new_keys))
         states, device_id, readings, ts_ms = self.rule_states, self.device_id, msg.metrics, msg.ts_ms
         for rule in rules:
-            if not rule.applies_to(device_id):
+            if not (rule.everywhere or rule.applies_to(device_id)):
                 continue
             state = states.get(rule.rule_id)
             if state is None:  # not `setdefault`: that builds a RuleState for every rule of every message

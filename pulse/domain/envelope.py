@@ -3,7 +3,9 @@
 Returns `DeviceMessage`s or `Rejection`s with a reason code; never raises on bad input.
 Pure logic, no I/O: a device shard calls it once per message on the hot path, so the common case
 (a well-formed telemetry envelope from a device seen before) takes shortcuts that give the same
-answer as the full checks: JSON through orjson, topics and metric keys already validated looked up.
+answer as the full checks (`decode_checked`): the envelope read and typed by msgspec in one C call,
+topics, metric keys and the second of an ISO timestamp already validated looked up. Whatever the
+shortcut does not take goes through the full checks, which say why a message is refused.
 """
 from __future__ import annotations
 
@@ -12,9 +14,10 @@ import math
 import re
 import sys
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from typing import Any
 
+import msgspec
 import orjson
 
 from pulse.domain.messages import (CommandAck, DeviceMessage, Heartbeat, JobUpdate, OtaStatus, Presence, Rejection,
@@ -36,6 +39,15 @@ MAX_ERROR_CHARS = 1000
 MAX_KNOWN = 10_000
 _known_topics: dict[str, tuple[str, str, str]] = {}
 _known_keys: dict[str, str] = {}  # valid metric key -> its interned copy
+# The usual ISO timestamp, "YYYY-MM-DDTHH:MM:SS" then "Z" or ".fffZ", parsed by two look-ups: the
+# second it names (epoch seconds, remembered like topics: a fleet's messages share the current one)
+# and its suffix (microseconds). Any other shape goes through `datetime.fromisoformat`. Hours stop
+# at 23: a later Python reads "24:00:00" as the next day, but not with a fraction.
+_ISO_SECOND_RE = re.compile(r"\d{4}-\d\d-\d\dT(?:[01]\d|2[0-3]):\d\d:\d\d", re.ASCII)
+_UTC_SUFFIX_US = {"Z": 0, **{f".{ms:03d}Z": ms * 1000 for ms in range(1000)}}
+_known_seconds: dict[str, int] = {}
+_EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+_SECOND = timedelta(seconds=1)
 
 
 @dataclass(frozen=True, slots=True)
@@ -115,13 +127,9 @@ def parse_ts(value: Any, now_ms: int, limits: Limits) -> int:
     if isinstance(value, (int, float)):
         ms = int(value * 1000) if value < 1e11 else int(value)
     elif isinstance(value, str):
-        try:
-            dt = datetime.fromisoformat(value.replace("Z", "+00:00"))
-        except ValueError:
-            raise Reject("INVALID_TIMESTAMP", f"unparseable ts {value[:40]!r}") from None
-        if dt.tzinfo is None:
-            dt = dt.replace(tzinfo=timezone.utc)
-        ms = int(dt.timestamp() * 1000)
+        ms = _utc_ms(value)
+        if ms is None:
+            ms = _iso_ms(value)
     else:
         raise Reject("INVALID_TIMESTAMP", "ts must be ISO-8601 or epoch")
     if ms > now_ms + limits.max_future_skew_ms:
@@ -129,6 +137,36 @@ def parse_ts(value: Any, now_ms: int, limits: Limits) -> int:
     if ms < 0:
         raise Reject("INVALID_TIMESTAMP", "ts before 1970")
     return ms
+
+
+def _iso_ms(value: str) -> int:
+    """Any ISO-8601 timestamp (naive = UTC) -> epoch ms, or `Reject`."""
+    try:
+        dt = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        raise Reject("INVALID_TIMESTAMP", f"unparseable ts {value[:40]!r}") from None
+    if dt.tzinfo is None:
+        dt = dt.replace(tzinfo=timezone.utc)
+    return int(dt.timestamp() * 1000)
+
+
+def _utc_ms(value: str) -> int | None:
+    """`_iso_ms` of the usual shape (see `_UTC_SUFFIX_US`), ~4x faster; None for any other string."""
+    us = _UTC_SUFFIX_US.get(value[19:])
+    if us is None:
+        return None
+    second = value[:19]
+    seconds = _known_seconds.get(second)
+    if seconds is None:
+        if not _ISO_SECOND_RE.fullmatch(second):
+            return None
+        try:
+            seconds = (datetime.fromisoformat(second).replace(tzinfo=timezone.utc) - _EPOCH) // _SECOND
+        except ValueError:  # no such day (Feb 30): `_iso_ms` says so
+            return None
+        _remember(_known_seconds, second, seconds)
+    # what `_iso_ms` computes (`timestamp()` divides the microseconds since the epoch), rounding included
+    return int((seconds * 1_000_000 + us) / 1_000_000 * 1000)
 
 
 def parse_metrics(raw: Any, limits: Limits) -> dict[str, float]:
@@ -268,6 +306,78 @@ def decode(
     topic: str, payload: bytes, now_ms: int, limits: Limits = Limits()
 ) -> tuple[list[DeviceMessage], list[Rejection]]:
     """One MQTT/HTTP message -> accepted messages (a telemetry batch may hold several) and rejections."""
+    msg = _usual_telemetry(topic, payload, now_ms, limits)
+    if msg is not None:
+        return [msg], []
+    return decode_checked(topic, payload, now_ms, limits)
+
+
+class _Envelope(msgspec.Struct, gc=False):
+    """A telemetry envelope as `_usual_telemetry` reads it: msgspec checks the JSON and these types in
+    C (ints become floats, as `parse_metrics` makes them), the Python checks of `decode_checked`.
+    Anything else fails to decode: a bool metric, a float seq, a version 1 (not "1"), NaN, a list."""
+
+    metrics: dict[str, float]
+    version: str = "1"
+    ts: str | int | float | None = None
+    seq: int | None = None
+    site_id: str | None = None
+
+
+_read_envelope = msgspec.json.Decoder(_Envelope).decode
+# The integers orjson reads as int (a longer one becomes a float, which `decode_checked` judges);
+# msgspec reads any length as int.
+_ORJSON_INTS = range(-2**63, 2**64)
+
+
+def _usual_telemetry(topic: str, payload: bytes, now_ms: int, limits: Limits) -> Telemetry | None:
+    """The usual message (one telemetry envelope), decoded with the checks of `decode_checked` in
+    fewer steps; None for anything else, or anything they would refuse, so that `decode_checked`
+    runs from the start and gives every reason and detail (rare: it costs ~2x)."""
+    try:
+        tenant_id, device_id, suffix = parse_topic(topic)
+    except Reject:
+        return None
+    if suffix != "telemetry" or len(payload) > limits.max_payload_bytes:
+        return None
+    try:
+        env = _read_envelope(payload)
+    except (msgspec.DecodeError, RecursionError):  # RecursionError: msgspec nests less deep than orjson
+        return None
+    metrics, ts, seq = env.metrics, env.ts, env.seq
+    if (env.version != "1" or (seq is not None and seq not in _ORJSON_INTS)
+            or (type(ts) is int and ts not in _ORJSON_INTS) or not metrics or len(metrics) > limits.max_metrics
+            or not math.isfinite(sum(metrics.values()))
+            or not (metrics.keys() <= _known_keys.keys() or _known_now(metrics))):
+        return None
+    ts_ms = _utc_ms(ts) if type(ts) is str else None
+    if ts_ms is None:
+        try:
+            ts_ms = parse_ts(ts, now_ms, limits)
+        except Reject:
+            return None
+    elif not 0 <= ts_ms <= now_ms + limits.max_future_skew_ms:
+        return None
+    return Telemetry(tenant_id, device_id, ts_ms, metrics, seq, env.site_id)
+
+
+def _known_now(metrics: dict[str, float]) -> bool:
+    """Whether every key is valid, remembering those first seen here. What is remembered (and kept by
+    every actor) is msgspec's copy, and msgspec hands out the same copy of a short key each time it
+    reads it again: later messages' keys are then the actors' by identity, which compares faster."""
+    try:
+        for key in metrics:
+            if key not in _known_keys:
+                _metric_key(key)
+    except Reject:
+        return False
+    return True
+
+
+def decode_checked(
+    topic: str, payload: bytes, now_ms: int, limits: Limits = Limits()
+) -> tuple[list[DeviceMessage], list[Rejection]]:
+    """`decode` by the full checks, step by step: what gives a refused message its reason."""
     tenant_id = device_id = None
     try:
         tenant_id, device_id, suffix = parse_topic(topic)

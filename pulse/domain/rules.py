@@ -67,9 +67,19 @@ class Rule:
     window_size: int = 60
     gap_seconds: int = 600
     metrics: frozenset[str] = field(default=frozenset(), compare=False)  # derived: the conditions' metrics
+    # derived: enabled for every device, so `applies_to` need not be asked (the usual rule)
+    everywhere: bool = field(default=False, init=False, compare=False, repr=False)
+    # derived: (metric, operator, threshold) of a threshold rule on one metric, the usual rule, which
+    # `step` evaluates without the general path's steps
+    threshold_on: tuple[str, Callable[[float, float], bool], float] | None = field(
+        default=None, init=False, compare=False, repr=False)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "metrics", frozenset(c.metric for c in self.conditions))  # hot path: once
+        object.__setattr__(self, "everywhere", bool(self.enabled) and self.device_ids is None)
+        if self.rule_type == "threshold" and len(self.conditions) == 1 and self.conditions[0].operator in OPERATORS:
+            c = self.conditions[0]
+            object.__setattr__(self, "threshold_on", (c.metric, OPERATORS[c.operator], c.threshold))
 
     @property
     def metric(self) -> str:
@@ -294,6 +304,21 @@ def step(rule: Rule, state: RuleState, device_id: str, readings: dict[str, float
     """
     if ts_ms < state.last_ts_ms:
         return None
+    if rule.threshold_on is not None:  # `_signal` and `advance` for the usual rule, in fewer steps
+        metric, holds, threshold = rule.threshold_on
+        value = readings.get(metric)
+        if value is None:
+            return None
+        if state.metric is metric:  # `remember_one` when the state keeps this one metric (so no `values`)
+            state.value = value
+        else:
+            state.remember_one(metric, value)
+        state.last_ts_ms = ts_ms
+        held = holds(value, threshold)
+        if not held and not state.firing:
+            state.pending_since_ms = None
+            return None
+        return advance(rule, state, device_id, held, value, ts_ms)
     held, signal = _signal(rule, state, readings, ts_ms)
     if held is None:
         return None

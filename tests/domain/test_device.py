@@ -239,3 +239,12 @@ def test_twin_strings_and_keys_are_shared_between_devices():
     (ka, va), = a.twin["reported"].items()
     (kb, vb), = b.twin["reported"].items()
     assert ka is kb and va is vb
+
+
+def test_a_rule_for_every_device_applies_to_each_and_a_scoped_or_disabled_one_is_asked():
+    a = DeviceActor("t1", "d1")
+    assert rule().everywhere and not rule(device_ids=frozenset({"d1"})).everywhere and not rule(enabled=False).everywhere
+    (ev,) = alerts(a, tele(1, temp=99), [rule(device_ids=frozenset({"d1", "d2"}))])
+    assert ev.kind == "open"
+    (ev,) = alerts(DeviceActor("t1", "d1"), tele(1, temp=99), [rule()])
+    assert ev.kind == "open"

@@ -1,10 +1,11 @@
 """Edge validation: every bad message becomes a rejection with a reason code."""
 import json
+import random
 import time
 
 import pytest
 
-from pulse.domain.envelope import Limits, decode
+from pulse.domain.envelope import Limits, Reject, _iso_ms, _usual_telemetry, _utc_ms, decode, decode_checked
 from pulse.domain.messages import CommandAck, Heartbeat, JobUpdate, OtaStatus, ReportedState, Telemetry
 
 NOW = int(time.time() * 1000)
@@ -157,3 +158,115 @@ def test_known_keys_with_float_values_pass_as_they_are_and_anything_else_is_chec
             assert ok[0].metrics == {"temp": 1e308, "hum": 1e308} and bad == []
         else:
             assert ok == [] and [r.reason for r in bad] == ["METRIC_VALUE_INVALID"]
+
+
+# ---- the usual message's short way gives what the full checks give ------------------------------
+def usual_bodies():
+    """Envelopes around the usual one: each field at the edge of what `_usual_telemetry` takes."""
+    metrics = {"temp": 21.5, "hum": 40.0}
+    yield {"version": "1", "ts": "2026-12-07T12:26:01.123Z", "seq": 17, "metrics": metrics}
+    for ts in ("2026-12-07T12:26:01Z", "2026-12-07T12:26:01.000Z", "2026-12-07T12:26:01.999Z",
+               "2026-12-07T12:26:01.123456Z", "2026-12-07T12:26:01.12Z", "2026-12-07T12:26:01+00:00",
+               "2026-12-07T14:26:01.123+02:00", "2026-12-07T12:26:01.123", "2026-12-07 12:26:01.123Z",
+               "2026-12-07", "20261207T122601Z", "2026-02-30T00:00:00Z", "2026-12-07T24:00:00Z",
+               "2026-12-07T23:59:60Z", "1970-01-01T00:00:00.000Z", "1969-12-31T23:59:59.999Z",
+               "0001-01-01T00:00:00Z", "2999-01-01T00:00:00.000Z", "２０２６-12-07T12:26:01Z",
+               "2026-12-07T12:26:01.123ZZ", "2026-12-07T12:26:01.12aZ", "", "Z", None,
+               1767225600, 1767225600.5, 1767225600123, -1, 0, 10**30, True, [1], {"a": 1}):
+        yield {"ts": ts, "metrics": metrics}
+    for version in ("2", 1, 1.0, None, "1.0", ""):
+        yield {"version": version, "metrics": metrics}
+    for seq in (0, -5, 2**63, 2**64, -2**63 - 1, 2**70, True, 1.0, "7", None, [1]):
+        yield {"seq": seq, "metrics": metrics}
+    for site in ("s1", "", 3, None, ["s"]):
+        yield {"site_id": site, "metrics": metrics}
+    for metrics in ({"temp": 1}, {"temp": 2**53 + 1}, {"temp": 2**64 + 1}, {"temp": -2**63 - 1}, {"temp": 10**30},
+                    {"temp": True, "hum": False}, {"temp": -0.0}, {"temp": 1e308, "hum": 1e308},
+                    {"temp": 5e-324}, {"temp": "1.5"}, {"temp": None}, {"temp": {"x": 1}}, {"temp": [1.0]},
+                    {}, [], None, "x", {f"m{i}": float(i) for i in range(50)}, {f"m{i}": float(i) for i in range(51)},
+                    {"new_key_seen_once": 1.5}, {"bad key!": 1.0}, {"k" * 129: 1.0}, {"é": 1.0}):
+        yield {"metrics": metrics}
+    yield {"metrics": {"temp": 1.0}, "unknown": {"deep": [1, 2, {"x": None}]}, "extra": "x"}
+    yield {"ts": "2026-12-07T12:26:01Z"}
+
+
+def usual_payloads():
+    for body in usual_bodies():
+        yield json.dumps(body).encode()
+    yield from (b'{"metrics": {"x": NaN}}', b'{"metrics": {"x": Infinity}}', b'{"metrics": {"x": -Infinity}}',
+                b'{"metrics": {"x": 1e400}}', b'{"metrics": {"x": 1.5}, "other": NaN}',
+                b'{"metrics": {"x": 1.5}, "o": 1e400}',
+                b'{"metrics": {"x": 1}, "metrics": {"x": 2.5, "y": 1}}', b'{"metrics": {"x": 1, "y": 2, "x": 3.5}}',
+                b'{"metrics": {"x": true}, "metrics": {"x": 2.5}}', b'{"metrics": {"x": 2.5}, "metrics": {"x": true}}',
+                b'{"seq": 1, "seq": 2.5, "metrics": {"x": 1}}',
+                b'{"version": "2", "version": "1", "metrics": {"x": 1}}',
+                b'{"metrics": {"x": 1.5}, "site_id": "\\ud800"}', b'{"metrics": {"x": 1.5}, "site_id": "\xff"}',
+                b'{"metrics": {"x": 1.5}, "site_id": "\xed\xa0\x80"}', b'\xef\xbb\xbf{"metrics": {"x": 1.5}}',
+                b' \n{"metrics": {"x": 1.5}}\r\n', b'{"metrics": {"x": 1.5}} x', b'{"metrics": {"x": 01}}',
+                b'{"metrics": {"x": 1.5}, "deep": ' + b"[" * 990 + b"]" * 990 + b"}",
+                json.dumps({"metrics": {"x": 1}}).encode("utf-16"), b"", b"   ", b"null", b"[]", b"7", b'"x"',
+                b"x" * 20000, json.dumps([{"metrics": {"a": 1}}, {"metrics": {"a": "x"}}, {"seq": True}]).encode(),
+                json.dumps([{"metrics": {"a": 1.5}}] * 101).encode())
+
+
+def seen(result):
+    """Both lists as a user sees them, including value types (1 and 1.0 differ) and key order."""
+    return repr(result)
+
+
+@pytest.mark.parametrize("payload", list(usual_payloads()))
+@pytest.mark.parametrize("topic", [TOPIC, "tenant/acme/device/d1/heartbeat", "tenant/acme/device/d1/shadow/desired"])
+def test_decode_gives_what_the_full_checks_give(topic, payload):
+    for _ in range(2):  # the second time, the topic and the keys are known
+        assert seen(decode(topic, payload, NOW)) == seen(decode_checked(topic, payload, NOW))
+
+
+def test_the_usual_message_takes_the_short_way_and_an_unusual_one_does_not():
+    decode(TOPIC, env(), NOW)
+    assert _usual_telemetry(TOPIC, env(metrics={"temp": 1}), NOW, Limits()) is not None  # ints are usual
+    (t,), _ = decode(TOPIC, env(metrics={"fresh_key": 1.0, "temp": 2.0}), NOW)  # a new valid key is learnt
+    assert _usual_telemetry(TOPIC, env(metrics={"fresh_key": 1.0}), NOW, Limits()) is not None
+    assert list(t.metrics) == ["fresh_key", "temp"]
+    for unusual in (env(metrics={"temp": True}), env(ts="yesterday"), env(seq=2**64), env(metrics={"bad key!": 1.0}),
+                    env(metrics={"temp": 1.0, "k" * 129: 1.0}), env(version=1), b'{"metrics": {"temp": NaN}}'):
+        assert _usual_telemetry(TOPIC, unusual, NOW, Limits()) is None
+        assert seen(decode(TOPIC, unusual, NOW)) == seen(decode_checked(TOPIC, unusual, NOW))
+
+
+def test_decode_gives_what_the_full_checks_give_for_mangled_payloads():
+    rnd = random.Random(7)
+    base = json.dumps({"version": "1", "ts": "2026-12-07T12:26:01.123Z", "seq": 17, "site_id": "s1",
+                       "metrics": {"temp": 21.5, "hum": 40, "door": True}}).encode()
+    for _ in range(3000):
+        payload = bytearray(base)
+        for _ in range(rnd.randint(1, 3)):
+            payload[rnd.randrange(len(payload))] = rnd.choice(b'0123456789.eE+-" {}[],:tfnZ\\\xff')
+        payload = bytes(payload)
+        assert seen(decode(TOPIC, payload, NOW)) == seen(decode_checked(TOPIC, payload, NOW)), payload
+
+
+def test_usual_iso_timestamps_are_read_as_fromisoformat_reads_them():
+    rnd = random.Random(11)
+    read = 0
+    for _ in range(50_000):
+        year = rnd.choice([rnd.randint(1, 9999), rnd.randint(1965, 2100)])
+        value = (f"{year:04d}-{rnd.randint(0, 13):02d}-{rnd.randint(0, 32):02d}T{rnd.randint(0, 25):02d}:"
+                 f"{rnd.randint(0, 61):02d}:{rnd.randint(0, 61):02d}")
+        value += rnd.choice(["Z", f".{rnd.randint(0, 999):03d}Z"])
+        try:
+            expected = _iso_ms(value)
+        except Reject:
+            expected = None
+        assert _utc_ms(value) == expected, value
+        read += expected is not None
+    assert read > 20_000  # most of them were real times
+
+
+def test_numbers_are_read_to_the_same_float():
+    rnd = random.Random(5)
+    for _ in range(3000):
+        digits = "".join(rnd.choice("0123456789") for _ in range(rnd.randint(1, 25))).lstrip("0") or "0"
+        number = rnd.choice([digits, f"-{digits}", f"{digits}.{rnd.randint(0, 10**12)}",
+                             f"{digits[:1]}.{digits[1:] or '0'}e{rnd.randint(-330, 310)}"])
+        payload = b'{"metrics": {"temp": %s, "hum": 1.5}}' % number.encode()
+        assert seen(decode(TOPIC, payload, NOW)) == seen(decode_checked(TOPIC, payload, NOW)), payload

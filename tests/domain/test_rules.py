@@ -1,5 +1,7 @@
 """Every rule type through the one state machine: window, rate of change, anomaly, multi-condition,
 hysteresis and telemetry gaps."""
+import random
+
 import pytest
 
 from pulse.domain.rules import Condition, Rule, RuleState, step, tick
@@ -85,3 +87,36 @@ def test_state_round_trips_through_a_snapshot():
     again = RuleState.from_dict(state.to_dict())
     assert again.firing and list(again.samples) == list(state.samples)
     assert run(r, [(2, {"temp": 0})], again) == [("clear", 2)]  # the restored window: (31 + 33 + 0) / 3
+
+
+def general(r):
+    """The same rule evaluated without `threshold_on` (the steps every rule type takes)."""
+    object.__setattr__(r, "threshold_on", None)
+    return r
+
+
+@pytest.mark.parametrize("op", ["GT", "GTE", "LT", "LTE", "EQ", "NE"])
+@pytest.mark.parametrize("kw", [{}, {"duration_seconds": 3}, {"clear_threshold": 25.0}, {"auto_resolve": False}])
+def test_a_threshold_on_one_metric_steps_as_the_general_path_does(op, kw):
+    rnd = random.Random(f"{op}{kw}")
+    short, full = rule(conditions=(("temp", op, 30.0),), **kw), general(rule(conditions=(("temp", op, 30.0),), **kw))
+    assert short.threshold_on is not None and full.threshold_on is None
+    # a restored state that kept another metric, as after the rule was edited
+    states = [RuleState.from_dict({"p": None, "f": False, "t": 0, "v": {"hum": 1.0, "x": 2.0}}) for _ in range(2)]
+    events = [], []
+    for i in range(400):
+        ts = (i - rnd.choice([0, 0, 0, 5])) * 1000  # late messages too
+        readings = rnd.choice([{"temp": rnd.choice([20.0, 25.0, 30.0, 31.0, 35.0])}, {"hum": 50.0},
+                               {"temp": rnd.choice([29, 30, 31]), "hum": 1.0}])
+        for r, state, out in zip((short, full), states, events):
+            ev = step(r, state, "d1", readings, ts)
+            out.append(ev and (ev.kind, ev.value, ev.ts_ms, ev.details))
+        assert states[0] == states[1] and states[0].to_dict() == states[1].to_dict()
+    assert events[0] == events[1] and any(events[0])
+
+
+def test_only_a_threshold_on_one_metric_with_a_known_operator_takes_the_short_way():
+    assert rule().threshold_on[0] == "temp"
+    assert rule(conditions=(("temp", "GT", 30.0), ("hum", "GT", 80.0))).threshold_on is None
+    assert rule("window").threshold_on is None
+    assert rule(conditions=(("temp", "BETWEEN", 30.0),)).threshold_on is None

@@ -33,14 +33,22 @@ TENANT_ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,127}$")
 
 
 def telemetry_table(msgs: Sequence[Telemetry]) -> pa.Table:
-    """Envelopes -> long rows (one per metric). Per-message columns are built once and
-    repeated with an Arrow `take`, so Python only touches each metric once (keys and values)."""
+    """Envelopes -> long rows (one per metric). Per-message columns are built once and repeated
+    with an Arrow `take`, and so is each distinct list of metric names (a device sends the same
+    metrics in the same order every time), so Python touches each value once and each name rarely."""
     if not msgs:
         return TELEMETRY_SCHEMA.empty_table()
     n = len(msgs)
-    counts = np.fromiter((len(m.metrics) for m in msgs), dtype=np.int64, count=n)
+    layouts: dict[tuple[str, ...], int] = {}  # metric names in message order -> their number
+    layout_of = np.fromiter((layouts.setdefault(tuple(m.metrics), len(layouts)) for m in msgs), np.int64, n)
+    sizes = np.fromiter(map(len, layouts), np.int64, len(layouts))
+    counts = sizes[layout_of]
     total = int(counts.sum())
-    names = pa.array(list(chain.from_iterable(m.metrics for m in msgs)), pa.string())
+    # row r of message i names metric r - first_row[i] of its layout, which starts at layout_start
+    first_row = np.cumsum(counts) - counts
+    layout_start = np.cumsum(sizes) - sizes
+    name_at = np.arange(total) + np.repeat(layout_start[layout_of] - first_row, counts)
+    names = pa.array(list(chain.from_iterable(layouts)), pa.string()).take(name_at)
     # np.fromiter turns bools into 0/1 floats, which is what the lake stores for booleans.
     values = np.fromiter(chain.from_iterable(m.metrics.values() for m in msgs), np.float64, total)
     ts_ms = np.fromiter((m.ts_ms for m in msgs), np.int64, n)

@@ -23,3 +23,21 @@ def test_telemetry_table_makes_one_row_per_metric_with_lake_schema() -> None:
 
 def test_telemetry_table_of_no_messages_is_empty() -> None:
     assert telemetry_table([]).num_rows == 0
+
+
+def test_messages_with_different_metric_names_or_orders_keep_their_own_names() -> None:
+    # each distinct list of names is taken once; every message must still get its own, in its order
+    layouts = [{"temp": 1.0, "hum": 2.0}, {"hum": 3.0, "temp": 4.0}, {"temp": 5.0}, {},
+               {"temp": 6.0, "hum": 7.0, "door": True}, {"é": 8, "temp": 9.5}]
+    msgs = [msg(f"d{i % 3}", DAY1 + timedelta(seconds=i), seq=i if i % 2 else None, **layouts[(i * 7) % 6])
+            for i in range(40)]
+    msgs[3].metrics = {}  # a message with no readings has no rows
+
+    table = telemetry_table(msgs)
+
+    assert table.schema == TELEMETRY_SCHEMA
+    assert table.to_pylist() == [
+        {"tenant_id": "acme", "device_id": m.device_id, "ts": DAY1 + timedelta(seconds=i), "metric": name,
+         "value": float(value), "seq": m.seq}
+        for i, m in enumerate(msgs) for name, value in m.metrics.items()
+    ]

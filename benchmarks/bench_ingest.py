@@ -113,11 +113,12 @@ EXPERIMENTS = {"gcfreeze": "gc.freeze() in the bridge and shard processes once s
 # --sweep settings: the shipped code under other settings; --sweep changes: shipped vs EXPERIMENTS.
 SWEEPS = {
     "settings": [Cfg(), Cfg(batch_ms=5), Cfg(batch_ms=50), Cfg(batch_size=2000), Cfg(batch_size=200),
-                 Cfg(bridges=2), Cfg(shards=1), Cfg(shards=4), Cfg(batch_size=2000, batch_ms=50, bridges=2)],
+                 Cfg(bridges=2), Cfg(shards=2), Cfg(shards=4), Cfg(batch_size=3000, batch_ms=50, bridges=2)],
     "changes": [Cfg(), Cfg(experiments=frozenset({"gcfreeze"}))],
-    # issue 13: 2 bridges and 2 shards beside 1 and 1 (and the defaults between them)
-    "scale": [Cfg(bridges=1, shards=1), Cfg(), Cfg(bridges=2, shards=2)],
-    "batch": [Cfg(), Cfg(batch_size=2000), Cfg(batch_size=3000)],
+    # issue 13: 2 bridges and 2 shards beside 1 and 1 (the defaults), and 1 bridge with 2 shards
+    "scale": [Cfg(), Cfg(shards=2), Cfg(bridges=2, shards=2)],
+    "batch": [Cfg(), Cfg(batch_size=1000), Cfg(batch_size=3000)],
+    "shards": [Cfg(), Cfg(shards=2)],
 }
 
 

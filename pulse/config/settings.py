@@ -53,7 +53,9 @@ class Settings(BaseSettings):
 
     # Actor runtime
     partitions: int = 1024
-    device_shards: int = 2
+    # One shard per node by default: on 2 cores, where the broker (and here the load) take the other
+    # core, a second shard process costs more than it runs in parallel (bench_ingest.py --sweep shards)
+    device_shards: int = 1
     tenant_shards: int = 1
     snapshot_interval_s: float = 1.0
     passivate_after_s: float = 600.0

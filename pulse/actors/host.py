@@ -249,9 +249,10 @@ class DeviceShard(ActorHost[tuple[str, str], DeviceActor]):
 
     def __init__(self, shard_id: int, db_url: str, snapshot_interval_s: float = 1.0,
                  passivate_after_s: float = 600.0, settings: Settings | None = None,
-                 live: LiveSink | None = None, lake: LakeWriter | None = None) -> None:
+                 live: LiveSink | None = None, lake: LakeWriter | None = None, own_process: bool = False) -> None:
         super().__init__(db_url, snapshot_interval_s, passivate_after_s)
         self.shard_id = shard_id
+        self.own_process = own_process  # a Ray actor: the process is the shard's alone
         # telemetry the shard accepts is made durable here, in its own WAL (None: this shard
         # handles no raw telemetry, e.g. a benchmark driving `handle_batch`)
         self.lake = lake
@@ -315,7 +316,16 @@ class DeviceShard(ActorHost[tuple[str, str], DeviceActor]):
     async def start(self) -> bool:
         if self.lake is not None:
             await self.lake.start()
-        return await super().start()
+        started = await super().start()
+        if self.own_process:
+            # What the process holds once started (Ray, pyarrow, SQLAlchemy, the settings) lives as
+            # long as it does: out of the collector, so a full collection does not walk it
+            # (bench_ingest.py saw one of 121 ms in a shard that had activated too few actors to
+            # freeze them, see `_settle`). Not in a shared process: its objects would never be
+            # collected once they are garbage cycles.
+            gc.collect()
+            gc.freeze()
+        return started
 
     async def stop(self) -> None:
         try:

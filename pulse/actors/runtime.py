@@ -419,7 +419,7 @@ class RayRuntime(Runtime):
         # the handle is a constructor argument: a shard Ray restarts gets it back
         hub = HubHandle(self.live_ref)
         self.device_refs = [ray.remote(DeviceShard).options(**self._options(n), **RETRY_ON_RESTART)
-                            .remote(*_shard_args(s, i), settings=s, live=hub, lake=_shard_lake(s, i))
+                            .remote(*_shard_args(s, i), settings=s, live=hub, lake=_shard_lake(s, i), own_process=True)
                             for i, n in enumerate(names["device"])]
         self.tenant_refs = [ray.remote(TenantShard).options(**self._options(n), **RETRY_ON_RESTART)
                             .remote(*_shard_args(s, i), live=hub) for i, n in enumerate(names["tenant"])]

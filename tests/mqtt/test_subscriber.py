@@ -156,3 +156,18 @@ async def test_retiring_a_removed_bridge_ingests_what_its_session_held(mosquitto
         cleanup = MqttSubscriber()
         await cleanup.connect(h.endpoint(), bridge_client_id(1, h.service_password), clean_session=True)
         await cleanup.close()
+
+
+@pytest.mark.parametrize("mqtt_url, bridges, expected, dropped", [
+    ("", 1, "plain", None),  # amqtt: no shared subscriptions at all
+    ("mqtt://svc:pw@127.0.0.1:1883", 1, "plain", "shared"),  # restored after a Mosquitto restart
+    ("mqtt://svc:pw@127.0.0.1:1883", 2, "shared", "plain"),
+])
+def test_one_bridge_subscribes_without_the_share_and_drops_the_other_filter(tmp_path, mqtt_url, bridges, expected,
+                                                                            dropped):
+    from pulse.actors.ingest import SHARED_FILTER, TOPIC_FILTER, IngestBridge
+    from pulse.config.settings import Settings
+
+    names = {"plain": TOPIC_FILTER, "shared": SHARED_FILTER, None: None}
+    bridge = IngestBridge(Settings(data_dir=tmp_path, mqtt_url=mqtt_url, ingest_bridges=bridges))
+    assert (bridge._filter(), bridge._other_filter()) == (names[expected], names[dropped])

@@ -129,8 +129,8 @@ class IngestBridge:
             try:
                 await sub.connect(endpoint, bridge_client_id(self.bridge_id, endpoint.password or ""))
                 await sub.subscribe(self._filter(), qos=1)
-                if self._other_filter():
-                    await sub.unsubscribe(self._other_filter())
+                if stale := self._other_filter():
+                    await sub.unsubscribe(stale)
                 self.subscriber = sub
                 self._connected.set()
                 backoff = 0.5

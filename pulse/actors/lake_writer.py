@@ -17,7 +17,7 @@ import asyncio
 import logging
 import time
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -65,11 +65,12 @@ def _holds_records(wal_dir: Path) -> bool:
 class LakeWriter:
     def __init__(
         self, lake_dir: str, wal_dir: str, flush_interval_s: float = 2.0, flush_rows: int = 200_000,
-        adopt: Iterable[str] = (),
+        orphans_of: tuple[str, int] | None = None,
     ) -> None:
         self.lake_dir = lake_dir
         self.wal_dir = wal_dir
-        self.adopt = list(adopt)  # other writers' WAL directories to replay at start (`orphan_wal_dirs`)
+        # (WAL root, device shards): replay at start what `orphan_wal_dirs` finds there then
+        self.orphans_of = orphans_of
         self.flush_interval_s = flush_interval_s
         self.flush_rows = flush_rows
         self._wal: Wal | None = None
@@ -103,8 +104,9 @@ class LakeWriter:
             self._stopped = False
             self._wal = await asyncio.to_thread(Wal, self.wal_dir)
             replayed = await asyncio.to_thread(self._recover, self._wal)
-            for directory in self.adopt:
-                replayed += await asyncio.to_thread(self._adopt, Path(directory))
+            if self.orphans_of is not None:
+                for directory in await asyncio.to_thread(orphan_wal_dirs, *self.orphans_of):
+                    replayed += await asyncio.to_thread(self._adopt, directory)
             self._stats["rows_replayed"] += replayed
             self._running = True
             self._loop_task = asyncio.create_task(self._flush_loop(), name="lake-writer-flush")
@@ -226,8 +228,6 @@ class LakeWriter:
 
     def _adopt(self, directory: Path) -> int:
         """Replay a WAL directory no writer owns into the lake, then let it go; -> rows."""
-        if not _holds_records(directory):  # adopted before (the list is fixed when the shard is made)
-            return 0
         try:
             wal = Wal(directory)
         except WalLocked:  # a writer still runs there: its rows are its own to flush

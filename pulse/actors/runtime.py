@@ -17,7 +17,7 @@ import pyarrow as pa
 
 from pulse.actors import metrics
 from pulse.actors.host import DeviceShard, ShardResult, TenantShard, pack_raw
-from pulse.actors.lake_writer import LakeWriter, orphan_wal_dirs, wal_dir_of
+from pulse.actors.lake_writer import LakeWriter, wal_dir_of
 from pulse.actors.live import LiveHub
 from pulse.domain.envelope import Limits
 from pulse.domain.live import Event, Watch
@@ -340,9 +340,9 @@ def _shard_args(settings: Settings, i: int) -> tuple:
 def _shard_lake(settings: Settings, i: int) -> LakeWriter:
     """Device shard `i`'s lake writer; shard 0's also replays WAL directories no shard owns."""
     s = settings
-    adopt = [str(d) for d in orphan_wal_dirs(s.wal_dir, s.device_shards)] if i == 0 else []
+    orphans_of = (str(s.wal_dir), s.device_shards) if i == 0 else None
     return LakeWriter(str(s.lake_dir), str(wal_dir_of(s.wal_dir, i)), s.lake_flush_interval_s, s.lake_flush_rows,
-                      adopt)
+                      orphans_of)
 
 
 class LocalRuntime(Runtime):

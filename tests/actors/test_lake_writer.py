@@ -239,7 +239,7 @@ async def test_a_writer_adopts_wal_directories_no_writer_owns(dirs: tuple[Path, 
     await busy.append(batch("d9", 1))
     assert orphan_wal_dirs(wal, 2) == [wal, wal_dir_of(wal, 2), wal_dir_of(wal, 3)]
 
-    w = LakeWriter(str(lake), str(wal_dir_of(wal, 0)), flush_interval_s=3600, adopt=map(str, orphan_wal_dirs(wal, 2)))
+    w = LakeWriter(str(lake), str(wal_dir_of(wal, 0)), flush_interval_s=3600, orphans_of=(str(wal), 2))
     await w.start()
     assert (await w.stats())["rows_replayed"] == 12
     assert len(lake_rows(lake, "d1")) == 6  # the same 3 messages x 2 metrics in both: read once

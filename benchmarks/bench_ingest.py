@@ -78,7 +78,7 @@ def _shipped_defaults() -> dict[str, int]:
     from pulse.config.settings import Settings
 
     return {name: Settings.model_fields[name].default
-            for name in ("ingest_batch_size", "ingest_batch_ms", "ingest_bridges", "device_shards")}
+            for name in ("ingest_batch_size", "ingest_batch_ms", "ingest_bridges", "device_shards", "ingest_in_shards")}
 
 
 DEFAULTS = _shipped_defaults()  # the settings Pulse ships with, what "defaults" means below
@@ -92,10 +92,12 @@ class Cfg:
     batch_ms: int = DEFAULTS["ingest_batch_ms"]
     bridges: int = DEFAULTS["ingest_bridges"]
     shards: int = DEFAULTS["device_shards"]
+    in_shards: bool = DEFAULTS["ingest_in_shards"]  # bridges run inside the device shards
     experiments: frozenset[str] = frozenset()
 
     def label(self) -> str:
-        out = f"batch_size={self.batch_size} batch_ms={self.batch_ms} bridges={self.bridges} shards={self.shards}"
+        out = (f"batch_size={self.batch_size} batch_ms={self.batch_ms} bridges={self.bridges} shards={self.shards} "
+               f"intake={'in shard' if self.in_shards else 'bridge actor'}")
         if self.experiments:
             out += " +" + "+".join(sorted(self.experiments))
         return out
@@ -106,7 +108,8 @@ class Cfg:
 
     @property
     def defaults(self) -> bool:
-        return self.shipped and (self.batch_size, self.batch_ms, self.bridges, self.shards) == tuple(DEFAULTS.values())
+        return self.shipped and (self.batch_size, self.batch_ms, self.bridges, self.shards,
+                                 self.in_shards) == tuple(DEFAULTS.values())
 
 
 EXPERIMENTS = {"gcfreeze": "gc.freeze() in the bridge and shard processes once started"}
@@ -119,6 +122,8 @@ SWEEPS = {
     "scale": [Cfg(), Cfg(shards=2), Cfg(bridges=2, shards=2)],
     "batch": [Cfg(), Cfg(batch_size=1000), Cfg(batch_size=3000)],
     "shards": [Cfg(), Cfg(shards=2)],
+    # the bridge inside the device shard's process (default) vs a Ray actor of its own
+    "intake": [Cfg(), Cfg(in_shards=False)],
 }
 
 
@@ -461,12 +466,12 @@ def gc_probed(cls: type, freeze: bool = False) -> type:
 
 
 async def gc_report(env: Env, reset: bool = True) -> dict[str, list[float]]:
-    rt = env.runtime
-    groups = {"IngestBridge": env.bridges, "DeviceShard": rt.device_refs}
+    shards = [r.gc_pauses.remote(reset) for r in env.runtime.device_refs]
+    bridges = [b.call("gc_pauses", reset) for b in env.bridges if b.actor is not None]  # in a shard: counted there
     out: dict[str, list[float]] = {}
-    for name, refs in groups.items():
-        lists = await asyncio.gather(*(r.gc_pauses.remote(reset) for r in refs))
-        out[name] = [p for lst in lists for p in lst]
+    for name, calls in (("IngestBridge", bridges), ("DeviceShard", shards)):
+        if calls:
+            out[name] = [p for lst in await asyncio.gather(*calls) for p in lst]
     return out
 
 
@@ -477,33 +482,32 @@ def gc_line(pauses: dict[str, list[float]]) -> str:
 
 
 def bridge_class(experiments: frozenset[str] = frozenset()) -> Any:
-    """The shipped IngestBridge with timers around `process(batch)` and around its runtime's actor
-    calls (`Runtime._call`: `handle_raw`, `handle_events`). Measurement only; behaviour
-    unchanged (the GC probe and, for EXPERIMENT `gcfreeze`, gc.freeze() come from `gc_probed`)."""
+    """The shipped IngestBridge with timers around `process(batch)` and around its runtime's shard
+    calls (`handle`, one per device shard, in-process when the bridge runs in that shard) and
+    `handle_events`. Measurement only; behaviour unchanged (the GC probe and, for EXPERIMENT
+    `gcfreeze`, gc.freeze() come from `gc_probed`)."""
     from pulse.actors.ingest import IngestBridge
-    from pulse.actors.runtime import RayRuntime
 
-    class TimedRayRuntime(RayRuntime):
-        def __init__(self, settings: Any) -> None:
-            super().__init__(settings)
-            self.times: dict[str, list[float]] = defaultdict(list)
-
-        async def _call(self, ref: Any, method: str, *args: Any) -> Any:
+    def timed(fn: Any, times: dict[str, list[float]], name: str | None = None) -> Any:
+        async def wrapper(*args: Any) -> Any:
             t = time.perf_counter()
             try:
-                return await super()._call(ref, method, *args)
+                return await fn(*args)
             finally:
-                self.times[method].append(time.perf_counter() - t)
+                times[name or args[1]].append(time.perf_counter() - t)
+        return wrapper
 
     class TimedIngestBridge(gc_probed(IngestBridge, "gcfreeze" in experiments)):  # type: ignore[misc]
-        async def start(self) -> bool:
-            if self.runtime is None:
-                self.runtime = TimedRayRuntime(self.settings)
-                self.runtime.connect()
+        def _open(self) -> None:
+            super()._open()
+            if not hasattr(self, "times"):  # once: wrap the runtime's calls on this instance only
+                self.times: dict[str, list[float]] = defaultdict(list)
                 self.batch_times: list[float] = []
                 self.batch_sizes: list[int] = []
                 self.batch_starts: list[float] = []
-            return await super().start()
+                rt = self.runtime
+                rt._handle_on = timed(rt._handle_on, self.times, "handle")
+                rt._call = timed(rt._call, self.times)
 
         async def process(self, batch: list) -> None:
             self.batch_starts.append(time.time())
@@ -516,13 +520,11 @@ def bridge_class(experiments: frozenset[str] = frozenset()) -> Any:
 
         async def timings(self, reset: bool = False) -> dict[str, Any]:
             out = {"process": list(self.batch_times), "sizes": list(self.batch_sizes),
-                   "starts": list(self.batch_starts),
-                   "calls": {k: list(v) for k, v in self.runtime.times.items()}}
+                   "starts": list(self.batch_starts), "calls": {k: list(v) for k, v in self.times.items()}}
             if reset:
-                self.batch_starts.clear()
-                self.batch_times.clear()
-                self.batch_sizes.clear()
-                self.runtime.times.clear()
+                for kept in (self.batch_starts, self.batch_times, self.batch_sizes):
+                    kept.clear()
+                self.times.clear()
             return out
 
     return TimedIngestBridge
@@ -538,7 +540,7 @@ def timing_line(timings: list[dict[str, Any]], wall: float) -> str:
         for k, v in b["calls"].items():
             calls[k] += v
     parts = [f"{k} p50 {1000 * np.median(v):.1f} / max {1000 * max(v):.0f} ms (x{len(v)})" for k, v in sorted(calls.items())
-             if k in ("handle_raw", "handle_events")]
+             if k in ("handle", "handle_events")]
     busy = proc.sum() / 1000 / wall / max(1, len(timings))
     return (f"bridge batches: {len(proc)} of {sizes.mean():.0f} msgs avg (max {sizes.max()}); process() p50 "
             f"{np.median(proc):.1f} ms p99 {np.percentile(proc, 99):.1f} ms max {proc.max():.0f} ms, "
@@ -734,7 +736,8 @@ class Env:
         extra = dict(kv.split("=", 1) for kv in self.args.set)
         return Settings(data_dir=self.tmp / f"pulse-{self.configs_run}", mqtt_url=self.mqtt_url,
                         database_url=self.db_url, ingest_batch_size=cfg.batch_size, ingest_batch_ms=cfg.batch_ms,
-                        ingest_bridges=cfg.bridges, device_shards=cfg.shards, **extra)
+                        ingest_bridges=cfg.bridges, device_shards=cfg.shards, ingest_in_shards=cfg.in_shards,
+                        **extra)
 
 
 async def provision(env: Env, n: int, rules: int) -> None:
@@ -853,9 +856,8 @@ async def run_naive(env: Env, per_device: int) -> dict[str, Any]:
 
 
 async def deploy_pulse(env: Env, cfg: Cfg) -> Any:
-    import ray
-
     from pulse.actors import runtime as runtime_module
+    from pulse.actors.ingest import deploy_bridges
     from pulse.actors.runtime import NAMESPACE, RayRuntime
 
     s = env.settings(cfg)
@@ -870,11 +872,12 @@ async def deploy_pulse(env: Env, cfg: Cfg) -> Any:
         runtime_module.DeviceShard = shipped_shard
     env.runtime = rt
     await rt.start()
-    opts = {"namespace": NAMESPACE, "lifetime": "detached", "get_if_exists": True, "num_cpus": 0,
-            "max_restarts": -1, "runtime_env": {"env_vars": s.env()}}  # as pulse.node.Node creates bridges
-    cls = bridge_class(cfg.experiments)
-    env.bridges = [ray.remote(cls).options(name=f"ingest-bridge-{i}", **opts).remote(s, i) for i in range(s.ingest_bridges)]
-    await asyncio.gather(*(b.start.remote() for b in env.bridges))
+    def options(name: str) -> dict[str, Any]:  # as pulse.node.Node creates bridge actors
+        return {"name": name, "namespace": NAMESPACE, "lifetime": "detached", "get_if_exists": True, "num_cpus": 0,
+                "runtime_env": {"env_vars": s.env()}}
+
+    env.bridges = deploy_bridges(s, rt.device_refs, options, bridge_class(cfg.experiments))
+    await asyncio.gather(*(b.start() for b in env.bridges))
     await rt.device_call(TENANT, PROBE, "latest_view")  # activate the probe's actor
     return s
 
@@ -891,8 +894,9 @@ async def teardown_pulse(env: Env, s: Any) -> None:
 
     for b in env.bridges:
         with contextlib.suppress(Exception):
-            await asyncio.wait_for(b.stop.remote(), 30)
-        ray.kill(b, no_restart=True)
+            await asyncio.wait_for(b.stop(), 30)
+        if b.actor is not None:
+            ray.kill(b.actor, no_restart=True)
     if env.runtime is not None:
         await env.runtime.stop()
     deadline = time.monotonic() + 30  # every named actor gone, so the next deploy makes new ones
@@ -904,7 +908,7 @@ async def teardown_pulse(env: Env, s: Any) -> None:
 
 
 async def bridge_totals(env: Env) -> dict[str, int]:
-    stats = await asyncio.gather(*(b.stats.remote() for b in env.bridges))
+    stats = await asyncio.gather(*(b.stats() for b in env.bridges))
     keys = ("received", "accepted", "rejected", "rows", "batches", "acked", "queued")
     return {k: sum(st[k] for st in stats) for k in keys}
 
@@ -929,13 +933,13 @@ async def warm_up(env: Env) -> dict[str, Any]:
     first-sight sensor discovery), so the throughput phase measures steady state. The time it took
     and the first batch's `process()` time are reported as the cold-start cost."""
     base = await bridge_totals(env)
-    await asyncio.gather(*(b.timings.remote(True) for b in env.bridges))
+    await asyncio.gather(*(b.call("timings", True) for b in env.bridges))
     pubs = env.publishers_for(env.devices)
     t0 = pubs.feed(blobs_for(env, 1, first_seq=5_000_000 * env.configs_run), 1)
     t_done, tot = await wait_processed(env, base["accepted"] + base["rejected"] + len(env.devices), 60)
     await asyncio.to_thread(pubs.wait, 30)
     pubs.stop()
-    timings = await asyncio.gather(*(b.timings.remote(True) for b in env.bridges))
+    timings = await asyncio.gather(*(b.call("timings", True) for b in env.bridges))
     first = max((max(b["process"]) for b in timings if b["process"]), default=0.0)
     return {"seconds": t_done - t0, "slowest_batch_ms": first * 1000,
             "complete": tot["accepted"] + tot["rejected"] - base["accepted"] - base["rejected"] >= len(env.devices)}
@@ -951,10 +955,10 @@ async def run_pulse_throughput(env: Env, per_device: int) -> dict[str, Any]:
         profiler.start()
     meter = CpuMeter()
     t0 = pubs.feed(blobs, per_device)
-    await asyncio.gather(*(b.timings.remote(True) for b in env.bridges))
+    await asyncio.gather(*(b.call("timings", True) for b in env.bridges))
     await gc_report(env)
     t_done, tot = await wait_processed(env, base["accepted"] + base["rejected"] + total, env.args.phase_timeout)
-    timings = await asyncio.gather(*(b.timings.remote(True) for b in env.bridges))
+    timings = await asyncio.gather(*(b.call("timings", True) for b in env.bridges))
     gcs = await gc_report(env)
     await asyncio.to_thread(pubs.wait, 30)
     pubs.stop()
@@ -1019,7 +1023,7 @@ async def run_latency(env: Env, rate: float, seconds: float) -> dict[str, Any]:
     await asyncio.to_thread(pubs.wait, 60)
     pubs.stop()
     cpu = meter.stop()
-    timings = await asyncio.gather(*(b.timings.remote(True) for b in env.bridges))
+    timings = await asyncio.gather(*(b.call("timings", True) for b in env.bridges))
     gcs = await gc_report(env)
     arr = np.array(samples) if samples else np.array([float("nan")])
     return {"rate": rate, "probes": probes, "timeouts": timeouts, "p50": float(np.percentile(arr, 50)),

@@ -11,7 +11,7 @@ from typing import Any
 
 import httpx
 
-from pulse.actors.ingest import IngestBridge, retire_sessions
+from pulse.actors.ingest import BridgeRef, deploy_bridges, retire_sessions
 from pulse.actors.runtime import NAMESPACE, RayRuntime
 from pulse.actors.scheduler import Scheduler
 from pulse.broker.embedded import EmbeddedBroker
@@ -26,7 +26,7 @@ class Node:
         self.settings = settings
         self.runtime = RayRuntime(settings)
         self.broker: Any = None
-        self.bridges: list[Any] = []
+        self.bridges: list[BridgeRef] = []
         self.scheduler: Any = None
         self.started_ray = False
 
@@ -69,10 +69,7 @@ class Node:
         self.scheduler = ray.remote(Scheduler).options(max_restarts=-1, **self._options("scheduler")).remote(s)
         if not s.uses_embedded_broker:  # amqtt keeps no offline sessions to retire
             asyncio.run(retire_sessions(s, self.runtime))
-        # max_restarts: Ray brings a crashed bridge back; supervise() reconnects it to the broker,
-        # whose persistent session then redelivers every unacknowledged message.
-        self.bridges = [ray.remote(IngestBridge).options(max_restarts=-1, **self._options(f"ingest-bridge-{i}"))
-                        .remote(s, i) for i in range(s.ingest_bridges)]
+        self.bridges = deploy_bridges(s, self.runtime.device_refs, self._options)
         self.supervise()
         # with direct ingress the replica takes http_port and the idle proxy any free port
         serve.start(http_options={"host": s.http_host, "port": 0 if direct_ingress(s) else s.http_port},
@@ -82,10 +79,16 @@ class Node:
         return info
 
     def supervise(self) -> None:
-        """(Re)start every bridge; idempotent, called at start and periodically by `pulse up`."""
+        """(Re)start every bridge; idempotent, called at start and periodically by `pulse up` (Ray
+        restarts a crashed bridge or shard, this reconnects the bridge to the broker)."""
         import ray
 
-        ray.get([b.start.remote() for b in self.bridges] + [self.scheduler.start.remote()], timeout=60)
+        ray.get([b.start() for b in self.bridges] + [self.scheduler.start.remote()], timeout=60)
+
+    def bridge_stats(self) -> list[dict[str, Any] | None]:
+        import ray
+
+        return ray.get([b.stats() for b in self.bridges], timeout=30)
 
     def wait_healthy(self, timeout_s: float = 90.0) -> None:
         wait_for_200(f"http://{self.settings.http_host}:{self.settings.http_port}/healthz", timeout_s)
@@ -101,8 +104,9 @@ class Node:
         except Exception:  # noqa: BLE001 - keep stopping the rest
             log.exception("serve shutdown")
         for b in self.bridges:
-            _quietly(lambda: ray.get(b.stop.remote(), timeout=30))
-            _quietly(lambda: ray.kill(b, no_restart=True))
+            _quietly(lambda: ray.get(b.stop(), timeout=30))
+            if b.actor is not None:
+                _quietly(lambda: ray.kill(b.actor, no_restart=True))
         if self.scheduler is not None:
             _quietly(lambda: ray.get(self.scheduler.stop.remote(), timeout=30))
             _quietly(lambda: ray.kill(self.scheduler, no_restart=True))

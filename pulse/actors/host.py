@@ -13,7 +13,7 @@ import sys
 import time
 from collections import defaultdict
 from dataclasses import dataclass, field
-from typing import Any, Callable, Generic, Hashable, TypeVar
+from typing import Any, Callable, Generic, Hashable, Protocol, TypeVar
 
 from pulse.actors import metrics
 from pulse.actors.lake_writer import LakeWriter
@@ -204,6 +204,17 @@ def pack_raw(items: list[tuple[str, bytes]]) -> list[bytes]:
     return [pickle.dumps(items[a:b], protocol=pickle.HIGHEST_PROTOCOL) for a, b in zip(cuts, cuts[1:])]
 
 
+class Guest(Protocol):
+    """A service a device shard runs in its own process and event loop (`DeviceShard.host`): the
+    node's MQTT intake, whose calls to that shard then skip Ray (`pulse.actors.ingest`)."""
+
+    async def start(self) -> bool: ...
+
+    async def stop(self) -> None: ...
+
+    async def stats(self) -> dict[str, Any]: ...
+
+
 class LiveSink:
     """Where a shard publishes live events it produces outside ingest (timers, alert changes): the
     node's LiveHub, in-process or behind a Ray handle (`pulse.actors.runtime` gives the shard one)."""
@@ -267,6 +278,7 @@ class DeviceShard(ActorHost[tuple[str, str], DeviceActor]):
         self.rules: dict[str, list[Rule]] = {}
         self.messages_handled = 0
         self._unfrozen = 0  # actors activated since the last gc.freeze (see _settle)
+        self.guests: dict[str, Guest] = {}
 
     async def _activate(self, keys: set[tuple[str, str]]) -> None:
         """Bring the devices not in memory into it, from their snapshots.
@@ -329,24 +341,50 @@ class DeviceShard(ActorHost[tuple[str, str], DeviceActor]):
 
     async def stop(self) -> None:
         try:
+            # the guests first: an intake stops feeding batches before the last snapshot
+            await asyncio.gather(*(g.stop() for g in self.guests.values()), return_exceptions=True)
             await super().stop()
         finally:
             if self.lake is not None:
                 await self.lake.stop()
 
+    async def host(self, name: str, make: Callable[["DeviceShard"], Guest]) -> dict[str, Any]:
+        """Run guest `name` (built by `make(self)` the first time) in this shard's process and loop,
+        and (re)start it; -> its stats. Idempotent, so a supervisor calls it periodically: a shard
+        Ray restarted after a crash has only run `__init__`, and gets its guest back this way."""
+        if name not in self.guests:
+            self.guests[name] = make(self)
+        guest = self.guests[name]
+        await guest.start()
+        return await guest.stats()
+
+    async def unhost(self, name: str) -> None:
+        guest = self.guests.pop(name, None)
+        if guest is not None:
+            await guest.stop()
+
+    async def guest_call(self, name: str, method: str, *args: Any) -> Any:
+        """A method of a running guest (`host`), e.g. its `stats`, called from another process."""
+        if name not in self.guests:
+            raise NotFound(f"device shard {self.shard_id} hosts no {name}")
+        return await getattr(self.guests[name], method)(*args)
+
     async def handle_raw(self, now_ms: int, limits: Limits, *packed: bytes) -> ShardResult:
-        """Decode and validate raw MQTT/HTTP messages (`pack_raw`, in order) here, in the shard, handle
-        them, and append their telemetry rows to the shard's lake WAL. On return the batch is
+        """`handle_items` for a batch that crossed from another process (`pack_raw`)."""
+        return await self.handle_items(now_ms, limits, [item for part in packed for item in pickle.loads(part)])
+
+    async def handle_items(self, now_ms: int, limits: Limits, items: list[tuple[str, bytes]]) -> ShardResult:
+        """Decode and validate raw MQTT/HTTP `(topic, payload)` messages (in order) here, in the shard,
+        handle them, and append their telemetry rows to the shard's lake WAL. On return the batch is
         durable: the caller may acknowledge it."""
         if self.lake is None:
             raise RuntimeError(f"device shard {self.shard_id} has no lake to write telemetry to")
         msgs: list[DeviceMessage] = []
         rejections: list[Rejection] = []
-        for part in packed:
-            for topic, payload in pickle.loads(part):
-                ok, bad = decode(topic, payload, now_ms, limits)
-                msgs.extend(ok)
-                rejections.extend(bad)
+        for topic, payload in items:
+            ok, bad = decode(topic, payload, now_ms, limits)
+            msgs.extend(ok)
+            rejections.extend(bad)
         res = await self.handle_batch(msgs)
         telemetry = [m for m in res.accepted if isinstance(m, Telemetry)]
         live = self._live_events(res, telemetry, now_ms) if self.watch else []

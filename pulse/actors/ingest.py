@@ -6,19 +6,25 @@ persistent (MQTT 3.1.1, clean session off), so whatever was not acknowledged whe
 is redelivered to the next one; the lake ignores the duplicates on read.
 
 The bridge only reads the socket, routes raw `(topic, payload)` pairs to the shard that owns each
-device and acknowledges: decoding and validation run in the shards, in parallel, and only Arrow
-rows and effects come back. Its MQTT client is `pulse.mqtt.subscriber` (why: see there).
+device and acknowledges: decoding and validation run in the shards, in parallel, and only
+counts and effects come back. Its MQTT client is `pulse.mqtt.subscriber` (why: see there).
+
+Where a bridge runs (`deploy_bridges`): by default inside a device shard's process, as its guest,
+so the batches that shard owns are plain calls; or as a Ray actor of its own.
 """
 from __future__ import annotations
 
 import asyncio
+import functools
 import hashlib
 import os
 import logging
 import time
-from typing import Any, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Callable, Sequence
 
 from pulse.actors import metrics
+from pulse.actors.host import DeviceShard
 from pulse.domain.envelope import Limits
 from pulse.domain.messages import Rejection
 from pulse.actors.runtime import IngestResult, RayRuntime, Runtime
@@ -36,6 +42,67 @@ TOPIC_FILTER = "tenant/+/device/+/#"
 SHARE_GROUP = "pulse-ingest"
 SHARED_FILTER = f"$share/{SHARE_GROUP}/{TOPIC_FILTER}"
 MAX_BRIDGES = 16  # sessions of bridge ids from ingest_bridges up to this are retired at start
+
+
+@dataclass
+class BridgeRef:
+    """Where bridge `bridge_id` runs: a Ray actor of its own (`actor`), or a guest of device shard
+    `host_shard` (`DeviceShard.host`, the default: `Settings.ingest_in_shards`). Each method returns
+    a Ray object ref, to await or `ray.get`."""
+
+    bridge_id: int
+    settings: Settings
+    actor: Any = None
+    host_shard: Any = None
+    cls: type = field(default=None)  # type: ignore[assignment]  # IngestBridge unless a benchmark times it
+
+    @property
+    def name(self) -> str:
+        return f"ingest-bridge-{self.bridge_id}"
+
+    def start(self) -> Any:
+        """(Re)start; idempotent, so a supervisor calls it periodically."""
+        if self.actor is not None:
+            return self.actor.start.remote()
+        return self.host_shard.host.remote(self.name, functools.partial(hosted_bridge, self.cls or IngestBridge,
+                                                                        self.settings, self.bridge_id))
+
+    def call(self, method: str, *args: Any) -> Any:
+        if self.actor is not None:
+            return getattr(self.actor, method).remote(*args)
+        return self.host_shard.guest_call.remote(self.name, method, *args)
+
+    def stats(self) -> Any:
+        return self.call("stats")
+
+    def stop(self) -> Any:
+        return self.actor.stop.remote() if self.actor is not None else self.host_shard.unhost.remote(self.name)
+
+
+def deploy_bridges(settings: Settings, device_refs: Sequence[Any], options: Callable[[str], dict[str, Any]],
+                   cls: type | None = None) -> list[BridgeRef]:
+    """The node's `ingest_bridges` bridges, not started yet: bridge i in device shard i % shards, or
+    (`ingest_in_shards` off) as Ray actors created with `options(name)`, which Ray restarts after a
+    crash; `BridgeRef.start` then reconnects them to the broker, whose persistent session redelivers
+    every unacknowledged message."""
+    import ray
+
+    cls = cls or IngestBridge
+    refs = []
+    for i in range(settings.ingest_bridges):
+        ref = BridgeRef(i, settings, cls=cls)
+        if settings.ingest_in_shards:
+            ref.host_shard = device_refs[i % len(device_refs)]
+        else:
+            ref.actor = ray.remote(cls).options(max_restarts=-1, **options(ref.name)).remote(settings, i)
+        refs.append(ref)
+    return refs
+
+
+def hosted_bridge(cls: type, settings: Settings, bridge_id: int, shard: DeviceShard) -> "IngestBridge":
+    """Bridge `bridge_id` as a guest of device shard `shard`, in its process: its batches for that
+    shard are plain calls (`RayRuntime.inside`), the rest still go through Ray."""
+    return cls(settings, bridge_id, RayRuntime(settings).inside(shard))
 
 
 def bridge_client_id(bridge_id: int, password: str) -> str:

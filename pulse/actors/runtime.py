@@ -137,10 +137,12 @@ class Runtime:
             if shard is None:
                 shard = self._topic_shard(item[0])
             by_shard[shard].append(item)
-        results: list[ShardResult] = await asyncio.gather(
-            *(self._call(self.device_refs[s], "handle_raw", now_ms, limits, *pack_raw(batch))
-              for s, batch in by_shard.items())
-        )
+        if len(by_shard) == 1:  # one shard (the default): no task to gather
+            [(s, batch)] = by_shard.items()
+            results = [await self._handle_on(self.device_refs[s], now_ms, limits, batch)]
+        else:
+            results = await asyncio.gather(*(self._handle_on(self.device_refs[s], now_ms, limits, batch)
+                                             for s, batch in by_shard.items()))
         out = IngestResult()
         events: list[AlertEvent] = []
         for r in results:
@@ -153,6 +155,11 @@ class Runtime:
         if events:
             out.alerts_opened = await self.tenant_events(events)
         return out
+
+    async def _handle_on(self, ref: Any, now_ms: int, limits: Limits, batch: list[tuple[str, bytes]]) -> ShardResult:
+        if isinstance(ref, DeviceShard):  # in this process (`LocalRuntime`, or `RayRuntime.inside`): no pickles
+            return await ref.handle_items(now_ms, limits, batch)
+        return await self._call(ref, "handle_raw", now_ms, limits, *pack_raw(batch))
 
     def _topic_shard(self, topic: str) -> int:
         """The device shard of a topic's device, remembered: a fleet's devices publish on the same
@@ -401,7 +408,17 @@ class RayRuntime(Runtime):
     """Named detached Ray actors. `deploy()` creates them; any process in the cluster may `connect()`."""
 
     async def _call(self, ref: Any, method: str, *args: Any) -> Any:
+        if isinstance(ref, DeviceShard):  # the shard this runtime runs inside (`inside`)
+            return await getattr(ref, method)(*args)
         return await getattr(ref, method).remote(*args)
+
+    def inside(self, shard: DeviceShard) -> "RayRuntime":
+        """This runtime as used by a guest of device shard `shard` (`DeviceShard.host`), in the shard's
+        process: calls to that shard stay in the process, those to the other actors go through Ray.
+        Not to be passed on: it holds the shard itself."""
+        self.connect()
+        self.device_refs[shard.shard_id] = shard
+        return self
 
     def _options(self, name: str) -> dict[str, Any]:
         # num_cpus=0: shards are I/O-bound asyncio actors; reserving a CPU each would starve a 2-core node.

@@ -62,6 +62,9 @@ class Settings(BaseSettings):
 
     # Ingest
     ingest_bridges: int = 1
+    # bridge i runs inside device shard i % device_shards: no Ray call per batch to its own shard and
+    # one process fewer (bench_ingest.py --sweep intake); off: each bridge is a Ray actor of its own
+    ingest_in_shards: bool = True
     ingest_batch_size: int = 2000  # fewer Ray calls per message (bench_ingest.py --sweep batch)
     ingest_batch_ms: int = 10  # the longest a message waits for its batch to fill (latency at low and half load)
     max_payload_bytes: int = 16384

@@ -17,6 +17,7 @@ from pulse.actors.host import INLINE_BYTES, DeviceShard, TenantShard, pack_raw
 from pulse.actors.lake_writer import LakeWriter
 from pulse.domain.envelope import Limits
 from pulse.domain.messages import AlertEvent, Telemetry
+from pulse.errors import NotFound
 from pulse.storage import alerts as alert_store
 from pulse.storage import device_state, devices, modules, tenants
 from pulse.storage import rules as rule_store
@@ -365,3 +366,61 @@ async def test_a_large_raw_batch_crosses_in_inline_sized_parts_and_is_handled_in
 async def test_a_shard_without_a_lake_refuses_raw_telemetry(shards):
     with pytest.raises(RuntimeError, match="no lake"):
         await shards().handle_raw(T0, Limits(), *pack_raw([("tenant/acme/device/d1/telemetry", b"{}")]))
+
+
+# ---- guests ------------------------------------------------------------------------------------
+class FakeIntake:
+    """A guest that records what the shard asks of it (the real one is the ingest bridge)."""
+
+    def __init__(self, shard: DeviceShard) -> None:
+        self.shard, self.starts, self.stopped = shard, 0, False
+
+    async def start(self) -> bool:
+        self.starts += 1
+        return True
+
+    async def stop(self) -> None:
+        self.stopped = True
+
+    async def stats(self) -> dict:
+        return {"starts": self.starts, "shard": self.shard.shard_id}
+
+
+async def test_a_guest_is_built_once_restarted_on_each_host_call_and_stopped_with_the_shard(shards):
+    shard = shards()
+    built: list[FakeIntake] = []
+
+    def make(s: DeviceShard) -> FakeIntake:
+        built.append(FakeIntake(s))
+        return built[-1]
+
+    assert await shard.host("intake", make) == {"starts": 1, "shard": 0}
+    assert await shard.host("intake", make) == {"starts": 2, "shard": 0}  # a supervisor's periodic call
+    assert len(built) == 1 and built[0].shard is shard
+    assert await shard.guest_call("intake", "stats") == {"starts": 2, "shard": 0}
+    with pytest.raises(NotFound):
+        await shard.guest_call("other", "stats")
+    await shard.stop()
+    assert built[0].stopped
+
+
+async def test_an_unhosted_guest_is_stopped_and_the_next_host_call_builds_a_new_one(shards):
+    shard = shards()
+    built: list[FakeIntake] = []
+    await shard.host("intake", lambda s: built.append(FakeIntake(s)) or built[-1])
+    await shard.unhost("intake")
+    assert built[0].stopped and not shard.guests
+    await shard.host("intake", lambda s: built.append(FakeIntake(s)) or built[-1])
+    assert len(built) == 2 and not built[1].stopped
+
+
+async def test_items_handled_in_process_match_the_same_batch_crossing_as_pickles(shards, tmp_path):
+    raw = [(f"tenant/acme/device/d{1 + i % 3}/telemetry", json.dumps({"ts": (T0 + i) / 1000, "seq": i,
+                                                                      "metrics": {"t": i}}).encode())
+           for i in range(30)] + [("tenant/acme/device/d1/telemetry", b"not json")]
+    local = shards(lake=LakeWriter(str(tmp_path / "l1"), str(tmp_path / "w1")))
+    crossed = shards(lake=LakeWriter(str(tmp_path / "l2"), str(tmp_path / "w2")))
+    a = await local.handle_items(T0 + 60_000, Limits(), raw)
+    b = await crossed.handle_raw(T0 + 60_000, Limits(), *pack_raw(raw))
+    assert (a.accepted, a.rows, [r.reason for r in a.rejections]) == (b.accepted, b.rows, [r.reason for r in b.rejections])
+    assert a.accepted == 30 and len(a.rejections) == 1

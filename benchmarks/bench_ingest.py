@@ -124,6 +124,7 @@ SWEEPS = {
     "shards": [Cfg(), Cfg(shards=2)],
     # the bridge inside the device shard's process (default) vs a Ray actor of its own
     "intake": [Cfg(), Cfg(in_shards=False)],
+    "wait": [Cfg(), Cfg(batch_ms=5), Cfg(batch_ms=20)],  # how long a batch may wait to fill: latency
 }
 
 
@@ -1077,7 +1078,7 @@ async def main_async(args: argparse.Namespace, env: Env) -> None:
         unknown = experiments - EXPERIMENTS.keys()
         if unknown:
             raise SystemExit(f"unknown --experiment {','.join(sorted(unknown))}; known: {', '.join(EXPERIMENTS)}")
-        configs = [Cfg(args.batch_size, args.batch_ms, args.bridges, args.shards, experiments)]
+        configs = [Cfg(args.batch_size, args.batch_ms, args.bridges, args.shards, experiments=experiments)]
         latency_s = args.latency_seconds
     conf = write_mosquitto_config(env.tmp / "mosquitto", env.port, SERVICE_USERNAME, env.service_password)
     env.mosquitto = MosquittoProcess(conf, env.port)

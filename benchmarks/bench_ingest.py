@@ -3,12 +3,13 @@
     .venv/bin/python benchmarks/bench_ingest.py [--devices N] [--messages M] [--metrics K]
     .venv/bin/python benchmarks/bench_ingest.py --sweep settings --repeat 2   # shipped code, other settings
     .venv/bin/python benchmarks/bench_ingest.py --sweep changes --repeat 2    # shipped code vs gc.freeze() EXPERIMENT
-    .venv/bin/python benchmarks/bench_ingest.py --sweep scale                 # 1+1, defaults, 2 bridges + 2 shards
+    .venv/bin/python benchmarks/bench_ingest.py --sweep scale                 # defaults (1+1), 1+2, 2 bridges + 2 shards
+    .venv/bin/python benchmarks/bench_ingest.py --sweep intake --repeat 3     # bridge in the shard vs its own actor
 
 Everything runs on 127.0.0.1 inside this run: a Mosquitto subprocess (dynamic-security, the
 config Pulse ships), a temporary data dir with SQLite, a private local Ray cluster, the Pulse
-actors (`RayRuntime.deploy()`) and `IngestBridge` Ray actors created the way `pulse.node` does
-(the shipped bridge: `pulse.mqtt.subscriber.MqttSubscriber`, MQTT 3.1.1, persistent session,
+actors (`RayRuntime.deploy()`) and the `IngestBridge`s placed the way `pulse.node` places them
+(`deploy_bridges`: inside the device shards by default; the shipped bridge: `pulse.mqtt.subscriber.MqttSubscriber`, MQTT 3.1.1, persistent session,
 `$share/pulse-ingest/...`, deadline batches, acks after the lake WAL append; the shards decode).
 The load comes from one `mosquitto_pub -l` process per device (each logs in as `{tenant}/{device}`
 with its own token, as the broker ACL requires), QoS 1, envelope v1 with K metrics and a `seq`.

@@ -42,6 +42,10 @@ def stack(request, tmp_path_factory) -> Iterator[Stack]:
     from pulse.node import Node
 
     kind = request.param
+    # "bridge-actor": Mosquitto, with the bridge as a Ray actor of its own instead of inside device
+    # shard 0 (the default); only the tests that ask for it (test_ingest_crash.py)
+    bridge_actor = kind == "bridge-actor"
+    kind = "mosquitto" if bridge_actor else kind
     tmp = tmp_path_factory.mktemp(f"node-{kind}")
     env: dict = dict(data_dir=tmp / "data", http_port=free_port(), dashboard_enabled=False,
                      lake_flush_interval_s=1.0, snapshot_interval_s=0.5, ingest_batch_ms=10,
@@ -53,6 +57,8 @@ def stack(request, tmp_path_factory) -> Iterator[Stack]:
                      carrier_check_interval_s=1.0, carrier_request_poll_interval_s=1.0, carrier_retry_base_s=0.1,
                      carrier_http_timeout_s=5.0, telemetron_drain_interval_s=1.0, telemetron_retry_base_s=0.1,
                      telemetron_backoff_base_s=1.0, telemetron_http_timeout_s=5.0)
+    if bridge_actor:
+        env["ingest_in_shards"] = False
     mosquitto = None
     pg_name, pg_created = None, False
     if kind == "mosquitto":
@@ -64,9 +70,7 @@ def stack(request, tmp_path_factory) -> Iterator[Stack]:
             pg_name = f"pulse_e2e_{uuid.uuid4().hex[:10]}"
             env["database_url"] = PG_ADMIN_URL.rsplit("/", 1)[0] + f"/{pg_name}"
     else:
-        # the bridge as a Ray actor of its own here; on Mosquitto it runs inside device shard 0 (the
-        # default, which the crash tests kill): both intakes pass every end-to-end test
-        env.update(mqtt_port=free_port(), ingest_in_shards=False)
+        env["mqtt_port"] = free_port()
     settings = Settings(**env)
     node = Node(settings)
     try:  # everything started from here on is stopped, also when a later step of the set-up fails

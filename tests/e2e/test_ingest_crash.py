@@ -1,6 +1,7 @@
 """Every ingest actor can die mid-stream at QoS 1 without losing an acknowledged message.
 
-The bridge is killed with kill -9; the device shards (which own the lake's WALs), one of them
+The bridge is killed with kill -9 (by default it runs inside device shard 0, which dies with it;
+as its own Ray actor, alone); the device shards (which own the lake's WALs), one of them
 alone, and the tenant shards are killed through Ray (which restarts them: max_restarts);
 Mosquitto is restarted. After recovery
 every published `seq` is in history exactly once, `telemetry/latest` shows the last message, and
@@ -78,10 +79,22 @@ def recover_bridges(stack) -> None:
 
 
 # Redelivery of a persistent session is the Mosquitto (production) path; amqtt keeps none.
+# (One stack per parametrize list: a list of (stack, victim) pairs would start a node per pair.)
 @pytest.mark.parametrize("stack", ["mosquitto"], indirect=True)
 @pytest.mark.parametrize("victim", VICTIMS)
 async def test_a_crash_mid_stream_loses_no_acknowledged_message(stack, victim):
-    device = f"crash-{victim}"
+    """The bridge runs inside device shard 0 (the default): "bridge" kills that process."""
+    await crash_and_recover(stack, victim)
+
+
+@pytest.mark.parametrize("stack", ["bridge-actor"], indirect=True)
+async def test_a_bridge_actor_killed_mid_stream_loses_no_acknowledged_message(stack):
+    """`ingest_in_shards` off: the bridge is a Ray actor of its own, killed alone."""
+    await crash_and_recover(stack, "bridge")
+
+
+async def crash_and_recover(stack, victim: str) -> None:
+    device = f"crash-{victim}" + ("" if stack.settings.ingest_in_shards else "-actor")
     secret = stack.create_device(device)
     r = stack.http.post("/api/v1/customer/alert-rules", json={
         "name": f"always {victim}", "metric": "v", "operator": "GT", "threshold": -1, "severity": 3,

@@ -342,7 +342,8 @@ class DeviceShard(ActorHost[tuple[str, str], DeviceActor]):
     async def stop(self) -> None:
         try:
             # the guests first: an intake stops feeding batches before the last snapshot
-            await asyncio.gather(*(g.stop() for g in self.guests.values()), return_exceptions=True)
+            guests, self.guests = self.guests, {}
+            await asyncio.gather(*(g.stop() for g in guests.values()), return_exceptions=True)
             await super().stop()
         finally:
             if self.lake is not None:

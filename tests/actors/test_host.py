@@ -401,7 +401,7 @@ async def test_a_guest_is_built_once_restarted_on_each_host_call_and_stopped_wit
     with pytest.raises(NotFound):
         await shard.guest_call("other", "stats")
     await shard.stop()
-    assert built[0].stopped
+    assert built[0].stopped and not shard.guests
 
 
 async def test_an_unhosted_guest_is_stopped_and_the_next_host_call_builds_a_new_one(shards):

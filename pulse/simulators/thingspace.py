@@ -324,13 +324,15 @@ class ThingSpaceSim(Simulator):
                  password: str = DEMO_PASSWORD, *, demo_devices: bool = True, plans: list[dict] | None = None,
                  token_ttl_s: float = 3600.0, session_ttl_s: float = 1200.0, change_delay_s: float = 1.0,
                  page_size: int = 2000, history_page_size: int = 500, lockout_after: int = 5,
-                 billing_day: int = 1, callback_attempts: int = 4, callback_retry_s: float = 0.5) -> None:
+                 billing_day: int = 1, callback_attempts: int = 4, callback_retry_s: float = 0.5,
+                 clock: Callable[[], float] = time.monotonic) -> None:
         self.account_name, self.client_id, self.client_secret = account_name, client_id, client_secret
         self.username, self.password = username, password
         self.token_ttl_s, self.session_ttl_s, self.change_delay_s = token_ttl_s, session_ttl_s, change_delay_s
         self.page_size, self.history_page_size, self.lockout_after = page_size, history_page_size, lockout_after
         self.billing_day = billing_day
         self.callback_attempts, self.callback_retry_s = callback_attempts, callback_retry_s
+        self.clock = clock  # what token and session lifetimes are measured on (tests move it by hand)
         self.plans: list[dict[str, Any]] = [dict(p) for p in (DEMO_PLANS if plans is None else plans)]
         self.default_group = f"Default: {account_name}"
         self.groups: dict[str, str] = {self.default_group: "Default group"}  # name -> description
@@ -458,7 +460,7 @@ class ThingSpaceSim(Simulator):
 
     def _bearer(self, request: Request) -> None:
         scheme, _, token = request.headers.get("authorization", "").partition(" ")
-        if scheme.lower() != "bearer" or self._tokens.get(token, 0.0) <= time.monotonic():
+        if scheme.lower() != "bearer" or self._tokens.get(token, 0.0) <= self.clock():
             self.gateway_rejections += 1
             raise _gateway_fault()
 
@@ -468,7 +470,7 @@ class ThingSpaceSim(Simulator):
         if token not in self._sessions:
             raise _bad("INPUT_INVALID.SessionToken.Invalid", "The VZ-M2M-Token is missing or unknown")
         last = self._sessions[token]
-        now = time.monotonic()
+        now = self.clock()
         if last is None or now - last > self.session_ttl_s:
             self._sessions[token] = None
             raise _bad("REQUEST_FAILED.SessionToken.Expired", "The session token has expired; log in again")
@@ -489,7 +491,7 @@ class ThingSpaceSim(Simulator):
             if form.get("grant_type") != ["client_credentials"]:
                 return JSONResponse({"error": "unsupported_grant_type",
                                      "error_description": "Unsupported grant_type value"}, status_code=400)
-            now = time.monotonic()
+            now = self.clock()
             live = [(exp, t) for t, exp in self._tokens.items() if exp > now]
             expires, access = max(live) if live else (now + self.token_ttl_s, secrets.token_hex(16))
             self._tokens[access] = expires
@@ -517,7 +519,7 @@ class ThingSpaceSim(Simulator):
                 raise _bad("REQUEST_FAILED.Login.Failed", "Invalid username or password")
             self.failed_logins = 0
             token = str(uuid.uuid4())
-            self._sessions[token] = time.monotonic()
+            self._sessions[token] = self.clock()
             return {"sessionToken": token, "expiresIn": int(self.session_ttl_s)}
 
         @app.post(M2M + "/session/logout")

@@ -85,11 +85,6 @@ class Node:
 
         ray.get([b.start() for b in self.bridges] + [self.scheduler.start.remote()], timeout=60)
 
-    def bridge_stats(self) -> list[dict[str, Any] | None]:
-        import ray
-
-        return ray.get([b.stats() for b in self.bridges], timeout=30)
-
     def wait_healthy(self, timeout_s: float = 90.0) -> None:
         wait_for_200(f"http://{self.settings.http_host}:{self.settings.http_port}/healthz", timeout_s)
 

@@ -20,7 +20,7 @@ import hashlib
 import os
 import logging
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Callable, Sequence
 
 from pulse.actors import metrics
@@ -52,9 +52,9 @@ class BridgeRef:
 
     bridge_id: int
     settings: Settings
+    cls: type  # IngestBridge, unless a benchmark times it
     actor: Any = None
     host_shard: Any = None
-    cls: type = field(default=None)  # type: ignore[assignment]  # IngestBridge unless a benchmark times it
 
     @property
     def name(self) -> str:
@@ -64,8 +64,8 @@ class BridgeRef:
         """(Re)start; idempotent, so a supervisor calls it periodically."""
         if self.actor is not None:
             return self.actor.start.remote()
-        return self.host_shard.host.remote(self.name, functools.partial(hosted_bridge, self.cls or IngestBridge,
-                                                                        self.settings, self.bridge_id))
+        return self.host_shard.host.remote(self.name, functools.partial(hosted_bridge, self.cls, self.settings,
+                                                                        self.bridge_id))
 
     def call(self, method: str, *args: Any) -> Any:
         if self.actor is not None:
@@ -90,7 +90,7 @@ def deploy_bridges(settings: Settings, device_refs: Sequence[Any], options: Call
     cls = cls or IngestBridge
     refs = []
     for i in range(settings.ingest_bridges):
-        ref = BridgeRef(i, settings, cls=cls)
+        ref = BridgeRef(i, settings, cls)
         if settings.ingest_in_shards:
             ref.host_shard = device_refs[i % len(device_refs)]
         else:

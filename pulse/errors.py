@@ -11,6 +11,18 @@ class PulseError(Exception):
         super().__init__(detail)
         self.detail = detail
 
+    def __reduce__(self) -> tuple:
+        """Pickled with its attributes, not by calling `__init__` again: a subclass may take more
+        arguments (`RateLimited`), and errors travel from the shards to the API."""
+        return _restore, (type(self), self.detail, self.__dict__)
+
+
+def _restore(cls: type[PulseError], detail: str, state: dict[str, Any]) -> PulseError:
+    error = cls.__new__(cls)
+    Exception.__init__(error, detail)
+    error.__dict__.update(state)
+    return error
+
 
 class NotFound(PulseError):
     status_code = 404

@@ -17,6 +17,7 @@ from typing import Any, Callable, Generic, Hashable, Protocol, TypeVar
 
 from pulse.actors import metrics
 from pulse.actors.lake_writer import LakeWriter
+from pulse.actors.lane import Address, LaneServer
 from pulse.config.settings import Settings
 from pulse.domain.device import DeviceActor, presence_status
 from pulse.domain.live import Event, Watch, alert_event, status_event, telemetry_event
@@ -57,6 +58,9 @@ class ActorTable(dict):
 class ActorHost(Generic[K, A]):
     """Activation table of one shard: key -> live actor, with last-use times for passivation."""
 
+    # what callers may ask over the shard's socket lane rather than as Ray calls (pulse.actors.lane)
+    lane_methods: frozenset[str] = frozenset()
+
     def __init__(self, db_url: str, snapshot_interval_s: float, passivate_after_s: float) -> None:
         self.db = Database(db_url)
         self.actors: dict[K, A] = ActorTable()
@@ -66,6 +70,17 @@ class ActorHost(Generic[K, A]):
         self._activation = asyncio.Lock()
         self._loop_task: asyncio.Task | None = None
         self._stopped = False
+        self.lane: LaneServer | None = None
+
+    async def lane_address(self) -> Address:
+        """Where and with which token to reach this shard's lane, opened on first ask."""
+        if self.lane is None:
+            self.lane = LaneServer(self, self.lane_methods)
+        return await self.lane.address()
+
+    @property
+    def lane_requests(self) -> int:
+        return self.lane.served if self.lane is not None else 0
 
     async def start(self) -> bool:
         self._keep_running()
@@ -80,6 +95,8 @@ class ActorHost(Generic[K, A]):
 
     async def stop(self) -> None:
         self._stopped = True
+        if self.lane is not None:
+            await self.lane.stop()
         if self._loop_task:
             self._loop_task.cancel()
             # wait for it: a snapshot it was writing must not overlap the final one below
@@ -256,6 +273,8 @@ def _invoke(actor: DeviceActor, method: str, args: tuple[Any, ...]) -> Any:
 
 
 class DeviceShard(ActorHost[tuple[str, str], DeviceActor]):
+    lane_methods = frozenset({"call", "call_many", "device_changed", "modules_changed", "rules_changed", "tick",
+                              "lake_pending", "lake_flush", "handle_raw"})
     freeze_every = 5_000  # activations between two gc.freeze() (see _settle); 0: never freeze
 
     def __init__(self, shard_id: int, db_url: str, snapshot_interval_s: float = 1.0,
@@ -590,10 +609,12 @@ class DeviceShard(ActorHost[tuple[str, str], DeviceActor]):
 
     async def stats(self) -> dict[str, Any]:
         return {"shard_id": self.shard_id, "active_actors": len(self.actors), "messages": self.messages_handled,
-                "lake": await self.lake.stats() if self.lake is not None else None}
+                "lane_requests": self.lane_requests, "lake": await self.lake.stats() if self.lake is not None else None}
 
 
 class TenantShard(ActorHost[str, TenantActor]):
+    lane_methods = frozenset({"call", "handle_events"})
+
     def __init__(self, shard_id: int, db_url: str, snapshot_interval_s: float = 1.0,
                  passivate_after_s: float = 3600.0, live: LiveSink | None = None) -> None:
         super().__init__(db_url, snapshot_interval_s, passivate_after_s)
@@ -676,7 +697,8 @@ class TenantShard(ActorHost[str, TenantActor]):
                     notices.append((t, op.alert_id, op.status))
 
     async def stats(self) -> dict[str, Any]:
-        return {"shard_id": self.shard_id, "active_actors": len(self.actors), "alerts_opened": self.alerts_opened}
+        return {"shard_id": self.shard_id, "active_actors": len(self.actors), "alerts_opened": self.alerts_opened,
+                "lane_requests": self.lane_requests}
 
 
 def _alert_change(actor: TenantActor, op: AlertOp, now_ms: int) -> Event:

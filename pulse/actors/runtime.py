@@ -18,6 +18,7 @@ import pyarrow as pa
 from pulse.actors import metrics
 from pulse.actors.host import DeviceShard, ShardResult, TenantShard, pack_raw
 from pulse.actors.lake_writer import LakeWriter, wal_dir_of
+from pulse.actors.lane import LaneClient, LaneUnavailable
 from pulse.actors.live import LiveHub
 from pulse.domain.envelope import Limits
 from pulse.domain.live import Event, Watch
@@ -405,12 +406,35 @@ class HubHandle:
 
 
 class RayRuntime(Runtime):
-    """Named detached Ray actors. `deploy()` creates them; any process in the cluster may `connect()`."""
+    """Named detached Ray actors. `deploy()` creates them; any process in the cluster may `connect()`.
+
+    Requests to the shards go over their socket lanes (`Settings.shard_lanes`, pulse.actors.lane),
+    a fraction of a Ray call's CPU; to the Ray call when a lane is unavailable."""
+
+    def __init__(self, settings: Settings) -> None:
+        super().__init__(settings)
+        self.lanes = LaneClient() if settings.shard_lanes else None
 
     async def _call(self, ref: Any, method: str, *args: Any) -> Any:
         if isinstance(ref, DeviceShard):  # the shard this runtime runs inside (`inside`)
             return await getattr(ref, method)(*args)
+        key = self._lane_key(ref, method)
+        if key is not None:
+            try:
+                return await self.lanes.call(key, ref.lane_address.remote, method, args)
+            except LaneUnavailable:
+                pass  # the Ray call waits for Ray to restart the shard
         return await getattr(ref, method).remote(*args)
+
+    def _lane_key(self, ref: Any, method: str) -> tuple[str, int] | None:
+        """The lane to carry `method` to `ref`, if it is a shard serving that method on one."""
+        if self.lanes is None:
+            return None
+        for kind, refs, cls in (("device", self.device_refs, DeviceShard), ("tenant", self.tenant_refs, TenantShard)):
+            for i, r in enumerate(refs):
+                if r is ref:
+                    return (kind, i) if method in cls.lane_methods else None
+        return None
 
     def inside(self, shard: DeviceShard) -> "RayRuntime":
         """This runtime as used by a guest of device shard `shard` (`DeviceShard.host`), in the shard's

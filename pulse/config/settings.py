@@ -65,6 +65,9 @@ class Settings(BaseSettings):
     # bridge i runs inside device shard i % device_shards: no Ray call per batch to its own shard and
     # one process fewer (bench_ingest.py --sweep intake); off: each bridge is a Ray actor of its own
     ingest_in_shards: bool = True
+    # requests to the shards over a socket per caller instead of Ray calls (pulse.actors.lane): ~0.05
+    # instead of ~1 ms of CPU on each side (bench_serve.py); off: every request is a Ray call
+    shard_lanes: bool = True
     ingest_batch_size: int = 2000  # fewer Ray calls per message (bench_ingest.py --sweep batch)
     ingest_batch_ms: int = 10  # the longest a message waits for its batch to fill (latency at low and half load)
     max_payload_bytes: int = 16384

@@ -5,7 +5,8 @@ as its own Ray actor, alone); the device shards (which own the lake's WALs), one
 alone, and the tenant shards are killed through Ray (which restarts them: max_restarts);
 Mosquitto is restarted. After recovery
 every published `seq` is in history exactly once, `telemetry/latest` shows the last message, and
-the alert that opened before the crash is still one open alert.
+the alert that opened before the crash is still one open alert, and the API's requests reach the
+device's shard over its socket lane again.
 
 The bridge case also pins the manual acks: if acks were sent on receipt, messages in flight at the
 kill would be lost and the test fails.
@@ -125,5 +126,9 @@ async def crash_and_recover(stack, victim: str) -> None:
         return r.json()["metrics"].get("v", {}).get("value") if r.status_code == 200 else None
 
     assert wait_for(lambda: latest() == TOTAL - 1, timeout=30), latest()
+    # the API reaches the device's shard over its socket lane again, restarted or not (pulse.actors.lane)
+    runtime = stack.node.runtime
+    shard = runtime.device_refs[runtime.devices.device_shard("demo", device)]
+    assert wait_for(lambda: latest() is not None and ray.get(shard.stats.remote())["lane_requests"] > 0, timeout=30)
     alerts = stack.http.get("/api/v1/customer/alerts", params={"device_id": device, "status": "ALL"}).json()["alerts"]
     assert [a["status"] for a in alerts] == ["OPEN"], (alerts, stack.http.get("/api/v1/customer/alerts").json(), stack.http.get("/api/v1/customer/alert-rules").json())

@@ -10,7 +10,8 @@ Each route is loaded at a ladder of fixed rates from a separate process (`paced_
 leave on schedule whatever the answers, latency from the due time), first on uvicorn, then on
 Serve. A ladder stops one step after p99 first reaches 50 ms, except that the goal rate is always
 run. Per rate it prints p50/p99 of the 2xx answers, the achieved 2xx rate, 503s (shed, and how fast)
-and other errors, and the generator's own CPU.
+and other errors, the generator's own CPU, and the CPU per answered request of the API process
+(the uvicorn anchor's or the Serve replica's) and of the device shard.
 
 Goals (issue 13), printed met / not met:
   - p99 < 50 ms at 200 req/s on list-devices and at 300 req/s on device detail, through Serve;
@@ -24,6 +25,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import os
 import shutil
@@ -185,12 +187,54 @@ def paced(port: int, token: str, rate: int, seconds: float, req_paths: list[str]
     return json.loads(out.stdout)
 
 
-def ladder(port: int, token: str, route: Route, seconds: float, devices: int) -> list[dict]:
+# ---- where the CPU goes: the API process and the device shard, per request ----------------------
+PROCESSES = {"uvicorn": "UvicornAnchor", "Serve": "ServeReplica", "shard": "DeviceShard"}
+
+
+def process_pids() -> dict[str, int]:
+    """The uvicorn anchor, the Serve replica and the device shard among this script's descendants
+    (the Ray workers of its private cluster)."""
+    import psutil
+
+    out: dict[str, int] = {}
+    for p in psutil.Process().children(recursive=True):
+        with contextlib.suppress(psutil.Error):
+            cmd = " ".join(p.cmdline()[:1])
+            for key, marker in PROCESSES.items():
+                if cmd.startswith("ray::") and marker in cmd:
+                    out[key] = p.pid
+    return out
+
+
+def cpu_seconds(pid: int | None) -> float:
+    import psutil
+
+    if pid is None:
+        return 0.0
+    with contextlib.suppress(psutil.Error):
+        t = psutil.Process(pid).cpu_times()
+        return t.user + t.system
+    return 0.0
+
+
+def measured(server: str, run: Any) -> dict:
+    """`run()`'s result with the CPU its API process (`server`) and the device shard spent per
+    request answered (2xx or 503), in ms."""
+    pids = process_pids()
+    before = {k: cpu_seconds(pids.get(k)) for k in (server, "shard")}
+    r = run()
+    answered = max(1, r["ok"] + r["shed"])
+    for key, name in ((server, "server_cpu_ms"), ("shard", "shard_cpu_ms")):
+        r[name] = 1000 * (cpu_seconds(pids.get(key)) - before[key]) / answered
+    return r
+
+
+def ladder(port: int, token: str, route: Route, seconds: float, devices: int, server: str) -> list[dict]:
     """Up the rates; one step past the first p99 >= 50 ms (that step shows shedding), goal rate always."""
     results: list[dict] = []
     over = 0
     for rate in route.ladder:
-        r = paced(port, token, rate, seconds, paths(route.key, devices))
+        r = measured(server, lambda: paced(port, token, rate, seconds, paths(route.key, devices)))
         results.append(r)
         print_step(r)
         over += not holds(r)
@@ -214,7 +258,8 @@ def print_step(r: dict) -> None:
     print(f"    {r['rate']:5.0f} req/s: p50 {fmt(r['p50_ms'])} ms  p99 {fmt(r['p99_ms'])} ms  "
           f"achieved {r['achieved_rps']:5.0f}/s  503 {r['shed']:5d} (Retry-After {r['shed_with_retry_after']}, "
           f"p99 {fmt(r['shed_p99_ms']).strip()} ms)  errors {errors}  | generator CPU {r['gen_cpu_pct']:3.0f} %, "
-          f"late <= {r['gen_late_max_ms']:.0f} ms", flush=True)
+          f"late <= {r['gen_late_max_ms']:.0f} ms | CPU per request: API process {r['server_cpu_ms']:.2f} ms, "
+          f"device shard {r['shard_cpu_ms']:.2f} ms", flush=True)
 
 
 def best_rate(results: list[dict]) -> int:
@@ -327,9 +372,9 @@ def main() -> int:
             # the host is shared: its load average tells a reader how much else ran meanwhile
             print(f"{route.label}, paced, {args.seconds:g} s per rate (host load average {os.getloadavg()[0]:.1f})")
             print("  uvicorn (the anchor, same app and actors, no proxy)")
-            uv = ladder(anchor_port, token, route, args.seconds, args.devices)
+            uv = ladder(anchor_port, token, route, args.seconds, args.devices, "uvicorn")
             print("  Ray Serve (the shipped ingress)")
-            sv = ladder(settings.http_port, token, route, args.seconds, args.devices)
+            sv = ladder(settings.http_port, token, route, args.seconds, args.devices, "Serve")
             goals += report(route, uv, sv)
         if args.concurrency:
             print(f"closed loop: GET /devices?limit=50, {args.concurrency} concurrent clients, {args.seconds:g} s")

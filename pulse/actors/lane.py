@@ -27,6 +27,7 @@ import logging
 import pickle
 import secrets
 import struct
+import weakref
 from typing import Any, Awaitable, Callable, Collection
 
 log = logging.getLogger(__name__)
@@ -115,7 +116,6 @@ class _Lane:
 
     def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         self.writer = writer
-        self.loop = asyncio.get_running_loop()
         self.pending: dict[int, asyncio.Future] = {}
         self.ids = itertools.count()
         self.closed = False
@@ -164,8 +164,10 @@ class LaneClient:
     Not pickled with its owner (a runtime travels to other processes as actor handles only)."""
 
     def __init__(self) -> None:
-        self._lanes: dict[tuple[int, Any], _Lane] = {}
-        self._opening: dict[tuple[int, Any], asyncio.Future] = {}
+        # per event loop: a connection belongs to the loop that opened it (and goes with it)
+        self._lanes: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[Any, _Lane]] = weakref.WeakKeyDictionary()
+        self._opening: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[Any, asyncio.Future]] = \
+            weakref.WeakKeyDictionary()
         self.calls = 0
 
     def __reduce__(self) -> tuple:
@@ -179,16 +181,15 @@ class LaneClient:
 
     async def _lane(self, key: Any, discover: Callable[[], Awaitable[Address]]) -> _Lane:
         loop = asyncio.get_running_loop()
-        k = (id(loop), key)
-        lane = self._lanes.get(k)
-        if lane is not None and not lane.closed and lane.loop is loop:
+        lanes = self._lanes.setdefault(loop, {})
+        lane = lanes.get(key)
+        if lane is not None and not lane.closed:
             return lane
-        opening = self._opening.get(k)
-        if opening is None:  # one connect per shard, however many requests wait for it
-            opening = self._opening[k] = asyncio.ensure_future(self._open(discover))
-            opening.add_done_callback(lambda _: self._opening.pop(k, None))
-        lane = await asyncio.shield(opening)
-        self._lanes[k] = lane
+        opening = self._opening.setdefault(loop, {})
+        if key not in opening:  # one connect per shard, however many requests wait for it
+            opening[key] = asyncio.ensure_future(self._open(discover))
+            opening[key].add_done_callback(lambda _: opening.pop(key, None))
+        lane = lanes[key] = await asyncio.shield(opening[key])
         return lane
 
     async def _open(self, discover: Callable[[], Awaitable[Address]]) -> _Lane:
@@ -201,6 +202,7 @@ class LaneClient:
         return _Lane(reader, writer)
 
     def close(self) -> None:
-        for lane in self._lanes.values():
-            lane.close()
+        for lanes in self._lanes.values():
+            for lane in lanes.values():
+                lane.close()
         self._lanes.clear()

@@ -24,3 +24,4 @@ def test_several_replicas_or_the_setting_off_go_through_the_proxy_which_sheds(tm
         assert not direct_ingress(s)
         assert "RAY_SERVE_ENABLE_DIRECT_INGRESS" not in env
         assert env["RAY_SERVE_HTTP_PROXY_CALLBACK_IMPORT_PATH"] == PROXY_CALLBACK
+        assert {"PULSE_API_MAX_IN_FLIGHT", "PULSE_API_MAX_IN_FLIGHT_BURST", "PULSE_API_QUEUE_TARGET_MS"} <= env.keys()

@@ -56,12 +56,12 @@ class Route:
     goal_rate: int | None  # the goal for this route, if any
 
 
-# Steps near the goal rates are at most 100 req/s apart, and 25-50 above them, because the 80 %
-# goal compares the highest rates held: with 300 and 400 as neighbours, a server holding 350 and one
-# holding 400 would read as 75 %.
+# Steps from the goal rates up are 25-50 req/s apart, because the 80 % goal compares the highest
+# rates held: with 200 and 250 as neighbours, a server holding 240 and one holding 300 would read as
+# 67 %, not 80 %.
 ROUTES = (
-    Route("list", "GET /devices?limit=50", (50, 100, 200, 250, 300, 400, 600), 200),
-    Route("detail", "GET /devices/{id}", (100, 200, 300, 350, 400, 500, 600), 300),
+    Route("list", "GET /devices?limit=50", (50, 100, 200, 225, 250, 275, 300, 350, 400, 600), 200),
+    Route("detail", "GET /devices/{id}", (100, 200, 300, 350, 400, 450, 500, 600), 300),
     Route("latest", "GET /devices/{id}/telemetry/latest", (100, 200, 300, 350, 400), None),
     Route("alerts", "GET /alerts?limit=50", (50, 100, 200, 300), None),
 )

@@ -113,13 +113,14 @@ class Node:
             ray.shutdown()
 
 
+# what Serve's proxy needs of the settings to shed load (pulse.deployment.proxy_middlewares)
+SHED_SETTINGS = ("PULSE_API_MAX_IN_FLIGHT", "PULSE_API_MAX_IN_FLIGHT_BURST", "PULSE_API_QUEUE_TARGET_MS",
+                 "PULSE_API_SHED_RETRY_AFTER_S", "PULSE_SERVE_REPLICAS")
+
 # Ray Serve's request path tuned for a small node (documented in Ray's serve constants; measured
 # with bench_serve, docs/operations.md): the app's code on the replica's own event loop (Pulse's
 # handlers are async and offload blocking work, so no thread hop per request), the proxy's router
 # on its main loop, and gRPC rather than actor calls from proxy to replica.
-# what Serve's proxy needs of the settings to shed load (pulse.deployment.proxy_middlewares)
-SHED_SETTINGS = ("PULSE_API_MAX_IN_FLIGHT", "PULSE_API_MAX_IN_FLIGHT_BURST", "PULSE_API_QUEUE_TARGET_MS",
-                 "PULSE_API_SHED_RETRY_AFTER_S", "PULSE_SERVE_REPLICAS")
 SERVE_REQUEST_PATH = {"RAY_SERVE_RUN_USER_CODE_IN_SEPARATE_THREAD": "0", "RAY_SERVE_RUN_ROUTER_IN_SEPARATE_LOOP": "0",
                       "RAY_SERVE_USE_GRPC_BY_DEFAULT": "1",
                       # Serve's controller reconciles every 0.1 s by default, ~4.5 % of a core on an idle

@@ -44,6 +44,7 @@ from pulse.storage.lake.parquet import (
     AGGREGATE_GLOB,
     AGGREGATE_SCHEMA,
     DEDUPLICATED_KEY,
+    DICTIONARY_COLUMNS,
     FILE_SCHEMA,
     PART_GLOB,
     ROW_GROUP_ROWS,
@@ -116,7 +117,8 @@ def write_compacted(plan: Compaction, batches: Iterable[pa.RecordBatch]) -> int:
     rest), flagged as de-duplicated (DEDUPLICATED_KEY); fsynced. Returns the rows written."""
     rows, pending = 0, FILE_SCHEMA.empty_table()
     schema = FILE_SCHEMA.with_metadata({DEDUPLICATED_KEY: b"true"})
-    with pq.ParquetWriter(plan.tmp, schema, compression="zstd", sorting_columns=_SORTING) as writer:
+    with pq.ParquetWriter(plan.tmp, schema, compression="zstd", use_dictionary=DICTIONARY_COLUMNS,
+                          sorting_columns=_SORTING) as writer:
         for batch in batches:
             pending = pa.concat_tables([pending, pa.Table.from_batches([batch]).cast(FILE_SCHEMA)])
             full = pending.num_rows - pending.num_rows % ROW_GROUP_ROWS

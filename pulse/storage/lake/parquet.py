@@ -34,6 +34,11 @@ STRING_KEYS = ("tenant_id", "device_id", "metric")
 # Small enough that one device's rows touch few row groups (min/max pruning on device_id: 16k
 # rows measured ~2x faster point reads than 128k), large enough that footers stay small.
 ROW_GROUP_ROWS = 16_384
+# Dictionary pages for the columns that repeat (few devices and metrics per row group). Left to
+# itself the writer tries a dictionary on every column and gives it up for timestamps, values and
+# sequence numbers once it grows too large: a flush of 10^6 rows wrote in 0.68 µs per message
+# instead of 1.47, into a file of 7.9 MB instead of 10.0 (zstd either way; 2026-12-07).
+DICTIONARY_COLUMNS = ["device_id", "metric"]
 # Key/value metadata of a part file whose rows are distinct by (device_id, ts, metric, seq), as a
 # compaction writes them (an ordinary part may hold duplicates after a WAL replay): a reader whose
 # only source is such a file may skip de-duplicating.
@@ -206,7 +211,8 @@ def _write_part(directory: Path, rows: pa.Table, row_group_rows: int) -> Path:
     tmp = directory / f".{name}.tmp"
     # Without the Arrow schema in the file: it would say "dictionary", and readers would then hand
     # back dictionaries instead of the strings of FILE_SCHEMA (Parquet stores the same either way).
-    pq.write_table(rows, tmp, row_group_size=row_group_rows, compression="zstd", store_schema=False)
+    pq.write_table(rows, tmp, row_group_size=row_group_rows, compression="zstd", use_dictionary=DICTIONARY_COLUMNS,
+                   store_schema=False)
     fsync(tmp)
     final = directory / name
     os.replace(tmp, final)

@@ -74,18 +74,22 @@ def test_flush_order_is_arrows_stable_sort_by_tenant_date_device_ts_metric() -> 
 
     rnd = random.Random(7)
 
+    # times far apart (the general sort) and a few hours apart, as a flush's are (one integer key)
+    spread = [0, 86_399_999, 86_400_000, 1_767_225_600_000, 10**13]
+    hours = [1_767_225_600_000 + d for d in (0, 1, 3_600_000, 86_399_999, 86_400_000)]
+
     def chunk(n: int) -> pa.Table:  # few distinct values, so ties (kept in arrival order) are many
         pick = rnd.choice
+        times = spread if n % 2 else hours
         return pa.table({
             "tenant_id": [pick(["b", "a", "ab", "Z", "é"]) for _ in range(n)],
             "device_id": [pick(["d1", "d10", "d2", "D", "d1é", ""]) for _ in range(n)],
-            "ts": pa.array([pick([0, 86_399_999, 86_400_000, 1_767_225_600_000, 10**13]) for _ in range(n)],
-                           pa.int64()).cast(pa.timestamp("ms", tz="UTC")),
+            "ts": pa.array([pick(times) for _ in range(n)], pa.int64()).cast(pa.timestamp("ms", tz="UTC")),
             "metric": [pick(["m", "m2", "M", "a/b"]) for _ in range(n)],
             "value": [float(i) for i in range(n)],
             "seq": [pick([None, 1]) for _ in range(n)]}, schema=TELEMETRY_SCHEMA)
 
-    for _ in range(10):
+    for _ in range(20):
         table = pa.concat_tables([chunk(rnd.randint(1, 200)) for _ in range(rnd.randint(1, 4))])
         table = table.append_column("date", pc.cast(table["ts"], pa.date32()))
         keys = [(k, "ascending") for k in ("tenant_id", "date", "device_id", "ts", "metric")]

@@ -63,11 +63,11 @@ PROXY_CALLBACK = "pulse.deployment.proxy_middlewares"
 
 def proxy_middlewares() -> list[Middleware]:
     """Load shedding in Serve's HTTP proxy, before the hop to a replica: a request refused there
-    costs no replica work. The limits are the replicas' together (docs/operations.md)."""
+    costs no replica work. A plain count of the replicas' steady bounds together (docs/operations.md)."""
     settings = load_settings()
     if not settings.api_max_in_flight:
         return []
-    return [Middleware(LoadShedding, settings=settings, scale=settings.serve_replicas)]
+    return [Middleware(LoadShedding, settings=settings, scale=settings.serve_replicas, burst=False)]
 
 
 def application(settings: Settings):

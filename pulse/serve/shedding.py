@@ -62,9 +62,10 @@ class Limits:
     target_s: float
 
     @classmethod
-    def of(cls, settings: Settings, scale: int = 1) -> Limits:
+    def of(cls, settings: Settings, scale: int = 1, burst: bool = True) -> Limits:
         steady = settings.api_max_in_flight * scale
-        return cls(steady, max(steady, settings.api_max_in_flight_burst * scale), settings.api_queue_target_ms / 1000)
+        bound = max(steady, settings.api_max_in_flight_burst * scale) if burst else steady
+        return cls(steady, bound, settings.api_queue_target_ms / 1000)
 
 
 class Admission:
@@ -104,12 +105,13 @@ class Admission:
 class LoadShedding:
     """Admits this process's HTTP requests (`Admission`); a refused one is answered 503 + Retry-After.
 
-    In the app it reads its limits from the services' settings; in front of it (Ray Serve's proxy,
-    `pulse.deployment.proxy_middlewares`) it is given settings and `scale`, the replicas behind it."""
+    In the app it reads its limits from the services' settings. In front of it (Ray Serve's proxy,
+    `pulse.deployment.proxy_middlewares`) it is given settings, `scale` (the replicas behind it) and
+    `burst=False`: a plain count, because the proxy's own CPU says nothing of the replicas' queues."""
 
-    def __init__(self, app: ASGIApp, settings: Settings | None = None, scale: int = 1) -> None:
+    def __init__(self, app: ASGIApp, settings: Settings | None = None, scale: int = 1, burst: bool = True) -> None:
         self.app = app
-        self.settings, self.scale = settings, scale
+        self.settings, self.scale, self.burst = settings, scale, burst
         self.admission = Admission()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -117,7 +119,7 @@ class LoadShedding:
         if settings is None:
             await self.app(scope, receive, send)
             return
-        if not self.admission.admit(Limits.of(settings, self.scale)):
+        if not self.admission.admit(Limits.of(settings, self.scale, self.burst)):
             start, body = busy_response(self.admission.in_flight, max(1, settings.api_shed_retry_after_s))
             await send(start)
             await send(body)

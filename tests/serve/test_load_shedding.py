@@ -11,6 +11,7 @@ import httpx
 import pytest
 from websockets.asyncio.client import connect
 
+from pulse.config.settings import Settings
 from pulse.serve.shedding import Admission, Limits
 from tests.serve.helpers import served
 
@@ -187,3 +188,9 @@ async def test_no_limit_when_set_to_zero(api, server):
         answers = await asyncio.gather(*(http.get(DEVICES, headers=headers) for _ in range(5)))
         assert [r.status_code for r in answers] == [200] * 5
         writer.close()
+
+
+def test_the_proxy_counts_its_replicas_steady_bounds_only(tmp_path):
+    settings = Settings(data_dir=tmp_path, api_max_in_flight=8, api_max_in_flight_burst=24, api_queue_target_ms=30)
+    assert Limits.of(settings, scale=2) == Limits(steady=16, burst=48, target_s=0.03)
+    assert Limits.of(settings, scale=2, burst=False) == Limits(steady=16, burst=16, target_s=0.03)

@@ -166,12 +166,12 @@ class Settings(BaseSettings):
     # Serve's per-request log lines (proxy and replica): off, they cost ~20 % of its rate
     # (docs/operations.md); Serve's request metrics stay on the dashboard either way.
     serve_access_log: bool = False
-    # HTTP requests in progress per API process (uvicorn or Serve replica; Serve's proxy applies them times
-    # serve_replicas), pulse/serve/shedding.py: up to api_max_in_flight always taken; past it, up to
-    # api_max_in_flight_burst while a new request would wait less than api_queue_target_ms (those in
-    # progress times the process's CPU per request over the last 100 ms); the rest are answered 503 with Retry-After at once. Health checks and live
-    # streams never count. 8 keeps accepted p99 under 100 ms past capacity on 2 cores. 0 = no limit;
-    # a burst bound at or below api_max_in_flight = a plain count.
+    # HTTP requests in progress per API process (uvicorn or Serve replica), pulse/serve/shedding.py:
+    # up to api_max_in_flight always taken; past it, up to api_max_in_flight_burst while a new request
+    # would wait less than api_queue_target_ms (those in progress times the process's CPU per request
+    # over the last 100 ms); the rest are answered 503 with Retry-After at once. Serve's proxy counts
+    # api_max_in_flight x serve_replicas only. Health checks and live streams never count. 0 = no
+    # limit; a burst bound at or below api_max_in_flight = a plain count.
     api_max_in_flight: int = 8
     api_max_in_flight_burst: int = 24
     api_queue_target_ms: float = 30.0

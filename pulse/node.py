@@ -5,7 +5,9 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
+import os
 import time
 from typing import Any
 
@@ -84,6 +86,8 @@ class Node:
         import ray
 
         ray.get([b.start() for b in self.bridges] + [self.scheduler.start.remote()], timeout=60)
+        if self.started_ray and not self.settings.ray_address:  # also a process Ray has restarted since
+            lower_priority(background_processes(), self.settings.background_nice)
 
     def wait_healthy(self, timeout_s: float = 90.0) -> None:
         wait_for_200(f"http://{self.settings.http_host}:{self.settings.http_port}/healthz", timeout_s)
@@ -149,6 +153,40 @@ def serve_env(settings: Settings) -> dict[str, str]:
     return {**SERVE_REQUEST_PATH, **shed, "RAY_SERVE_ENABLE_DIRECT_INGRESS": "1",
             "RAY_SERVE_DIRECT_INGRESS_MIN_HTTP_PORT": str(port), "RAY_SERVE_DIRECT_INGRESS_MAX_HTTP_PORT": str(port + 1),
             "RAY_SERVE_PORT_QUARANTINE_S": "0", "RAY_SERVE_DIRECT_INGRESS_MIN_DRAINING_PERIOD_S": "0"}
+
+
+# Processes no request or message waits on, by command line: Ray's per-node helpers (metrics and
+# stats, runtime environments, the dashboard, log tailing, the autoscaler monitor) and Pulse's
+# scheduled work (notifications, carrier and Telemetron syncs, the scheduler's periodic jobs).
+BACKGROUND_MARKERS = ("ray::DashboardAgent", "ray::RuntimeEnvAgent", "ray/dashboard/dashboard.py",
+                      "ray/_private/log_monitor.py", "ray/autoscaler/_private/monitor.py",
+                      "ray::Notifier", "ray::CarrierSync", "ray::TelemetronSync", "ray::Scheduler")
+
+
+def background_processes() -> list[int]:
+    """Pids of this process's descendants that do background work, and of their own children."""
+    import psutil
+
+    out: set[int] = set()
+    for p in psutil.Process().children(recursive=True):
+        with contextlib.suppress(psutil.Error):
+            if any(m in " ".join(p.cmdline()[:3]) for m in BACKGROUND_MARKERS):
+                out |= {p.pid, *(c.pid for c in p.children(recursive=True))}  # the dashboard's modules
+    return sorted(out)
+
+
+def lower_priority(pids: list[int], nice: int) -> None:
+    """Raise the niceness of every thread of `pids` to `nice` (Linux keeps it per thread; threads
+    started later inherit it from the thread that starts them). No privilege is needed to lower a
+    priority; a process gone meanwhile is skipped."""
+    import psutil
+
+    if nice <= 0:
+        return
+    for pid in pids:
+        with contextlib.suppress(psutil.Error, OSError):
+            for t in psutil.Process(pid).threads():
+                os.setpriority(os.PRIO_PROCESS, t.id, max(nice, os.getpriority(os.PRIO_PROCESS, t.id)))
 
 
 def wait_for_200(url: str, timeout_s: float = 90.0) -> None:

@@ -11,7 +11,7 @@ import secrets
 from pathlib import Path
 from typing import Any, Callable
 
-from pydantic import field_validator
+from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict, TomlConfigSettingsSource
 
 
@@ -40,6 +40,11 @@ class Settings(BaseSettings):
     dashboard_host: str = "127.0.0.1"
     dashboard_port: int = 8265
     dashboard_enabled: bool = True
+    # Niceness of the node's background processes when Pulse starts Ray itself (`pulse.node`): Ray's
+    # agents and Pulse's scheduled work. Ray's dashboard agent re-records every Serve request's
+    # histogram samples at each 10 s metrics report, a 50-100 ms burst that would otherwise queue the
+    # API behind it (docs/operations.md). 0 leaves them at the request path's priority.
+    background_nice: int = Field(default=10, ge=0, le=19)
 
     # Auth
     jwt_secret: str | None = None

@@ -110,3 +110,21 @@ async def test_desired_state_reaches_a_device_that_connects_later(stack):
         await dev.publish("tenant/demo/device/e2e-6/shadow/reported", json.dumps({"reported": {"interval_s": 15}}), qos=1)
     assert wait_for(lambda: stack.http.get("/api/v1/customer/devices/e2e-6/twin/delta").json()["reported_version"] == 1)
     assert stack.http.get("/api/v1/customer/devices/e2e-6/twin/delta").json()["delta"] == {}
+
+
+def test_background_processes_run_below_the_request_path(stack):
+    import os
+
+    import psutil
+
+    from pulse.node import background_processes
+
+    def nices(p: psutil.Process) -> set[int]:
+        return {os.getpriority(os.PRIO_PROCESS, t.id) for t in p.threads()}
+
+    agents = [psutil.Process(pid) for pid in background_processes()]
+    names = {p.cmdline()[0].strip() for p in agents}
+    assert {"ray::DashboardAgent", "ray::Notifier", "ray::Scheduler"} <= names
+    assert all(min(nices(p)) >= stack.settings.background_nice for p in agents)  # Ray keeps some threads at 15
+    replica = next(p for p in psutil.Process().children(recursive=True) if p.cmdline()[0].startswith("ray::ServeReplica"))
+    assert 0 in nices(replica)  # its request path keeps the normal priority

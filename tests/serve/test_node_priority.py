@@ -1,0 +1,50 @@
+"""Ray's agents run below the request path: `pulse.node.lower_priority` on real processes."""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+
+import psutil
+import pytest
+
+from pulse.node import lower_priority
+
+pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="niceness is per thread on Linux")
+
+# a process with a second thread, both asleep until killed
+TWO_THREADS = "import threading, time; threading.Thread(target=time.sleep, args=(60,)).start(); print(1, flush=True); time.sleep(60)"
+
+
+@pytest.fixture
+def sleeper():
+    p = subprocess.Popen([sys.executable, "-c", TWO_THREADS], stdout=subprocess.PIPE)
+    try:
+        assert p.stdout.readline().strip() == b"1"
+        yield p.pid
+    finally:
+        p.kill()
+        p.wait()
+
+
+def nices(pid: int) -> list[int]:
+    return [os.getpriority(os.PRIO_PROCESS, t.id) for t in psutil.Process(pid).threads()]
+
+
+def test_every_thread_gets_the_niceness_and_none_is_raised_back(sleeper):
+    assert nices(sleeper) == [0, 0]
+    lower_priority([sleeper], 10)
+    assert nices(sleeper) == [10, 10]
+    lower_priority([sleeper], 5)  # never back up: that would need privileges, and is not what was asked
+    assert nices(sleeper) == [10, 10]
+
+
+def test_zero_leaves_them_alone_and_a_gone_process_is_skipped(sleeper):
+    lower_priority([sleeper], 0)
+    assert set(nices(sleeper)) == {0}
+    gone = subprocess.Popen([sys.executable, "-c", "pass"])
+    gone.wait()
+    time.sleep(0.05)
+    lower_priority([gone.pid, sleeper], 3)
+    assert set(nices(sleeper)) == {3}

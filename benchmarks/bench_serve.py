@@ -232,18 +232,6 @@ def measured(server: str, run: Any) -> dict:
     return r
 
 
-def host_loop_ms(steps: int = 1_000_000) -> float:
-    """CPU time of a fixed pure-Python loop, best of three: a gauge of the host's speed right now."""
-    best = float("inf")
-    for _ in range(3):
-        t = time.process_time()
-        total = 0
-        for i in range(steps):
-            total += i
-        best = min(best, time.process_time() - t)
-    return best * 1000
-
-
 def ladder(port: int, token: str, route: Route, seconds: float, devices: int, server: str) -> list[dict]:
     """Up the rates; one step past the first p99 >= 50 ms (that step shows shedding), goal rate always."""
     results: list[dict] = []
@@ -384,10 +372,8 @@ def main() -> int:
         for route in ROUTES:
             if route.key not in args.only.split(","):
                 continue
-            # the host is shared: its load average tells a reader how much else ran meanwhile, and a
-            # fixed Python loop how fast its CPU was (the same VM has been 2x slower from one hour to the next)
-            print(f"{route.label}, paced, {args.seconds:g} s per rate (host load average {os.getloadavg()[0]:.1f}, "
-                  f"a 10^6-step Python loop {host_loop_ms():.0f} ms)")
+            # the host is shared: its load average tells a reader how much else ran meanwhile
+            print(f"{route.label}, paced, {args.seconds:g} s per rate (host load average {os.getloadavg()[0]:.1f})")
             print("  uvicorn (the anchor, same app and actors, no proxy)")
             uv = ladder(anchor_port, token, route, args.seconds, args.devices, "uvicorn")
             print("  Ray Serve (the shipped ingress)")

@@ -1099,8 +1099,10 @@ async def main_async(args: argparse.Namespace, env: Env) -> None:
     log(f"ceiling: {ceiling['rate']:,.0f} msg/s ({ceiling['msgs']:,}/{ceiling['expected']:,})")
 
     log("starting Ray")
+    from pulse.node import RAY_SYSTEM_CONFIG  # as `pulse up` starts Ray: actors at the normal priority
+
     ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=args.ray_logs,
-             logging_level="WARNING")
+             logging_level="WARNING", _system_config=RAY_SYSTEM_CONFIG)
     env.ray_started = True
 
     naive = None

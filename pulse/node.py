@@ -49,7 +49,8 @@ class Node:
             ray.init(address=s.ray_address, namespace=NAMESPACE, log_to_driver=False, runtime_env=env)
         else:
             ray.init(namespace=NAMESPACE, include_dashboard=s.dashboard_enabled, dashboard_host=s.dashboard_host,
-                     dashboard_port=s.dashboard_port, log_to_driver=False, runtime_env=env)
+                     dashboard_port=s.dashboard_port, log_to_driver=False, runtime_env=env,
+                     _system_config=RAY_SYSTEM_CONFIG)
         self.started_ray = True
 
     def start(self) -> dict[str, Any]:
@@ -116,6 +117,13 @@ class Node:
         if self.started_ray:
             ray.shutdown()
 
+
+# Ray's settings for a node Pulse starts itself. Ray runs every worker (each actor: the API replica,
+# the shards, the bridges) at niceness 15 by default, below its own agents, the dashboard and the
+# driver; on a busy node the API then waited behind the dashboard agent's metrics bursts. Pulse's
+# actors run at the normal priority instead, and the background ones are lowered on their own
+# (`lower_priority`, docs/operations.md).
+RAY_SYSTEM_CONFIG = {"worker_niceness": 0}
 
 # what Serve's proxy needs of the settings to shed load (pulse.deployment.proxy_middlewares)
 SHED_SETTINGS = ("PULSE_API_MAX_IN_FLIGHT", "PULSE_API_MAX_IN_FLIGHT_BURST", "PULSE_API_QUEUE_TARGET_MS",

@@ -3,8 +3,6 @@
 Composition, not HTTP: this is where the Ray runtime is handed to the services as their `Runtime`."""
 from __future__ import annotations
 
-import gc
-
 from ray import serve
 from starlette.middleware import Middleware
 
@@ -34,21 +32,13 @@ async def close_services(svc: ServiceContext) -> None:
     await svc.close()
 
 
-async def build_settled(settings: Settings) -> ServiceContext:
-    """The services, then what the process built so far frozen out of the garbage collector's
-    generations: modules, routes, Ray's and Serve's state live as long as the replica, and full
-    collections no longer walk them. The first full collection under load took 134 ms (a stall
-    for every request in progress), 9.6 ms frozen (bench_serve.py, 2026-12-07)."""
-    svc = await build_services(settings)
-    gc.collect()
-    gc.freeze()
-    return svc
-
-
 def build_app():
     """Runs in the replica: settings come from the PULSE_* variables of its runtime_env."""
     settings = load_settings()
-    return create_app(lambda: build_settled(settings), close_services)
+    # Serve runs the app's lifespan (building the services) before it collects and freezes the
+    # replica's startup heap (RAY_SERVE_FREEZE_GC_ON_STARTUP, on by default): full collections under
+    # load do not walk the services' long-lived objects.
+    return create_app(lambda: build_services(settings), close_services)
 
 
 @serve.deployment(name="PulseIngress", ray_actor_options={"num_cpus": 0})

@@ -87,8 +87,9 @@ class Node:
         import ray
 
         ray.get([b.start() for b in self.bridges] + [self.scheduler.start.remote()], timeout=60)
-        if self.started_ray and not self.settings.ray_address:  # also a process Ray has restarted since
-            lower_priority(background_processes(), self.settings.background_nice)
+        s = self.settings
+        if s.background_nice and self.started_ray and not s.ray_address:  # also a process Ray restarted since
+            lower_priority(background_processes(), s.background_nice)
 
     def wait_healthy(self, timeout_s: float = 90.0) -> None:
         wait_for_200(f"http://{self.settings.http_host}:{self.settings.http_port}/healthz", timeout_s)
@@ -184,13 +185,11 @@ def background_processes() -> list[int]:
 
 
 def lower_priority(pids: list[int], nice: int) -> None:
-    """Raise the niceness of every thread of `pids` to `nice` (Linux keeps it per thread; threads
-    started later inherit it from the thread that starts them). No privilege is needed to lower a
-    priority; a process gone meanwhile is skipped."""
+    """Raise the niceness of every thread of `pids` to at least `nice` (Linux keeps it per thread;
+    threads started later inherit it from the thread that starts them). No privilege is needed to
+    lower a priority, and none is ever raised; a process gone meanwhile is skipped."""
     import psutil
 
-    if nice <= 0:
-        return
     for pid in pids:
         with contextlib.suppress(psutil.Error, OSError):
             for t in psutil.Process(pid).threads():

@@ -4,7 +4,6 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-import time
 
 import psutil
 import pytest
@@ -40,11 +39,8 @@ def test_every_thread_gets_the_niceness_and_none_is_raised_back(sleeper):
     assert nices(sleeper) == [10, 10]
 
 
-def test_zero_leaves_them_alone_and_a_gone_process_is_skipped(sleeper):
-    lower_priority([sleeper], 0)
-    assert set(nices(sleeper)) == {0}
+def test_a_gone_process_is_skipped(sleeper):
     gone = subprocess.Popen([sys.executable, "-c", "pass"])
     gone.wait()
-    time.sleep(0.05)
     lower_priority([gone.pid, sleeper], 3)
-    assert set(nices(sleeper)) == {3}
+    assert nices(sleeper) == [3, 3]
